@@ -1,0 +1,353 @@
+"""The ``dbcrate`` command: a thin layer over the library.
+
+Each command parses its options into the library's options object, calls one library function
+and renders the result. :func:`main` is the one place where errors become messages and exit
+codes (see :data:`dbcrate.errors.EXIT_CODES`); a user error never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from collections.abc import Generator
+from pathlib import Path
+from typing import TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from . import __version__
+from .archive import open_archive
+from .dump import default_name, iter_dump
+from .dump import plan as plan_dump
+from .errors import EXIT_CODES, DbcrateError, RestoreIncomplete
+from .formats import FORMATS
+from .options import DumpOptions, RestoreOptions
+from .progress import Event
+from .restore import RestoreReport, iter_restore
+
+T = TypeVar("T")
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, soft_wrap=True)
+
+EXAMPLES_MAIN = """
+\b
+Examples:
+  dbcrate dump sqlite:///app.db app.crate
+  dbcrate dump postgresql://postgres@127.0.0.1/shop shop.crate -t 'order*' -T audit_log
+  dbcrate ls shop.crate
+  dbcrate verify shop.crate
+  dbcrate restore shop.crate mysql+pymysql://root@127.0.0.1/shop_copy
+  dbcrate dump sqlite:///app.db - | dbcrate restore - postgresql://postgres@127.0.0.1/app
+
+\b
+Exit codes:
+""" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+
+
+@click.group(help="Dump, list, verify and restore SQL databases through one portable archive.\n"
+             + EXAMPLES_MAIN)
+@click.version_option(__version__, prog_name="dbcrate")
+@click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks (debugging).")
+@click.pass_context
+def cli(ctx: click.Context, traceback: bool) -> None:
+    ctx.ensure_object(dict)
+    ctx.obj["traceback"] = traceback
+
+
+def _show_progress(flag: bool | None) -> bool:
+    if flag is not None:
+        return flag
+    return sys.stderr.isatty()
+
+
+def _run(gen: Generator[Event, None, T], show: bool, label: str) -> T:
+    """Drive a library generator, drawing a progress bar when asked."""
+    if not show:
+        while True:
+            try:
+                next(gen)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task(label, total=None, detail="")
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                return stop.value  # type: ignore[no-any-return]
+            detail = f"{ev.rows:,} rows" if ev.phase == "data" else f"{ev.done}/{ev.total or '?'}"
+            bar.update(task, description=ev.description, completed=ev.done, total=ev.total,
+                       detail=detail)
+
+
+def _human(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)
+
+
+# ---------------------------------------------------------------------------------------- dump
+@cli.command(epilog="""
+\b
+Examples:
+  dbcrate dump sqlite:///app.db app.crate
+  dbcrate dump postgresql://postgres@127.0.0.1/shop shop.crate -t 'order*' -T audit_log
+  dbcrate dump mysql+pymysql://root@127.0.0.1/shop backups/     # backups/shop_<UTC>.crate
+  dbcrate dump sqlite:///app.db - > app.crate
+""")
+@click.argument("url")
+@click.argument("output")
+@click.option("-t", "--table", "include", multiple=True, metavar="PATTERN",
+              help="Dump only tables matching this glob (repeatable).")
+@click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
+              help="Leave out tables matching this glob (repeatable).")
+@click.option("--format", "data_format", type=click.Choice(sorted(FORMATS)), default="parquet",
+              show_default=True, help="Encoding of the data members.")
+@click.option("--compress-level", type=click.IntRange(1, 22), default=3, show_default=True,
+              help="zstd level of the data members.")
+@click.option("--chunk-rows", type=click.IntRange(1), default=1_000_000, show_default=True,
+              help="Most rows per data member.")
+@click.option("--schema-only", is_flag=True, help="Record the schema, no rows.")
+@click.option("--schema-version", metavar="LABEL", help="Your application's schema version.")
+@click.option("--dry-run", is_flag=True, help="Print what would be dumped; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ...],
+         data_format: str, compress_level: int, chunk_rows: int, schema_only: bool,
+         schema_version: str | None, dry_run: bool, as_json: bool, progress: bool | None) -> None:
+    """Dump a database (any SQLAlchemy URL) into one archive file.
+
+    OUTPUT is a file name, an existing directory (the archive is named
+    <database>_<UTC time>.crate) or - for standard output. The archive appears
+    under its name only when it is complete; it is created with mode 0600.
+    """
+    options = DumpOptions(
+        include=list(include), exclude=list(exclude), data_format=data_format,
+        compression_level=compress_level, chunk_rows=chunk_rows, schema_only=schema_only,
+        schema_version=schema_version,
+    )
+    if dry_run:
+        plan = plan_dump(url, options)
+        if as_json:
+            out.print_json(json.dumps(plan.to_dict()))
+            return
+        out.print(f"would dump {len(plan.tables)} tables from {plan.source.url}")
+        for t in plan.tables:
+            est = plan.estimated_rows.get(t.name)
+            out.print(f"  {t.name}  ~{est if est is not None else '?'} rows, {len(t.columns)} columns")
+            for s in t.skipped:
+                out.print(f"    not carried: {s}")
+        return
+    if output != "-" and Path(output).is_dir():
+        output = str(default_name(url, Path(output)))
+    result = _run(iter_dump(url, output, options), _show_progress(progress) and output != "-",
+                  "Dumping")
+    m = result.manifest
+    if as_json:
+        payload = {"archive": result.path, "tables": len(m.tables), "rows": m.rows,
+                   "bytes": m.size, "seconds": round(result.seconds, 3)}
+        (err if output == "-" else out).print_json(json.dumps(payload))
+    else:
+        (err if output == "-" else out).print(
+            f"dumped {len(m.tables)} tables, {m.rows:,} rows ({_human(m.size)} of data) "
+            f"to {result.path} in {result.seconds:.1f}s"
+        )
+
+
+# ------------------------------------------------------------------------------------- restore
+def _print_report(report: RestoreReport, dry_run: bool) -> None:
+    table = RichTable(show_edge=False, box=None)
+    for col in ("table", "status", "rows", "seconds", "notes"):
+        table.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
+    for t in report.tables:
+        notes = "; ".join(([t.error] if t.error else []) + t.warnings)
+        style = "red" if t.status == "failed" else None
+        table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes, style=style)
+    out.print(table)
+    for w in report.warnings:
+        out.print(f"warning: {w}")
+    restored = sum(1 for t in report.tables if t.status == "restored")
+    failed = sum(1 for t in report.tables if t.status == "failed")
+    if dry_run:
+        out.print(f"dry run: {len(report.tables)} tables would be restored into {report.target}; "
+                  "nothing was changed")
+    else:
+        out.print(f"restored {restored} tables ({report.rows:,} rows) into {report.target}"
+                  + (f"; {failed} failed" if failed else "") + f" in {report.seconds:.1f}s")
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  dbcrate restore shop.crate mysql+pymysql://root@127.0.0.1/shop_copy
+  dbcrate restore shop.crate sqlite:///copy.db -t 'order*'
+  dbcrate restore shop.crate postgresql://postgres@127.0.0.1/shop --clean
+  dbcrate restore shop.crate postgresql://postgres@127.0.0.1/shop --dry-run
+  cat shop.crate | dbcrate restore - sqlite:///copy.db
+""")
+@click.argument("archive")
+@click.argument("url")
+@click.option("-t", "--table", "include", multiple=True, metavar="PATTERN",
+              help="Restore only archive tables matching this glob (repeatable).")
+@click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
+              help="Do not restore tables matching this glob (repeatable).")
+@click.option("--clean", is_flag=True, help="Drop and recreate tables that already exist.")
+@click.option("--exit-on-error", is_flag=True, help="Stop at the first table that fails.")
+@click.option("--schema-only", is_flag=True, help="Create the tables, load no rows.")
+@click.option("--dry-run", is_flag=True,
+              help="Check everything (names, values, checksums) and print the plan; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
+            clean: bool, exit_on_error: bool, schema_only: bool, dry_run: bool, as_json: bool,
+            progress: bool | None) -> None:
+    """Restore an archive into a database (the same engine or another).
+
+    Tables are created in foreign-key order and loaded one transaction each, then
+    indexes, foreign keys and sequences are added. Everything that would make the
+    restore inexact is checked before anything is written. ARCHIVE may be - for
+    standard input.
+    """
+    options = RestoreOptions(include=list(include), exclude=list(exclude), clean=clean,
+                             exit_on_error=exit_on_error, schema_only=schema_only,
+                             dry_run=dry_run)
+    report = _run(iter_restore(archive, url, options), _show_progress(progress), "Restoring")
+    if as_json:
+        out.print_json(json.dumps(report.to_dict(), default=str))
+    else:
+        _print_report(report, dry_run)
+    if not report.ok:
+        raise RestoreIncomplete(report)
+
+
+# ------------------------------------------------------------------------------------------ ls
+@cli.command(name="ls", epilog="""
+\b
+Examples:
+  dbcrate ls shop.crate
+  dbcrate ls shop.crate --json | jq '.tables[].name'
+""")
+@click.argument("archive")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
+def ls(archive: str, as_json: bool) -> None:
+    """List an archive: tables, rows, bytes, when and from what it was made.
+
+    Needs no database, and reads only the manifest.
+    """
+    with open_archive(archive) as a:
+        m = a.manifest
+        if as_json:
+            out.print_json(json.dumps({
+                "archive": archive, "format_version": m.format_version,
+                "dbcrate_version": m.dbcrate_version, "created_at": m.created_at,
+                "complete": m.complete, "source": m.source.to_dict(),
+                "data_format": m.data_format, "schema_version": m.schema_version,
+                "rows": m.rows, "bytes": m.size,
+                "tables": [{"name": t.name, "rows": t.rows, "bytes": t.size,
+                            "chunks": len(t.chunks), "columns": len(t.schema.columns),
+                            "status": t.status} for t in m.tables],
+            }))
+            return
+        out.print(f"archive:   {archive} (format {m.format_version}, dbcrate {m.dbcrate_version})")
+        out.print(f"created:   {m.created_at} (UTC)")
+        out.print(f"source:    {m.source.engine} {m.source.server_version}  {m.source.url}")
+        if m.schema_version:
+            out.print(f"schema version: {m.schema_version}")
+        table = RichTable(show_edge=False, box=None)
+        for col, right in (("table", False), ("rows", True), ("bytes", True), ("chunks", True),
+                           ("columns", True)):
+            table.add_column(col, justify="right" if right else "left")
+        for t in m.tables:
+            table.add_row(t.name + ("" if t.status == "ok" else f" ({t.status})"),
+                          f"{t.rows:,}", _human(t.size), str(len(t.chunks)), str(len(t.schema.columns)))
+        out.print(table)
+        out.print(f"{len(m.tables)} tables, {m.rows:,} rows, {_human(m.size)} of {m.data_format} data")
+
+
+# -------------------------------------------------------------------------------------- verify
+@cli.command(epilog="""
+\b
+Examples:
+  dbcrate verify shop.crate
+  dbcrate verify shop.crate --json
+""")
+@click.argument("archive")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def verify(archive: str, as_json: bool, progress: bool | None) -> None:
+    """Check an archive without a database: every member's SHA-256, every chunk decoded
+    with the schema and row count the manifest gives."""
+    with open_archive(archive) as a:
+
+        def gen() -> Generator[Event, None, None]:
+            yield from a.iter_verify()
+
+        _run(gen(), _show_progress(progress), "Verifying")
+        m = a.manifest
+        members = sum(len(t.chunks) for t in m.tables)
+        if as_json:
+            out.print_json(json.dumps({"archive": archive, "ok": True, "tables": len(m.tables),
+                                       "members": members, "rows": m.rows, "bytes": m.size}))
+        else:
+            out.print(f"ok: {archive}: {len(m.tables)} tables, {members} data members, "
+                      f"{m.rows:,} rows, {_human(m.size)}: every checksum matches and every "
+                      "chunk decodes")
+
+
+# ---------------------------------------------------------------------------- the error boundary
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map errors to messages and exit codes."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    show_tb = "--traceback" in args or os.environ.get("DBCRATE_TRACEBACK") == "1"
+    try:
+        cli.main(args=args, prog_name="dbcrate", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except DbcrateError as exc:
+        if show_tb:
+            traceback.print_exc()
+        err.print(Text.assemble(("error: ", "bold red"), exc.message))
+        if exc.hint:
+            err.print(f"hint: {exc.hint}", markup=False)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    except Exception as exc:  # a bug: say so, show the traceback only when asked
+        if show_tb:
+            traceback.print_exc()
+        err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+        err.print("this is a bug in dbcrate; rerun with --traceback and report it", markup=False)
+        sys.exit(1)
+    sys.exit(0)

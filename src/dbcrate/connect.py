@@ -1,0 +1,108 @@
+"""Turning a user's database URL into an engine, with clear errors and no leaked password."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from .dialects import Dialect, dialect_for
+from .errors import ConnectionFailed
+
+#: a bare scheme -> the driver dbcrate ships with
+DEFAULT_DRIVERS = {
+    "postgresql": "postgresql+psycopg",
+    "postgres": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+CONNECT_TIMEOUT = 10
+
+
+def parse_url(text: str) -> URL:
+    """Parse a SQLAlchemy URL; a path to an existing file is taken as a SQLite database."""
+    if "://" not in text:
+        if text.endswith((".db", ".sqlite", ".sqlite3")) or Path(text).is_file():
+            return sa.engine.make_url("sqlite:///" + os.path.abspath(text))
+        raise ConnectionFailed(
+            f"{text!r} is not a database URL",
+            hint="use a SQLAlchemy URL such as sqlite:///app.db or "
+            "postgresql://user@host/dbname",
+        )
+    try:
+        url = sa.engine.make_url(text)
+    except (sa.exc.ArgumentError, ValueError):
+        raise ConnectionFailed(
+            "the database URL cannot be parsed",
+            hint="use a SQLAlchemy URL such as postgresql://user@host/dbname",
+        ) from None
+    if url.drivername in DEFAULT_DRIVERS:
+        url = url.set(drivername=DEFAULT_DRIVERS[url.drivername])
+    return url
+
+
+def public_url(url: URL) -> str:
+    """The URL without its password: safe for manifests, logs and messages."""
+    return url.set(password=None).render_as_string(hide_password=False)
+
+
+def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect, URL]:
+    """Create and test an engine for ``text``.
+
+    :param read_only: for dumps; a SQLite file must exist and is opened read-only.
+    :raises ConnectionFailed: with a message that never contains the password.
+    """
+    url = original = parse_url(text)
+    shown = public_url(url)
+    connect_args: dict[str, object] = {}
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        path = url.database or ""
+        if path and path != ":memory:":
+            if read_only and not Path(path).is_file():
+                raise ConnectionFailed(
+                    f"the SQLite database {path} does not exist",
+                    hint="check the path (sqlite:///relative.db, sqlite:////absolute.db)",
+                )
+            if not read_only and not Path(path).parent.is_dir():
+                raise ConnectionFailed(f"the directory of {path} does not exist")
+            if read_only:
+                url = sa.engine.make_url("sqlite:///file:" + path).update_query_dict(
+                    {"mode": "ro", "uri": "true"}
+                )
+    elif backend == "postgresql":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+    elif backend in ("mysql", "mariadb"):
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT
+        connect_args["charset"] = "utf8mb4"
+    try:
+        engine = sa.create_engine(
+            url,
+            isolation_level="AUTOCOMMIT",
+            hide_parameters=True,
+            connect_args=connect_args,
+            poolclass=sa.pool.NullPool,
+        )
+    except sa.exc.NoSuchModuleError:
+        raise ConnectionFailed(
+            f"no database driver for {url.drivername!r}",
+            hint="supported: sqlite://, postgresql+psycopg://, mysql+pymysql://, mariadb+pymysql://",
+        ) from None
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise ConnectionFailed(f"cannot use {shown}: {exc}") from None
+    dialect = dialect_for(engine)
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
+        if url.password:
+            reason = reason.replace(str(url.password), "***")
+        raise ConnectionFailed(
+            f"cannot connect to {shown}: {reason}",
+            hint="check that the server is running, the database exists and the credentials "
+            "are right",
+        ) from None
+    return engine, dialect, original

@@ -1,0 +1,380 @@
+"""The tar container: writing an archive atomically, and reading one defensively.
+
+Layout (docs/FORMAT.md): an uncompressed POSIX tar whose first member is ``dbcrate-archive.json``
+(format name and version, so that the version is checked before anything else), then the data
+members (each one compressed on its own by its data format), then ``manifest.json`` and last
+``manifest.sha256``. The manifest is written last because it describes members that already
+exist; a reader reads it first (for a file it seeks; for a pipe it spools to a private temp file).
+
+Writing goes to a temp file beside the final name (created 0600 with O_EXCL), is fsynced, then
+renamed over the final name and the directory is fsynced: a crash or an error never leaves a
+half-written archive under the final name, and an older archive there survives until the new
+one is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, BinaryIO
+
+from .errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
+from .manifest import FORMAT_NAME, FORMAT_VERSION, Manifest, check_format_version
+
+MARKER = "dbcrate-archive.json"
+MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest.sha256"
+#: a tar with more members than this is refused while scanning (member floods)
+MAX_MEMBERS = 2_000_000
+#: the marker member is tiny; a large one is not ours
+MAX_MARKER_BYTES = 4096
+COPY_BUFFER = 1024 * 1024
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads from ``source`` and hashes what passes through."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self.sha.update(data)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class ArchiveWriter:
+    """Writes members into a tar archive; ``commit()`` makes it appear under its final name.
+
+    :param path: the archive's final path, or ``"-"`` for standard output.
+    :param mtime: the modification time recorded on every member (the dump's start time).
+
+    Use as a context manager: leaving the block with an exception removes the temp file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], mtime: float) -> None:
+        self.mtime = int(mtime)
+        self.final: Path | None = None
+        self._tmp: Path | None = None
+        self._raw: BinaryIO
+        if str(path) == "-":
+            if sys.stdout.isatty():
+                raise UsageError(
+                    "refusing to write a binary archive to a terminal",
+                    hint="redirect standard output to a file or a pipe, or give a file name",
+                )
+            self._raw = sys.stdout.buffer
+            mode = "w|"
+        else:
+            self.final = Path(path)
+            if self.final.is_dir():
+                raise OutputError(
+                    f"the output {self.final} is a directory",
+                    hint="give a file name for the archive, e.g. backup.crate",
+                )
+            parent = self.final.parent
+            if not parent.is_dir():
+                raise OutputError(
+                    f"the output directory {parent} does not exist",
+                    hint="create it first or choose another path",
+                )
+            self._tmp = parent / f".{self.final.name}.dbcrate-tmp-{secrets.token_hex(6)}"
+            try:
+                fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot create {self._tmp}: {exc.strerror}",
+                    hint="check that the directory is writable",
+                ) from None
+            os.fchmod(fd, 0o600)  # whatever the umask
+            self._raw = os.fdopen(fd, "wb", buffering=COPY_BUFFER)
+            mode = "w:"
+        self._tar = tarfile.open(fileobj=self._raw, mode=mode, format=tarfile.PAX_FORMAT)
+        self._closed = False
+        self.add_bytes(
+            MARKER,
+            json.dumps({"format": FORMAT_NAME, "format_version": FORMAT_VERSION}).encode(),
+        )
+
+    def _info(self, name: str, size: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mode = 0o600
+        info.mtime = self.mtime
+        info.type = tarfile.REGTYPE
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    def add_file(self, name: str, source: IO[bytes], size: int) -> str:
+        """Append a member of ``size`` bytes read from ``source``; returns its SHA-256 (hex)."""
+        reader = _HashingReader(source)
+        try:
+            self._tar.addfile(self._info(name, size), reader)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise OutputError(f"cannot write {self.final or 'stdout'}: {exc}") from None
+        if reader.count != size:
+            raise OutputError(f"member {name}: wrote {reader.count} bytes instead of {size}")
+        return reader.sha.hexdigest()
+
+    def add_bytes(self, name: str, data: bytes) -> str:
+        return self.add_file(name, io.BytesIO(data), len(data))
+
+    def commit(self, manifest: Manifest) -> None:
+        """Write the manifest and its digest, close, fsync and rename into place."""
+        raw = manifest.to_json()
+        self.add_bytes(MANIFEST, raw)
+        self.add_bytes(MANIFEST_DIGEST, (hashlib.sha256(raw).hexdigest() + "\n").encode())
+        try:
+            self._tar.close()
+            self._raw.flush()
+            if self.final is not None and self._tmp is not None:
+                os.fsync(self._raw.fileno())
+                self._raw.close()
+                os.replace(self._tmp, self.final)
+                self._tmp = None
+                _fsync_dir(self.final.parent)
+        except OSError as exc:
+            raise OutputError(f"cannot finish {self.final or 'stdout'}: {exc}") from None
+        self._closed = True
+
+    def abort(self) -> None:
+        """Drop everything written so far (the final name is never touched)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.final is None:
+            return  # a stream: nothing to remove; the reader sees no manifest
+        try:
+            self._raw.close()
+        except OSError:
+            pass
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ArchiveReader:
+    """Reads a dbcrate archive: checks the marker first, then the manifest and the member list.
+
+    After construction, ``manifest`` is parsed and every data member it lists is known to exist
+    exactly once with the recorded size; no unlisted or non-regular member exists. Contents are
+    checked against their SHA-256 by :meth:`open_member` (``verify=True``) or :meth:`check_member`.
+
+    :param path: an archive file, or ``"-"`` to read standard input (spooled to a private temp
+        file first, because the manifest is at the end of the stream).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self._spool: IO[bytes] | None = None
+        if self.path == "-":
+            self._spool = tempfile.TemporaryFile(prefix="dbcrate-stdin-")
+            shutil.copyfileobj(sys.stdin.buffer, self._spool, COPY_BUFFER)
+            self._spool.seek(0)
+            fileobj: IO[bytes] = self._spool
+            self.display = "standard input"
+        else:
+            p = Path(self.path)
+            self.display = self.path
+            if p.is_dir():
+                raise NotAnArchive(
+                    f"{p} is a directory, not a dbcrate archive",
+                    hint="give the path of a .crate file",
+                )
+            try:
+                fileobj = open(p, "rb")  # noqa: SIM115 - closed in close()
+            except FileNotFoundError:
+                raise NotAnArchive(f"{p} does not exist") from None
+            except OSError as exc:
+                raise NotAnArchive(f"cannot open {p}: {exc.strerror}") from None
+        self._file = fileobj
+        try:
+            self._tar = tarfile.open(fileobj=fileobj, mode="r:")
+        except (tarfile.TarError, EOFError, OSError):
+            self.close()
+            raise NotAnArchive(
+                f"{self.display} is not a dbcrate archive (not a tar file)",
+                hint="dbcrate archives are written by 'dbcrate dump'",
+            ) from None
+        try:
+            self.members = self._scan()
+            self.manifest = self._read_manifest()
+            self._check_members()
+        except BaseException:
+            self.close()
+            raise
+
+    def _scan(self) -> dict[str, tarfile.TarInfo]:
+        members: dict[str, tarfile.TarInfo] = {}
+        first = True
+        while True:
+            try:
+                info = self._tar.next()
+            except tarfile.TarError as exc:
+                raise ArchiveCorrupt(
+                    f"{self.display}: damaged tar structure ({exc})", member=None
+                ) from None
+            if info is None:
+                break
+            if first:
+                first = False
+                self._check_marker(info)
+            if not info.isreg():
+                raise NotAnArchive(
+                    f"{self.display}: member {info.name!r} is not a regular file; "
+                    "dbcrate archives hold only regular files"
+                )
+            if info.name in members:
+                raise NotAnArchive(f"{self.display}: member {info.name!r} appears twice")
+            members[info.name] = info
+            if len(members) > MAX_MEMBERS:
+                raise NotAnArchive(f"{self.display}: more than {MAX_MEMBERS} members")
+        if first:
+            raise NotAnArchive(f"{self.display} is an empty tar file, not a dbcrate archive")
+        return members
+
+    def _check_marker(self, info: tarfile.TarInfo) -> None:
+        if info.name != MARKER or not info.isreg() or info.size > MAX_MARKER_BYTES:
+            raise NotAnArchive(
+                f"{self.display} is a tar file but not a dbcrate archive",
+                hint="dbcrate archives are written by 'dbcrate dump'",
+            )
+        handle = self._tar.extractfile(info)
+        assert handle is not None
+        try:
+            marker = json.loads(handle.read())
+        except (ValueError, tarfile.TarError):
+            raise NotAnArchive(f"{self.display}: unreadable archive marker") from None
+        if not isinstance(marker, dict) or marker.get("format") != FORMAT_NAME:
+            raise NotAnArchive(f"{self.display} is a tar file but not a dbcrate archive")
+        check_format_version(marker.get("format_version"))
+
+    def _read_manifest(self) -> Manifest:
+        if MANIFEST not in self.members:
+            raise ArchiveCorrupt(
+                f"{self.display} has no manifest: the archive is incomplete "
+                "(the dump was interrupted or the file was truncated)",
+                member=MANIFEST,
+            )
+        raw = self._read_all(MANIFEST)
+        digest_info = self.members.get(MANIFEST_DIGEST)
+        if digest_info is None or digest_info.size > 200:
+            raise ArchiveCorrupt(f"{self.display}: manifest digest missing", member=MANIFEST_DIGEST)
+        expected = self._read_all(MANIFEST_DIGEST).decode("ascii", "replace").strip()
+        if hashlib.sha256(raw).hexdigest() != expected:
+            raise ArchiveCorrupt(
+                f"{self.display}: manifest.json does not match its SHA-256", member=MANIFEST
+            )
+        return Manifest.from_json(raw, where=f"{self.display}: manifest.json")
+
+    def _read_all(self, name: str) -> bytes:
+        handle = self._tar.extractfile(self.members[name])
+        assert handle is not None
+        try:
+            data = handle.read()
+        except (tarfile.TarError, OSError) as exc:
+            raise ArchiveCorrupt(f"{self.display}: cannot read {name}: {exc}", member=name) from None
+        if len(data) != self.members[name].size:
+            raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
+        return data
+
+    def _check_members(self) -> None:
+        listed = {MARKER, MANIFEST, MANIFEST_DIGEST}
+        for table in self.manifest.tables:
+            for chunk in table.chunks:
+                listed.add(chunk.member)
+                info = self.members.get(chunk.member)
+                if info is None:
+                    raise ArchiveCorrupt(
+                        f"{self.display}: member {chunk.member} (table {table.name}) is missing",
+                        member=chunk.member,
+                    )
+                if info.size != chunk.size:
+                    raise ArchiveCorrupt(
+                        f"{self.display}: member {chunk.member} (table {table.name}) has "
+                        f"{info.size} bytes, the manifest says {chunk.size}",
+                        member=chunk.member,
+                    )
+        extra = sorted(set(self.members) - listed)
+        if extra:
+            raise ArchiveCorrupt(
+                f"{self.display}: members not listed in the manifest: {', '.join(extra[:5])}",
+                member=extra[0],
+            )
+        end = max((i.offset_data + i.size for i in self.members.values()), default=0)
+        self._file.seek(0, os.SEEK_END)
+        if self._file.tell() < end:
+            raise ArchiveCorrupt(f"{self.display} is truncated")
+
+    def open_member(self, name: str) -> IO[bytes]:
+        """A seekable, read-only view of a member's bytes (not checked; see check_member)."""
+        handle = self._tar.extractfile(self.members[name])
+        assert handle is not None
+        return handle
+
+    def check_member(self, name: str, sha256: str) -> None:
+        """Hash a member and compare with the manifest.
+
+        :raises ArchiveCorrupt: naming the member, if the bytes differ or cannot be read.
+        """
+        handle = self.open_member(name)
+        sha = hashlib.sha256()
+        count = 0
+        try:
+            while block := handle.read(COPY_BUFFER):
+                sha.update(block)
+                count += len(block)
+        except (tarfile.TarError, OSError) as exc:
+            raise ArchiveCorrupt(f"{self.display}: cannot read {name}: {exc}", member=name) from None
+        if count != self.members[name].size:
+            raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
+        if sha.hexdigest() != sha256:
+            raise ArchiveCorrupt(
+                f"{self.display}: member {name} does not match its SHA-256 in the manifest",
+                member=name,
+            )
+
+    def iter_members(self) -> Iterator[tarfile.TarInfo]:
+        return iter(self.members.values())
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            if self._spool is not None:
+                self._spool.close()

@@ -1,0 +1,222 @@
+"""Portable schema -> SQLAlchemy tables, constraints and indexes for a target engine.
+
+Only names (quoted by the dialect) and validated type spellings reach the DDL; defaults are
+recreated only when they are literals (re-rendered by the dialect) or CURRENT_TIMESTAMP, never
+as SQL text taken from the archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from .dialects.base import Dialect
+from .schema import Column, Table
+
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+@dataclass
+class TargetTables:
+    """The SQLAlchemy objects for all tables of one restore, in one MetaData."""
+
+    metadata: sa.MetaData
+    tables: dict[str, sa.Table]
+    types: dict[str, dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    used_names: set[str] = field(default_factory=set)
+
+
+def keyed_columns(table: Table) -> set[str]:
+    cols = set(table.primary_key)
+    for index in table.indexes:
+        cols.update(index.columns)
+    for fk in table.foreign_keys:
+        cols.update(fk.columns)
+    return cols
+
+
+def column_type(dialect: Dialect, col: Column, *, same_engine: bool, keyed: bool) -> Any:
+    if col.autoincrement or col.identity:
+        # autoincrement needs the engine's integer class (SERIAL, AUTO_INCREMENT, rowid alias)
+        return dialect.type_for_logical(col.type, keyed=keyed)
+    return dialect.sa_type(col, same_engine=same_engine, keyed=keyed)
+
+
+def _default(col: Column, dialect: Dialect, same_engine: bool, warnings: list[str], table: str) -> Any:
+    d = col.default
+    if d is None:
+        return None
+    if d.kind == "current_timestamp" and col.type.kind in ("datetime", "timestamptz"):
+        return sa.text("CURRENT_TIMESTAMP")
+    if d.kind == "literal" and d.value is not None:
+        numeric = col.type.kind.startswith(("int", "uint", "float", "decimal"))
+        if numeric and _NUMBER.match(d.value):
+            return sa.text(d.value)
+        if col.type.kind == "string" or (same_engine and not numeric):
+            literal = sa.literal(d.value, sa.String()).compile(
+                dialect=dialect.sa_dialect, compile_kwargs={"literal_binds": True}
+            )
+            return sa.text(str(literal))
+    warnings.append(f"{table}.{col.name}: default {d.sql or d.value!r} not recreated")
+    return None
+
+
+def constraint_name(dialect: Dialect, preferred: str | None, parts: list[str], used: set[str]) -> str | None:
+    """The source's constraint name when usable; ``None`` lets the engine name it."""
+    if preferred is None:
+        return None
+    return unique_name(dialect, preferred, parts, used)
+
+
+def unique_name(dialect: Dialect, preferred: str | None, parts: list[str], used: set[str]) -> str:
+    """A constraint/index name that is valid in the target and not used yet in this restore."""
+    if preferred and not dialect.identifier_problem(preferred) and preferred not in used:
+        used.add(preferred)
+        return preferred
+    base = "_".join(parts)
+    if not dialect.identifier_problem(base) and base not in used and len(base) <= 60:
+        used.add(base)
+        return base
+    digest = hashlib.sha1(base.encode(), usedforsecurity=False).hexdigest()[:8]
+    name = f"{base[:40]}_{digest}"
+    while name in used:
+        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
+        name = f"{base[:40]}_{digest}"
+    used.add(name)
+    return name
+
+
+def build_tables(
+    tables: list[Table],
+    dialect: Dialect,
+    *,
+    same_engine: bool,
+    inline_foreign_keys: bool,
+    existing: set[str] | None = None,
+) -> TargetTables:
+    """SQLAlchemy ``Table`` objects with columns and primary keys (plus foreign keys when
+    ``inline_foreign_keys``, for engines that cannot add them later)."""
+    md = sa.MetaData()
+    out = TargetTables(md, {}, {})
+    existing = existing or set()
+    for table in tables:
+        keyed = keyed_columns(table)
+        types: dict[str, Any] = {}
+        columns = []
+        autoinc = table.autoincrement_column
+        for col in table.columns:
+            t = column_type(dialect, col, same_engine=same_engine, keyed=col.name in keyed)
+            types[col.name] = t
+            args: list[Any] = []
+            is_auto = (
+                autoinc is not None
+                and col.name == autoinc.name
+                and table.primary_key[:1] == [col.name]
+            )
+            if col.identity and dialect.name == "postgresql":
+                args.append(sa.Identity(always=col.identity == "always"))
+            columns.append(
+                sa.Column(
+                    col.name,
+                    t,
+                    *args,
+                    nullable=col.nullable if col.name not in table.primary_key else False,
+                    server_default=_default(col, dialect, same_engine, out.warnings, table.name),
+                    autoincrement=bool(is_auto),
+                    comment=col.comment if dialect.name != "sqlite" else None,
+                )
+            )
+        constraints: list[Any] = []
+        if table.primary_key:
+            constraints.append(
+                sa.PrimaryKeyConstraint(
+                    *table.primary_key,
+                    name=constraint_name(
+                        dialect, table.primary_key_name, [table.name, "pkey"], out.used_names
+                    )
+                    if dialect.name == "postgresql"
+                    else None,
+                )
+            )
+        out.tables[table.name] = sa.Table(
+            table.name,
+            md,
+            *columns,
+            *constraints,
+            **dialect.table_kwargs(table, same_engine=same_engine),
+        )
+        out.types[table.name] = types
+    if inline_foreign_keys:
+        for table in tables:
+            for fkc in foreign_keys(table, out, dialect, existing):
+                out.tables[table.name].append_constraint(fkc)
+    return out
+
+
+def _ref_table(name: str, columns: list[str], out: TargetTables) -> sa.Table:
+    if name in out.tables:
+        return out.tables[name]
+    # a table outside this restore that exists in the target: a stub to resolve the reference
+    return sa.Table(name, out.metadata, *[sa.Column(c, sa.Integer) for c in columns])
+
+
+def foreign_keys(
+    table: Table, out: TargetTables, dialect: Dialect, existing: set[str]
+) -> list[sa.ForeignKeyConstraint]:
+    result = []
+    for fk in table.foreign_keys:
+        if fk.ref_table not in out.tables and fk.ref_table not in existing:
+            out.warnings.append(
+                f"{table.name}: foreign key {fk.name or fk.columns} skipped: "
+                f"table {fk.ref_table!r} is neither restored nor present in the target"
+            )
+            continue
+        ref = _ref_table(fk.ref_table, fk.ref_columns, out)
+        try:
+            refcols = [ref.c[c] for c in fk.ref_columns]
+        except KeyError:
+            out.warnings.append(f"{table.name}: foreign key {fk.name} skipped: unknown columns")
+            continue
+        name = None
+        if dialect.name != "sqlite":
+            name = constraint_name(dialect, fk.name, [table.name, *fk.columns, "fkey"], out.used_names)
+        result.append(
+            sa.ForeignKeyConstraint(
+                fk.columns,
+                refcols,
+                name=name,
+                ondelete=fk.on_delete,
+                onupdate=fk.on_update,
+                deferrable=fk.deferrable if dialect.name == "postgresql" else None,
+                initially=("DEFERRED" if fk.initially_deferred else None)
+                if dialect.name == "postgresql"
+                else None,
+            )
+        )
+    return result
+
+
+def index_objects(table: Table, out: TargetTables, dialect: Dialect) -> list[Any]:
+    """DDL elements for the secondary indexes and unique constraints of ``table``."""
+    sa_table = out.tables[table.name]
+    elements: list[Any] = []
+    for index in table.indexes:
+        cols = [sa_table.c[c] for c in index.columns]
+        parts = [table.name, *index.columns, "key" if index.unique else "idx"]
+        if index.constraint and dialect.name != "sqlite":
+            uc = sa.UniqueConstraint(
+                *cols, name=constraint_name(dialect, index.name, parts, out.used_names)
+            )
+            sa_table.append_constraint(uc)
+            elements.append(sa.schema.AddConstraint(uc))
+        else:
+            name = unique_name(dialect, index.name, parts, out.used_names)
+            ix = sa.Index(name, *cols, unique=index.unique)
+            ix._set_parent(sa_table)  # attach without emitting it in CREATE TABLE
+            elements.append(sa.schema.CreateIndex(ix))
+    return elements

@@ -1,0 +1,38 @@
+"""Registry of database engines: SQLAlchemy dialect name -> :class:`Dialect` subclass."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Engine
+
+from ..errors import ConnectionFailed
+from .base import Dialect
+from .mysql import MySQL
+from .postgresql import PostgreSQL
+from .sqlite import SQLite
+
+DIALECTS: dict[str, type[Dialect]] = {
+    "postgresql": PostgreSQL,
+    "mysql": MySQL,
+    "mariadb": MySQL,
+    "sqlite": SQLite,
+}
+
+
+def dialect_for(engine: Engine) -> Dialect:
+    """The dbcrate dialect of an engine; an unknown engine names the supported ones."""
+    try:
+        cls = DIALECTS[engine.dialect.name]
+    except KeyError:
+        raise ConnectionFailed(
+            f"engine {engine.dialect.name!r} is not supported",
+            hint=f"supported engines: {', '.join(sorted(DIALECTS))}",
+        ) from None
+    return cls(engine)
+
+
+def engine_family(name: str) -> str:
+    """Normalise engine names: MariaDB and MySQL are one family."""
+    return "mysql" if name in ("mysql", "mariadb") else name
+
+
+__all__ = ["DIALECTS", "Dialect", "dialect_for", "engine_family"]

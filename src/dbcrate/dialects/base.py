@@ -1,0 +1,339 @@
+"""What every engine provides to dump and restore, and the reflection they share.
+
+A :class:`Dialect` wraps one SQLAlchemy engine. Capabilities are class attributes (data, not
+``isinstance`` checks). Subclasses implement the snapshot, the bulk read and the bulk write with
+the engine's own fast path, and the value checks for what the engine cannot hold exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql import sqltypes
+from sqlalchemy.types import UserDefinedType
+
+from ..errors import Incompatibility
+from ..logical import LogicalType
+from ..schema import Column, DefaultValue, ForeignKey, Index, Table
+
+#: an engine type spelled like this can be reused verbatim in DDL on the same engine; anything
+#: else (quotes, semicolons, enum labels ...) falls back to the logical type, so that an archive
+#: can never smuggle SQL into a CREATE TABLE.
+SAFE_ENGINE_TYPE = re.compile(
+    r"^[A-Za-z][A-Za-z0-9_]*( [A-Za-z][A-Za-z0-9_]*)*"
+    r"( ?\(\s*\d+\s*(,\s*\d+\s*)?\))?"
+    r"( [A-Za-z][A-Za-z0-9_]*)*(\[\])*$"
+)
+_LITERAL_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+class Dialect:
+    """One database engine, as dbcrate uses it.
+
+    :cvar name: registry key (the SQLAlchemy dialect name).
+    :cvar max_identifier_bytes: longest identifier in UTF-8 bytes (``None`` = unlimited).
+    :cvar max_identifier_chars: longest identifier in characters (``None`` = unlimited).
+    :cvar case_insensitive_columns: column names that differ only in case collide.
+    :cvar transactional_ddl: CREATE/DROP roll back with the transaction.
+    :cvar alter_add_foreign_key: foreign keys can be added after the data (ALTER TABLE).
+    """
+
+    name: ClassVar[str] = ""
+    max_identifier_bytes: ClassVar[int | None] = None
+    max_identifier_chars: ClassVar[int | None] = None
+    case_insensitive_columns: ClassVar[bool] = False
+    case_insensitive_tables: ClassVar[bool] = False
+    transactional_ddl: ClassVar[bool] = True
+    alter_add_foreign_key: ClassVar[bool] = True
+    default_schema: ClassVar[str | None] = None
+    # what values the engine holds exactly (used by the portability preflight)
+    holds_nan: ClassVar[bool] = True
+    holds_infinity: ClassVar[bool] = True
+    holds_negative_zero: ClassVar[bool] = True
+    holds_nul_in_text: ClassVar[bool] = True
+    holds_infinite_dates: ClassVar[bool] = True
+    #: inclusive range of calendar years a date/timestamp may have (None = PostgreSQL's range)
+    year_range: ClassVar[tuple[int, int] | None] = None
+    max_integer: ClassVar[int] = 2**64 - 1
+    #: (max precision, max scale) of an exact decimal; None = unlimited
+    decimal_limits: ClassVar[tuple[int, int] | None] = None
+    #: VARCHAR(n)/VARBINARY(n) lengths are enforced (values longer than n are errors)
+    enforces_length: ClassVar[bool] = True
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sa_dialect = engine.dialect
+
+    # ------------------------------------------------------------------ naming
+    def quote(self, name: str) -> str:
+        """Quote an identifier with the engine's own rules (the only way names reach SQL)."""
+        return str(self.sa_dialect.identifier_preparer.quote_identifier(name))
+
+    def identifier_problem(self, name: str) -> str | None:
+        """Why ``name`` cannot be used as-is in this engine, or ``None``."""
+        if "\x00" in name:
+            return "contains a NUL character"
+        if self.max_identifier_bytes and len(name.encode()) > self.max_identifier_bytes:
+            return f"is longer than {self.max_identifier_bytes} bytes and would be truncated"
+        if self.max_identifier_chars and len(name) > self.max_identifier_chars:
+            return f"is longer than {self.max_identifier_chars} characters"
+        return None
+
+    # ------------------------------------------------------------------ dump side
+    def server_version(self, conn: Connection) -> str:
+        info = self.sa_dialect.server_version_info or ()
+        return ".".join(str(p) for p in info)
+
+    def begin_snapshot(self, conn: Connection) -> None:
+        """Start the one read transaction every table of a dump is read in."""
+        raise NotImplementedError
+
+    def end_snapshot(self, conn: Connection) -> None:
+        conn.exec_driver_sql("ROLLBACK")
+
+    def list_tables(self, conn: Connection) -> list[str]:
+        return sorted(sa.inspect(conn).get_table_names(schema=self.default_schema))
+
+    def reflect(self, conn: Connection, name: str) -> Table:
+        """The portable schema of one table, read inside the snapshot."""
+        insp = sa.inspect(conn)
+        schema = self.default_schema
+        pk = insp.get_pk_constraint(name, schema=schema) or {}
+        pk_cols = list(pk.get("constrained_columns") or [])
+        columns = []
+        for info in insp.get_columns(name, schema=schema):
+            columns.append(self.column_from_reflection(conn, name, info, pk_cols))
+        table = Table(
+            name=name,
+            columns=columns,
+            primary_key=pk_cols,
+            primary_key_name=pk.get("name"),
+        )
+        seen_unique: set[tuple[str, ...]] = set()
+        for uc in insp.get_unique_constraints(name, schema=schema):
+            cols = list(uc.get("column_names") or [])
+            if cols and None not in cols:
+                table.indexes.append(Index(uc.get("name"), cols, unique=True, constraint=True))
+                seen_unique.add(tuple(cols))
+        for ix in insp.get_indexes(name, schema=schema):
+            cols = list(ix.get("column_names") or [])
+            if not cols or any(c is None for c in cols) or ix.get("expressions"):
+                table.skipped.append(f"index {ix.get('name')} (expression index)")
+                continue
+            if ix.get("duplicates_constraint") or (ix.get("unique") and tuple(cols) in seen_unique):
+                continue
+            table.indexes.append(Index(ix.get("name"), cols, unique=bool(ix.get("unique"))))
+        for fk in insp.get_foreign_keys(name, schema=schema):
+            ref_schema = fk.get("referred_schema")
+            if ref_schema not in (None, schema):
+                table.skipped.append(f"foreign key {fk.get('name')} to schema {ref_schema}")
+                continue
+            opts = fk.get("options") or {}
+            table.foreign_keys.append(
+                ForeignKey(
+                    name=fk.get("name"),
+                    columns=list(fk["constrained_columns"]),
+                    ref_table=fk["referred_table"],
+                    ref_columns=list(fk["referred_columns"]),
+                    on_delete=_fk_action(opts.get("ondelete")),
+                    on_update=_fk_action(opts.get("onupdate")),
+                    deferrable=bool(opts.get("deferrable")),
+                    initially_deferred=str(opts.get("initially", "")).upper() == "DEFERRED",
+                )
+            )
+        try:
+            for ck in insp.get_check_constraints(name, schema=schema):
+                table.skipped.append(f"check constraint {ck.get('name')}: {ck.get('sqltext')}")
+        except NotImplementedError:
+            pass
+        try:
+            comment = insp.get_table_comment(name, schema=schema).get("text")
+            table.comment = comment or None
+        except NotImplementedError:
+            pass
+        table.next_value = self.next_value(conn, table)
+        return table
+
+    def column_from_reflection(
+        self, conn: Connection, table: str, info: dict[str, Any], pk: list[str]
+    ) -> Column:
+        sa_type = info["type"]
+        return Column(
+            name=info["name"],
+            type=self.logical_type(sa_type, info),
+            engine_type=self.engine_type_text(sa_type),
+            nullable=bool(info.get("nullable", True)),
+            default=self.portable_default(info.get("default")),
+            autoincrement=self.is_autoincrement(info, pk),
+            identity=self.identity_kind(info),
+            comment=info.get("comment") or None,
+        )
+
+    def engine_type_text(self, sa_type: Any) -> str:
+        try:
+            return str(sa_type.compile(dialect=self.sa_dialect))
+        except Exception:  # some reflected types cannot render; keep their class name
+            return type(sa_type).__name__.upper()
+
+    def logical_type(self, sa_type: Any, info: dict[str, Any]) -> LogicalType:
+        """Map a reflected SQLAlchemy type to a logical type (engines refine this)."""
+        return generic_logical_type(sa_type)
+
+    def portable_default(self, text: str | None) -> DefaultValue | None:
+        if text is None:
+            return None
+        raw = text.strip()
+        while raw.startswith("(") and raw.endswith(")"):
+            raw = raw[1:-1].strip()
+        core = re.sub(r"::[a-z ]+(\([0-9, ]+\))?$", "", raw, flags=re.I)
+        if _LITERAL_NUMBER.match(core):
+            return DefaultValue("literal", value=core)
+        if len(core) >= 2 and core[0] == core[-1] == "'" and "'" not in core[1:-1].replace("''", ""):
+            return DefaultValue("literal", value=core[1:-1].replace("''", "'"))
+        if core.upper() in ("CURRENT_TIMESTAMP", "NOW()", "CURRENT_TIMESTAMP()", "LOCALTIMESTAMP"):
+            return DefaultValue("current_timestamp")
+        if core.upper() in ("NULL",):
+            return None
+        return DefaultValue("expression", sql=text)
+
+    def is_autoincrement(self, info: dict[str, Any], pk: list[str]) -> bool:
+        return False
+
+    def identity_kind(self, info: dict[str, Any]) -> str | None:
+        identity = info.get("identity")
+        if identity:
+            return "always" if identity.get("always") else "by default"
+        return None
+
+    def next_value(self, conn: Connection, table: Table) -> int | None:
+        return None
+
+    def read_table(
+        self, conn: Connection, table: Table, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream a table's rows as record batches in the archive's encoding."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ restore side
+    def prepare_restore_session(self, conn: Connection) -> None:
+        """Session settings for loading (time zone, strictness ...)."""
+
+    def sa_type(self, column: Column, *, same_engine: bool, keyed: bool) -> Any:
+        """The SQLAlchemy type to create ``column`` with in this engine."""
+        if same_engine and SAFE_ENGINE_TYPE.match(column.engine_type):
+            return RawType(column.engine_type)
+        return self.type_for_logical(column.type, keyed=keyed)
+
+    def type_for_logical(self, lt: LogicalType, *, keyed: bool) -> Any:
+        raise NotImplementedError
+
+    def table_kwargs(self, table: Table, *, same_engine: bool) -> dict[str, Any]:
+        return {}
+
+    def load(self, conn: Connection, table: Table, batches: Iterator[pa.RecordBatch]) -> int:
+        """Append all batches to the (existing, empty) table; returns the row count."""
+        raise NotImplementedError
+
+    def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:
+        """Make the next INSERT without a value for ``column`` get at least ``value``."""
+
+    def value_problems(self, table: Table, batch: pa.RecordBatch) -> list[tuple[str, str, list[int]]]:
+        """Values this engine cannot hold exactly: ``(column, problem, row indexes)``."""
+        return []
+
+    def name_problems(self, tables: list[Table]) -> list[Incompatibility]:
+        """Names this engine would truncate, fold together or reject."""
+        problems: list[Incompatibility] = []
+        seen_tables: dict[str, str] = {}
+        for table in tables:
+            why = self.identifier_problem(table.name)
+            if why:
+                problems.append(Incompatibility(table.name, None, f"table name {why}"))
+            key = table.name.lower() if self.case_insensitive_tables else table.name
+            if key in seen_tables and seen_tables[key] != table.name:
+                problems.append(
+                    Incompatibility(
+                        table.name, None, f"table name collides with {seen_tables[key]!r} here"
+                    )
+                )
+            seen_tables[key] = table.name
+            seen_cols: dict[str, str] = {}
+            for col in table.columns:
+                why = self.identifier_problem(col.name)
+                if why:
+                    problems.append(Incompatibility(table.name, col.name, f"column name {why}"))
+                ckey = col.name.lower() if self.case_insensitive_columns else col.name
+                if ckey in seen_cols:
+                    problems.append(
+                        Incompatibility(
+                            table.name,
+                            col.name,
+                            f"column name collides with {seen_cols[ckey]!r} (names are "
+                            "case-insensitive here)",
+                        )
+                    )
+                seen_cols[ckey] = col.name
+        return problems
+
+    def table_exists(self, conn: Connection, name: str) -> bool:
+        return bool(sa.inspect(conn).has_table(name, schema=self.default_schema))
+
+
+class RawType(UserDefinedType):  # type: ignore[type-arg]
+    """A column type spelled exactly as the source engine spelled it (validated beforehand)."""
+
+    cache_ok = True
+
+    def __init__(self, spelling: str) -> None:
+        if not SAFE_ENGINE_TYPE.match(spelling):
+            raise ValueError(f"unsafe type spelling {spelling!r}")
+        self.spelling = spelling
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return self.spelling
+
+
+def _fk_action(value: Any) -> str | None:
+    if not value:
+        return None
+    text = str(value).upper()
+    return text if text in ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION") else None
+
+
+def generic_logical_type(t: Any) -> LogicalType:
+    """Logical type of a SQLAlchemy type, engine-independent part."""
+    if isinstance(t, sqltypes.Boolean):
+        return LogicalType("boolean")
+    if isinstance(t, sqltypes.Integer):
+        if isinstance(t, sqltypes.SmallInteger):
+            return LogicalType("int16")
+        if isinstance(t, sqltypes.BigInteger):
+            return LogicalType("int64")
+        return LogicalType("int32")
+    if isinstance(t, sqltypes.Float):
+        return LogicalType("float64")
+    if isinstance(t, sqltypes.Numeric):
+        return LogicalType("decimal", precision=t.precision, scale=t.scale)
+    if isinstance(t, sqltypes.Enum):
+        return LogicalType("string", length=t.length)
+    if isinstance(t, sqltypes.String):
+        fixed = isinstance(t, sqltypes.CHAR | sqltypes.NCHAR)
+        return LogicalType("string", length=t.length, fixed=fixed)
+    if isinstance(t, sqltypes._Binary):
+        return LogicalType("binary", length=getattr(t, "length", None))
+    if isinstance(t, sqltypes.DateTime):
+        return LogicalType("timestamptz" if t.timezone else "datetime")
+    if isinstance(t, sqltypes.Date):
+        return LogicalType("date")
+    if isinstance(t, sqltypes.Time):
+        return LogicalType("other" if t.timezone else "time")
+    if isinstance(t, sqltypes.JSON):
+        return LogicalType("json")
+    if isinstance(t, sqltypes.Uuid):
+        return LogicalType("uuid")
+    return LogicalType("other")

@@ -1,0 +1,301 @@
+"""PostgreSQL through psycopg 3: COPY ... TO/FROM STDOUT in CSV, parsed and written by Arrow.
+
+Why CSV COPY and not a cursor: COPY is the server's bulk path, and Arrow's C++ CSV reader and
+writer convert it without a Python object per value. Text forms that Arrow cannot parse
+(``infinity`` dates, BC dates, bytea hex) take an exact fallback in :mod:`dbcrate.values`.
+Every value is carried exactly: floats print with ``extra_float_digits=3``, timestamps in UTC.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql import sqltypes
+
+from .. import values
+from ..logical import (
+    DATE_NEG_INFINITY,
+    DATE_POS_INFINITY,
+    TS_NEG_INFINITY,
+    TS_POS_INFINITY,
+    LogicalType,
+)
+from ..schema import Column, Table
+from .base import Dialect, generic_logical_type
+
+CSV_BLOCK_BYTES = 8 * 1024 * 1024
+# date32 days / timestamp micros of 0001-01-01 and 9999-12-31: inside this range Arrow's own
+# ISO formatting is what PostgreSQL reads back; outside it, values.format_pg_* is used
+_DAY_MIN, _DAY_MAX = values.days_from_civil(1, 1, 1), values.days_from_civil(9999, 12, 31)
+_US_MIN, _US_MAX = _DAY_MIN * values.US_PER_DAY, (_DAY_MAX + 1) * values.US_PER_DAY - 1
+
+_READ_TYPES: dict[str, pa.DataType] = {
+    "boolean": pa.bool_(),
+    "int8": pa.int16(),
+    "int16": pa.int16(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+}
+
+
+class _CopyStream(io.RawIOBase):
+    """A file-like view of a psycopg ``Copy`` (an iterator of byte blocks)."""
+
+    def __init__(self, copy: Any) -> None:
+        self._iter = iter(copy)
+        self._buf = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = bytes(next(self._iter))
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buf))
+        buffer[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+class PostgreSQL(Dialect):
+    name: ClassVar[str] = "postgresql"
+    max_identifier_bytes: ClassVar[int | None] = 63
+    default_schema: ClassVar[str | None] = "public"
+    holds_nul_in_text: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ dump
+    def begin_snapshot(self, conn: Connection) -> None:
+        for stmt in (
+            "SET TIME ZONE 'UTC'",
+            "SET DateStyle = 'ISO, YMD'",
+            "SET IntervalStyle = 'iso_8601'",
+            "SET extra_float_digits = 3",
+            "SET bytea_output = 'hex'",
+            "SET client_encoding = 'UTF8'",
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+        ):
+            conn.exec_driver_sql(stmt)
+
+    def server_version(self, conn: Connection) -> str:
+        return str(conn.exec_driver_sql("SHOW server_version").scalar())
+
+    def engine_type_text(self, sa_type: Any) -> str:
+        if isinstance(sa_type, pg.ENUM | pg.DOMAIN):
+            # a user-defined type must exist before a table can use it; carry it as text
+            return f"{type(sa_type).__name__.lower()}:{sa_type.name}"
+        return super().engine_type_text(sa_type)
+
+    def logical_type(self, sa_type: Any, info: dict[str, Any]) -> LogicalType:
+        if isinstance(sa_type, sqltypes.REAL):
+            return LogicalType("float32")
+        if isinstance(sa_type, pg.ENUM | pg.DOMAIN | pg.MONEY | pg.INTERVAL):
+            return LogicalType("other")
+        if isinstance(sa_type, sqltypes.ARRAY):
+            return LogicalType("other")
+        return generic_logical_type(sa_type)
+
+    def is_autoincrement(self, info: dict[str, Any], pk: list[str]) -> bool:
+        default = info.get("default") or ""
+        return bool(info.get("identity")) or default.startswith("nextval(")
+
+    def portable_default(self, text: str | None) -> Any:
+        if text and text.startswith("nextval("):
+            return None  # the sequence is carried as autoincrement + next_value
+        return super().portable_default(text)
+
+    def _sequence_of(self, conn: Connection, table: str, column: str) -> str | None:
+        qualified = f"{self.quote(self.default_schema or 'public')}.{self.quote(table)}"
+        return conn.execute(
+            sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": qualified, "c": column}
+        ).scalar()
+
+    def next_value(self, conn: Connection, table: Table) -> int | None:
+        col = table.autoincrement_column
+        if col is None:
+            return None
+        seq = self._sequence_of(conn, table.name, col.name)
+        if not seq:
+            return None
+        last, called = conn.exec_driver_sql(f"SELECT last_value, is_called FROM {seq}").one()
+        return int(last) + 1 if called else int(last)
+
+    def read_table(
+        self, conn: Connection, table: Table, batch_rows: int
+    ) -> Iterator[pa.RecordBatch]:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        names = [f"c{i}" for i in range(len(table.columns))]
+        read_types = {
+            n: _READ_TYPES.get(c.type.kind, pa.string()) for n, c in zip(names, table.columns)
+        }
+        cols = ", ".join(self.quote(c.name) for c in table.columns)
+        target = f"{self.quote(self.default_schema or 'public')}.{self.quote(table.name)}"
+        sql = f"COPY {target} ({cols}) TO STDOUT WITH (FORMAT csv)"
+        schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            reader = pacsv.open_csv(
+                # BufferedReader.read(n) fills n bytes: Arrow then sees whole blocks, not the
+                # one-row pieces COPY hands out
+                io.BufferedReader(_CopyStream(copy), buffer_size=1024 * 1024),
+                read_options=pacsv.ReadOptions(
+                    column_names=names, block_size=CSV_BLOCK_BYTES, use_threads=False
+                ),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=read_types,
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                    null_values=[""],
+                    true_values=["t"],
+                    false_values=["f"],
+                ),
+            )
+            for batch in reader:
+                arrays = [
+                    _from_pg_text(batch.column(i), col) for i, col in enumerate(table.columns)
+                ]
+                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    # ------------------------------------------------------------------ restore
+    def prepare_restore_session(self, conn: Connection) -> None:
+        for stmt in (
+            "SET TIME ZONE 'UTC'",
+            "SET DateStyle = 'ISO, YMD'",
+            "SET IntervalStyle = 'iso_8601'",
+            "SET client_encoding = 'UTF8'",
+        ):
+            conn.exec_driver_sql(stmt)
+
+    def sa_type(self, column: Column, *, same_engine: bool, keyed: bool) -> Any:
+        return super().sa_type(column, same_engine=same_engine, keyed=keyed)
+
+    def type_for_logical(self, lt: LogicalType, *, keyed: bool) -> Any:
+        kind = lt.kind
+        if kind == "boolean":
+            return sa.Boolean()
+        if kind in ("int8", "int16"):
+            return sa.SmallInteger()
+        if kind == "int32":
+            return sa.Integer()
+        if kind == "int64":
+            return sa.BigInteger()
+        if kind == "uint64":
+            return sa.Numeric(20, 0)
+        if kind == "float32":
+            return pg.REAL()
+        if kind == "float64":
+            return pg.DOUBLE_PRECISION()
+        if kind == "decimal":
+            return sa.Numeric(lt.precision, lt.scale) if lt.precision else pg.NUMERIC()
+        if kind == "string":
+            if lt.fixed and lt.length:
+                return sa.CHAR(lt.length)
+            return sa.String(lt.length) if lt.length else sa.Text()
+        if kind == "binary":
+            return pg.BYTEA()
+        if kind == "date":
+            return sa.Date()
+        if kind == "time":
+            return pg.TIME()
+        if kind == "datetime":
+            return pg.TIMESTAMP()
+        if kind == "timestamptz":
+            return pg.TIMESTAMP(timezone=True)
+        if kind == "json":
+            return pg.JSON()
+        if kind == "uuid":
+            return pg.UUID()
+        return sa.Text()
+
+    def load(self, conn: Connection, table: Table, batches: Iterator[pa.RecordBatch]) -> int:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(self.quote(c.name) for c in table.columns)
+        target = f"{self.quote(self.default_schema or 'public')}.{self.quote(table.name)}"
+        sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)"
+        rows = 0
+        options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            for batch in batches:
+                arrays = [_to_pg_text(batch.column(i), c) for i, c in enumerate(table.columns)]
+                out = pa.RecordBatch.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+                sink = io.BytesIO()
+                pacsv.write_csv(out, sink, write_options=options)
+                copy.write(sink.getbuffer())
+                rows += batch.num_rows
+        return rows
+
+    def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:
+        seq = self._sequence_of(conn, table.name, column.name)
+        if seq:
+            conn.execute(sa.text("SELECT setval(:s, :v, false)"), {"s": seq, "v": value})
+
+
+def _from_pg_text(arr: pa.Array, col: Column) -> pa.Array:
+    """One CSV column as read by Arrow -> the archive encoding of the column's logical type."""
+    kind = col.type.kind
+    if kind == "int8":
+        return arr.cast(pa.int8())
+    if kind in _READ_TYPES:
+        return arr
+    if kind == "binary":
+        return values.hex_to_binary(arr)
+    if kind == "date":
+        return values.text_to_date(arr)
+    if kind in ("datetime", "timestamptz"):
+        return values.text_to_timestamp(arr, tz=kind == "timestamptz")
+    if kind == "time":
+        return values.text_to_time(arr)
+    if kind == "decimal":
+        return arr  # PostgreSQL prints numerics exactly (NaN/Infinity as words)
+    return arr  # string, json, uuid, other: the server's own text
+
+
+def _to_pg_text(arr: pa.Array, col: Column) -> pa.Array:
+    """An archive column -> something Arrow's CSV writer prints the way PostgreSQL reads it."""
+    kind = col.type.kind
+    if kind == "binary":
+        return values.binary_to_hex(arr)
+    if kind == "date":
+        ints = arr.cast(pa.int32())
+        lo_hi = pc.min_max(ints).as_py()
+        if lo_hi["min"] is not None and (lo_hi["min"] < _DAY_MIN or lo_hi["max"] > _DAY_MAX):
+            return pa.array(
+                [None if v is None else values.format_pg_date(v) for v in ints.to_pylist()],
+                pa.string(),
+            )
+        return arr
+    if kind in ("datetime", "timestamptz"):
+        ints = arr.cast(pa.int64())
+        lo_hi = pc.min_max(ints).as_py()
+        if lo_hi["min"] is not None and (lo_hi["min"] < _US_MIN or lo_hi["max"] > _US_MAX):
+            tz = kind == "timestamptz"
+            return pa.array(
+                [None if v is None else values.format_pg_timestamp(v, tz) for v in ints.to_pylist()],
+                pa.string(),
+            )
+        return arr
+    return arr
+
+
+# the sentinels are part of the archive encoding; keep the names referenced for readers
+__all__ = [
+    "DATE_NEG_INFINITY",
+    "DATE_POS_INFINITY",
+    "TS_NEG_INFINITY",
+    "TS_POS_INFINITY",
+    "PostgreSQL",
+]

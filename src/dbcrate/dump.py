@@ -1,0 +1,259 @@
+"""Dump: plan the tables to read, then stream each one into bounded data members.
+
+All tables are read inside one snapshot on one connection (see each dialect's
+``begin_snapshot``). Each data member is encoded into a private temp file (bounded memory),
+hashed while it is appended to the tar, and the manifest is written last.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tempfile
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from . import __version__
+from .connect import open_engine, public_url
+from .container import ArchiveWriter
+from .dialects import Dialect
+from .errors import DatabaseError, DbcrateError
+from .formats import ChunkWriter, get_format
+from .manifest import Chunk, Manifest, Source, TableEntry
+from .options import DumpOptions
+from .progress import Event
+from .schema import Table
+from .selection import select_tables
+
+
+@dataclass
+class DumpPlan:
+    """What a dump will do: the tables, in order, with their schema and an estimate of rows."""
+
+    source: Source
+    tables: list[Table]
+    estimated_rows: dict[str, int | None] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source.to_dict(),
+            "tables": [
+                {
+                    "name": t.name,
+                    "columns": len(t.columns),
+                    "estimated_rows": self.estimated_rows.get(t.name),
+                    "skipped_objects": t.skipped,
+                }
+                for t in self.tables
+            ],
+        }
+
+
+@dataclass
+class DumpResult:
+    """What a finished dump wrote."""
+
+    path: str
+    manifest: Manifest
+    seconds: float
+
+
+def _estimate_rows(conn: sa.Connection, dialect: Dialect, name: str) -> int | None:
+    try:
+        if dialect.name == "postgresql":
+            value = conn.execute(
+                sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"),
+                {"t": f"{dialect.quote('public')}.{dialect.quote(name)}"},
+            ).scalar()
+        elif dialect.name == "mysql":
+            value = conn.execute(
+                sa.text(
+                    "SELECT TABLE_ROWS FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
+                ),
+                {"t": name},
+            ).scalar()
+        else:
+            value = conn.exec_driver_sql(f"SELECT count(*) FROM {dialect.quote(name)}").scalar()
+    except sa.exc.DBAPIError:
+        return None
+    return int(value) if value is not None and int(value) >= 0 else None
+
+
+def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpOptions) -> DumpPlan:
+    """Reflect the selected tables (inside the snapshot already begun on ``conn``)."""
+    names = select_tables(dialect.list_tables(conn), options.include, options.exclude, "the source")
+    source = Source(
+        engine="mariadb" if getattr(dialect.sa_dialect, "is_mariadb", False) else dialect.name,
+        server_version=dialect.server_version(conn),
+        url=public_url(url),
+        database=url.database,
+        driver=url.get_driver_name(),
+    )
+    tables = [dialect.reflect(conn, n) for n in names]
+    return DumpPlan(source, tables, {n: _estimate_rows(conn, dialect, n) for n in names})
+
+
+def plan(url: str, options: DumpOptions | None = None) -> DumpPlan:
+    """What :func:`dump` would read, without writing anything (``dbcrate dump --dry-run``)."""
+    options = options or DumpOptions()
+    engine, dialect, parsed = open_engine(url, read_only=True)
+    try:
+        with engine.connect() as conn:
+            dialect.begin_snapshot(conn)
+            try:
+                return plan_dump(conn, dialect, parsed, options)
+            finally:
+                dialect.end_snapshot(conn)
+    except sa.exc.DBAPIError as exc:
+        raise _db_error("reading the source schema", exc) from None
+    finally:
+        engine.dispose()
+
+
+def iter_dump(
+    url: str, output: str | os.PathLike[str], options: DumpOptions | None = None
+) -> Generator[Event, None, DumpResult]:
+    """Dump the database at ``url`` into the archive ``output`` (``"-"`` = stdout).
+
+    Yields progress events; the generator's return value is the :class:`DumpResult`.
+    The archive appears under ``output`` only when complete (temp file, fsync, rename).
+    """
+    options = options or DumpOptions()
+    fmt = get_format(options.data_format)
+    started = time.monotonic()
+    created = dt.datetime.now(dt.UTC)
+    engine, dialect, parsed = open_engine(url, read_only=True)
+    written = 0
+    try:
+        with engine.connect() as conn:
+            try:
+                dialect.begin_snapshot(conn)
+                plan = plan_dump(conn, dialect, parsed, options)
+            except sa.exc.DBAPIError as exc:
+                raise _db_error("reading the source schema", exc) from None
+            yield Event("plan", 0, len(plan.tables), f"{len(plan.tables)} tables to dump")
+            manifest = Manifest(
+                source=plan.source,
+                created_at=created.isoformat().replace("+00:00", "Z"),
+                dbcrate_version=__version__,
+                data_format=fmt.name,
+                schema_version=options.schema_version,
+            )
+            with ArchiveWriter(output, created.timestamp()) as writer:
+                for number, table in enumerate(plan.tables, start=1):
+                    entry = TableEntry(schema=table)
+                    manifest.tables.append(entry)
+                    estimate = plan.estimated_rows.get(table.name)
+                    yield Event("data", 0, estimate, f"Dump table {table.name}", table.name)
+                    if options.schema_only:
+                        continue
+                    try:
+                        batches = dialect.read_table(conn, table, options.batch_rows)
+                        for chunk in _write_chunks(batches, table, number, fmt, options, writer):
+                            entry.chunks.append(chunk)
+                            written += chunk.size
+                            yield Event(
+                                "data",
+                                entry.rows,
+                                estimate,
+                                f"Dump table {table.name}",
+                                table.name,
+                                rows=entry.rows,
+                                bytes=written,
+                            )
+                    except sa.exc.DBAPIError as exc:
+                        raise _db_error(f"reading table {table.name!r}", exc) from None
+                dialect.end_snapshot(conn)
+                writer.commit(manifest)
+    finally:
+        engine.dispose()
+    yield Event("done", len(manifest.tables), len(manifest.tables), "Dump complete", bytes=written)
+    return DumpResult(str(output), manifest, time.monotonic() - started)
+
+
+def _write_chunks(
+    batches: Iterator[pa.RecordBatch],
+    table: Table,
+    number: int,
+    fmt: Any,
+    options: DumpOptions,
+    writer: ArchiveWriter,
+) -> Iterator[Chunk]:
+    """Group batches into members of at most ``chunk_rows`` rows; yields each finished chunk."""
+    spool: IO[bytes] | None = None
+    chunk_writer: ChunkWriter | None = None
+    rows = 0
+    index = 0
+
+    def finish() -> Chunk:
+        nonlocal spool, chunk_writer, rows, index
+        assert spool is not None and chunk_writer is not None
+        chunk_writer.close()
+        size = spool.tell()
+        spool.seek(0)
+        member = f"data/t{number:04d}/c{index:06d}.{fmt.extension}"
+        sha = writer.add_file(member, spool, size)
+        spool.close()
+        chunk = Chunk(member, rows, size, sha)
+        spool, chunk_writer, rows, index = None, None, 0, index + 1
+        return chunk
+
+    try:
+        for batch in batches:
+            start = 0
+            while start < batch.num_rows:
+                if chunk_writer is None:
+                    spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")
+                    chunk_writer = fmt.open_writer(spool, batch.schema, options.compression_level)
+                take = min(batch.num_rows - start, options.chunk_rows - rows)
+                chunk_writer.write(batch.slice(start, take))
+                rows += take
+                start += take
+                if rows >= options.chunk_rows:
+                    yield finish()
+        if chunk_writer is not None and rows:
+            yield finish()
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def _db_error(doing: str, exc: sa.exc.DBAPIError) -> DbcrateError:
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    return DatabaseError(f"the database failed while {doing}: {reason}")
+
+
+def dump(
+    url: str,
+    output: str | os.PathLike[str],
+    options: DumpOptions | None = None,
+    **kwargs: Any,
+) -> DumpResult:
+    """Dump a database into an archive; options may be given as keyword arguments.
+
+    >>> dbcrate.dump("sqlite:///app.db", "app.crate", include=["order*"])  # doctest: +SKIP
+    """
+    if kwargs:
+        options = DumpOptions(**{**(options.__dict__ if options else {}), **kwargs})
+    gen = iter_dump(url, output, options)
+    while True:
+        try:
+            next(gen)
+        except StopIteration as stop:
+            result: DumpResult = stop.value
+            return result
+
+
+def default_name(url: str, directory: Path) -> Path:
+    """``<database>_<UTC timestamp>.crate`` inside ``directory``."""
+    parsed = sa.engine.make_url(url) if "://" in url else None
+    base = Path(parsed.database or "db").stem if parsed else Path(url).stem
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return directory / f"{base}_{stamp}.crate"

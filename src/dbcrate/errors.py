@@ -1,0 +1,200 @@
+"""The one exception hierarchy of dbcrate, and the exit codes the CLI maps it to.
+
+Every error a user can cause or fix derives from :class:`DbcrateError`. Each carries a message
+(what happened and where), an optional ``hint`` (what to do about it) and a distinct
+``exit_code``. The CLI prints ``message`` and ``hint`` and exits with ``exit_code``; it never
+shows a traceback for these. Anything that is *not* a ``DbcrateError`` is a bug in dbcrate.
+
+The exit codes are part of the public contract (see docs/CLI.md) and never change meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+#: exit code -> short name, the documented table (docs/CLI.md renders it)
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "internal error (a bug in dbcrate; please report it)",
+    2: "usage error (bad option or argument)",
+    3: "cannot connect to the database (bad URL, unreachable server, authentication)",
+    4: "not a dbcrate archive, or the archive cannot be read",
+    5: "archive format version not supported (written by a newer dbcrate)",
+    6: "archive corrupt (checksum mismatch, truncated or undecodable member)",
+    7: "unknown table, or the selection matched no table",
+    8: "target conflict (a table to restore already exists; use --clean)",
+    9: "a value or name cannot be carried exactly into the target engine",
+    10: "restore finished but some tables failed (see the report)",
+    11: "the source holds a value dbcrate cannot read exactly",
+    12: "cannot write the output (permissions, disk full, ...)",
+    13: "database error while dumping or restoring",
+    130: "interrupted",
+}
+
+
+class DbcrateError(Exception):
+    """Base class of every error a user can act on.
+
+    :param message: what went wrong and where (table, column, member, path).
+    :param hint: what the user can do about it; ``None`` when there is nothing to add.
+    """
+
+    exit_code: int = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(DbcrateError):
+    """Options that contradict each other or an argument that makes no sense."""
+
+    exit_code = 2
+
+
+class ConnectionFailed(DbcrateError):
+    """The database URL is malformed, names an unknown driver, or the server is unreachable."""
+
+    exit_code = 3
+
+
+class NotAnArchive(DbcrateError):
+    """The input is not a dbcrate archive (or cannot be read as one)."""
+
+    exit_code = 4
+
+
+class UnsupportedFormatVersion(DbcrateError):
+    """The archive was written in a format version this dbcrate does not know."""
+
+    exit_code = 5
+
+    def __init__(self, found: object, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"archive format version {found!r} is not supported (this dbcrate reads up to {supported})",
+            hint="upgrade dbcrate to a version that knows this format",
+        )
+
+
+class ArchiveCorrupt(DbcrateError):
+    """A member's checksum, size or content does not match the manifest."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, member: str | None = None, hint: str | None = None) -> None:
+        self.member = member
+        super().__init__(
+            message,
+            hint=hint or "the archive is damaged; restore from another copy of it",
+        )
+
+
+class UnknownTable(DbcrateError):
+    """A table named or selected by the user does not exist."""
+
+    exit_code = 7
+
+
+class TargetConflict(DbcrateError):
+    """The restore target already holds tables the archive would create."""
+
+    exit_code = 8
+
+    def __init__(self, tables: list[str], url: str) -> None:
+        self.tables = tables
+        shown = ", ".join(tables[:10]) + (" ..." if len(tables) > 10 else "")
+        super().__init__(
+            f"the target {url} already has {len(tables)} of the tables to restore: {shown}",
+            hint="add --clean to drop and recreate them, or restore into an empty database",
+        )
+
+
+@dataclass(frozen=True)
+class Incompatibility:
+    """One value or name that cannot be carried exactly into the target."""
+
+    table: str
+    column: str | None
+    problem: str
+    row_key: dict[str, Any] | None = None
+    count: int = 1
+
+    def describe(self) -> str:
+        where = self.table if self.column is None else f"{self.table}.{self.column}"
+        key = ""
+        if self.row_key:
+            key = " at row " + ", ".join(f"{k}={v!r}" for k, v in self.row_key.items())
+        more = f" (and {self.count - 1} more rows)" if self.count > 1 else ""
+        return f"{where}: {self.problem}{key}{more}"
+
+
+class NotPortable(DbcrateError):
+    """Some values or names cannot be restored exactly into the target engine."""
+
+    exit_code = 9
+
+    def __init__(self, target: str, problems: list[Incompatibility]) -> None:
+        self.problems = problems
+        lines = "\n".join("  - " + p.describe() for p in problems[:50])
+        extra = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(
+            f"{len(problems)} problem(s) prevent an exact restore into {target}; "
+            f"nothing was written:\n{lines}{extra}",
+            hint="fix these values in the source, exclude the tables (-T), "
+            "or restore into an engine that can hold them",
+        )
+
+
+class RestoreIncomplete(DbcrateError):
+    """The restore ran to the end but some tables failed (they are listed in the report)."""
+
+    exit_code = 10
+
+    def __init__(self, report: Any) -> None:
+        self.report = report
+        failed = [t.name for t in report.tables if t.status == "failed"]
+        super().__init__(
+            f"{len(failed)} table(s) failed to restore: {', '.join(failed)}",
+            hint="see the report above; failed tables were rolled back and are absent or unchanged",
+        )
+
+
+class SourceValueError(DbcrateError):
+    """The source holds a value dbcrate cannot represent exactly in the archive."""
+
+    exit_code = 11
+
+
+class OutputError(DbcrateError):
+    """The archive cannot be written (permission, disk full, bad path)."""
+
+    exit_code = 12
+
+
+class DatabaseError(DbcrateError):
+    """The database refused a statement while dumping or restoring."""
+
+    exit_code = 13
+
+
+@dataclass
+class ErrorDetails:
+    """What the CLI renders for an error (also the ``--json`` error object)."""
+
+    error: str
+    message: str
+    hint: str | None
+    exit_code: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def details_of(exc: DbcrateError) -> ErrorDetails:
+    """Render an error as plain data (used by ``--json`` output)."""
+    return ErrorDetails(type(exc).__name__, exc.message, exc.hint, exc.exit_code)

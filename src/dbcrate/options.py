@@ -1,0 +1,49 @@
+"""Options of dump and restore: typed, documented, with defaults (the CLI fills them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .formats import DEFAULT_COMPRESSION_LEVEL
+
+
+@dataclass(frozen=True)
+class DumpOptions:
+    """How to dump."""
+
+    include: list[str] = field(default_factory=list)
+    """glob patterns of tables to dump (``-t``); empty = every table"""
+    exclude: list[str] = field(default_factory=list)
+    """glob patterns of tables to leave out (``-T``); applied after ``include``"""
+    data_format: str = "parquet"
+    """data member format (a key of ``dbcrate.formats.FORMATS``)"""
+    compression_level: int = DEFAULT_COMPRESSION_LEVEL
+    """zstd level inside the data members (1 = fastest, 19 = smallest)"""
+    chunk_rows: int = 1_000_000
+    """most rows in one data member; big tables are split into several members"""
+    batch_rows: int = 65_536
+    """most rows fetched at once (fewer when rows are wide, to bound memory)"""
+    schema_only: bool = False
+    """record the schema of every table but no rows"""
+    schema_version: str | None = None
+    """a label of the application's schema version, kept in the manifest"""
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """How to restore."""
+
+    include: list[str] = field(default_factory=list)
+    """glob patterns of archive tables to restore (``-t``); empty = all"""
+    exclude: list[str] = field(default_factory=list)
+    """glob patterns of archive tables not to restore (``-T``)"""
+    clean: bool = False
+    """drop and recreate tables that already exist in the target (else refuse)"""
+    exit_on_error: bool = False
+    """stop at the first table that fails (else carry on and report)"""
+    schema_only: bool = False
+    """create tables, indexes and constraints but load no rows"""
+    verify: bool = True
+    """check every selected member's SHA-256 before touching the target"""
+    dry_run: bool = False
+    """plan and preflight only (names, values, checksums); change nothing"""

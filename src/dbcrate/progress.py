@@ -1,0 +1,36 @@
+"""Progress events: what the library reports while it works (it never prints).
+
+``iter_dump`` and ``iter_restore`` are generators of :class:`Event`; an event also unpacks as
+the Camelot-style tuple ``(done, total, description)``. The CLI turns them into a progress bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of work.
+
+    :param phase: ``plan``, ``data``, ``verify``, ``schema``, ``indexes``, ``constraints``,
+        ``sequences`` or ``done``.
+    :param done: units finished in this phase (rows for ``data``, steps otherwise).
+    :param total: units expected (``None`` when unknown).
+    :param description: a human sentence ("Copy data of table Album").
+    :param table: the table concerned, if any.
+    :param rows: rows moved for this table so far.
+    :param bytes: archive bytes written or read so far (whole run).
+    """
+
+    phase: str
+    done: int
+    total: int | None
+    description: str
+    table: str | None = None
+    rows: int = 0
+    bytes: int = 0
+
+    def __iter__(self) -> Iterator[object]:
+        return iter((self.done, self.total, self.description))

@@ -1,0 +1,284 @@
+"""Vectorised conversions between engine text forms and the archive's Arrow encoding.
+
+Calendar arithmetic here is proleptic Gregorian on plain integers (Howard Hinnant's
+days-from-civil), so that dates before year 1 and after 9999, which Python's ``datetime``
+cannot hold but PostgreSQL can, are carried exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .logical import (
+    DATE_NEG_INFINITY,
+    DATE_POS_INFINITY,
+    TS_NEG_INFINITY,
+    TS_POS_INFINITY,
+)
+
+US_PER_DAY = 86_400_000_000
+
+
+def days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (astronomical year numbering)."""
+    y -= m <= 2
+    era = (y if y >= 0 else y - 399) // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def civil_from_days(z: int) -> tuple[int, int, int]:
+    """Inverse of :func:`days_from_civil`."""
+    z += 719468
+    era = (z if z >= 0 else z - 146096) // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    y = yoe + era * 400
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    d = doy - (153 * mp + 2) // 5 + 1
+    m = mp + (3 if mp < 10 else -9)
+    return y + (m <= 2), m, d
+
+
+_PG_DATE = re.compile(r"^(\d{4,})-(\d{2})-(\d{2})( BC)?$")
+_PG_TS = re.compile(
+    r"^(\d{4,})-(\d{2})-(\d{2})[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?"
+    r"(?:([+-])(\d{2})(?::?(\d{2}))?(?::(\d{2}))?|Z)?( BC)?$"
+)
+
+
+def _year(text: str, bc: str | None) -> int:
+    year = int(text)
+    return 1 - year if bc else year
+
+
+def parse_pg_date(text: str) -> int:
+    """PostgreSQL ISO date text -> days since epoch (sentinels for ±infinity)."""
+    if text == "infinity":
+        return DATE_POS_INFINITY
+    if text == "-infinity":
+        return DATE_NEG_INFINITY
+    m = _PG_DATE.match(text)
+    if not m:
+        raise ValueError(f"unrecognised date {text!r}")
+    return days_from_civil(_year(m[1], m[4]), int(m[2]), int(m[3]))
+
+
+def parse_pg_timestamp(text: str) -> int:
+    """PostgreSQL ISO timestamp(tz) text -> microseconds since epoch, UTC for zoned values."""
+    if text == "infinity":
+        return TS_POS_INFINITY
+    if text == "-infinity":
+        return TS_NEG_INFINITY
+    m = _PG_TS.match(text)
+    if not m:
+        raise ValueError(f"unrecognised timestamp {text!r}")
+    days = days_from_civil(_year(m[1], m[12]), int(m[2]), int(m[3]))
+    secs = int(m[4]) * 3600 + int(m[5]) * 60 + int(m[6])
+    if m[8]:
+        offset = int(m[9]) * 3600 + int(m[10] or 0) * 60 + int(m[11] or 0)
+        secs -= offset if m[8] == "+" else -offset
+    micros = int((m[7] or "").ljust(6, "0"))
+    return days * US_PER_DAY + secs * 1_000_000 + micros
+
+
+def format_pg_date(days: int) -> str:
+    if days == DATE_POS_INFINITY:
+        return "infinity"
+    if days == DATE_NEG_INFINITY:
+        return "-infinity"
+    y, m, d = civil_from_days(days)
+    if y <= 0:
+        return f"{1 - y:04d}-{m:02d}-{d:02d} BC"
+    return f"{y:04d}-{m:02d}-{d:02d}"
+
+
+def format_pg_timestamp(micros: int, tz: bool) -> str:
+    if micros == TS_POS_INFINITY:
+        return "infinity"
+    if micros == TS_NEG_INFINITY:
+        return "-infinity"
+    days, rest = divmod(micros, US_PER_DAY)
+    secs, us = divmod(rest, 1_000_000)
+    y, m, d = civil_from_days(days)
+    hh, mm, ss = secs // 3600, secs // 60 % 60, secs % 60
+    frac = f".{us:06d}" if us else ""
+    zone = "+00" if tz else ""
+    if y <= 0:
+        return f"{1 - y:04d}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}{frac}{zone} BC"
+    return f"{y:04d}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}{frac}{zone}"
+
+
+def map_strings(arr: pa.Array, fn: Callable[[str], Any], out_type: pa.DataType) -> pa.Array:
+    """Apply ``fn`` to every non-null string (the slow path, used only when needed)."""
+    return pa.array([None if v is None else fn(v) for v in arr.to_pylist()], type=out_type)
+
+
+def text_to_date(arr: pa.Array) -> pa.Array:
+    """PostgreSQL date text -> date32, vectorised with an exact fallback (BC, infinity)."""
+    try:
+        return pc.cast(arr, pa.date32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return map_strings(arr, parse_pg_date, pa.int32()).cast(pa.date32())
+
+
+def text_to_timestamp(arr: pa.Array, tz: bool) -> pa.Array:
+    target = pa.timestamp("us", tz="UTC" if tz else None)
+    try:
+        return pc.cast(arr, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return map_strings(arr, parse_pg_timestamp, pa.int64()).cast(target)
+
+
+def text_to_time(arr: pa.Array) -> pa.Array:
+    def parse(text: str) -> int:
+        hh, mm, rest = text.split(":")
+        ss, _, frac = rest.partition(".")
+        return ((int(hh) * 60 + int(mm)) * 60 + int(ss)) * 1_000_000 + int(frac.ljust(6, "0"))
+
+    return map_strings(arr, parse, pa.int64()).cast(pa.time64("us"))
+
+
+def hex_to_binary(arr: pa.Array) -> pa.Array:
+    r"""PostgreSQL bytea hex output (``\x0a1b``) -> binary, vectorised with numpy."""
+    arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
+    if len(arr) == 0:
+        return pa.array([], pa.large_binary())
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    validity, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    starts, ends = offsets[:-1] + 2, offsets[1:]  # skip the "\x" prefix
+    lengths = np.maximum(ends - starts, 0)
+    if np.any(lengths % 2):
+        raise ValueError("odd-length hex in bytea text")
+    # gather the hex digits of every value into one contiguous array
+    total = int(lengths.sum())
+    if total:
+        idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+        idx = idx + np.arange(total)
+        digits = data[idx]
+    else:
+        digits = np.zeros(0, np.uint8)
+    lut = np.full(256, 255, np.uint8)
+    for i, ch in enumerate(b"0123456789abcdef"):
+        lut[ch] = i
+    for i, ch in enumerate(b"ABCDEF"):
+        lut[ch] = 10 + i
+    nib = lut[digits]
+    if np.any(nib == 255):
+        raise ValueError("invalid hex digit in bytea text")
+    raw = (nib[0::2] << 4) | nib[1::2]
+    out_offsets = np.concatenate(([0], np.cumsum(lengths // 2))).astype(np.int64)
+    return pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(),
+        len(arr),
+        [
+            _validity_copy(arr, validity),
+            pa.py_buffer(out_offsets.tobytes()),
+            pa.py_buffer(raw.astype(np.uint8).tobytes()),
+        ],
+    )
+
+
+def _validity_copy(arr: pa.Array, validity: pa.Buffer | None) -> pa.Buffer | None:
+    if validity is None or arr.null_count == 0:
+        return None
+    if arr.offset == 0:
+        return validity
+    mask = pc.is_valid(arr)
+    return mask.buffers()[1]
+
+
+def binary_to_hex(arr: pa.Array) -> pa.Array:
+    r"""binary -> PostgreSQL bytea hex input text (``\x..``), vectorised with numpy."""
+    arr = arr.cast(pa.large_binary()) if arr.type != pa.large_binary() else arr
+    if len(arr) == 0:
+        return pa.array([], pa.large_string())
+    validity, offsets_buf, data_buf = arr.buffers()
+    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
+    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
+    lengths = offsets[1:] - offsets[:-1]
+    body = data[offsets[0] : offsets[-1]]
+    hexchars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+    pairs = np.empty(body.size * 2, np.uint8)
+    pairs[0::2] = hexchars[body >> 4]
+    pairs[1::2] = hexchars[body & 15]
+    out_lengths = lengths * 2 + 2
+    out_offsets = np.concatenate(([0], np.cumsum(out_lengths))).astype(np.int64)
+    out = np.empty(int(out_offsets[-1]), np.uint8)
+    # place the "\x" prefix, then each value's hex digits
+    starts = out_offsets[:-1]
+    out[starts] = ord("\\")
+    out[starts + 1] = ord("x")
+    total = int(body.size * 2)
+    if total:
+        dest = np.repeat(starts + 2 - np.concatenate(([0], np.cumsum(lengths * 2)[:-1])), lengths * 2)
+        dest = dest + np.arange(total)
+        out[dest] = pairs
+    return pa.LargeStringArray.from_buffers(
+        len(arr),
+        pa.py_buffer(out_offsets.tobytes()),
+        pa.py_buffer(out.tobytes()),
+        _validity_copy(arr, validity),
+    )
+
+
+def decimal_text(value: Any) -> str:
+    """Canonical text of an exact number read from a driver (Decimal, int, float or str)."""
+    if isinstance(value, bool):
+        raise ValueError("boolean where a number was expected")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else (
+            "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        )
+    if isinstance(value, Decimal):
+        return _decimal_str(value)
+    if isinstance(value, str):
+        try:
+            return _decimal_str(Decimal(value))
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+    raise ValueError(f"{type(value).__name__} where a number was expected")
+
+
+def _decimal_str(d: Decimal) -> str:
+    if d.is_nan():
+        return "NaN"
+    if d.is_infinite():
+        return "Infinity" if d > 0 else "-Infinity"
+    return format(d, "f")
+
+
+def decimal_fits(text: str, precision: int | None, scale: int | None) -> bool:
+    """Whether a canonical decimal text fits NUMERIC(precision, scale) without rounding."""
+    if text in ("NaN", "Infinity", "-Infinity"):
+        return False
+    body = text.lstrip("-")
+    whole, _, frac = body.partition(".")
+    frac = frac.rstrip("0")
+    whole = whole.lstrip("0")
+    if scale is not None and len(frac) > scale:
+        return False
+    return not (precision is not None and len(whole) > precision - (scale or 0))
+
+
+def float_signbit(arr: pa.Array) -> np.ndarray[Any, Any]:
+    values = arr.to_numpy(zero_copy_only=False)
+    return np.asarray(np.signbit(values) & (values == 0))
+
+
+def first_true(mask: Sequence[bool] | np.ndarray[Any, Any]) -> list[int]:
+    return [int(i) for i in np.flatnonzero(np.asarray(mask))]
