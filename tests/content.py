@@ -71,7 +71,14 @@ def _dec(d: Decimal) -> str:
 
 
 def table_digest(conn: sa.Connection, name: str, quote: Any) -> tuple[int, str]:
-    rows = conn.exec_driver_sql(f"SELECT * FROM {quote(name)}").all()
+    if conn.dialect.name == "postgresql":
+        # the server's own text forms: exact, and they include what Python cannot hold
+        # (infinity and BC dates)
+        cols = [c["name"] for c in sa.inspect(conn).get_columns(name)]
+        select = ", ".join(f"{quote(c)}::text" for c in cols)
+        rows = conn.exec_driver_sql(f"SELECT {select} FROM {quote(name)}").all()
+    else:
+        rows = conn.exec_driver_sql(f"SELECT * FROM {quote(name)}").all()
     canon_rows = sorted(json.dumps([canon(v) for v in row], ensure_ascii=False) for row in rows)
     h = hashlib.sha256("\n".join(canon_rows).encode()).hexdigest()
     return len(rows), h

@@ -147,7 +147,15 @@ def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Even
         with engine.connect() as conn:
             if hasattr(dialect, "inspect_target"):
                 dialect.inspect_target(conn)
-            existing = {n for n in (e.name for e in entries) if dialect.table_exists(conn, n)}
+        names_wrong = dialect.name_problems([e.schema for e in entries])
+        if names_wrong:
+            raise NotPortable(shown, names_wrong)
+        present = _target_tables(engine, dialect)
+        if dialect.case_insensitive_tables:
+            lowered = {p.lower() for p in present}
+            existing = {e.name for e in entries if e.name.lower() in lowered}
+        else:
+            existing = {e.name for e in entries if e.name in present}
         if existing and not options.clean:
             raise TargetConflict(sorted(existing), shown)
         plan = RestorePlan(entries, same_engine, sorted(existing), shown)
@@ -158,7 +166,7 @@ def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Even
             dialect,
             same_engine=same_engine,
             inline_foreign_keys=not dialect.alter_add_foreign_key,
-            existing=_target_tables(engine, dialect),
+            existing=present,
         )
         yield from _preflight(arch, plan, dialect, targets, options)
 
@@ -196,8 +204,6 @@ def _preflight(
 ) -> Iterator[Event]:
     """Names, values and integrity, before anything is written."""
     problems = ProblemCollector()
-    for problem in dialect.name_problems([e.schema for e in plan.entries]):
-        problems.add(problem)
     check_values = not plan.same_engine and not options.schema_only
     total = sum(c.size for e in plan.entries for c in e.chunks)
     done = 0

@@ -119,9 +119,44 @@ def format_pg_timestamp(micros: int, tz: bool) -> str:
     return f"{y:04d}-{m:02d}-{d:02d} {hh:02d}:{mm:02d}:{ss:02d}{frac}{zone}"
 
 
+class UnrepresentableValue(ValueError):
+    """A source value that has no exact encoding in the archive (carries the value's text)."""
+
+    def __init__(self, text: str, why: str) -> None:
+        super().__init__(f"{text!r}: {why}")
+        self.text = text
+        self.why = why
+
+
+def format_time(micros: int) -> str:
+    """Time of day in microseconds -> ``HH:MM:SS[.ffffff]`` (86,400,000,000 -> 24:00:00)."""
+    secs, us = divmod(micros, 1_000_000)
+    text = f"{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+    return text + (f".{us:06d}" if us else "")
+
+
+def time_texts(arr: pa.Array) -> list[str | None]:
+    """A time64(us) column as engine-neutral text (exact, including PostgreSQL's 24:00:00)."""
+    return [None if v is None else format_time(v) for v in arr.cast(pa.int64()).to_pylist()]
+
+
 def map_strings(arr: pa.Array, fn: Callable[[str], Any], out_type: pa.DataType) -> pa.Array:
-    """Apply ``fn`` to every non-null string (the slow path, used only when needed)."""
-    return pa.array([None if v is None else fn(v) for v in arr.to_pylist()], type=out_type)
+    """Apply ``fn`` to every non-null string (the slow path, used only when needed).
+
+    :raises UnrepresentableValue: naming the first value that cannot be converted or stored.
+    """
+    out = []
+    for v in arr.to_pylist():
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            value = fn(v)
+            pa.scalar(value, type=out_type)
+        except (ValueError, OverflowError, pa.ArrowInvalid) as exc:
+            raise UnrepresentableValue(v, str(exc) or "out of range") from None
+        out.append(value)
+    return pa.array(out, type=out_type)
 
 
 def text_to_date(arr: pa.Array) -> pa.Array:

@@ -22,6 +22,7 @@ from sqlalchemy.sql import sqltypes
 from ..logical import LogicalType
 from ..schema import Column, Table
 from .base import Dialect, generic_logical_type
+from ..values import time_texts
 from .pyvalues import fetch_batches
 
 # longest VARCHAR/VARBINARY dbcrate creates inline; longer or unbounded values go to LONGTEXT/
@@ -106,6 +107,22 @@ class MySQL(Dialect):
 
     def reflect(self, conn: Connection, name: str) -> Table:
         table = super().reflect(conn, name)
+        # SQLAlchemy parses SHOW CREATE TABLE and keeps a doubled backtick doubled; the
+        # information schema has the true names (in the same order)
+        true_names = [
+            r[0]
+            for r in conn.execute(
+                sa.text(
+                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                    "DATABASE() AND TABLE_NAME = :t ORDER BY ORDINAL_POSITION"
+                ),
+                {"t": name},
+            )
+        ]
+        if len(true_names) == len(table.columns):
+            fix = {c.name: t for c, t in zip(table.columns, true_names) if c.name != t}
+            if fix:
+                table = _rename_columns(table, fix)
         opts = sa.inspect(conn).get_table_options(name)
         for src, dst in (
             ("mysql_engine", "engine"),
@@ -225,8 +242,25 @@ class MySQL(Dialect):
         conn.exec_driver_sql(f"ALTER TABLE {self.quote(table.name)} AUTO_INCREMENT = {int(value)}")
 
 
+def _rename_columns(table: Table, fix: dict[str, str]) -> Table:
+    import dataclasses
+
+    def ren(names: list[str]) -> list[str]:
+        return [fix.get(n, n) for n in names]
+
+    return dataclasses.replace(
+        table,
+        columns=[dataclasses.replace(c, name=fix.get(c.name, c.name)) for c in table.columns],
+        primary_key=ren(table.primary_key),
+        indexes=[dataclasses.replace(i, columns=ren(i.columns)) for i in table.indexes],
+        foreign_keys=[dataclasses.replace(f, columns=ren(f.columns)) for f in table.foreign_keys],
+    )
+
+
 def _to_python(col: Column) -> Callable[[pa.Array], list[Any]]:
     kind = col.type.kind
     if kind == "timestamptz":
         return lambda arr: arr.cast(pa.timestamp("us")).to_pylist()
+    if kind == "time":
+        return time_texts
     return lambda arr: arr.to_pylist()

@@ -28,6 +28,7 @@ from ..logical import (
     TS_POS_INFINITY,
     LogicalType,
 )
+from ..errors import SourceValueError
 from ..schema import Column, Table
 from .base import Dialect, generic_logical_type
 
@@ -164,9 +165,17 @@ class PostgreSQL(Dialect):
                 ),
             )
             for batch in reader:
-                arrays = [
-                    _from_pg_text(batch.column(i), col) for i, col in enumerate(table.columns)
-                ]
+                arrays = []
+                for i, col in enumerate(table.columns):
+                    try:
+                        arrays.append(_from_pg_text(batch.column(i), col))
+                    except (ValueError, pa.ArrowInvalid) as exc:
+                        raise SourceValueError(
+                            f"table {table.name!r}, column {col.name!r}: a value cannot be "
+                            f"stored exactly as {col.type.describe()} ({exc})",
+                            hint="timestamps must lie within ±292,000 years of 1970; fix the "
+                            "value or exclude the table with -T",
+                        ) from None
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     # ------------------------------------------------------------------ restore
@@ -278,6 +287,8 @@ def _to_pg_text(arr: pa.Array, col: Column) -> pa.Array:
                 pa.string(),
             )
         return arr
+    if kind == "time":
+        return pa.array(values.time_texts(arr), pa.string())
     if kind in ("datetime", "timestamptz"):
         ints = arr.cast(pa.int64())
         lo_hi = pc.min_max(ints).as_py()

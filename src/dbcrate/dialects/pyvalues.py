@@ -71,6 +71,18 @@ def _str(v: Any) -> str:
     raise ValueError(f"a {type(v).__name__} in a text column")
 
 
+def _json(v: Any) -> str:
+    if isinstance(v, str):
+        return v
+    # SQLite gives JSON-declared columns numeric affinity: a document like 1.5e300 is stored as
+    # a number; its JSON text is the same number
+    if isinstance(v, int) and not isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float) and v == v and v not in (float("inf"), float("-inf")):
+        return repr(v)
+    raise ValueError(f"a {type(v).__name__} in a JSON column")
+
+
 def _bytes(v: Any) -> bytes:
     if isinstance(v, bytes | bytearray | memoryview):
         return bytes(v)
@@ -134,7 +146,7 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
     "time": _time,
     "datetime": _datetime,
     "timestamptz": _datetime,
-    "json": _str,
+    "json": _json,
     "uuid": _uuid,
     "other": _str,
 }

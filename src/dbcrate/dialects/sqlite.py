@@ -17,11 +17,13 @@ from typing import Any, ClassVar
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.types import UserDefinedType
 
 from ..errors import SourceValueError
 from ..logical import LogicalType
 from ..schema import Column, Table
 from .base import Dialect, RawType
+from ..values import time_texts
 from .pyvalues import fetch_batches
 
 _PARAMS = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
@@ -160,7 +162,7 @@ class SQLite(Dialect):
     # ------------------------------------------------------------------ restore
     def sa_type(self, column: Column, *, same_engine: bool, keyed: bool) -> Any:
         if same_engine and column.engine_type == "":
-            return sa.types.NullType()
+            return _Untyped()
         return super().sa_type(column, same_engine=same_engine, keyed=keyed)
 
     def type_for_logical(self, lt: LogicalType, *, keyed: bool) -> Any:
@@ -228,6 +230,15 @@ class SQLite(Dialect):
         )
 
 
+class _Untyped(UserDefinedType):  # type: ignore[type-arg]
+    """A SQLite column declared without a type (it keeps BLOB affinity)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return ""
+
+
 def _iso(sep: str | None = None, suffix: str = "") -> Callable[[Any], Any]:
     def fmt(v: Any) -> Any:
         if v is None:
@@ -239,9 +250,11 @@ def _iso(sep: str | None = None, suffix: str = "") -> Callable[[Any], Any]:
 
 def _to_python(col: Column) -> Callable[[pa.Array], list[Any]]:
     kind = col.type.kind
-    if kind == "date" or kind == "time":
+    if kind == "date":
         f = _iso()
         return lambda arr: [f(v) for v in arr.to_pylist()]
+    if kind == "time":
+        return time_texts
     if kind == "datetime":
         f = _iso(" ")
         return lambda arr: [f(v) for v in arr.to_pylist()]
