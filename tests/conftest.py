@@ -19,8 +19,10 @@ import pytest
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parents[1]
-DATASETS = Path(os.environ.get("DBCRATE_DATASETS", ROOT.parent / "shared" / "datasets"))
-BUNDLED_CHINOOK = ROOT / "examples" / "chinook" / "Chinook_Sqlite.sqlite"
+# Chinook (its licence is in examples/chinook/LICENSE.md) is bundled so the suite needs nothing
+# outside the repository
+CHINOOK = ROOT / "examples" / "chinook"
+DATASETS = ROOT / "examples"
 PG_ADMIN = os.environ.get("DBCRATE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MY_ADMIN = os.environ.get("DBCRATE_TEST_MYSQL", "mysql+pymysql://root@127.0.0.1:3306/")
 ENGINES = ("sqlite", "postgresql", "mysql")
@@ -38,7 +40,7 @@ def _probe(kind: str) -> str | None:
                 pass
             eng.dispose()
             _available[kind] = None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             _available[kind] = str(exc).splitlines()[0]
     return _available[kind]
 
@@ -110,21 +112,19 @@ def _strip_database_lines(script: str) -> str:
 def load_chinook(kind: str, dbs: Databases) -> str:
     """A database of ``kind`` holding Chinook, loaded with the engine's own client."""
     if kind == "sqlite":
-        src = DATASETS / "chinook" / "Chinook_Sqlite.sqlite"
-        if not src.exists():
-            src = BUNDLED_CHINOOK
+        src = CHINOOK / "Chinook_Sqlite.sqlite"
         dst = dbs.tmp_path / f"chinook_{uuid.uuid4().hex[:6]}.db"
         shutil.copy(src, dst)
         return f"sqlite:///{dst}"
     url = dbs.new(kind)
     parsed = sa.engine.make_url(url)
     if kind == "postgresql":
-        script = _strip_database_lines((DATASETS / "chinook" / "Chinook_PostgreSql.sql").read_text())
+        script = _strip_database_lines((CHINOOK / "Chinook_PostgreSql.sql").read_text())
         cmd = ["psql", "-q", "-v", "ON_ERROR_STOP=1", "-h", parsed.host or "127.0.0.1",
                "-p", str(parsed.port or 5432), "-U", parsed.username or "postgres",
                "-d", parsed.database]
     else:
-        script = _strip_database_lines((DATASETS / "chinook" / "Chinook_MySql.sql").read_text())
+        script = _strip_database_lines((CHINOOK / "Chinook_MySql.sql").read_text())
         cmd = ["mariadb", "-h", parsed.host or "127.0.0.1", "-P", str(parsed.port or 3306),
                "-u", parsed.username or "root", parsed.database]
     subprocess.run(cmd, input=script.encode(), check=True, capture_output=True)

@@ -9,12 +9,13 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from conftest import ENGINES, Databases, engine_of
-from content import snapshot
-from edge_fixtures import create_edge_database
 
 import dbcrate
 from dbcrate.errors import NotPortable
+
+from conftest import ENGINES, Databases, engine_of
+from content import snapshot
+from edge_fixtures import create_edge_database
 
 
 def same_column(a: pa.ChunkedArray, b: pa.ChunkedArray) -> bool:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ENGINES, Databases
-from content import snapshot
 
 import dbcrate
+
+from conftest import ENGINES, Databases
+from content import snapshot
 
 
 @pytest.mark.parametrize("target", ENGINES)

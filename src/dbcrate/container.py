@@ -14,6 +14,7 @@ one is complete.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -109,7 +110,9 @@ class ArchiveWriter:
             os.fchmod(fd, 0o600)  # whatever the umask
             self._raw = os.fdopen(fd, "wb", buffering=COPY_BUFFER)
             mode = "w:"
-        self._tar = tarfile.open(fileobj=self._raw, mode=mode, format=tarfile.PAX_FORMAT)
+        self._tar = tarfile.open(  # type: ignore[call-overload]
+            fileobj=self._raw, mode=mode, format=tarfile.PAX_FORMAT
+        )
         self._closed = False
         self.add_bytes(
             MARKER,
@@ -165,10 +168,8 @@ class ArchiveWriter:
         self._closed = True
         if self.final is None:
             return  # a stream: nothing to remove; the reader sees no manifest
-        try:
+        with contextlib.suppress(OSError):
             self._raw.close()
-        except OSError:
-            pass
         if self._tmp is not None:
             self._tmp.unlink(missing_ok=True)
 
@@ -217,7 +218,7 @@ class ArchiveReader:
                     hint="give the path of a .crate file",
                 )
             try:
-                fileobj = open(p, "rb")  # noqa: SIM115 - closed in close()
+                fileobj = open(p, "rb")
             except FileNotFoundError:
                 raise NotAnArchive(f"{p} does not exist") from None
             except OSError as exc:

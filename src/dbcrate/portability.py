@@ -142,7 +142,9 @@ def batch_problems(
     return found
 
 
-def row_keys(table: Table, batch: pa.RecordBatch, mask: np.ndarray[Any, Any], base: int) -> list[dict[str, Any]]:
+def row_keys(
+    table: Table, batch: pa.RecordBatch, mask: np.ndarray[Any, Any], base: int
+) -> list[dict[str, Any]]:
     """Primary-key values (or row numbers) of the first offending rows."""
     idx = np.flatnonzero(mask)[:MAX_KEYS_PER_PROBLEM]
     keys = []

@@ -15,6 +15,7 @@ Order of work (docs/FORMAT.md "Restore"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Generator, Iterator
@@ -224,9 +225,9 @@ def _preflight(
                     pass
             done += chunk.size
             yield Event("verify", done, total, f"Check {entry.name}", entry.name, bytes=done)
-    found = problems.problems()
-    if found:
-        raise NotPortable(plan.target, found)
+    refused = problems.problems()
+    if refused:
+        raise NotPortable(plan.target, refused)
 
 
 def _decimal_targets(table: Table, types: dict[str, Any]) -> dict[str, tuple[int | None, int | None]]:
@@ -310,17 +311,13 @@ def _skip_rest(plan: RestorePlan, results: dict[str, TableResult], failed: str) 
 
 
 def _rollback(conn: Connection) -> None:
-    try:
+    with contextlib.suppress(sa.exc.DBAPIError):
         conn.exec_driver_sql("ROLLBACK")
-    except sa.exc.DBAPIError:
-        pass
 
 
 def _drop_quietly(conn: Connection, dialect: Dialect, name: str) -> None:
-    try:
+    with contextlib.suppress(sa.exc.DBAPIError):
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(name)}")
-    except sa.exc.DBAPIError:
-        pass
 
 
 def _drop_foreign_keys_into(
@@ -332,10 +329,11 @@ def _drop_foreign_keys_into(
     insp = sa.inspect(conn)
     for name in sorted(replace):
         for fk in insp.get_foreign_keys(name, schema=dialect.default_schema):
-            if fk.get("referred_table") in restored and fk.get("name"):
+            fk_name = fk.get("name")
+            if fk.get("referred_table") in restored and fk_name:
                 kw = "FOREIGN KEY" if dialect.name == "mysql" else "CONSTRAINT"
                 conn.exec_driver_sql(
-                    f"ALTER TABLE {dialect.quote(name)} DROP {kw} {dialect.quote(fk['name'])}"
+                    f"ALTER TABLE {dialect.quote(name)} DROP {kw} {dialect.quote(fk_name)}"
                 )
 
 

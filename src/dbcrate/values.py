@@ -145,7 +145,7 @@ def map_strings(arr: pa.Array, fn: Callable[[str], Any], out_type: pa.DataType) 
 
     :raises UnrepresentableValue: naming the first value that cannot be converted or stored.
     """
-    out = []
+    out: list[Any] = []
     for v in arr.to_pylist():
         if v is None:
             out.append(None)

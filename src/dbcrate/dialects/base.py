@@ -47,7 +47,7 @@ class Dialect:
     max_identifier_bytes: ClassVar[int | None] = None
     max_identifier_chars: ClassVar[int | None] = None
     case_insensitive_columns: ClassVar[bool] = False
-    case_insensitive_tables: ClassVar[bool] = False
+    case_insensitive_tables: bool = False  # a server setting for some engines
     transactional_ddl: ClassVar[bool] = True
     alter_add_foreign_key: ClassVar[bool] = True
     default_schema: ClassVar[str | None] = None
@@ -107,7 +107,7 @@ class Dialect:
         pk_cols = list(pk.get("constrained_columns") or [])
         columns = []
         for info in insp.get_columns(name, schema=schema):
-            columns.append(self.column_from_reflection(conn, name, info, pk_cols))
+            columns.append(self.column_from_reflection(conn, name, dict(info), pk_cols))
         table = Table(
             name=name,
             columns=columns,
@@ -121,10 +121,11 @@ class Dialect:
                 table.indexes.append(Index(uc.get("name"), cols, unique=True, constraint=True))
                 seen_unique.add(tuple(cols))
         for ix in insp.get_indexes(name, schema=schema):
-            cols = list(ix.get("column_names") or [])
-            if not cols or any(c is None for c in cols) or ix.get("expressions"):
+            raw_cols = list(ix.get("column_names") or [])
+            if not raw_cols or any(c is None for c in raw_cols) or ix.get("expressions"):
                 table.skipped.append(f"index {ix.get('name')} (expression index)")
                 continue
+            cols = [str(c) for c in raw_cols]
             if ix.get("duplicates_constraint") or (ix.get("unique") and tuple(cols) in seen_unique):
                 continue
             table.indexes.append(Index(ix.get("name"), cols, unique=bool(ix.get("unique"))))
@@ -137,7 +138,7 @@ class Dialect:
             table.foreign_keys.append(
                 ForeignKey(
                     name=fk.get("name"),
-                    columns=list(fk["constrained_columns"]),
+                    columns=[str(c) for c in fk["constrained_columns"]],
                     ref_table=fk["referred_table"],
                     ref_columns=list(fk["referred_columns"]),
                     on_delete=_fk_action(opts.get("ondelete")),

@@ -21,8 +21,8 @@ from sqlalchemy.sql import sqltypes
 
 from ..logical import LogicalType
 from ..schema import Column, Table
-from .base import Dialect, generic_logical_type
 from ..values import time_texts
+from .base import Dialect, generic_logical_type
 from .pyvalues import fetch_batches
 
 # longest VARCHAR/VARBINARY dbcrate creates inline; longer or unbounded values go to LONGTEXT/
@@ -45,7 +45,7 @@ class MySQL(Dialect):
     year_range: ClassVar[tuple[int, int] | None] = (1, 9999)
     decimal_limits: ClassVar[tuple[int, int] | None] = (65, 30)
 
-    case_insensitive_tables = False  # set per server by inspect_target()
+    case_insensitive_tables: bool = False  # set per server by inspect_target()
 
     def inspect_target(self, conn: Connection) -> None:
         lctn = conn.exec_driver_sql("SELECT @@lower_case_table_names").scalar()

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
 from .. import values
+from ..errors import SourceValueError
 from ..logical import (
     DATE_NEG_INFINITY,
     DATE_POS_INFINITY,
@@ -28,7 +29,6 @@ from ..logical import (
     TS_POS_INFINITY,
     LogicalType,
 )
-from ..errors import SourceValueError
 from ..schema import Column, Table
 from .base import Dialect, generic_logical_type
 

@@ -29,7 +29,7 @@ class BadValue(ValueError):
 
 
 def _each(values: Sequence[Any], fn: Callable[[Any], Any]) -> list[Any]:
-    out = []
+    out: list[Any] = []
     for i, v in enumerate(values):
         if v is None:
             out.append(None)

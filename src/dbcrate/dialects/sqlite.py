@@ -22,8 +22,8 @@ from sqlalchemy.types import UserDefinedType
 from ..errors import SourceValueError
 from ..logical import LogicalType
 from ..schema import Column, Table
-from .base import Dialect, RawType
 from ..values import time_texts
+from .base import Dialect, RawType
 from .pyvalues import fetch_batches
 
 _PARAMS = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
@@ -75,7 +75,7 @@ _STORAGE_CLASS_KIND = {
 class SQLite(Dialect):
     name: ClassVar[str] = "sqlite"
     case_insensitive_columns: ClassVar[bool] = True
-    case_insensitive_tables = True
+    case_insensitive_tables: bool = True
     alter_add_foreign_key: ClassVar[bool] = False
     holds_nan: ClassVar[bool] = False  # sqlite3 stores NaN as NULL
     holds_negative_zero: ClassVar[bool] = False
