@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import IO, BinaryIO
 
 from .errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
-from .manifest import FORMAT_NAME, FORMAT_VERSION, Manifest, check_format_version
+from .manifest import (
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    check_format_version,
+)
 
 MARKER = "dbcrate-archive.json"
 MANIFEST = "manifest.json"
@@ -284,6 +290,7 @@ class ArchiveReader:
         if not isinstance(marker, dict) or marker.get("format") != FORMAT_NAME:
             raise NotAnArchive(f"{self.display} is a tar file but not a dbcrate archive")
         check_format_version(marker.get("format_version"))
+        self.marker_version = int(marker["format_version"])
 
     def _read_manifest(self) -> Manifest:
         if MANIFEST not in self.members:
@@ -292,6 +299,8 @@ class ArchiveReader:
                 "(the dump was interrupted or the file was truncated)",
                 member=MANIFEST,
             )
+        if self.members[MANIFEST].size > MAX_MANIFEST_BYTES:
+            raise NotAnArchive(f"{self.display}: manifest.json is larger than the limit")
         raw = self._read_all(MANIFEST)
         digest_info = self.members.get(MANIFEST_DIGEST)
         if digest_info is None or digest_info.size > 200:
@@ -301,7 +310,13 @@ class ArchiveReader:
             raise ArchiveCorrupt(
                 f"{self.display}: manifest.json does not match its SHA-256", member=MANIFEST
             )
-        return Manifest.from_json(raw, where=f"{self.display}: manifest.json")
+        manifest = Manifest.from_json(raw, where=f"{self.display}: manifest.json")
+        if manifest.format_version != self.marker_version:
+            raise NotAnArchive(
+                f"{self.display}: the marker says format {self.marker_version}, the manifest "
+                f"says {manifest.format_version}"
+            )
+        return manifest
 
     def _read_all(self, name: str) -> bytes:
         handle = self._tar.extractfile(self.members[name])

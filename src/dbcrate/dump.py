@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from . import __version__
 from .connect import open_engine, public_url
 from .container import ArchiveWriter
-from .dialects import Dialect
+from .dialects import Dialect, engine_name
 from .errors import DatabaseError, DbcrateError
 from .formats import ChunkWriter, get_format
 from .manifest import Chunk, Manifest, Source, TableEntry
@@ -90,7 +90,7 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
     """Reflect the selected tables (inside the snapshot already begun on ``conn``)."""
     names = select_tables(dialect.list_tables(conn), options.include, options.exclude, "the source")
     source = Source(
-        engine="mariadb" if getattr(dialect.sa_dialect, "is_mariadb", False) else dialect.name,
+        engine=engine_name(dialect),
         server_version=dialect.server_version(conn),
         url=public_url(url),
         database=url.database,

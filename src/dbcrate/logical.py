@@ -1,7 +1,7 @@
 """Portable logical column types and their Arrow encoding.
 
 A column in an archive has a *logical* type (engine-neutral, below) and keeps the *engine* type it
-had in the source (``engine_type``, e.g. ``character varying(120)``). The logical type decides the
+had in the source (``engine_type``, e.g. ``VARCHAR(120)``). The logical type decides the
 Arrow type of the column's data and the type created in another engine; the engine type is used,
 after validation, when restoring into the same engine so that a same-engine copy is exact.
 
@@ -79,6 +79,12 @@ INTEGER_RANGES: dict[str, tuple[int, int]] = {
 }
 
 
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("'fixed' must be true or false")
+    return value
+
+
 @dataclass(frozen=True)
 class LogicalType:
     """An engine-neutral column type.
@@ -132,7 +138,7 @@ class LogicalType:
             length=opt_int("length"),
             precision=opt_int("precision"),
             scale=opt_int("scale"),
-            fixed=bool(data.get("fixed", False)),
+            fixed=_flag(data.get("fixed", False)),
         )
 
     def describe(self) -> str:

@@ -98,7 +98,7 @@ class TableEntry:
         entry = cls(
             schema=Table.from_dict(schema),
             chunks=[Chunk.from_dict(c) for c in chunks],
-            status=str(data.get("status", "ok")),
+            status=_status(data.get("status", "ok")),
             error=data.get("error") if isinstance(data.get("error"), str) else None,
         )
         if data.get("name") != entry.name:
@@ -210,12 +210,12 @@ class Manifest:
                 data_format=str(data.get("data_format", "parquet")),
                 tables=[TableEntry.from_dict(t) for t in tables],
                 format_version=int(data["format_version"]),
-                complete=bool(data.get("complete", True)),
+                complete=data.get("complete", True) is True,
                 schema_version=data.get("schema_version")
                 if isinstance(data.get("schema_version"), str)
                 else None,
             )
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise NotAnArchive(f"{where} is malformed: {exc}") from None
         names = [t.name for t in manifest.tables]
         if len(set(names)) != len(names):
@@ -224,6 +224,12 @@ class Manifest:
         if len(set(members)) != len(members):
             raise NotAnArchive(f"{where} lists a data member twice")
         return manifest
+
+
+def _status(value: Any) -> str:
+    if value not in ("ok", "failed"):
+        raise ValueError(f"unknown table status {value!r}")
+    return str(value)
 
 
 def check_format_version(found: object) -> None:

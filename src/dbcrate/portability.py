@@ -23,7 +23,7 @@ from .logical import (
     TS_POS_INFINITY,
 )
 from .schema import Table
-from .values import US_PER_DAY, days_from_civil, decimal_fits, float_signbit
+from .values import US_PER_DAY, days_from_civil, decimal_fits, float_signbit, significant_digits
 
 MAX_KEYS_PER_PROBLEM = 3
 
@@ -104,9 +104,12 @@ def batch_problems(
                     mask[j] = not special_ok
                     continue
                 p = precision if precision is not None else (limits[0] if limits else None)
-                s = scale if precision is not None else (limits[1] if limits else None)
-                if (p is not None or s is not None) and not decimal_fits(v, p, s):
-                    mask[j] = True
+                # NUMERIC(p) means scale 0
+                s = (scale or 0) if precision is not None else (limits[1] if limits else None)
+                too_big = (p is not None or s is not None) and not decimal_fits(v, p, s)
+                max_digits = target.decimal_significant_digits
+                too_long = max_digits is not None and significant_digits(v) > max_digits
+                mask[j] = too_big or too_long
             check(col.name, "number does not fit the target's decimal type exactly", mask)
         elif kind == "date":
             ints = arr.cast(pa.int32())

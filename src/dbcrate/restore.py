@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 from .archive import Archive
 from .connect import open_engine, public_url
 from .ddl import TargetTables, build_tables, foreign_keys, index_objects
-from .dialects import Dialect, engine_family
+from .dialects import Dialect, engine_name
 from .errors import NotPortable, RestoreIncomplete, TargetConflict, UsageError
 from .logical import LogicalType
 from .manifest import TableEntry
@@ -142,7 +142,7 @@ def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Even
     engine, dialect, parsed = open_engine(url)
     shown = public_url(parsed)
     try:
-        same_engine = engine_family(dialect.name) == engine_family(manifest.source.engine)
+        same_engine = engine_name(dialect) == manifest.source.engine
         ordered = dependency_order([e.schema for e in entries])
         entries = [manifest.table(t.name) for t in ordered]
         with engine.connect() as conn:
@@ -173,6 +173,9 @@ def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Even
 
         report = RestoreReport(shown, [TableResult(e.name) for e in entries], list(targets.warnings))
         results = {r.name: r for r in report.tables}
+        for entry in entries:
+            for item in entry.schema.skipped:
+                results[entry.name].warnings.append(f"not recreated: {item}")
         if options.dry_run:
             for entry in entries:
                 r = results[entry.name]

@@ -23,6 +23,13 @@ def _str(data: dict[str, Any], key: str, *, optional: bool = False) -> Any:
     return value
 
 
+def _bool(data: dict[str, Any], key: str, default: bool) -> bool:
+    value = data.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"field {key!r} must be true or false")
+    return value
+
+
 def _str_list(data: dict[str, Any], key: str) -> list[str]:
     value = data.get(key, [])
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -99,9 +106,9 @@ class Column:
             name=_str(data, "name"),
             type=LogicalType.from_dict(data.get("type") or {}),
             engine_type=_str(data, "engine_type"),
-            nullable=bool(data.get("nullable", True)),
+            nullable=_bool(data, "nullable", True),
             default=DefaultValue.from_dict(default) if isinstance(default, dict) else None,
-            autoincrement=bool(data.get("autoincrement", False)),
+            autoincrement=_bool(data, "autoincrement", False),
             identity=identity,
             comment=_str(data, "comment", optional=True),
         )
@@ -129,8 +136,8 @@ class Index:
         return cls(
             name=_str(data, "name", optional=True),
             columns=_str_list(data, "columns"),
-            unique=bool(data.get("unique", False)),
-            constraint=bool(data.get("constraint", False)),
+            unique=_bool(data, "unique", False),
+            constraint=_bool(data, "constraint", False),
         )
 
 
@@ -174,13 +181,15 @@ class ForeignKey:
             if value is not None and value.upper() not in FK_ACTIONS:
                 raise ValueError(f"unknown foreign key action {value!r}")
             actions[key] = value.upper() if value else None
+        if len(_str_list(data, "columns")) != len(_str_list(data, "ref_columns")):
+            raise ValueError("a foreign key needs as many referenced columns as columns")
         return cls(
             name=_str(data, "name", optional=True),
             columns=_str_list(data, "columns"),
             ref_table=_str(data, "ref_table"),
             ref_columns=_str_list(data, "ref_columns"),
-            deferrable=bool(data.get("deferrable", False)),
-            initially_deferred=bool(data.get("initially_deferred", False)),
+            deferrable=_bool(data, "deferrable", False),
+            initially_deferred=_bool(data, "initially_deferred", False),
             **actions,
         )
 
@@ -259,7 +268,7 @@ class Table:
             primary_key_name=_str(data, "primary_key_name", optional=True),
             indexes=[Index.from_dict(i) for i in data.get("indexes", [])],
             foreign_keys=[ForeignKey.from_dict(f) for f in data.get("foreign_keys", [])],
-            next_value=data.get("next_value") if isinstance(data.get("next_value"), int) else None,
+            next_value=_next_value(data.get("next_value")),
             comment=_str(data, "comment", optional=True),
             skipped=_str_list(data, "skipped"),
             options={
@@ -278,6 +287,14 @@ class Table:
         if unknown:
             raise ValueError(f"table {table.name!r} refers to unknown columns {unknown}")
         return table
+
+
+def _next_value(value: Any) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("'next_value' must be an integer or null")
+    return value
 
 
 def dependency_order(tables: Iterable[Table]) -> list[Table]:

@@ -276,9 +276,11 @@ def decimal_text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else (
-            "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-        )
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
+        return _decimal_str(Decimal(repr(value)))  # shortest exact digits, never exponent form
     if isinstance(value, Decimal):
         return _decimal_str(value)
     if isinstance(value, str):
@@ -294,7 +296,7 @@ def _decimal_str(d: Decimal) -> str:
         return "NaN"
     if d.is_infinite():
         return "Infinity" if d > 0 else "-Infinity"
-    return format(d, "f")
+    return format(d, "f")  # plain digits: 1E+3 -> "1000", 1E-5 -> "0.00001"
 
 
 def decimal_fits(text: str, precision: int | None, scale: int | None) -> bool:
@@ -308,6 +310,12 @@ def decimal_fits(text: str, precision: int | None, scale: int | None) -> bool:
     if scale is not None and len(frac) > scale:
         return False
     return not (precision is not None and len(whole) > precision - (scale or 0))
+
+
+def significant_digits(text: str) -> int:
+    """Significant decimal digits of a canonical decimal text."""
+    digits = text.lstrip("-").replace(".", "").lstrip("0").rstrip("0")
+    return max(len(digits), 1)
 
 
 def float_signbit(arr: pa.Array) -> np.ndarray[Any, Any]:

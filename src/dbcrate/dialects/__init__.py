@@ -31,8 +31,16 @@ def dialect_for(engine: Engine) -> Dialect:
 
 
 def engine_family(name: str) -> str:
-    """Normalise engine names: MariaDB and MySQL are one family."""
-    return "mysql" if name in ("mysql", "mariadb") else name
+    """Normalise engine names (MariaDB is not MySQL: their type spellings and collations
+    differ, so a restore from one into the other goes through the logical types)."""
+    return name
 
 
-__all__ = ["DIALECTS", "Dialect", "dialect_for", "engine_family"]
+def engine_name(dialect: Dialect) -> str:
+    """The engine a dialect talks to, as recorded in manifests ("mariadb" for MariaDB)."""
+    if getattr(dialect.sa_dialect, "is_mariadb", False):
+        return "mariadb"
+    return dialect.name
+
+
+__all__ = ["DIALECTS", "Dialect", "dialect_for", "engine_family", "engine_name"]

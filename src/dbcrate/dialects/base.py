@@ -23,12 +23,39 @@ from ..schema import Column, DefaultValue, ForeignKey, Index, Table
 
 #: an engine type spelled like this can be reused verbatim in DDL on the same engine; anything
 #: else (quotes, semicolons, enum labels ...) falls back to the logical type, so that an archive
-#: can never smuggle SQL into a CREATE TABLE.
-SAFE_ENGINE_TYPE = re.compile(
+#: can never smuggle SQL into a CREATE TABLE. After the type name only these words may follow
+#: (a charset or collation name may follow CHARACTER SET / CHARSET / COLLATE).
+_TYPE_SHAPE = re.compile(
     r"^[A-Za-z][A-Za-z0-9_]*( [A-Za-z][A-Za-z0-9_]*)*"
     r"( ?\(\s*\d+\s*(,\s*\d+\s*)?\))?"
     r"( [A-Za-z][A-Za-z0-9_]*)*(\[\])*$"
 )
+_TYPE_WORDS = {
+    "WITH", "WITHOUT", "TIME", "ZONE", "PRECISION", "VARYING", "UNSIGNED", "ZEROFILL",
+    "CHARACTER", "CHARSET", "SET", "COLLATE", "DOUBLE", "BINARY", "NATIONAL", "LARGE", "OBJECT",
+}
+
+
+class _SafeEngineType:
+    """``match(spelling)``: the spelling is a plain type name with its usual modifiers."""
+
+    def match(self, spelling: str) -> bool:
+        if not _TYPE_SHAPE.match(spelling):
+            return False
+        words = re.sub(r"\(.*?\)|\[\]", " ", spelling).split()
+        previous = ""
+        for word in words[1:]:
+            upper = word.upper()
+            if previous in ("SET", "CHARSET", "COLLATE") and re.fullmatch(r"[a-z0-9_]+", word):
+                previous = ""
+                continue
+            if upper not in _TYPE_WORDS:
+                return False
+            previous = upper
+        return True
+
+
+SAFE_ENGINE_TYPE = _SafeEngineType()
 _LITERAL_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 
 
@@ -62,6 +89,8 @@ class Dialect:
     max_integer: ClassVar[int] = 2**64 - 1
     #: (max precision, max scale) of an exact decimal; None = unlimited
     decimal_limits: ClassVar[tuple[int, int] | None] = None
+    #: an exact decimal with more significant digits than this changes (None = exact)
+    decimal_significant_digits: ClassVar[int | None] = None
     #: VARCHAR(n)/VARBINARY(n) lengths are enforced (values longer than n are errors)
     enforces_length: ClassVar[bool] = True
 
@@ -121,6 +150,10 @@ class Dialect:
                 table.indexes.append(Index(uc.get("name"), cols, unique=True, constraint=True))
                 seen_unique.add(tuple(cols))
         for ix in insp.get_indexes(name, schema=schema):
+            dialect_options = ix.get("dialect_options") or {}
+            if any(k.endswith("_where") and v is not None for k, v in dialect_options.items()):
+                table.skipped.append(f"index {ix.get('name')} (partial index)")
+                continue
             raw_cols = list(ix.get("column_names") or [])
             if not raw_cols or any(c is None for c in raw_cols) or ix.get("expressions"):
                 table.skipped.append(f"index {ix.get('name')} (expression index)")

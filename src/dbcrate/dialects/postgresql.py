@@ -49,28 +49,6 @@ _READ_TYPES: dict[str, pa.DataType] = {
 }
 
 
-class _CopyStream(io.RawIOBase):
-    """A file-like view of a psycopg ``Copy`` (an iterator of byte blocks)."""
-
-    def __init__(self, copy: Any) -> None:
-        self._iter = iter(copy)
-        self._buf = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._buf:
-            try:
-                self._buf = bytes(next(self._iter))
-            except StopIteration:
-                return 0
-        n = min(len(buffer), len(self._buf))
-        buffer[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
-
-
 class PostgreSQL(Dialect):
     name: ClassVar[str] = "postgresql"
     max_identifier_bytes: ClassVar[int | None] = 63
@@ -146,25 +124,27 @@ class PostgreSQL(Dialect):
         target = f"{self.quote(self.default_schema or 'public')}.{self.quote(table.name)}"
         sql = f"COPY {target} ({cols}) TO STDOUT WITH (FORMAT csv)"
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
-        with raw.cursor() as cur, cur.copy(sql) as copy:
-            reader = pacsv.open_csv(
-                # BufferedReader.read(n) fills n bytes: Arrow then sees whole blocks, not the
-                # one-row pieces COPY hands out
-                io.BufferedReader(_CopyStream(copy), buffer_size=1024 * 1024),
-                read_options=pacsv.ReadOptions(
-                    column_names=names, block_size=CSV_BLOCK_BYTES, use_threads=False
-                ),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=read_types,
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
-                    null_values=[""],
-                    true_values=["t"],
-                    false_values=["f"],
-                ),
+        read_options = pacsv.ReadOptions(
+            column_names=names, block_size=4 * CSV_BLOCK_BYTES, use_threads=False
+        )
+        parse_options = pacsv.ParseOptions(newlines_in_values=True)
+        convert_options = pacsv.ConvertOptions(
+            column_types=read_types,
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            null_values=[""],
+            true_values=["t"],
+            false_values=["f"],
+        )
+
+        def convert(block: list[Any]) -> Iterator[pa.RecordBatch]:
+            parsed = pacsv.read_csv(
+                pa.py_buffer(b"".join(block)),
+                read_options=read_options,
+                parse_options=parse_options,
+                convert_options=convert_options,
             )
-            for batch in reader:
+            for batch in parsed.to_batches():
                 arrays = []
                 for i, col in enumerate(table.columns):
                     try:
@@ -177,6 +157,21 @@ class PostgreSQL(Dialect):
                             "value or exclude the table with -T",
                         ) from None
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+        # Each COPY message is exactly one row, so blocks of whole messages are valid CSV on
+        # their own; parsing bounded blocks keeps memory flat (Arrow's streaming reader over a
+        # Python file object does not).
+        with raw.cursor() as cur, cur.copy(sql) as copy:
+            block: list[Any] = []
+            size = 0
+            for row in copy:
+                block.append(row)
+                size += len(row)
+                if size >= CSV_BLOCK_BYTES:
+                    yield from convert(block)
+                    block, size = [], 0
+            if block:
+                yield from convert(block)
 
     # ------------------------------------------------------------------ restore
     def prepare_restore_session(self, conn: Connection) -> None:

@@ -83,6 +83,8 @@ class SQLite(Dialect):
     year_range: ClassVar[tuple[int, int] | None] = (1, 9999)
     max_integer: ClassVar[int] = 2**63 - 1
     enforces_length: ClassVar[bool] = False
+    #: NUMERIC affinity turns decimal text into a REAL when 15 significant digits survive
+    decimal_significant_digits: ClassVar[int | None] = 15
 
     def begin_snapshot(self, conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
