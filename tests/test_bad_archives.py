@@ -22,7 +22,8 @@ import subprocess
 import sys
 import tarfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 from conftest import DATASETS, Databases, run_sql
 
 import dbcrate
+from dbcrate import cli as dbcrate_cli
 from dbcrate.errors import (
     ArchiveCorrupt,
     DbcrateError,
@@ -151,7 +153,7 @@ class Run:
 
 
 def cli_many(*argvs: list[str], stdin: bytes | None = None) -> list[Run]:
-    """Run several dbcrate commands concurrently (each a real subprocess)."""
+    """Run several ``dbcrate`` commands concurrently, each as a real subprocess."""
     procs = [subprocess.Popen([sys.executable, "-m", "dbcrate", *argv], env=ENV,
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE) for argv in argvs]
@@ -161,6 +163,30 @@ def cli_many(*argvs: list[str], stdin: bytes | None = None) -> list[Run]:
         runs.append(Run(argv, proc.returncode, out.decode("utf-8", "replace"),
                         err.decode("utf-8", "replace")))
     return runs
+
+
+def cli(*argv: str) -> Run:
+    """Run ``dbcrate`` in this process through dbcrate.cli.main, capturing SystemExit.
+
+    Any exception other than SystemExit escaping main() is a bug and fails the test as is.
+    """
+    out, err = io.StringIO(), io.StringIO()
+    code: Any = 0
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            dbcrate_cli.main(list(argv))
+        except SystemExit as exc:
+            code = exc.code
+    return Run(list(argv), 0 if code is None else code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture(autouse=True)
+def _wide_console() -> Iterator[None]:
+    """The CLI's rich consoles were made at import: widen them so messages never wrap."""
+    saved = (dbcrate_cli.err._width, dbcrate_cli.out._width)
+    dbcrate_cli.err._width = dbcrate_cli.out._width = 10_000
+    yield
+    dbcrate_cli.err._width, dbcrate_cli.out._width = saved
 
 
 def assert_refused(run: Run, code: int, *fragments: str) -> None:
@@ -192,8 +218,13 @@ def library_error(path: Path, target: Path | None = None) -> DbcrateError | None
 
 
 def expect_refused(path: Path, tmp: Path, exc_type: type[DbcrateError], *fragments: str,
-                   ls_too: bool = True, member: str | None = None) -> None:
-    """Library: exact class (open+verify and restore). CLI: ls, verify, restore exit codes."""
+                   ls_too: bool = True, member: str | None = None,
+                   subprocess_too: bool = False) -> None:
+    """Library: the exact class (open + verify, and restore). CLI: ls, verify and restore exit
+    with its code, name the problem, create no table; with ``subprocess_too`` also as real
+    processes."""
+    procs: list[Run] = []
+    sub_target = tmp / "sub_target.db"
     lib_target = tmp / "lib_target.db"
     exc = library_error(path, lib_target)
     assert exc is not None, f"{path.name}: accepted as a good archive"
@@ -206,9 +237,15 @@ def expect_refused(path: Path, tmp: Path, exc_type: type[DbcrateError], *fragmen
     argvs = [["verify", str(path)], ["restore", str(path), f"sqlite:///{cli_target}"]]
     if ls_too:
         argvs.append(["ls", str(path)])
-    for run in cli_many(*argvs):
-        assert_refused(run, code, *fragments)
+    for argv in argvs:
+        assert_refused(cli(*argv), code, *fragments)
     assert sqlite_tables(cli_target) == set()
+    if subprocess_too:
+        procs = cli_many(["verify", str(path)],
+                         ["restore", str(path), f"sqlite:///{sub_target}"])
+        for run in procs:
+            assert_refused(run, code, *fragments)
+        assert sqlite_tables(sub_target) == set()
 
 
 # ------------------------------------------------------------------------------ fixtures
@@ -250,13 +287,13 @@ def test_control_good_archive_and_faithful_rebuild(good: Good, tmp_path: Path) -
 def test_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.crate"
     path.write_bytes(b"")
-    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive")
+    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive", subprocess_too=True)
 
 
 def test_random_bytes(tmp_path: Path) -> None:
     path = tmp_path / "random.crate"
     path.write_bytes(random.Random(1234).randbytes(64 * 1024))
-    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive")
+    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive", subprocess_too=True)
 
 
 def test_zero_bytes(tmp_path: Path) -> None:
@@ -270,7 +307,7 @@ def test_zip_file(tmp_path: Path) -> None:
     with zipfile.ZipFile(path, "w") as z:
         z.writestr(MARKER, json.dumps({"format": "dbcrate-archive", "format_version": 1}))
         z.writestr(MANIFEST, "{}")
-    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive")
+    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive", subprocess_too=True)
 
 
 def test_gzipped_archive(good: Good, tmp_path: Path) -> None:
@@ -282,7 +319,7 @@ def test_gzipped_archive(good: Good, tmp_path: Path) -> None:
 def test_directory(tmp_path: Path) -> None:
     path = tmp_path / "adir.crate"
     path.mkdir()
-    expect_refused(path, tmp_path, NotAnArchive, "directory")
+    expect_refused(path, tmp_path, NotAnArchive, "directory", subprocess_too=True)
 
 
 def test_pg_dump_custom_format(dbs: Databases, tmp_path: Path) -> None:
@@ -297,13 +334,13 @@ def test_pg_dump_custom_format(dbs: Databases, tmp_path: Path) -> None:
                     "-U", u.username or "postgres", "-d", u.database, "-f", str(path)],
                    check=True, capture_output=True)
     assert path.read_bytes().startswith(b"PGDMP")
-    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive")
+    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive", subprocess_too=True)
 
 
 def test_plain_tar_without_marker(tmp_path: Path) -> None:
     path = write_tar(tmp_path / "plain.tar", [regular("hello.txt", b"hello\n"),
                                                regular("data/x.csv", b"a,b\n1,2\n")])
-    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive")
+    expect_refused(path, tmp_path, NotAnArchive, "not a dbcrate archive", subprocess_too=True)
 
 
 def test_empty_tar(tmp_path: Path) -> None:
@@ -335,7 +372,7 @@ def test_marker_not_json(good: Good, tmp_path: Path) -> None:
 def test_format_version_99(good: Good, tmp_path: Path) -> None:
     path = write_tar(tmp_path / "v99.crate", with_marker(
         good.copy_members(), {"format": "dbcrate-archive", "format_version": 99}))
-    expect_refused(path, tmp_path, UnsupportedFormatVersion, "99")
+    expect_refused(path, tmp_path, UnsupportedFormatVersion, "99", subprocess_too=True)
 
 
 def test_format_version_99_everywhere(good: Good, tmp_path: Path) -> None:
@@ -372,7 +409,7 @@ def test_manifest_format_version_99(good: Good, tmp_path: Path) -> None:
 def test_format_version_missing_or_invalid(marker: dict[str, Any], good: Good,
                                            tmp_path: Path) -> None:
     path = write_tar(tmp_path / "nov.crate", with_marker(good.copy_members(), marker))
-    expect_refused(path, tmp_path, NotAnArchive, "format version")
+    expect_refused(path, tmp_path, NotAnArchive, "format version", subprocess_too=True)
 
 
 # ---------------------------------------------------------------------------- truncation
@@ -407,8 +444,11 @@ def test_truncated(where: str, good: Good, tmp_path: Path) -> None:
     assert type(exc) in (ArchiveCorrupt, NotAnArchive), f"{type(exc).__name__}: {exc}"
     assert sqlite_tables(tmp_path / "lib.db") == set()
     target = tmp_path / "cli.db"
-    for run in cli_many(["verify", str(path)], ["ls", str(path)],
-                        ["restore", str(path), f"sqlite:///{target}"]):
+    argvs = [["verify", str(path)], ["ls", str(path)], ["restore", str(path), f"sqlite:///{target}"]]
+    runs = [cli(*argv) for argv in argvs]
+    if where in ("middle", "last-byte-of-content"):
+        runs += cli_many(argvs[0], argvs[2])
+    for run in runs:
         assert_refused(run, type(exc).exit_code)
     assert sqlite_tables(target) == set()
 
@@ -430,7 +470,7 @@ def test_flipped_bit_in_data_member(which: str, good: Good, tmp_path: Path) -> N
     path = flip_bit(good.path, tmp_path / "flip.crate", at + size // 2)
 
     # ls reads only the manifest: it still works
-    (ls,) = cli_many(["ls", str(path)])
+    ls = cli("ls", str(path))
     assert ls.rc == 0, ls.describe()
 
     with dbcrate.open_archive(path) as a, pytest.raises(ArchiveCorrupt) as info:
@@ -475,7 +515,7 @@ def test_flipped_bit_in_manifest(where: str, good: Good, tmp_path: Path) -> None
     at, size = good.offsets()[MANIFEST]
     offset = {"start": at + 2, "middle": at + size // 2, "end": at + size - 3}[where]
     path = flip_bit(good.path, tmp_path / "mflip.crate", offset, bit=1)
-    expect_refused(path, tmp_path, ArchiveCorrupt, MANIFEST, member=MANIFEST)
+    expect_refused(path, tmp_path, ArchiveCorrupt, MANIFEST, member=MANIFEST, subprocess_too=True)
 
 
 def test_flipped_bit_in_manifest_digest(good: Good, tmp_path: Path) -> None:
@@ -500,7 +540,7 @@ def test_duplicated_member(good: Good, tmp_path: Path) -> None:
     dup = members[1]
     members.insert(2, Member(_copy_info(dup.info), dup.data))
     path = write_tar(tmp_path / "dup.crate", members)
-    expect_refused(path, tmp_path, NotAnArchive, dup.info.name, "twice")
+    expect_refused(path, tmp_path, NotAnArchive, dup.info.name, "twice", subprocess_too=True)
 
 
 def test_duplicated_member_with_different_content(good: Good, tmp_path: Path) -> None:
@@ -528,7 +568,7 @@ def test_extra_unlisted_member(extra: str, good: Good, tmp_path: Path) -> None:
     members = good.copy_members()
     members.insert(len(members) - 2, regular(extra, b"unlisted\n"))
     path = write_tar(tmp_path / "extra.crate", members)
-    expect_refused(path, tmp_path, ArchiveCorrupt, extra)
+    expect_refused(path, tmp_path, ArchiveCorrupt, extra, subprocess_too=True)
 
 
 def test_missing_data_member(good: Good, tmp_path: Path) -> None:
@@ -562,7 +602,7 @@ def test_symlink_member(good: Good, tmp_path: Path) -> None:
     members = good.copy_members()
     members.insert(2, _link("data/link.parquet", "/etc/passwd", tarfile.SYMTYPE))
     path = write_tar(tmp_path / "symlink.crate", members)
-    expect_refused(path, tmp_path, NotAnArchive, "data/link.parquet", "not a regular file")
+    expect_refused(path, tmp_path, NotAnArchive, "data/link.parquet", "not a regular file", subprocess_too=True)
 
 
 def test_symlink_in_place_of_a_data_member(good: Good, tmp_path: Path) -> None:
@@ -665,7 +705,7 @@ def test_manifest_not_json(good: Good, tmp_path: Path) -> None:
 
 def test_manifest_duplicate_table(good: Good, tmp_path: Path) -> None:
     path = write_tar(tmp_path / "duptable.crate", with_manifest(
-        good.copy_members(), lambda d: d["tables"].append(dict(d["tables"][0], chunks=[]))))
+        good.copy_members(), lambda d: d["tables"].append(dict(d["tables"][0], chunks=[], rows=0, bytes=0))))
     expect_refused(path, tmp_path, NotAnArchive, "twice")
 
 
@@ -717,7 +757,7 @@ def test_hostile_name_is_listed_exactly(hostile_source: tuple[Path, Path]) -> No
     with dbcrate.open_archive(crate) as a:
         assert {t.name for t in a.tables} == {HOSTILE, "canary"}
         a.verify()
-    (run,) = cli_many(["ls", str(crate), "--json"])
+    run = cli("ls", str(crate), "--json")
     assert run.rc == 0, run.describe()
     assert {t["name"] for t in json.loads(run.stdout)["tables"]} == {HOSTILE, "canary"}
 
@@ -747,7 +787,7 @@ def test_hostile_table_name_round_trips(kind: str, hostile_source: tuple[Path, P
     assert _rows(url2, "canary") == [(7, "target canary")]
 
     # 3. again with --clean through the CLI: the hostile name goes through DROP TABLE too
-    (run,) = cli_many(["restore", str(crate), url2, "-T", "canary", "--clean"])
+    run = cli("restore", str(crate), url2, "-T", "canary", "--clean")
     assert run.rc == 0, run.describe()
     assert _tables(url2) == {HOSTILE, "canary"}
     assert _rows(url2, HOSTILE) == _rows(source, HOSTILE)
@@ -767,7 +807,7 @@ def test_hostile_name_from_a_crafted_manifest(good: Good, tmp_path: Path) -> Non
     target = tmp_path / "t.db"
     url = f"sqlite:///{target}"
     run_sql(url, "CREATE TABLE canary (id integer)", "INSERT INTO canary VALUES (1)")
-    (run,) = cli_many(["restore", str(path), url, "-t", HOSTILE])
+    run = cli("restore", str(path), url, "-t", HOSTILE)
     assert run.rc == 0, run.describe()
     assert sqlite_tables(target) == {HOSTILE, "canary"}
     assert len(_rows(url, HOSTILE)) == 25

@@ -1,0 +1,33 @@
+"""Fixture archives of every released format version keep opening, verifying and restoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import CHINOOK, ENGINES, Databases
+from content import snapshot
+
+import dbcrate
+
+FIXTURES = Path(__file__).parent / "fixtures"
+ARCHIVES = sorted(FIXTURES.glob("format-v*/*.crate"))
+
+
+def test_every_format_version_has_a_fixture() -> None:
+    from dbcrate.manifest import FORMAT_VERSION
+
+    versions = {int(p.parent.name.removeprefix("format-v")) for p in ARCHIVES}
+    assert versions == set(range(1, FORMAT_VERSION + 1))
+
+
+@pytest.mark.parametrize("archive", ARCHIVES, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("target", ENGINES)
+def test_fixture_restores_exactly(archive: Path, target: str, dbs: Databases) -> None:
+    with dbcrate.open_archive(archive) as a:
+        a.verify()
+        assert a.manifest.rows == 15607
+    dst = dbs.new(target)
+    report = dbcrate.restore(archive, dst)
+    assert report.ok, report.to_dict()
+    assert snapshot(dst) == snapshot(f"sqlite:///{CHINOOK / 'Chinook_Sqlite.sqlite'}")
