@@ -129,13 +129,15 @@ Examples:
               help="zstd level of the data members.")
 @click.option("--chunk-rows", type=click.IntRange(1), default=1_000_000, show_default=True,
               help="Most rows per data member.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Tables and key ranges of big tables read in parallel (one snapshot).")
 @click.option("--schema-only", is_flag=True, help="Record the schema, no rows.")
 @click.option("--schema-version", metavar="LABEL", help="Your application's schema version.")
 @click.option("--dry-run", is_flag=True, help="Print what would be dumped; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ...],
-         data_format: str, compress_level: int, chunk_rows: int, schema_only: bool,
+         data_format: str, compress_level: int, chunk_rows: int, jobs: int, schema_only: bool,
          schema_version: str | None, dry_run: bool, as_json: bool, progress: bool | None) -> None:
     """Dump a database (any SQLAlchemy URL) into one archive file.
 
@@ -145,7 +147,7 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
     """
     options = DumpOptions(
         include=list(include), exclude=list(exclude), data_format=data_format,
-        compression_level=compress_level, chunk_rows=chunk_rows, schema_only=schema_only,
+        compression_level=compress_level, chunk_rows=chunk_rows, schema_only=schema_only, jobs=jobs,
         schema_version=schema_version,
     )
     if dry_run:
@@ -214,6 +216,8 @@ Examples:
 @click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
               help="Do not restore tables matching this glob (repeatable).")
 @click.option("--clean", is_flag=True, help="Drop and recreate tables that already exist.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Tables loaded and indexes built in parallel (SQLite: one at a time).")
 @click.option("--exit-on-error", is_flag=True, help="Stop at the first table that fails.")
 @click.option("--schema-only", is_flag=True, help="Create the tables, load no rows.")
 @click.option("--dry-run", is_flag=True,
@@ -221,7 +225,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
-            clean: bool, exit_on_error: bool, schema_only: bool, dry_run: bool, as_json: bool,
+            clean: bool, jobs: int, exit_on_error: bool, schema_only: bool, dry_run: bool,
+            as_json: bool,
             progress: bool | None) -> None:
     """Restore an archive into a database (the same engine or another).
 
@@ -232,7 +237,7 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
     """
     options = RestoreOptions(include=list(include), exclude=list(exclude), clean=clean,
                              exit_on_error=exit_on_error, schema_only=schema_only,
-                             dry_run=dry_run)
+                             dry_run=dry_run, jobs=jobs)
     report = _run(iter_restore(archive, url, options), _show_progress(progress), "Restoring")
     if as_json:
         out.print_json(json.dumps(report.to_dict(), default=str))

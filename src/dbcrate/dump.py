@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import queue
 import tempfile
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import pyarrow as pa
 import sqlalchemy as sa
 
 from . import __version__
@@ -117,96 +118,60 @@ def plan(url: str, options: DumpOptions | None = None) -> DumpPlan:
         engine.dispose()
 
 
-def iter_dump(
-    url: str, output: str | os.PathLike[str], options: DumpOptions | None = None
-) -> Generator[Event, None, DumpResult]:
-    """Dump the database at ``url`` into the archive ``output`` (``"-"`` = stdout).
+@dataclass
+class DumpTask:
+    """One independent unit of reading: a table, or a key range of a big table."""
 
-    Yields progress events; the generator's return value is the :class:`DumpResult`.
-    The archive appears under ``output`` only when complete (temp file, fsync, rename).
-    """
-    options = options or DumpOptions()
-    fmt = get_format(options.data_format)
-    started = time.monotonic()
-    created = dt.datetime.now(dt.UTC)
-    engine, dialect, parsed = open_engine(url, read_only=True)
-    written = 0
-    try:
-        with engine.connect() as conn:
-            try:
-                dialect.begin_snapshot(conn)
-                plan = plan_dump(conn, dialect, parsed, options)
-            except sa.exc.DBAPIError as exc:
-                raise _db_error("reading the source schema", exc) from None
-            yield Event("plan", 0, len(plan.tables), f"{len(plan.tables)} tables to dump")
-            manifest = Manifest(
-                source=plan.source,
-                created_at=created.isoformat().replace("+00:00", "Z"),
-                dbcrate_version=__version__,
-                data_format=fmt.name,
-                schema_version=options.schema_version,
-            )
-            with ArchiveWriter(output, created.timestamp()) as writer:
-                for number, table in enumerate(plan.tables, start=1):
-                    entry = TableEntry(schema=table)
-                    manifest.tables.append(entry)
-                    estimate = plan.estimated_rows.get(table.name)
-                    yield Event("data", 0, estimate, f"Dump table {table.name}", table.name)
-                    if options.schema_only:
-                        continue
-                    try:
-                        batches = dialect.read_table(conn, table, options.batch_rows)
-                        for chunk in _write_chunks(batches, table, number, fmt, options, writer):
-                            entry.chunks.append(chunk)
-                            written += chunk.size
-                            yield Event(
-                                "data",
-                                entry.rows,
-                                estimate,
-                                f"Dump table {table.name}",
-                                table.name,
-                                rows=entry.rows,
-                                bytes=written,
-                            )
-                    except sa.exc.DBAPIError as exc:
-                        raise _db_error(f"reading table {table.name!r}", exc) from None
-                dialect.end_snapshot(conn)
-                writer.commit(manifest)
-    finally:
-        engine.dispose()
-    yield Event("done", len(manifest.tables), len(manifest.tables), "Dump complete", bytes=written)
-    return DumpResult(str(output), manifest, time.monotonic() - started)
+    number: int
+    table: Table
+    key_range: tuple[int, int] | None = None
 
 
-def _write_chunks(
-    batches: Iterator[pa.RecordBatch],
-    table: Table,
-    number: int,
-    fmt: Any,
-    options: DumpOptions,
-    writer: ArchiveWriter,
-) -> Iterator[Chunk]:
-    """Group batches into members of at most ``chunk_rows`` rows; yields each finished chunk."""
+@dataclass
+class EncodedChunk:
+    """A data member encoded into a private temp file, waiting to be appended to the tar."""
+
+    spool: IO[bytes]
+    rows: int
+    size: int
+
+
+def plan_tasks(conn: sa.Connection, dialect: Dialect, plan: DumpPlan, options: DumpOptions) -> list[DumpTask]:
+    """Tables in plan order; with several jobs, big tables split by primary-key ranges."""
+    tasks: list[DumpTask] = []
+    for number, table in enumerate(plan.tables, start=1):
+        estimate = plan.estimated_rows.get(table.name) or 0
+        ranges = None
+        if options.jobs > 1 and dialect.parallel_dump and estimate > options.chunk_rows:
+            parts = min(64, -(-estimate // options.chunk_rows))
+            ranges = dialect.key_ranges(conn, table, max(parts, options.jobs))
+        if ranges:
+            tasks.extend(DumpTask(number, table, r) for r in ranges)
+        else:
+            tasks.append(DumpTask(number, table))
+    return tasks
+
+
+def encode_task(
+    conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any, options: DumpOptions
+) -> list[EncodedChunk]:
+    """Read one task's rows and encode them into chunk files of at most ``chunk_rows`` rows."""
+    chunks: list[EncodedChunk] = []
     spool: IO[bytes] | None = None
     chunk_writer: ChunkWriter | None = None
     rows = 0
-    index = 0
 
-    def finish() -> Chunk:
-        nonlocal spool, chunk_writer, rows, index
+    def finish() -> None:
+        nonlocal spool, chunk_writer, rows
         assert spool is not None and chunk_writer is not None
         chunk_writer.close()
         size = spool.tell()
         spool.seek(0)
-        member = f"data/t{number:04d}/c{index:06d}.{fmt.extension}"
-        sha = writer.add_file(member, spool, size)
-        spool.close()
-        chunk = Chunk(member, rows, size, sha)
-        spool, chunk_writer, rows, index = None, None, 0, index + 1
-        return chunk
+        chunks.append(EncodedChunk(spool, rows, size))
+        spool, chunk_writer, rows = None, None, 0
 
     try:
-        for batch in batches:
+        for batch in dialect.read_table(conn, task.table, options.batch_rows, task.key_range):
             start = 0
             while start < batch.num_rows:
                 if chunk_writer is None:
@@ -217,12 +182,114 @@ def _write_chunks(
                 rows += take
                 start += take
                 if rows >= options.chunk_rows:
-                    yield finish()
+                    finish()
         if chunk_writer is not None and rows:
-            yield finish()
-    finally:
+            finish()
+    except BaseException:
         if spool is not None:
             spool.close()
+        for chunk in chunks:
+            chunk.spool.close()
+        raise
+    return chunks
+
+
+class _ConnectionPool:
+    """Connections that all read the same snapshot; one per job."""
+
+    def __init__(self, leader: sa.Connection, workers: list[sa.Connection]) -> None:
+        self._free: queue.Queue[sa.Connection] = queue.Queue()
+        for conn in [leader, *workers]:
+            self._free.put(conn)
+
+    def run(self, fn: Any, *args: Any) -> Any:
+        conn = self._free.get()
+        try:
+            return fn(conn, *args)
+        finally:
+            self._free.put(conn)
+
+
+def iter_dump(
+    url: str, output: str | os.PathLike[str], options: DumpOptions | None = None
+) -> Generator[Event, None, DumpResult]:
+    """Dump the database at ``url`` into the archive ``output`` (``"-"`` = stdout).
+
+    Yields progress events; the generator's return value is the :class:`DumpResult`.
+    The archive appears under ``output`` only when complete (temp file, fsync, rename).
+    With ``options.jobs > 1`` tables and key ranges of big tables are read in parallel, every
+    connection in the same snapshot.
+    """
+    options = options or DumpOptions()
+    fmt = get_format(options.data_format)
+    started = time.monotonic()
+    created = dt.datetime.now(dt.UTC)
+    engine, dialect, parsed = open_engine(url, read_only=True)
+    written = 0
+    extra: list[sa.Connection] = []
+    try:
+        with engine.connect() as conn:
+            try:
+                dialect.begin_snapshot(conn)
+                plan = plan_dump(conn, dialect, parsed, options)
+                tasks = plan_tasks(conn, dialect, plan, options)
+                jobs = min(options.jobs, len(tasks)) if dialect.parallel_dump else 1
+                if jobs > 1:
+                    extra = [engine.connect() for _ in range(jobs - 1)]
+                    dialect.share_snapshot(conn, extra)
+            except sa.exc.DBAPIError as exc:
+                raise _db_error("reading the source schema", exc) from None
+            yield Event("plan", 0, len(plan.tables), f"{len(plan.tables)} tables to dump")
+            manifest = Manifest(
+                source=plan.source,
+                created_at=created.isoformat().replace("+00:00", "Z"),
+                dbcrate_version=__version__,
+                data_format=fmt.name,
+                schema_version=options.schema_version,
+            )
+            entries = {t.name: TableEntry(schema=t) for t in plan.tables}
+            manifest.tables = [entries[t.name] for t in plan.tables]
+            pool = _ConnectionPool(conn, extra)
+            with ArchiveWriter(output, created.timestamp()) as writer, ThreadPoolExecutor(
+                max_workers=jobs, thread_name_prefix="dbcrate-dump"
+            ) as executor:
+                todo = [] if options.schema_only else tasks
+                futures = [executor.submit(pool.run, encode_task, dialect, t, fmt, options)
+                           for t in todo]
+                try:
+                    for task, future in zip(todo, futures):
+                        entry = entries[task.table.name]
+                        estimate = plan.estimated_rows.get(task.table.name)
+                        try:
+                            encoded = future.result()
+                        except sa.exc.DBAPIError as exc:
+                            raise _db_error(f"reading table {task.table.name!r}", exc) from None
+                        for chunk in encoded:
+                            index = len(entry.chunks)
+                            member = f"data/t{task.number:04d}/c{index:06d}.{fmt.extension}"
+                            with chunk.spool:
+                                sha = writer.add_file(member, chunk.spool, chunk.size)
+                            entry.chunks.append(Chunk(member, chunk.rows, chunk.size, sha))
+                            written += chunk.size
+                        yield Event("data", entry.rows, estimate, f"Dump table {task.table.name}",
+                                    task.table.name, rows=entry.rows, bytes=written)
+                except BaseException:
+                    for f in futures:
+                        f.cancel()
+                    for f in futures:
+                        if f.done() and not f.cancelled() and f.exception() is None:
+                            for chunk in f.result():
+                                chunk.spool.close()
+                    raise
+                for c in [conn, *extra]:
+                    dialect.end_snapshot(c)
+                writer.commit(manifest)
+    finally:
+        for c in extra:
+            c.close()
+        engine.dispose()
+    yield Event("done", len(manifest.tables), len(manifest.tables), "Dump complete", bytes=written)
+    return DumpResult(str(output), manifest, time.monotonic() - started)
 
 
 def _db_error(doing: str, exc: sa.exc.DBAPIError) -> DbcrateError:

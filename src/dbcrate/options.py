@@ -27,6 +27,8 @@ class DumpOptions:
     """record the schema of every table but no rows"""
     schema_version: str | None = None
     """a label of the application's schema version, kept in the manifest"""
+    jobs: int = 1
+    """tables (and key ranges of big tables) read in parallel, all in one snapshot"""
 
 
 @dataclass(frozen=True)
@@ -47,3 +49,5 @@ class RestoreOptions:
     """check every selected member's SHA-256 before touching the target"""
     dry_run: bool = False
     """plan and preflight only (names, values, checksums); change nothing"""
+    jobs: int = 1
+    """tables loaded, and indexes built, in parallel (SQLite targets load one at a time)"""

@@ -19,6 +19,7 @@ import contextlib
 import os
 import time
 from collections.abc import Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,6 +247,45 @@ def _begin(conn: Connection, dialect: Dialect) -> None:
     conn.exec_driver_sql("BEGIN" if dialect.name != "mysql" else "START TRANSACTION")
 
 
+def _restore_one(
+    arch: Archive,
+    plan: RestorePlan,
+    dialect: Dialect,
+    targets: TargetTables,
+    options: RestoreOptions,
+    entry: TableEntry,
+    result: TableResult,
+) -> None:
+    """Create and load one table in its own connection and transaction; record the outcome."""
+    t0 = time.monotonic()
+    created = False
+    with dialect.engine.connect() as conn:
+        dialect.prepare_restore_session(conn)
+        try:
+            _begin(conn, dialect)
+            if entry.name in plan.replace:
+                if dialect.name == "mysql":
+                    conn.exec_driver_sql("SET foreign_key_checks = 0")
+                conn.exec_driver_sql(f"DROP TABLE {dialect.quote(entry.name)}")
+                if not dialect.transactional_ddl:
+                    result.warnings.append("the old table was dropped (DDL cannot roll back)")
+            conn.execute(sa.schema.CreateTable(targets.tables[entry.name]))
+            created = True
+            if not options.schema_only and entry.chunks:
+                result.rows = dialect.load(conn, entry.schema, _entry_batches(arch, entry))
+            conn.exec_driver_sql("COMMIT")
+            result.status = "restored"
+        except Exception as exc:  # one table's failure must not stop the others
+            _rollback(conn)
+            if created and not dialect.transactional_ddl:
+                _drop_quietly(conn, dialect, entry.name)
+            result.status = "failed"
+            result.rows = 0
+            result.error = _sa_errors(exc)
+        finally:
+            result.seconds = time.monotonic() - t0
+
+
 def _load_tables(
     arch: Archive,
     plan: RestorePlan,
@@ -255,48 +295,27 @@ def _load_tables(
     results: dict[str, TableResult],
     report: RestoreReport,
 ) -> Iterator[Event]:
-    engine = dialect.engine
-    with engine.connect() as conn:
-        dialect.prepare_restore_session(conn)
-        if plan.replace:
+    if plan.replace:
+        with dialect.engine.connect() as conn:
             _drop_foreign_keys_into(conn, dialect, set(plan.replace), {e.name for e in plan.entries})
-        for number, entry in enumerate(plan.entries, start=1):
+    jobs = max(1, min(options.jobs, len(plan.entries))) if dialect.parallel_restore else 1
+    total = len(plan.entries)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbcrate-restore") as pool:
+        futures = {
+            pool.submit(_restore_one, arch, plan, dialect, targets, options, e, results[e.name]): e
+            for e in plan.entries
+        }
+        for done, future in enumerate(as_completed(futures), start=1):
+            entry = futures[future]
+            future.result()
             result = results[entry.name]
-            t0 = time.monotonic()
-            yield Event("data", 0, entry.rows, f"Restore table {entry.name}", entry.name)
-            created = False
-            try:
-                _begin(conn, dialect)
-                if entry.name in plan.replace:
-                    if dialect.name == "mysql":
-                        conn.exec_driver_sql("SET foreign_key_checks = 0")
-                    conn.exec_driver_sql(f"DROP TABLE {dialect.quote(entry.name)}")
-                    if not dialect.transactional_ddl:
-                        result.warnings.append("the old table was dropped (DDL cannot roll back)")
-                conn.execute(sa.schema.CreateTable(targets.tables[entry.name]))
-                created = True
-                if not options.schema_only and entry.chunks:
-                    batches = _entry_batches(arch, entry)
-                    result.rows = dialect.load(conn, entry.schema, batches)
-                conn.exec_driver_sql("COMMIT")
-                result.status = "restored"
-            except Exception as exc:  # one table's failure must not stop the others
-                _rollback(conn)
-                if created and not dialect.transactional_ddl:
-                    _drop_quietly(conn, dialect, entry.name)
-                result.status = "failed"
-                result.rows = 0
-                result.error = _sa_errors(exc)
-                if options.exit_on_error:
-                    _skip_rest(plan, results, entry.name)
-                    break
-            finally:
-                result.seconds = time.monotonic() - t0
-            yield Event(
-                "data", result.rows, entry.rows, f"Restore table {entry.name}", entry.name,
-                rows=result.rows,
-            )
-            del number
+            yield Event("data", done, total, f"Restore table {entry.name}", entry.name,
+                        rows=result.rows)
+            if result.status == "failed" and options.exit_on_error:
+                for f in futures:
+                    f.cancel()
+                _skip_rest(plan, results, entry.name)
+                break
 
 
 def _entry_batches(arch: Archive, entry: TableEntry) -> Iterator[pa.RecordBatch]:
@@ -350,13 +369,24 @@ def _post_data(
 ) -> Iterator[Event]:
     restored = [e for e in plan.entries if results[e.name].status == "restored"]
     known_warnings = len(targets.warnings)
+    # index DDL objects are built here, serially: naming them touches shared state
+    index_work = [(e, index_objects(e.schema, targets, dialect)) for e in restored]
+    jobs = max(1, min(options.jobs, len(index_work))) if dialect.parallel_restore else 1
+
+    def build(entry: TableEntry, elements: list[Any]) -> None:
+        if elements:
+            with dialect.engine.connect() as c:
+                dialect.prepare_restore_session(c)
+                _step(c, dialect, elements, results[entry.name], "index")
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbcrate-index") as pool:
+        futures = {pool.submit(build, e, els): e for e, els in index_work}
+        for i, future in enumerate(as_completed(futures), start=1):
+            future.result()
+            entry = futures[future]
+            yield Event("indexes", i, len(restored), f"Indexes of {entry.name}", entry.name)
     with dialect.engine.connect() as conn:
         dialect.prepare_restore_session(conn)
-        for i, entry in enumerate(restored, start=1):
-            elements = index_objects(entry.schema, targets, dialect)
-            if elements:
-                _step(conn, dialect, elements, results[entry.name], "index")
-            yield Event("indexes", i, len(restored), f"Indexes of {entry.name}", entry.name)
         if dialect.alter_add_foreign_key:
             ok = {e.name for e in restored}
             for i, entry in enumerate(restored, start=1):

@@ -7,6 +7,7 @@ the engine's own fast path, and the value checks for what the engine cannot hold
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -91,6 +92,9 @@ class Dialect:
     decimal_limits: ClassVar[tuple[int, int] | None] = None
     #: an exact decimal with more significant digits than this changes (None = exact)
     decimal_significant_digits: ClassVar[int | None] = None
+    #: several connections can read one snapshot (parallel dump), and load at once (restore)
+    parallel_dump: ClassVar[bool] = False
+    parallel_restore: ClassVar[bool] = True
     #: VARCHAR(n)/VARBINARY(n) lengths are enforced (values longer than n are errors)
     enforces_length: ClassVar[bool] = True
 
@@ -124,6 +128,36 @@ class Dialect:
 
     def end_snapshot(self, conn: Connection) -> None:
         conn.exec_driver_sql("ROLLBACK")
+
+    def share_snapshot(self, leader: Connection, workers: list[Connection]) -> None:
+        """Put every worker connection into the leader's snapshot (only if parallel_dump)."""
+        raise NotImplementedError
+
+    def key_ranges(self, conn: Connection, table: Table, parts: int) -> list[tuple[int, int]] | None:
+        """Split a table by its single integer primary key into about ``parts`` half-open
+        ranges ``[lo, hi)`` covering every row; ``None`` when it cannot be split."""
+        if parts < 2 or len(table.primary_key) != 1:
+            return None
+        col = table.column(table.primary_key[0])
+        if col.type.kind not in ("int16", "int32", "int64"):
+            return None
+        lo, hi = conn.exec_driver_sql(
+            f"SELECT min({self.quote(col.name)}), max({self.quote(col.name)}) "
+            f"FROM {self.quote(table.name)}"
+        ).one()
+        if lo is None or hi is None or hi - lo < parts:
+            return None
+        step = (int(hi) - int(lo) + parts) // parts
+        end = int(hi) + 1
+        bounds = sorted({min(int(lo) + i * step, end) for i in range(parts)} | {end})
+        return list(itertools.pairwise(bounds))
+
+    def range_condition(self, table: Table, key_range: tuple[int, int] | None) -> str:
+        """``WHERE`` text selecting a key range (integers formatted here, never from input)."""
+        if key_range is None:
+            return ""
+        pk = self.quote(table.primary_key[0])
+        return f" WHERE {pk} >= {int(key_range[0])} AND {pk} < {int(key_range[1])}"
 
     def list_tables(self, conn: Connection) -> list[str]:
         return sorted(sa.inspect(conn).get_table_names(schema=self.default_schema))
@@ -248,9 +282,14 @@ class Dialect:
         return None
 
     def read_table(
-        self, conn: Connection, table: Table, batch_rows: int
+        self,
+        conn: Connection,
+        table: Table,
+        batch_rows: int,
+        key_range: tuple[int, int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
-        """Stream a table's rows as record batches in the archive's encoding."""
+        """Stream a table's rows (those in ``key_range`` if given) as record batches in the
+        archive's encoding."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ restore side

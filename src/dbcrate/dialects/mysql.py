@@ -19,6 +19,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
+from ..errors import DatabaseError
 from ..logical import LogicalType
 from ..schema import Column, Table
 from ..values import time_texts
@@ -44,6 +45,7 @@ class MySQL(Dialect):
     holds_infinite_dates: ClassVar[bool] = False
     year_range: ClassVar[tuple[int, int] | None] = (1, 9999)
     decimal_limits: ClassVar[tuple[int, int] | None] = (65, 30)
+    parallel_dump: ClassVar[bool] = True
 
     case_insensitive_tables: bool = False  # set per server by inspect_target()
 
@@ -60,6 +62,24 @@ class MySQL(Dialect):
             "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
         ):
             conn.exec_driver_sql(stmt)
+
+    def share_snapshot(self, leader: Connection, workers: list[Connection]) -> None:
+        # MariaDB cannot hand a snapshot to another session: hold writes for the instant it
+        # takes every worker to open its own consistent snapshot (what mydumper does); this
+        # needs the RELOAD privilege
+        leader.exec_driver_sql("ROLLBACK")
+        try:
+            leader.exec_driver_sql("FLUSH TABLES WITH READ LOCK")
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(
+                f"a parallel dump needs a moment of FLUSH TABLES WITH READ LOCK: {exc.orig}",
+                hint="grant the RELOAD privilege, or dump with -j 1",
+            ) from None
+        try:
+            for conn in [leader, *workers]:
+                self.begin_snapshot(conn)
+        finally:
+            leader.exec_driver_sql("UNLOCK TABLES")
 
     def server_version(self, conn: Connection) -> str:
         return str(conn.exec_driver_sql("SELECT VERSION()").scalar())
@@ -135,7 +155,11 @@ class MySQL(Dialect):
         return table
 
     def read_table(
-        self, conn: Connection, table: Table, batch_rows: int
+        self,
+        conn: Connection,
+        table: Table,
+        batch_rows: int,
+        key_range: tuple[int, int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         import pymysql.cursors
 
@@ -145,7 +169,8 @@ class MySQL(Dialect):
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
         cur = raw.cursor(pymysql.cursors.SSCursor)
         try:
-            cur.execute(f"SELECT {cols} FROM {self.quote(table.name)}")
+            where = self.range_condition(table, key_range)
+            cur.execute(f"SELECT {cols} FROM {self.quote(table.name)}{where}")
             yield from fetch_batches(cur, table, schema, batch_rows)
         finally:
             cur.close()

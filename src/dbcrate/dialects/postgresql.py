@@ -9,6 +9,7 @@ Every value is carried exactly: floats print with ``extra_float_digits=3``, time
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -54,6 +55,7 @@ class PostgreSQL(Dialect):
     max_identifier_bytes: ClassVar[int | None] = 63
     default_schema: ClassVar[str | None] = "public"
     holds_nul_in_text: ClassVar[bool] = False
+    parallel_dump: ClassVar[bool] = True
 
     # ------------------------------------------------------------------ dump
     def begin_snapshot(self, conn: Connection) -> None:
@@ -70,6 +72,14 @@ class PostgreSQL(Dialect):
 
     def server_version(self, conn: Connection) -> str:
         return str(conn.exec_driver_sql("SHOW server_version").scalar())
+
+    def share_snapshot(self, leader: Connection, workers: list[Connection]) -> None:
+        snapshot = str(leader.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
+        if not re.fullmatch(r"[0-9A-F-]+", snapshot):
+            raise ValueError(f"unexpected snapshot id {snapshot!r}")
+        for conn in workers:
+            self.begin_snapshot(conn)
+            conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
 
     def engine_type_text(self, sa_type: Any) -> str:
         if isinstance(sa_type, pg.ENUM | pg.DOMAIN):
@@ -112,7 +122,11 @@ class PostgreSQL(Dialect):
         return int(last) + 1 if called else int(last)
 
     def read_table(
-        self, conn: Connection, table: Table, batch_rows: int
+        self,
+        conn: Connection,
+        table: Table,
+        batch_rows: int,
+        key_range: tuple[int, int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -122,7 +136,11 @@ class PostgreSQL(Dialect):
         }
         cols = ", ".join(self.quote(c.name) for c in table.columns)
         target = f"{self.quote(self.default_schema or 'public')}.{self.quote(table.name)}"
-        sql = f"COPY {target} ({cols}) TO STDOUT WITH (FORMAT csv)"
+        if key_range is None:
+            sql = f"COPY {target} ({cols}) TO STDOUT WITH (FORMAT csv)"
+        else:
+            where = self.range_condition(table, key_range)
+            sql = f"COPY (SELECT {cols} FROM {target}{where}) TO STDOUT WITH (FORMAT csv)"
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
         read_options = pacsv.ReadOptions(
             column_names=names, block_size=4 * CSV_BLOCK_BYTES, use_threads=False

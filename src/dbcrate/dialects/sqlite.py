@@ -147,8 +147,14 @@ class SQLite(Dialect):
         ).scalar()
         return int(seq) + 1 if seq is not None else 1
 
+    parallel_restore: ClassVar[bool] = False  # one writer at a time
+
     def read_table(
-        self, conn: Connection, table: Table, batch_rows: int
+        self,
+        conn: Connection,
+        table: Table,
+        batch_rows: int,
+        key_range: tuple[int, int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         raw = conn.connection.driver_connection
         assert raw is not None
@@ -156,7 +162,8 @@ class SQLite(Dialect):
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
         cur = raw.cursor()
         try:
-            cur.execute(f"SELECT {cols} FROM {self.quote(table.name)}")
+            where = self.range_condition(table, key_range)
+            cur.execute(f"SELECT {cols} FROM {self.quote(table.name)}{where}")
             yield from fetch_batches(cur, table, schema, batch_rows)
         finally:
             cur.close()
