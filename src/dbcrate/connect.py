@@ -81,6 +81,7 @@ def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect,
     elif backend in ("mysql", "mariadb"):
         connect_args["connect_timeout"] = CONNECT_TIMEOUT
         connect_args["charset"] = "utf8mb4"
+        connect_args["local_infile"] = not read_only  # restore loads with LOAD DATA LOCAL
     try:
         engine = sa.create_engine(
             url,

@@ -9,11 +9,14 @@ keys, as they were there).
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Iterator
+import tempfile
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
@@ -249,17 +252,42 @@ class MySQL(Dialect):
         return mysql.LONGTEXT()
 
     def load(self, conn: Connection, table: Table, batches: Iterator[pa.RecordBatch]) -> int:
+        """``LOAD DATA LOCAL INFILE`` per batch, from an escaped tab-separated block that Arrow
+        kernels build (no Python object per value). LOCAL makes the server turn data errors
+        into warnings, so any warning, or a row count that differs, fails the table."""
         raw = conn.connection.driver_connection
         assert raw is not None
-        cols = ", ".join(self.quote(c.name) for c in table.columns)
-        marks = ", ".join(["%s"] * len(table.columns))
-        sql = f"INSERT INTO {self.quote(table.name)} ({cols}) VALUES ({marks})"
-        converters = [_to_python(c) for c in table.columns]
-        rows = 0
         with raw.cursor() as cur:
+            cur.execute(
+                "SELECT COLUMN_NAME, NUMERIC_PRECISION FROM information_schema.COLUMNS "
+                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND DATA_TYPE = 'bit'",
+                (table.name,),
+            )
+            # a BIT(n) field is loaded from its big-endian bytes (text "5" would load the
+            # character's bits; a SET clause would make MariaDB ignore NO_AUTO_VALUE_ON_ZERO)
+            bit_bytes = {name: (int(bits) + 7) // 8 for name, bits in cur.fetchall()}
+        cols = ", ".join(self.quote(c.name) for c in table.columns)
+        sql = (
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.quote(table.name)} CHARACTER SET binary "
+            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+            f"({cols})"
+        )
+        rows = 0
+        with tempfile.TemporaryDirectory(prefix="dbcrate-load-") as tmp, raw.cursor() as cur:
+            path = os.path.join(tmp, "batch.tsv")
             for batch in batches:
-                columns = [conv(batch.column(i)) for i, conv in enumerate(converters)]
-                cur.executemany(sql, list(zip(*columns)))
+                if batch.num_rows == 0:
+                    continue
+                with open(path, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
+                    fh.write(load_data_block(batch, table, bit_bytes))
+                loaded = cur.execute(sql, (path,))
+                warnings = cur.execute("SHOW WARNINGS LIMIT 3") and cur.fetchall()
+                if warnings or loaded != batch.num_rows:
+                    detail = "; ".join(str(w[2]) for w in warnings or [])
+                    raise DatabaseError(
+                        f"table {table.name!r}: the server changed or rejected values while "
+                        f"loading ({loaded} of {batch.num_rows} rows): {detail}"
+                    )
                 rows += batch.num_rows
         return rows
 
@@ -282,10 +310,51 @@ def _rename_columns(table: Table, fix: dict[str, str]) -> Table:
     )
 
 
-def _to_python(col: Column) -> Callable[[pa.Array], list[Any]]:
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
+_BIN = pa.large_binary()
+
+
+def _load_data_column(arr: pa.Array, col: Column) -> pa.Array:
+    """One column as LOAD DATA text (escaped, NULL as \\N), as large_binary."""
     kind = col.type.kind
-    if kind == "timestamptz":
-        return lambda arr: arr.cast(pa.timestamp("us")).to_pylist()
     if kind == "time":
-        return time_texts
-    return lambda arr: arr.to_pylist()
+        text: pa.Array = pa.array(time_texts(arr), pa.string())
+    elif kind == "boolean":
+        text = pc.cast(pc.cast(arr, pa.int8()), pa.string())
+    elif kind == "timestamptz":
+        text = pc.cast(pc.cast(arr, pa.timestamp("us")), pa.string())
+    elif kind == "binary":
+        text = arr
+    else:
+        text = pc.cast(arr, pa.string()) if arr.type != pa.string() else arr
+    out = pc.cast(text, _BIN)
+    if kind in ("string", "json", "uuid", "other", "decimal", "binary"):
+        for needle, replacement in _ESCAPES:
+            out = pc.replace_substring(out, needle.encode(), replacement.encode())
+    return pc.fill_null(out, pa.scalar(b"\\N", _BIN))
+
+
+def load_data_block(
+    batch: pa.RecordBatch, table: Table, bit_bytes: dict[str, int] | None = None
+) -> bytes:
+    """A record batch as the bytes of a LOAD DATA file: escaped fields, tab, newline."""
+    columns = []
+    for i, c in enumerate(table.columns):
+        arr = batch.column(i)
+        if bit_bytes and c.name in bit_bytes:
+            width = bit_bytes[c.name]
+            arr = pa.array(
+                [None if v is None else int(v).to_bytes(width, "big") for v in arr.to_pylist()],
+                _BIN,
+            )
+            c = Column(c.name, LogicalType("binary"), c.engine_type)
+        columns.append(_load_data_column(arr, c))
+    lines = pc.binary_join_element_wise(*columns, pa.scalar(b"\t", _BIN))
+    empty = pa.array([b""] * len(lines), _BIN)
+    lines = pc.binary_join_element_wise(lines, empty, pa.scalar(b"\n", _BIN))
+    # the lines' data buffer is exactly the concatenation of every line
+    offsets = lines.buffers()[1]
+    first, last = (pa.Array.from_buffers(pa.int64(), len(lines) + 1, [None, offsets])
+                   .to_numpy()[[0, -1]])
+    data: bytes = lines.buffers()[2].to_pybytes()[int(first) : int(last)]
+    return data
