@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
@@ -223,7 +224,7 @@ INDEXES = [
 
 
 # ------------------------------------------------------------------------------------ sizes
-def pg_sizes(db: str = DB_NAME) -> dict[str, object]:
+def pg_sizes(db: str = DB_NAME) -> dict[str, Any]:
     """Per-table heap+TOAST bytes (pg_table_size), with indexes (pg_total_relation_size), rows."""
     with pg_connect(db) as conn:
         tables = {}
@@ -239,7 +240,7 @@ def pg_sizes(db: str = DB_NAME) -> dict[str, object]:
             "database_bytes": dbsize}
 
 
-def my_sizes(db: str = DB_NAME) -> dict[str, object]:
+def my_sizes(db: str = DB_NAME) -> dict[str, Any]:
     """Per-table DATA_LENGTH (clustered index = rows) and INDEX_LENGTH (InnoDB estimates)."""
     conn = my_connect(db)
     try:
@@ -262,7 +263,7 @@ def my_sizes(db: str = DB_NAME) -> dict[str, object]:
             "total_bytes": sum(v["total_bytes"] for v in tables.values())}
 
 
-def sqlite_sizes(path: Path | str = SQLITE_PATH) -> dict[str, object]:
+def sqlite_sizes(path: Path | str = SQLITE_PATH) -> dict[str, Any]:
     """Per-table b-tree bytes from the dbstat virtual table (file size if dbstat is missing)."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib as bl  # noqa: E402
+import benchlib as bl
 
 # ----------------------------------------------------------------------------- vocabulary
 FIRST = ["José", "Zoë", "Åsa", "Ömer", "François", "Łukasz", "Nuño", "Chloé", "Søren", "Anaïs",
@@ -50,7 +50,7 @@ FIRST = ["José", "Zoë", "Åsa", "Ömer", "François", "Łukasz", "Nuño", "Chl
 LAST = ["García", "Müller", "Øvergaard", "Dubois", "Kowalski", "Nakamura", "Smith", "O'Brien",
         "Jönsson", "Đorđević", "Łęcki", "Rossi", "Nguyễn", "Papadopoulos", "Schäfer",
         "Hernández", "Novák", "Fernández", "Lefèvre", "Brown", "Çelik", "Ferreira",
-        "van der Berg", "Kim", "Østergård", "Dvořák", "Žukauskas", "Aydın"]
+        "van der Berg", "Kim", "Østergård", "Dvořák", "Žukauskas", "Aydın"]  # noqa: RUF001
 EMOJI = ["🙂", "🚀", "🌸", "🎉", "☕", "🐍", "❤️", "👍🏽"]
 DOMAINS = ["example.com", "example.org", "mail.example.net", "exämple.de"]
 STATUSES = ["pending", "paid", "shipped", "delivered", "delivered", "delivered", "cancelled",
@@ -61,15 +61,18 @@ NOUN = ["Kaffeemühle", "Lamp", "Chair", "Café Table", "Backpack", "Kettle", "C
         "Headphones", "Bicycle Pump", "Notebook", "Façade Paint", "Smørrebrød Board"]
 TAGS = ["red", "blue", "green", "sale", "new", "eco", "bestseller", "limited", "gift", "b2b",
         "clearance", "premium", "ünïcode", "日本"]
-WORDS = ("lorem ipsum dolor sit amet consectetur adipiscing elit sed do eiusmod tempor "
-         "incididunt ut labore et dolore magna aliqua enim ad minim veniam quis nostrud "
-         "exercitation ullamco laboris nisi aliquip ex ea commodo consequat duis aute irure "
-         "in reprehenderit voluptate velit esse cillum fugiat nulla pariatur excepteur sint "
-         "occaecat cupidatat non proident sunt culpa qui officia deserunt mollit anim id est "
-         "laborum café naïve façade über smørrebrød jalapeño crème brûlée déjà vu Ångström "
-         "résumé piñata coöperate Straße Ærø İstanbul Kraków Łódź Malmö Zürich "
-         "invoice shipment warehouse customer delivery payment refund order product "
-         "quantity discount coupon tracking carrier parcel address street city country").split()
+WORDS = ["lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit", "sed",
+         "do", "eiusmod", "tempor", "incididunt", "ut", "labore", "et", "dolore", "magna",
+         "aliqua", "enim", "ad", "minim", "veniam", "quis", "nostrud", "exercitation", "ullamco",
+         "laboris", "nisi", "aliquip", "ex", "ea", "commodo", "consequat", "duis", "aute",
+         "irure", "in", "reprehenderit", "voluptate", "velit", "esse", "cillum", "fugiat",
+         "nulla", "pariatur", "excepteur", "sint", "occaecat", "cupidatat", "non", "proident",
+         "sunt", "culpa", "qui", "officia", "deserunt", "mollit", "anim", "id", "est", "laborum",
+         "café", "naïve", "façade", "über", "smørrebrød", "jalapeño", "crème", "brûlée", "déjà",
+         "vu", "Ångström", "résumé", "piñata", "coöperate", "Straße", "Ærø", "İstanbul", "Kraków",
+         "Łódź", "Malmö", "Zürich", "invoice", "shipment", "warehouse", "customer", "delivery",
+         "payment", "refund", "order", "product", "quantity", "discount", "coupon", "tracking",
+         "carrier", "parcel", "address", "street", "city", "country"]
 WORDS += ['"quoted"', "it's", "C:\\temp\\file", "tab\there", "50%", "a,b", "x;y", "🙂", "🚚",
           "€42", "\n", "\n", "\n\n", "—", "«guillemets»"]
 
@@ -128,7 +131,7 @@ def gen_batches(table: str, rows: dict[str, int]) -> Iterator[dict[str, Any]]:
         yield globals()["_gen_" + table](rng, ids, rows)
 
 
-def _gen_customers(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict:
+def _gen_customers(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict[str, Any]:
     n = len(ids)
     f = rng.integers(0, len(FIRST), n)
     la = rng.integers(0, len(LAST), n)
@@ -143,7 +146,7 @@ def _gen_customers(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, in
             "created": rng.integers(T0, T1, n, dtype=np.int64), "active": rng.random(n) < 0.85}
 
 
-def _gen_products(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict:
+def _gen_products(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict[str, Any]:
     n = len(ids)
     a = rng.integers(0, len(ADJ), n).tolist()
     b = rng.integers(0, len(NOUN), n).tolist()
@@ -160,7 +163,7 @@ def _gen_products(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int
             "weight.null": rng.random(n) < 0.10, "tags": tags}
 
 
-def _gen_orders(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict:
+def _gen_orders(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict[str, Any]:
     n = len(ids)
     n_orders = rows["orders"]
     base = T0 + (ids - 1) * ((T1 - T0 - 86_400_000_000) // max(1, n_orders))
@@ -171,7 +174,7 @@ def _gen_orders(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int])
             "total": rng.integers(100, 2_000_000, n, dtype=np.int64)}
 
 
-def _gen_order_items(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict:
+def _gen_order_items(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict[str, Any]:
     n = len(ids)
     n_orders, n_items = rows["orders"], rows["order_items"]
     order_id = 1 + (ids - 1) * n_orders // n_items
@@ -181,7 +184,7 @@ def _gen_order_items(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, 
             "unit_price": rng.integers(50, 200_000, n, dtype=np.int64)}
 
 
-def _gen_documents(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict:
+def _gen_documents(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict[str, Any]:
     n = len(ids)
     nwords = rng.integers(120, 190, n).tolist()
     idx = rng.integers(0, len(WORDS), (n, 190))
@@ -199,7 +202,7 @@ def _gen_documents(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, in
 EVENT_TYPES = ["click", "view", "purchase", "login", "logout", "search", "add_to_cart"]
 
 
-def _gen_events(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict:
+def _gen_events(rng: np.random.Generator, ids: np.ndarray, rows: dict[str, int]) -> dict[str, Any]:
     n = len(ids)
     ty = rng.integers(0, len(EVENT_TYPES), n).tolist()
     page = rng.integers(1, 5000, n).tolist()
@@ -264,7 +267,7 @@ def to_csv(t: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def to_sqlite_rows(table: str, batch: dict[str, Any]) -> Iterator[tuple]:
+def to_sqlite_rows(table: str, batch: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
     cols = []
     for col, kind in KINDS[table]:
         v = batch[col]

@@ -22,6 +22,7 @@ import json
 import math
 import sys
 import time
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -63,7 +64,7 @@ def main() -> None:
     meta.create_all(dst)
     t_setup = time.monotonic() - t_start
 
-    tables = []
+    tables: list[dict[str, Any]] = []
     copy_seconds = 0.0
     with src.connect() as sconn:
         for table in meta.sorted_tables:

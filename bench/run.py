@@ -13,9 +13,9 @@ done before and after each run. See bench/README.md for what each case measures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
-import math
 import os
 import platform
 import shlex
@@ -32,10 +32,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import benchlib as bl  # noqa: E402
+import benchlib as bl
 
 TIME_BIN = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
-PAGE = os.sysconf("SC_PAGE_SIZE")
 GROUPS = ["pg-dump", "pg-restore", "mysql-dump", "mysql-restore", "sqlite-dump",
           "sqlite-restore", "xeng-mysql", "xeng-sqlite"]
 #: the case each group's ratios are computed against
@@ -75,8 +74,8 @@ class Run:
         return self.rc == 0 and not self.timed_out and self.error is None
 
 
-def _tree_rss(root: int) -> int:
-    """Sum of the RSS (KiB) of ``root`` and all its descendants, read from /proc."""
+def _tree_rss(root: int) -> tuple[int, int]:
+    """(sum of VmRSS, largest VmHWM) in KiB over ``root`` and all its descendants (/proc)."""
     children: dict[int, list[int]] = {}
     for d in os.listdir("/proc"):
         if not d.isdigit():
@@ -88,16 +87,20 @@ def _tree_rss(root: int) -> int:
             continue
         ppid = int(stat[stat.rfind(b")") + 2:].split()[1])
         children.setdefault(ppid, []).append(int(d))
-    total, todo = 0, [root]
+    total, hwm, todo = 0, 0, [root]
     while todo:
         pid = todo.pop()
         try:
-            with open(f"/proc/{pid}/statm", "rb") as f:
-                total += int(f.read().split()[1]) * PAGE // 1024
+            with open(f"/proc/{pid}/status", "rb") as f:
+                for line in f:
+                    if line.startswith(b"VmRSS:"):
+                        total += int(line.split()[1])
+                    elif line.startswith(b"VmHWM:"):
+                        hwm = max(hwm, int(line.split()[1]))
         except (OSError, ValueError, IndexError):
             pass
         todo.extend(children.get(pid, []))
-    return total
+    return total, hwm
 
 
 def timed(cmd: str, cwd: Path, log_prefix: Path, timeout: float) -> Run:
@@ -113,12 +116,13 @@ def timed(cmd: str, cwd: Path, log_prefix: Path, timeout: float) -> Run:
         t0 = time.monotonic()
         proc = subprocess.Popen(argv, cwd=cwd, stdout=fo, stderr=fe, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
-        peak = [0]
+        peak = [0, 0]  # sum of the tree's RSS, largest single-process peak
         stop = threading.Event()
 
         def sample() -> None:
             while not stop.wait(0.1):
-                peak[0] = max(peak[0], _tree_rss(proc.pid))
+                total, hwm = _tree_rss(proc.pid)
+                peak[0], peak[1] = max(peak[0], total), max(peak[1], hwm)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -134,14 +138,16 @@ def timed(cmd: str, cwd: Path, log_prefix: Path, timeout: float) -> Run:
         proc.returncode = os.waitstatus_to_exitcode(status)
         stop.set()
         sampler.join()
-    rss = usage.ru_maxrss or None
+    # Not usage.ru_maxrss: a child forked from this (large) Python process inherits its
+    # high-water mark at exec, so wait4 would report at least our own RSS. /usr/bin/time's %M
+    # (its child was forked from the small `time`) is exact; without it, the sampled VmHWM.
+    del usage
+    rss = peak[1] or None
     if TIME_BIN and time_path.exists():
         parts = time_path.read_text().strip().splitlines()
         # the last line is "%e %M" (a preceding line may say "Command exited with non-zero...")
-        try:
+        with contextlib.suppress(IndexError, ValueError):
             rss = int(parts[-1].split()[1])
-        except (IndexError, ValueError):
-            pass
     err = err_path.read_text(errors="replace")
     tail = "\n".join(err.strip().splitlines()[-8:])
     stdout = out_path.read_text(errors="replace")
@@ -384,10 +390,12 @@ def make_cases() -> list[Case]:
              check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
              cleanup=lambda c: pg_drop(),
              artifact=lambda c: (c.prep / "pg.crate", "input")))
+    def pg_restore_cmd(jobs: int) -> Callable[[Ctx], str]:
+        return lambda c: (f"pg_restore {' '.join(PG(bl.RESTORE_DB))} -j {jobs} "
+                          f"{Q(str(c.prep / 'pg.dump'))}")
+
     for j in (1, 2):
-        add(Case(f"pg_restore -j {j}", "pg-restore",
-                 lambda c, j=j: f"pg_restore {' '.join(PG(bl.RESTORE_DB))} -j {j} "
-                                f"{Q(str(c.prep / 'pg.dump'))}",
+        add(Case(f"pg_restore -j {j}", "pg-restore", pg_restore_cmd(j),
                  needs=["pg.dump"], setup=lambda c: pg_fresh(),
                  check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
                  cleanup=lambda c: pg_drop(),
@@ -470,11 +478,23 @@ def make_cases() -> list[Case]:
         arch = expect_archive_rows(lambda c: c.out / "x.crate")
         return lambda c, r: arch(c, r) or rows(c, r)
 
+    def x_my_reset(c: Ctx) -> None:
+        my_fresh()
+        remove(c.out / "x.crate")
+
+    def x_my_clean(c: Ctx) -> None:
+        my_drop()
+        remove(c.out / "x.crate")
+
+    def x_sq_clean(c: Ctx) -> None:
+        remove(c.out / "x.db")
+        remove(c.out / "x.crate")
+
     add(Case("dbcrate dump+restore pg->mariadb", "xeng-mysql",
              x_dbcrate(lambda c: restore_my),
-             setup=lambda c: (my_fresh(), remove(c.out / "x.crate")) and None,
+             setup=x_my_reset,
              check=x_check("mysql", lambda c: bl.RESTORE_DB),
-             cleanup=lambda c: (my_drop(), remove(c.out / "x.crate")) and None,
+             cleanup=x_my_clean,
              artifact=lambda c: (c.out / "x.crate", "output")))
     add(Case("rowcopy pg->mariadb", "xeng-mysql",
              x_rowcopy(lambda c: restore_my + "?charset=utf8mb4"),
@@ -483,9 +503,9 @@ def make_cases() -> list[Case]:
              cleanup=lambda c: my_drop(), sampled=True))
     add(Case("dbcrate dump+restore pg->sqlite", "xeng-sqlite",
              x_dbcrate(lambda c: bl.sqlite_url(c.out / "x.db")),
-             setup=lambda c: (remove(c.out / "x.db"), remove(c.out / "x.crate")) and None,
+             setup=x_sq_clean,
              check=x_check("sqlite", lambda c: c.out / "x.db"),
-             cleanup=lambda c: (remove(c.out / "x.db"), remove(c.out / "x.crate")) and None,
+             cleanup=x_sq_clean,
              artifact=lambda c: (c.out / "x.crate", "output")))
     add(Case("rowcopy pg->sqlite", "xeng-sqlite",
              x_rowcopy(lambda c: bl.sqlite_url(c.out / "x.db")),
@@ -557,7 +577,7 @@ def versions() -> dict[str, Any]:
                 "SELECT name, setting || coalesce(unit, '') FROM pg_settings WHERE name IN "
                 "('shared_buffers', 'max_wal_size', 'synchronous_commit', 'fsync', "
                 "'maintenance_work_mem', 'wal_level')").fetchall())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         v["postgresql_server"] = f"unavailable: {exc}"
     try:
         c = bl.my_connect(None)
@@ -569,7 +589,7 @@ def versions() -> dict[str, Any]:
                         "'max_allowed_packet')")
             v["mariadb_settings"] = dict(cur.fetchall())
         c.close()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         v["mariadb_server"] = f"unavailable: {exc}"
     import sqlite3
 
@@ -583,7 +603,7 @@ def versions() -> dict[str, Any]:
     for mod in ("sqlalchemy", "psycopg", "pymysql", "pyarrow", "numpy"):
         try:
             v[mod] = __import__(mod).__version__
-        except Exception:  # noqa: BLE001
+        except Exception:
             v[mod] = None
     repo = Path(__file__).resolve().parent.parent
     v["dbcrate_git"] = _cmd_out(["git", "-C", str(repo), "describe", "--always", "--dirty"])
@@ -599,9 +619,14 @@ def fmt_num(x: float | None, digits: int = 1) -> str:
     return f"{x:,.{digits}f}"
 
 
+def _peak_mb(values: list[int | None]) -> float | None:
+    known = [v for v in values if v]
+    return max(known) / 1024 if known else None
+
+
 def summarize(ctx: Ctx, cases: list[Case], runs: dict[int, list[Run]],
               artifact_sizes: dict[int, int | None]) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     med: dict[tuple[str, str], float | None] = {}
     for i, case in enumerate(cases):
         rs = runs.get(i, [])
@@ -628,9 +653,8 @@ def summarize(ctx: Ctx, cases: list[Case], runs: dict[int, list[Run]],
             "rows": ctx.total_rows, "rows_per_s": ctx.total_rows / m if m else None,
             "source_table_bytes": src_bytes,
             "mb_per_s": src_bytes / 1e6 / m if m and src_bytes else None,
-            "peak_rss_mb": max((r.rss_kb or 0 for r in rs), default=0) / 1024 if rs else None,
-            "peak_tree_rss_sum_mb": max((r.tree_rss_kb or 0 for r in rs), default=0) / 1024
-            if rs else None,
+            "peak_rss_mb": _peak_mb([r.rss_kb for r in rs]),
+            "peak_tree_rss_sum_mb": _peak_mb([r.tree_rss_kb for r in rs]),
             "artifact_bytes": artifact_sizes.get(i),
             "artifact_role": case.artifact(ctx)[1] if case.artifact else None,
             "peer": PEERS[case.group],
@@ -652,7 +676,9 @@ def print_table(rows: list[dict[str, Any]], ctx: Ctx) -> None:
         else:
             wall = f"{r['wall_s']:.2f}" + ("*" if r["note"] else "")
         size = r["artifact_bytes"]
-        size_s = "-" if size is None else f"{size / 1e6:,.1f}" + (" (in)" if r["artifact_role"] == "input" else "")
+        size_s = "-" if size is None else f"{size / 1e6:,.1f}"
+        if size is not None and r["artifact_role"] == "input":
+            size_s += " (in)"
         ratio = "-" if r["ratio_to_peer"] is None else f"{r['ratio_to_peer']:.2f}"
         body.append([r["case"], r["group"], wall, fmt_num(r["rows_per_s"], 0), fmt_num(r["mb_per_s"]),
                      fmt_num(r["peak_rss_mb"]), size_s, ratio])
@@ -710,10 +736,11 @@ def select_groups(text: str | None) -> list[str]:
 def check_dataset(engines: set[str], rows: dict[str, int]) -> dict[str, dict[str, Any]]:
     sizes: dict[str, dict[str, Any]] = {}
     for e in sorted(engines):
+        s: dict[str, Any]
         try:
             s = bl.pg_sizes() if e == "postgresql" else bl.my_sizes() if e == "mysql" else \
                 bl.sqlite_sizes()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise SystemExit(f"cannot read the {e} benchmark database ({exc}); "
                              "run bench/generate.py first") from None
         got = {t: v["rows"] for t, v in s["tables"].items()}
@@ -763,6 +790,10 @@ def main() -> None:
 
     started = dt.datetime.now(dt.UTC)
     info = {"machine": machine_info(), "versions": versions()}
+    load_start = os.getloadavg()
+    if load_start[0] > (os.cpu_count() or 1):
+        print(f"warning: load average {load_start[0]:.1f} on {os.cpu_count()} CPUs: something "
+              "else is running; the times will be noisy", flush=True)
     print(f"dbcrate benchmark: scale {args.scale}, {ctx.total_rows:,} rows, repeat "
           f"{args.repeat}, {len(cases)} cases in {', '.join(groups)}; work dir {work}", flush=True)
 
@@ -778,7 +809,7 @@ def main() -> None:
                 ctx.prepared[name] = None
                 print(f"  prepared {name} ({path_bytes(ctx.prep / name) or 0:,} bytes) in "
                       f"{time.monotonic() - t0:.1f}s", flush=True)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 ctx.prepared[name] = str(exc)
                 print(f"  preparing {name} FAILED: {exc}", flush=True)
 
@@ -801,7 +832,7 @@ def main() -> None:
                 if case.cleanup:
                     try:
                         case.cleanup(ctx)
-                    except Exception as exc:  # noqa: BLE001
+                    except Exception as exc:
                         print(f"    cleanup failed: {exc}", flush=True)
                 state = "ok" if run.ok else ("TIMEOUT" if run.timed_out else "FAILED")
                 extra = f" (extrapolated {run.extrapolated_wall:.1f}s)" if run.extrapolated_wall else ""
@@ -813,20 +844,19 @@ def main() -> None:
                         print(f"      {ln}", flush=True)
     finally:
         for fn in (pg_drop, my_drop):
-            try:
+            with contextlib.suppress(Exception):
                 fn()
-            except Exception:  # noqa: BLE001
-                pass
         if not args.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-            try:
+            with contextlib.suppress(OSError):
                 bl.WORK_DIR.rmdir()
-            except OSError:
-                pass
 
     result_rows = summarize(ctx, cases, runs, artifact_sizes)
     print()
     print_table(result_rows, ctx)
+    load_end = os.getloadavg()
+    print(f"load average (1 min) at start {load_start[0]:.2f}, at end {load_end[0]:.2f} on "
+          f"{os.cpu_count()} CPUs")
     payload = {
         "date": started.isoformat(timespec="seconds"),
         "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -834,9 +864,10 @@ def main() -> None:
         "rowcopy_fraction": args.rowcopy_fraction,
         "rows": rows, "total_rows": ctx.total_rows,
         "dataset": ctx.sizes, **info,
+        "loadavg_start": load_start, "loadavg_end": load_end,
         "measurement": {"wall": "time.monotonic around the subprocess (median of the runs)",
                         "rss": "/usr/bin/time %M (max RSS of the largest process in the tree)"
-                        if TIME_BIN else "wait4 ru_maxrss (largest process in the tree)",
+                        if TIME_BIN else "largest VmHWM of the tree, sampled every 0.1 s from /proc",
                         "tree_rss_sum": "sampled every 0.1 s from /proc: sum over the tree"},
         "cases": result_rows,
     }
@@ -850,7 +881,7 @@ def run_case(ctx: Ctx, case: Case, i: int, rep: int) -> Run:
     try:
         if case.setup:
             case.setup(ctx)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return Run(rc=-1, wall=0.0, rss_kb=None, tree_rss_kb=None, stderr_tail="", stdout="",
                    error=f"setup failed: {exc}")
     cmd = case.cmd(ctx)
@@ -859,7 +890,7 @@ def run_case(ctx: Ctx, case: Case, i: int, rep: int) -> Run:
     if run.ok and case.check:
         try:
             run.error = case.check(ctx, run)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             run.error = f"check failed: {type(exc).__name__}: {exc}"
     return run
 
