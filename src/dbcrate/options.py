@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from .formats import DEFAULT_COMPRESSION_LEVEL
 
@@ -51,3 +52,20 @@ class RestoreOptions:
     """plan and preflight only (names, values, checksums); change nothing"""
     jobs: int = 1
     """tables loaded, and indexes built, in parallel (SQLite targets load one at a time)"""
+    mode: str = "recreate"
+    """``recreate``: drop/create from the archive's schema; ``into-existing``: keep the
+    target's schema (it is the master) and load the rows into it"""
+    data_only: bool = False
+    """load rows into existing tables only, no DDL (the same as ``mode='into-existing'``)"""
+    on_conflict: str = "error"
+    """rows whose primary key already exists: ``error`` (the table fails), ``skip``, ``update``"""
+    single_transaction: bool = False
+    """all or nothing, in one transaction (refused where the engine cannot roll DDL back)"""
+    hooks: Any = None
+    """a hooks module, module name or .py path (see dbcrate.hooks)"""
+    migrations: str | None = None
+    """a TOML file of declarative migration steps (see dbcrate.migrations)"""
+    target_schema_version: str | None = None
+    """the schema version to migrate to (default: as far as the steps go)"""
+    resume: bool = False
+    """skip the tables and chunks the journal in the target says are committed"""

@@ -1,24 +1,31 @@
-"""Restore: preflight everything, then recreate tables one transaction each.
+"""Restore: plan and preflight everything, then load table by table.
 
-Order of work (docs/FORMAT.md "Restore"):
+Two modes (:attr:`RestoreOptions.mode`):
 
-1. **Plan and preflight**, touching nothing: select tables, refuse existing tables without
-   ``clean``, check names and every value against the target (cross-engine), verify the SHA-256
-   and decode every selected member. Any problem stops here.
-2. **Tables** in foreign-key order, each in its own transaction: (drop,) create with primary
-   key, load the rows. A failure rolls that table back and the restore carries on (or stops with
-   ``exit_on_error``).
-3. **Indexes and unique constraints**, then **foreign keys**, then **sequences** (identity,
-   serial, AUTO_INCREMENT, sqlite_sequence) so that the next INSERT without an id works.
-4. A :class:`RestoreReport` of what was restored and what failed.
+``recreate`` (default)
+    Tables are created from the archive's schema in foreign-key order, each dropped (with
+    ``clean``), created and loaded in its own transaction; then indexes and unique constraints,
+    then foreign keys, then sequences (identity, serial, AUTO_INCREMENT, sqlite_sequence).
+``into-existing``
+    The target's schema is the master (Camelot's rule): columns are matched by name, cast where
+    the types differ (refused where a value would change), archive columns the target lacks are
+    dropped and target columns the archive lacks take their defaults. ``clean`` empties the
+    selected tables first, in reverse foreign-key order. Rows whose key exists are handled by
+    ``on_conflict``. Each chunk is committed on its own, so a killed restore resumes per chunk.
+
+Before anything is written, the preflight checks names, column mappings, every value against
+the target (exactness), and every member's SHA-256. ``dry_run`` stops there and reports the plan.
+A journal table in the target records what is committed, in the same transactions, so
+``resume`` continues a killed restore (:mod:`dbcrate.journal`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,15 +34,25 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from . import journal
 from .archive import Archive
 from .connect import open_engine, public_url
 from .ddl import TargetTables, build_tables, foreign_keys, index_objects
 from .dialects import Dialect, engine_name
-from .errors import NotPortable, RestoreIncomplete, TargetConflict, UsageError
-from .logical import LogicalType
-from .manifest import TableEntry
+from .errors import (
+    DbcrateError,
+    Incompatibility,
+    NotPortable,
+    RestoreIncomplete,
+    TargetConflict,
+    UsageError,
+)
+from .hooks import Hooks, load_hooks
+from .manifest import Chunk, TableEntry
+from .mapping import TableMap, lossy_rows, plan_table
+from .migrations import apply_to_table, chain, load_migrations
 from .options import RestoreOptions
-from .portability import ProblemCollector, batch_problems, target_lengths
+from .portability import ProblemCollector, batch_problems, row_keys, target_lengths
 from .progress import Event
 from .schema import Table, dependency_order
 from .selection import select_tables
@@ -43,7 +60,7 @@ from .selection import select_tables
 
 @dataclass
 class TableResult:
-    """The outcome for one table: ``restored``, ``failed`` or ``skipped``."""
+    """The outcome for one table: ``restored``, ``failed``, ``skipped`` or ``planned``."""
 
     name: str
     status: str = "pending"
@@ -51,16 +68,18 @@ class TableResult:
     seconds: float = 0.0
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    plan: list[str] = field(default_factory=list)
 
 
 @dataclass
 class RestoreReport:
-    """What a restore did, table by table."""
+    """What a restore did (or, for a dry run, would do), table by table."""
 
     target: str
     tables: list[TableResult]
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    mode: str = "recreate"
 
     @property
     def ok(self) -> bool:
@@ -77,6 +96,7 @@ class RestoreReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
+            "mode": self.mode,
             "ok": self.ok,
             "rows": self.rows,
             "seconds": round(self.seconds, 3),
@@ -86,25 +106,38 @@ class RestoreReport:
 
 
 @dataclass
-class RestorePlan:
-    """The tables to restore, in load order, and what will happen to each."""
+class Source:
+    """One archive table as it will be loaded: its (migrated) schema and how to get its rows."""
 
-    entries: list[TableEntry]
+    entry: TableEntry
+    schema: Table
+    transforms: list[Callable[[pa.RecordBatch], pa.RecordBatch]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+
+@dataclass
+class RestorePlan:
+    """Everything decided before the first write."""
+
+    sources: list[Source]
     same_engine: bool
     replace: list[str]
     target: str
-
-    def describe(self) -> list[str]:
-        lines = []
-        for entry in self.entries:
-            action = "drop, create, load" if entry.name in self.replace else "create, load"
-            lines.append(f"{entry.name}: {action} {entry.rows} rows")
-        return lines
+    mode: str
+    archive_id: str
+    maps: dict[str, TableMap] = field(default_factory=dict)
+    done: dict[str, set[int]] = field(default_factory=dict)
+    cyclic_columns: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _sa_errors(exc: BaseException) -> str:
     if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
         return str(exc.orig).strip().splitlines()[0]
+    if isinstance(exc, DbcrateError):
+        return exc.message
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
@@ -117,6 +150,7 @@ def iter_restore(
     :class:`RestoreReport` (it does not raise for per-table failures: see
     :meth:`RestoreReport.raise_for_failures`)."""
     options = options or RestoreOptions()
+    _check_options(options)
     started = time.monotonic()
     own = not isinstance(archive, Archive)
     arch = Archive(archive) if not isinstance(archive, Archive) else archive
@@ -129,7 +163,21 @@ def iter_restore(
     return report
 
 
-def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
+def _check_options(options: RestoreOptions) -> None:
+    if options.mode not in ("recreate", "into-existing"):
+        raise UsageError(f"unknown restore mode {options.mode!r}",
+                         hint="modes: recreate, into-existing")
+    if options.on_conflict not in ("error", "skip", "update"):
+        raise UsageError(f"unknown conflict policy {options.on_conflict!r}",
+                         hint="policies: error, skip, update")
+    if options.schema_only and (options.data_only or options.mode == "into-existing"):
+        raise UsageError("--schema-only creates tables; it cannot be combined with --data-only")
+    if options.on_conflict != "error" and not (options.data_only or options.mode == "into-existing"):
+        raise UsageError("--on-conflict applies when loading into existing tables",
+                         hint="add --mode into-existing")
+
+
+def _sources(arch: Archive, options: RestoreOptions, hooks: Hooks) -> tuple[list[Source], list[str]]:
     manifest = arch.manifest
     names = select_tables([t.name for t in manifest.tables], options.include, options.exclude,
                           "the archive")
@@ -140,56 +188,85 @@ def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Even
             f"the archive recorded these tables as failed at dump time: {', '.join(broken)}",
             hint="exclude them with -T to restore the rest",
         )
+    if hooks.restore_table_filter is not None:
+        entries = [e for e in entries if hooks.restore_table_filter(e.schema)]
+    warnings: list[str] = []
+    steps = []
+    if options.migrations:
+        steps = chain(load_migrations(options.migrations), manifest.schema_version,
+                      options.target_schema_version)
+    sources = []
+    for entry in entries:
+        schema, fns = apply_to_table(entry.schema, steps) if steps else (entry.schema, [])
+        if schema is None:
+            warnings.append(f"{entry.name}: dropped by the migrations")
+            continue
+        if hooks.transform is not None:
+            fns = [*fns, _bind_transform(hooks.transform, entry.name)]
+        sources.append(Source(entry, schema, fns))
+    return sources, warnings
+
+
+def _bind_transform(fn: Callable[..., Any], table: str) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
+    def apply(batch: pa.RecordBatch) -> pa.RecordBatch:
+        out = fn(table, batch)
+        if isinstance(out, pa.Table):
+            out = pa.RecordBatch.from_arrays(
+                [c.combine_chunks() for c in out.columns], schema=out.schema
+            )
+        if not isinstance(out, pa.RecordBatch):
+            raise UsageError(f"the transform hook returned {type(out).__name__} for {table!r}; "
+                             "it must return a pyarrow.RecordBatch")
+        return out
+
+    return apply
+
+
+def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
+    hooks = load_hooks(options.hooks)
+    sources, warnings = _sources(arch, options, hooks)
+    mode = "into-existing" if options.data_only else options.mode
     engine, dialect, parsed = open_engine(url)
     shown = public_url(parsed)
     try:
-        same_engine = engine_name(dialect) == manifest.source.engine
-        ordered = dependency_order([e.schema for e in entries])
-        entries = [manifest.table(t.name) for t in ordered]
+        if options.single_transaction and not dialect.transactional_ddl and mode == "recreate":
+            raise UsageError(
+                f"{engine_name(dialect)} cannot roll back CREATE/DROP TABLE, so a recreating "
+                "restore cannot be all-or-nothing",
+                hint="use --mode into-existing with --single-transaction (rows are "
+                "transactional), or restore one transaction per table",
+            )
         with engine.connect() as conn:
             if hasattr(dialect, "inspect_target"):
                 dialect.inspect_target(conn)
-        names_wrong = dialect.name_problems([e.schema for e in entries])
-        if names_wrong:
-            raise NotPortable(shown, names_wrong)
+        same_engine = engine_name(dialect) == arch.manifest.source.engine
+        ordered = dependency_order([s.schema for s in sources])
+        by_name = {s.name: s for s in sources}
+        sources = [by_name[t.name] for t in ordered]
+        archive_id = hashlib.sha256(arch.manifest.to_json()).hexdigest()
+        plan = RestorePlan(sources, same_engine, [], shown, mode, archive_id)
+        if options.resume:
+            with engine.connect() as conn:
+                plan.done = journal.done(conn, dialect, archive_id)
         present = _target_tables(engine, dialect)
-        if dialect.case_insensitive_tables:
-            lowered = {p.lower() for p in present}
-            existing = {e.name for e in entries if e.name.lower() in lowered}
+        if mode == "recreate":
+            targets = _plan_recreate(plan, dialect, present, options)
         else:
-            existing = {e.name for e in entries if e.name in present}
-        if existing and not options.clean:
-            raise TargetConflict(sorted(existing), shown)
-        plan = RestorePlan(entries, same_engine, sorted(existing), shown)
-        yield Event("plan", 0, len(entries), f"{len(entries)} tables to restore")
-
-        targets = build_tables(
-            [e.schema for e in entries],
-            dialect,
-            same_engine=same_engine,
-            inline_foreign_keys=not dialect.alter_add_foreign_key,
-            existing=present,
-        )
-        yield from _preflight(arch, plan, dialect, targets, options)
-
-        report = RestoreReport(shown, [TableResult(e.name) for e in entries], list(targets.warnings))
+            targets = None
+            _plan_into_existing(plan, dialect, present, options)
+        report = RestoreReport(shown, [TableResult(s.name) for s in sources], warnings, mode=mode)
         results = {r.name: r for r in report.tables}
-        for entry in entries:
-            for item in entry.schema.skipped:
-                results[entry.name].warnings.append(f"not recreated: {item}")
+        _describe_plan(plan, results, targets, options)
+        yield Event("plan", 0, len(sources), f"{len(sources)} tables to restore")
+        yield from _preflight(arch, plan, dialect, targets, options)
+        if targets is not None:
+            report.warnings.extend(targets.warnings)
         if options.dry_run:
-            for entry in entries:
-                r = results[entry.name]
+            for r in report.tables:
                 r.status = "planned"
-                r.rows = entry.rows
-                r.warnings.append(
-                    ("drop and recreate" if entry.name in plan.replace else "create")
-                    + (", load " + str(entry.rows) + " rows" if not options.schema_only else "")
-                )
             return report
-        yield from _load_tables(arch, plan, dialect, targets, options, results, report)
-        yield from _post_data(plan, dialect, targets, options, results, report)
-        yield Event("done", len(entries), len(entries), "Restore complete")
+        yield from _execute(arch, plan, dialect, targets, options, hooks, results, report)
+        yield Event("done", len(sources), len(sources), "Restore complete")
         return report
     finally:
         engine.dispose()
@@ -200,38 +277,169 @@ def _target_tables(engine: sa.Engine, dialect: Dialect) -> set[str]:
         return set(sa.inspect(conn).get_table_names(schema=dialect.default_schema))
 
 
-def _preflight(
-    arch: Archive,
-    plan: RestorePlan,
-    dialect: Dialect,
-    targets: TargetTables,
-    options: RestoreOptions,
-) -> Iterator[Event]:
-    """Names, values and integrity, before anything is written."""
+def _plan_recreate(plan: RestorePlan, dialect: Dialect, present: set[str],
+                   options: RestoreOptions) -> TargetTables:
+    names_wrong = dialect.name_problems([s.schema for s in plan.sources])
+    if names_wrong:
+        raise NotPortable(plan.target, names_wrong)
+    if dialect.case_insensitive_tables:
+        lowered = {p.lower() for p in present}
+        existing = {s.name for s in plan.sources if s.name.lower() in lowered}
+    else:
+        existing = {s.name for s in plan.sources if s.name in present}
+    committed = {n for n, chunks in plan.done.items() if journal.WHOLE_TABLE in chunks}
+    pending_existing = existing - committed
+    if pending_existing and not (options.clean or options.resume):
+        raise TargetConflict(sorted(pending_existing), plan.target)
+    plan.replace = sorted(pending_existing)
+    return build_tables(
+        [s.schema for s in plan.sources],
+        dialect,
+        same_engine=plan.same_engine,
+        inline_foreign_keys=not dialect.alter_add_foreign_key,
+        existing=present,
+    )
+
+
+def _plan_into_existing(plan: RestorePlan, dialect: Dialect, present: set[str],
+                        options: RestoreOptions) -> None:
+    problems: list[Incompatibility] = []
+    lookup = {p.lower() if dialect.case_insensitive_tables else p: p for p in present}
+    with dialect.engine.connect() as conn:
+        if dialect.name in ("postgresql", "mysql"):
+            dialect.begin_snapshot(conn)
+        for source in plan.sources:
+            key = source.name.lower() if dialect.case_insensitive_tables else source.name
+            real = lookup.get(key)
+            if real is None:
+                problems.append(Incompatibility(source.name, None, "the target has no such table "
+                                                "(into-existing mode creates nothing)"))
+                continue
+            target = dialect.reflect(conn, real)
+            tmap = plan_table(source.schema, target, case_insensitive=dialect.case_insensitive_columns)
+            plan.maps[source.name] = tmap
+            for why in tmap.blocking:
+                problems.append(Incompatibility(source.name, None, why))
+            if options.on_conflict != "error" and not target.primary_key:
+                problems.append(Incompatibility(
+                    source.name, None, f"--on-conflict {options.on_conflict} needs a primary key "
+                    "in the target table"))
+        if dialect.name in ("postgresql", "mysql"):
+            dialect.end_snapshot(conn)
+    if problems:
+        raise NotPortable(plan.target, problems)
+    plan.cyclic_columns = _cyclic_columns(plan, dialect)
+
+
+def _cyclic_columns(plan: RestorePlan, dialect: Dialect) -> dict[str, list[str]]:
+    """Foreign-key columns that close a cycle (self-references included) among the tables
+    loaded into an existing PostgreSQL schema: they are loaded as NULL, then updated."""
+    if dialect.name != "postgresql":
+        return {}  # MariaDB and SQLite turn the checks off for the session instead
+    order = {s.name: i for i, s in enumerate(plan.sources)}
+    out: dict[str, list[str]] = {}
+    for source in plan.sources:
+        tmap = plan.maps[source.name]
+        for fk in tmap.target.foreign_keys:
+            ref = next((s.name for s in plan.sources if plan.maps[s.name].target.name == fk.ref_table),
+                       None)
+            if ref is not None and order[ref] >= order[source.name]:
+                out.setdefault(source.name, []).extend(fk.columns)
+    return out
+
+
+def _describe_plan(plan: RestorePlan, results: dict[str, TableResult],
+                   targets: TargetTables | None, options: RestoreOptions) -> None:
+    for source in plan.sources:
+        r = results[source.name]
+        rows = source.entry.rows
+        if plan.mode == "recreate":
+            verb = "drop and recreate" if source.name in plan.replace else "create"
+            if source.name in plan.done and journal.WHOLE_TABLE in plan.done[source.name]:
+                verb = "already restored (resume: skip)"
+            r.plan.append(f"{verb}; load {rows} rows" if not options.schema_only else verb)
+        else:
+            tmap = plan.maps[source.name]
+            action = "empty, then load" if options.clean else "append"
+            r.plan.append(f"{action} {rows} rows into existing {tmap.target.name!r} "
+                          f"(on conflict: {options.on_conflict})")
+            r.plan.append("columns: " + ", ".join(c.describe() for c in tmap.columns))
+            if tmap.dropped:
+                r.warnings.append("archive columns not in the target, dropped: "
+                                  + ", ".join(tmap.dropped))
+            if plan.cyclic_columns.get(source.name):
+                r.plan.append("cyclic foreign key columns loaded as NULL, then updated: "
+                              + ", ".join(plan.cyclic_columns[source.name]))
+        for item in source.entry.schema.skipped:
+            r.warnings.append(f"not recreated: {item}")
+
+
+def _batches(arch: Archive, source: Source, chunk: Chunk, *, verify: bool) -> Iterator[pa.RecordBatch]:
+    for batch in arch.chunk_batches(source.entry, chunk, verify=verify):
+        for fn in source.transforms:
+            batch = fn(batch)
+        yield batch
+
+
+def _preflight(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: TargetTables | None,
+               options: RestoreOptions) -> Iterator[Event]:
+    """Values and integrity, before anything is written."""
     problems = ProblemCollector()
-    check_values = not plan.same_engine and not options.schema_only
-    total = sum(c.size for e in plan.entries for c in e.chunks)
+    into = plan.mode == "into-existing"
+    check_values = (into or not plan.same_engine or bool(options.migrations)) and not options.schema_only
+    total = sum(c.size for s in plan.sources for c in s.entry.chunks)
     done = 0
-    for entry in plan.entries:
+    for source in plan.sources:
         if options.schema_only:
             continue
-        lengths = target_lengths(entry.schema, targets.types[entry.name])
-        decimals = _decimal_targets(entry.schema, targets.types[entry.name])
+        if into:
+            tmap = plan.maps[source.name]
+            load_schema = tmap.load_schema()
+            lengths = {c.name: c.type.length for c in load_schema.columns
+                       if c.type.length is not None}
+            decimals = {c.name: (c.type.precision, c.type.scale) for c in load_schema.columns
+                        if c.type.kind == "decimal"}
+        else:
+            load_schema = source.schema
+            assert targets is not None
+            lengths = target_lengths(load_schema, targets.types[source.name])
+            decimals = _decimal_targets(load_schema, targets.types[source.name])
         base = 0
-        for chunk in entry.chunks:
+        for chunk in source.entry.chunks:
             if check_values:
-                for batch in arch.chunk_batches(entry, chunk, verify=options.verify):
-                    found = batch_problems(entry.schema, batch, dialect, lengths, decimals)
-                    problems.add_batch(entry.schema, batch, base, found)
+                for batch in _batches(arch, source, chunk, verify=options.verify):
+                    if into:
+                        if _cast_problems(plan.maps[source.name], batch, base, problems):
+                            base += batch.num_rows
+                            continue  # reported; the other checks need the cast values
+                        batch = plan.maps[source.name].convert(batch)
+                    found = batch_problems(load_schema, batch, dialect, lengths, decimals)
+                    problems.add_batch(load_schema, batch, base, found)
                     base += batch.num_rows
             elif options.verify:
-                for _ in arch.chunk_batches(entry, chunk, verify=True):
-                    pass
+                arch.check_chunk(chunk)
             done += chunk.size
-            yield Event("verify", done, total, f"Check {entry.name}", entry.name, bytes=done)
+            yield Event("verify", done, total, f"Check {source.name}", source.name, bytes=done)
     refused = problems.problems()
     if refused:
         raise NotPortable(plan.target, refused)
+
+
+def _cast_problems(tmap: TableMap, batch: pa.RecordBatch, base: int,
+                   problems: ProblemCollector) -> bool:
+    """Record values that a cast would change; True if there were any."""
+    names = batch.schema.names
+    found = False
+    for cm in tmap.loaded:
+        if cm.cast != "checked" or cm.source is None:
+            continue
+        mask = lossy_rows(batch.column(names.index(cm.source.name)), cm.source.type, cm.target.type)
+        if mask.any():
+            found = True
+            problems.add_batch(tmap.source, batch, base, [
+                (cm.target.name, f"value would change when cast from {cm.source.type.describe()} "
+                 f"to {cm.target.type.describe()}", mask)])
+    return found
 
 
 def _decimal_targets(table: Table, types: dict[str, Any]) -> dict[str, tuple[int | None, int | None]]:
@@ -247,94 +455,179 @@ def _begin(conn: Connection, dialect: Dialect) -> None:
     conn.exec_driver_sql("BEGIN" if dialect.name != "mysql" else "START TRANSACTION")
 
 
-def _restore_one(
-    arch: Archive,
-    plan: RestorePlan,
-    dialect: Dialect,
-    targets: TargetTables,
-    options: RestoreOptions,
-    entry: TableEntry,
-    result: TableResult,
-) -> None:
-    """Create and load one table in its own connection and transaction; record the outcome."""
-    t0 = time.monotonic()
-    created = False
+def _rollback(conn: Connection) -> None:
+    with contextlib.suppress(sa.exc.DBAPIError):
+        conn.exec_driver_sql("ROLLBACK")
+
+
+class _Runner:
+    """Where statements run: a fresh connection and transaction per unit of work, or - for
+    ``single_transaction`` - one shared connection inside one transaction."""
+
+    def __init__(self, dialect: Dialect, single: bool) -> None:
+        self.dialect = dialect
+        self.single = single
+        self.shared: Connection | None = None
+
+    def open_shared(self) -> None:
+        if self.single:
+            self.shared = self.dialect.engine.connect()
+            self.dialect.prepare_restore_session(self.shared)
+            _begin(self.shared, self.dialect)
+            if self.dialect.name == "postgresql":
+                self.shared.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")
+
+    def unit(self, fn: Callable[[Connection], Any]) -> Any:
+        """Run ``fn(conn)`` in a transaction (its own, or the shared one)."""
+        if self.shared is not None:
+            return fn(self.shared)
+        with self.dialect.engine.connect() as conn:
+            self.dialect.prepare_restore_session(conn)
+            _session_fk_off(conn, self.dialect)
+            _begin(conn, self.dialect)
+            try:
+                value = fn(conn)
+                conn.exec_driver_sql("COMMIT")
+                return value
+            except BaseException:
+                _rollback(conn)
+                raise
+
+    def close_shared(self, ok: bool) -> None:
+        if self.shared is None:
+            return
+        if ok:
+            self.shared.exec_driver_sql("COMMIT")
+        else:
+            _rollback(self.shared)
+        self.shared.close()
+        self.shared = None
+
+
+def _session_fk_off(conn: Connection, dialect: Dialect) -> None:
+    # loading order cannot satisfy cycles; the checks run afterwards (orphan check)
+    if dialect.name == "mysql":
+        conn.exec_driver_sql("SET foreign_key_checks = 0")
+    elif dialect.name == "sqlite":
+        conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+
+
+def _execute(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: TargetTables | None,
+             options: RestoreOptions, hooks: Hooks, results: dict[str, TableResult],
+             report: RestoreReport) -> Iterator[Event]:
+    runner = _Runner(dialect, options.single_transaction)
     with dialect.engine.connect() as conn:
-        dialect.prepare_restore_session(conn)
-        try:
-            _begin(conn, dialect)
-            if entry.name in plan.replace:
-                if dialect.name == "mysql":
-                    conn.exec_driver_sql("SET foreign_key_checks = 0")
-                conn.exec_driver_sql(f"DROP TABLE {dialect.quote(entry.name)}")
+        journal.ensure(conn, dialect)
+    if hooks.prepare_schema_for_restore is not None:
+        with dialect.engine.begin() as conn:
+            hooks.prepare_schema_for_restore(conn, arch.manifest)
+    runner.open_shared()
+    ok = False
+    try:
+        if plan.mode == "recreate":
+            assert targets is not None
+            yield from _load_recreate(arch, plan, dialect, targets, options, results, runner)
+            yield from _post_data(plan, dialect, targets, options, results, report, runner)
+        else:
+            yield from _load_into_existing(arch, plan, dialect, options, results, runner)
+            yield from _finish_into_existing(arch, plan, dialect, options, results, report, runner)
+        ok = report.ok
+        if runner.single and not ok:
+            for r in report.tables:
+                if r.status == "restored":
+                    r.status = "failed"
+                    r.error = "rolled back (single transaction)"
+                    r.rows = 0
+    finally:
+        runner.close_shared(ok)
+    if hooks.update_schema_after_restore is not None and report.ok:
+        with dialect.engine.begin() as conn:
+            hooks.update_schema_after_restore(conn, arch.manifest)
+    if report.ok:
+        with dialect.engine.connect() as conn:
+            journal.finish(conn, dialect, plan.archive_id)
+
+
+# ----------------------------------------------------------------------------- recreate mode
+def _load_recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: TargetTables,
+                   options: RestoreOptions, results: dict[str, TableResult],
+                   runner: _Runner) -> Iterator[Event]:
+    if plan.replace:
+        with dialect.engine.connect() as conn:
+            _drop_foreign_keys_into(conn, dialect, set(plan.replace), {s.name for s in plan.sources})
+    todo = [s for s in plan.sources
+            if journal.WHOLE_TABLE not in plan.done.get(s.name, set())]
+    for s in plan.sources:
+        if s not in todo:
+            results[s.name].status = "restored"
+            results[s.name].rows = s.entry.rows
+            results[s.name].warnings.append("committed by an earlier run (resume)")
+
+    def one(source: Source) -> None:
+        result = results[source.name]
+        t0 = time.monotonic()
+        created = False
+
+        def work(conn: Connection) -> int:
+            nonlocal created
+            if source.name in plan.replace:
+                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(source.name)}")
                 if not dialect.transactional_ddl:
                     result.warnings.append("the old table was dropped (DDL cannot roll back)")
-            conn.execute(sa.schema.CreateTable(targets.tables[entry.name]))
+            conn.execute(sa.schema.CreateTable(targets.tables[source.name]))
             created = True
-            if not options.schema_only and entry.chunks:
-                result.rows = dialect.load(conn, entry.schema, _entry_batches(arch, entry))
-            conn.exec_driver_sql("COMMIT")
+            rows = 0
+            if not options.schema_only:
+                for chunk in source.entry.chunks:
+                    rows += dialect.load(conn, source.schema, _batches(arch, source, chunk, verify=False))
+            journal.record(conn, dialect, plan.archive_id, source.name, journal.WHOLE_TABLE, rows)
+            return rows
+
+        try:
+            result.rows = runner.unit(work)
             result.status = "restored"
         except Exception as exc:  # one table's failure must not stop the others
-            _rollback(conn)
-            if created and not dialect.transactional_ddl:
-                _drop_quietly(conn, dialect, entry.name)
+            if created and not dialect.transactional_ddl and not runner.single:
+                with dialect.engine.connect() as conn:
+                    _drop_quietly(conn, dialect, source.name)
             result.status = "failed"
             result.rows = 0
             result.error = _sa_errors(exc)
         finally:
             result.seconds = time.monotonic() - t0
 
+    yield from _run_parallel(todo, one, plan, options, dialect, results, runner, "data")
 
-def _load_tables(
-    arch: Archive,
-    plan: RestorePlan,
-    dialect: Dialect,
-    targets: TargetTables,
-    options: RestoreOptions,
-    results: dict[str, TableResult],
-    report: RestoreReport,
-) -> Iterator[Event]:
-    if plan.replace:
-        with dialect.engine.connect() as conn:
-            _drop_foreign_keys_into(conn, dialect, set(plan.replace), {e.name for e in plan.entries})
-    jobs = max(1, min(options.jobs, len(plan.entries))) if dialect.parallel_restore else 1
-    total = len(plan.entries)
+
+def _run_parallel(todo: list[Source], fn: Callable[[Source], None], plan: RestorePlan,
+                  options: RestoreOptions, dialect: Dialect, results: dict[str, TableResult],
+                  runner: _Runner, phase: str) -> Iterator[Event]:
+    parallel = dialect.parallel_restore and not runner.single
+    if plan.mode == "into-existing" and dialect.name == "postgresql":
+        parallel = False  # its foreign keys are checked while loading: parents first, in order
+    jobs = max(1, min(options.jobs, len(todo))) if parallel else 1
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbcrate-restore") as pool:
-        futures = {
-            pool.submit(_restore_one, arch, plan, dialect, targets, options, e, results[e.name]): e
-            for e in plan.entries
-        }
+        futures = {pool.submit(fn, s): s for s in todo}
         for done, future in enumerate(as_completed(futures), start=1):
-            entry = futures[future]
+            source = futures[future]
             future.result()
-            result = results[entry.name]
-            yield Event("data", done, total, f"Restore table {entry.name}", entry.name,
+            result = results[source.name]
+            yield Event(phase, done, len(todo), f"Restore table {source.name}", source.name,
                         rows=result.rows)
-            if result.status == "failed" and options.exit_on_error:
+            if result.status == "failed" and (options.exit_on_error or runner.single):
                 for f in futures:
                     f.cancel()
-                _skip_rest(plan, results, entry.name)
+                _skip_rest(plan, results, source.name, runner.single)
                 break
 
 
-def _entry_batches(arch: Archive, entry: TableEntry) -> Iterator[pa.RecordBatch]:
-    # integrity was checked in the preflight; decoding checks schema and row counts again
-    for chunk in entry.chunks:
-        yield from arch.chunk_batches(entry, chunk, verify=False)
-
-
-def _skip_rest(plan: RestorePlan, results: dict[str, TableResult], failed: str) -> None:
-    for entry in plan.entries:
-        r = results[entry.name]
+def _skip_rest(plan: RestorePlan, results: dict[str, TableResult], failed: str, single: bool) -> None:
+    why = "single transaction" if single else "--exit-on-error"
+    for source in plan.sources:
+        r = results[source.name]
         if r.status == "pending":
             r.status = "skipped"
-            r.error = f"not attempted: stopped after {failed!r} failed (--exit-on-error)"
-
-
-def _rollback(conn: Connection) -> None:
-    with contextlib.suppress(sa.exc.DBAPIError):
-        conn.exec_driver_sql("ROLLBACK")
+            r.error = f"not attempted: stopped after {failed!r} failed ({why})"
 
 
 def _drop_quietly(conn: Connection, dialect: Dialect, name: str) -> None:
@@ -342,9 +635,8 @@ def _drop_quietly(conn: Connection, dialect: Dialect, name: str) -> None:
         conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(name)}")
 
 
-def _drop_foreign_keys_into(
-    conn: Connection, dialect: Dialect, replace: set[str], restored: set[str]
-) -> None:
+def _drop_foreign_keys_into(conn: Connection, dialect: Dialect, replace: set[str],
+                            restored: set[str]) -> None:
     """Before replacing tables, drop foreign keys between tables this restore replaces."""
     if not dialect.alter_add_foreign_key:
         return
@@ -359,97 +651,237 @@ def _drop_foreign_keys_into(
                 )
 
 
-def _post_data(
-    plan: RestorePlan,
-    dialect: Dialect,
-    targets: TargetTables,
-    options: RestoreOptions,
-    results: dict[str, TableResult],
-    report: RestoreReport,
-) -> Iterator[Event]:
-    restored = [e for e in plan.entries if results[e.name].status == "restored"]
-    known_warnings = len(targets.warnings)
+def _post_data(plan: RestorePlan, dialect: Dialect, targets: TargetTables,
+               options: RestoreOptions, results: dict[str, TableResult], report: RestoreReport,
+               runner: _Runner) -> Iterator[Event]:
+    fresh = [s for s in plan.sources if results[s.name].status == "restored"
+             and "committed by an earlier run (resume)" not in results[s.name].warnings]
     # index DDL objects are built here, serially: naming them touches shared state
-    index_work = [(e, index_objects(e.schema, targets, dialect)) for e in restored]
-    jobs = max(1, min(options.jobs, len(index_work))) if dialect.parallel_restore else 1
+    work = [(s, index_objects(s.schema, targets, dialect)) for s in fresh]
 
-    def build(entry: TableEntry, elements: list[Any]) -> None:
+    def build(item: tuple[Source, list[Any]]) -> None:
+        source, elements = item
         if elements:
-            with dialect.engine.connect() as c:
-                dialect.prepare_restore_session(c)
-                _step(c, dialect, elements, results[entry.name], "index")
+            _step(runner, elements, results[source.name], "index")
 
+    jobs = max(1, min(options.jobs, len(work))) if dialect.parallel_restore and not runner.single else 1
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbcrate-index") as pool:
-        futures = {pool.submit(build, e, els): e for e, els in index_work}
+        futures = {pool.submit(build, w): w[0] for w in work}
         for i, future in enumerate(as_completed(futures), start=1):
             future.result()
-            entry = futures[future]
-            yield Event("indexes", i, len(restored), f"Indexes of {entry.name}", entry.name)
-    with dialect.engine.connect() as conn:
-        dialect.prepare_restore_session(conn)
-        if dialect.alter_add_foreign_key:
-            ok = {e.name for e in restored}
-            for i, entry in enumerate(restored, start=1):
-                fks = [
-                    fk for fk in foreign_keys(entry.schema, targets, dialect, _existing(conn, dialect))
-                    if fk.referred_table.name in ok or fk.referred_table.name not in results
-                ]
-                for fkc in fks:
-                    targets.tables[entry.name].append_constraint(fkc)
-                if fks:
-                    _step(conn, dialect, [sa.schema.AddConstraint(f) for f in fks],
-                          results[entry.name], "foreign key")
-                yield Event("constraints", i, len(restored), f"Foreign keys of {entry.name}",
-                            entry.name)
-        else:
-            report.warnings.extend(_orphans_sqlite(conn, dialect, [e.name for e in restored]))
-        for i, entry in enumerate(restored, start=1):
-            _set_sequence(conn, dialect, entry, results[entry.name])
-            yield Event("sequences", i, len(restored), f"Sequence of {entry.name}", entry.name)
-    report.warnings.extend(targets.warnings[known_warnings:])
+            source = futures[future]
+            yield Event("indexes", i, len(fresh), f"Indexes of {source.name}", source.name)
+    if dialect.alter_add_foreign_key:
+        ok = {s.name for s in plan.sources if results[s.name].status == "restored"}
+        present = _target_tables(dialect.engine, dialect)
+        for i, source in enumerate(fresh, start=1):
+            fks = [fk for fk in foreign_keys(source.schema, targets, dialect, present)
+                   if fk.referred_table.name in ok or fk.referred_table.name not in results]
+            for fkc in fks:
+                targets.tables[source.name].append_constraint(fkc)
+            if fks:
+                _step(runner, [sa.schema.AddConstraint(f) for f in fks], results[source.name],
+                      "foreign key")
+            yield Event("constraints", i, len(fresh), f"Foreign keys of {source.name}", source.name)
+    if dialect.name != "postgresql":  # PostgreSQL validated every key as it added it
+        report.warnings.extend(_orphans(runner, dialect, [s.schema for s in fresh]))
+    for i, source in enumerate(plan.sources, start=1):
+        if results[source.name].status == "restored":
+            _set_sequence(runner, dialect, source.schema, results[source.name])
+        yield Event("sequences", i, len(plan.sources), f"Sequence of {source.name}", source.name)
 
 
-def _existing(conn: Connection, dialect: Dialect) -> set[str]:
-    return set(sa.inspect(conn).get_table_names(schema=dialect.default_schema))
-
-
-def _step(conn: Connection, dialect: Dialect, elements: list[Any], result: TableResult, what: str) -> None:
-    try:
-        _begin(conn, dialect)
+def _step(runner: _Runner, elements: list[Any], result: TableResult, what: str) -> None:
+    def work(conn: Connection) -> None:
         for element in elements:
             conn.execute(element)
-        conn.exec_driver_sql("COMMIT")
+
+    try:
+        runner.unit(work)
     except Exception as exc:  # the data is in; report the missing structure
-        _rollback(conn)
         result.status = "failed"
         result.error = f"rows restored, but a {what} could not be created: {_sa_errors(exc)}"
 
 
-def _set_sequence(conn: Connection, dialect: Dialect, entry: TableEntry, result: TableResult) -> None:
-    table = entry.schema
+def _orphans(runner: _Runner, dialect: Dialect, tables: list[Table]) -> list[str]:
+    """Rows whose foreign key points nowhere, per constraint (the checks were off or deferred
+    for some engines while loading; MariaDB does not re-check when they come back on)."""
+    warnings = []
+    for table in tables:
+        for fk in table.foreign_keys:
+            q = dialect.quote
+            cond = " AND ".join(f"p.{q(r)} = c.{q(col)}" for col, r in zip(fk.columns, fk.ref_columns))
+            notnull = " AND ".join(f"c.{q(col)} IS NOT NULL" for col in fk.columns)
+            sql = (f"SELECT count(*) FROM {q(table.name)} c WHERE {notnull} AND NOT EXISTS "
+                   f"(SELECT 1 FROM {q(fk.ref_table)} p WHERE {cond})")
+            def count_rows(conn: Connection, s: str = sql) -> Any:
+                return conn.exec_driver_sql(s).scalar()
+
+            try:
+                count = runner.unit(count_rows)
+            except sa.exc.DBAPIError:
+                continue  # the referenced table is not there: reported elsewhere
+            if count:
+                warnings.append(f"{table.name}: {count} rows break foreign key "
+                                f"{fk.name or fk.columns} -> {fk.ref_table}")
+    return warnings
+
+
+def _set_sequence(runner: _Runner, dialect: Dialect, table: Table, result: TableResult) -> None:
+    """Make the next INSERT without an id work, then check that it will."""
     col = table.autoincrement_column
     if col is None:
         return
-    try:
+
+    def work(conn: Connection) -> None:
         top = conn.exec_driver_sql(
             f"SELECT max({dialect.quote(col.name)}) FROM {dialect.quote(table.name)}"
         ).scalar()
         value = max(int(top) + 1 if top is not None else 1, table.next_value or 1)
-        _begin(conn, dialect)
         dialect.set_next_value(conn, table, col, value)
-        conn.exec_driver_sql("COMMIT")
+
+    try:
+        runner.unit(work)
     except Exception as exc:
-        _rollback(conn)
         result.warnings.append(f"next value of {col.name} not set: {_sa_errors(exc)}")
 
 
-def _orphans_sqlite(conn: Connection, dialect: Dialect, names: list[str]) -> list[str]:
-    warnings = []
-    for name in names:
-        rows = conn.exec_driver_sql(f"PRAGMA foreign_key_check({dialect.quote(name)})").all()
-        if rows:
-            warnings.append(f"{name}: {len(rows)} rows reference missing parent rows")
-    return warnings
+# ------------------------------------------------------------------------ into-existing mode
+def _load_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
+                        options: RestoreOptions, results: dict[str, TableResult],
+                        runner: _Runner) -> Iterator[Event]:
+    clean_marker = "*clean*"
+    if options.clean and clean_marker not in plan.done:
+        def clean(conn: Connection) -> None:
+            for source in reversed(plan.sources):
+                conn.exec_driver_sql(f"DELETE FROM {dialect.quote(plan.maps[source.name].target.name)}")
+            journal.record(conn, dialect, plan.archive_id, clean_marker, journal.WHOLE_TABLE, 0)
+
+        runner.unit(clean)
+        yield Event("clean", 1, 1, "Emptied the selected tables")
+
+    def one(source: Source) -> None:
+        result = results[source.name]
+        tmap = plan.maps[source.name]
+        load_schema = tmap.load_schema()
+        nulled = plan.cyclic_columns.get(source.name, [])
+        t0 = time.monotonic()
+        committed = plan.done.get(source.name, set())
+        try:
+            for number, chunk in enumerate(source.entry.chunks):
+                if number in committed:
+                    result.rows += chunk.rows
+                    continue
+
+                def work(conn: Connection, chunk: Chunk = chunk, number: int = number) -> int:
+                    batches = (tmap.convert(b) for b in _batches(arch, source, chunk, verify=False))
+                    if nulled:
+                        batches = (_null_columns(b, nulled) for b in batches)
+                    rows = _load_with_policy(conn, dialect, load_schema, batches, options.on_conflict)
+                    journal.record(conn, dialect, plan.archive_id, source.name, number, rows)
+                    return rows
+
+                result.rows += runner.unit(work)
+            if nulled:
+                _update_cyclic(arch, source, tmap, nulled, dialect, runner)
+            result.status = "restored"
+        except Exception as exc:
+            result.status = "failed"
+            result.error = _sa_errors(exc) + (
+                f" ({result.rows} rows of earlier chunks stay committed; --resume continues)"
+                if result.rows and not runner.single else "")
+        finally:
+            result.seconds = time.monotonic() - t0
+
+    yield from _run_parallel(plan.sources, one, plan, options, dialect, results, runner, "data")
+
+
+def _null_columns(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
+    arrays = [pa.nulls(batch.num_rows, f.type) if f.name in names else batch.column(i)
+              for i, f in enumerate(batch.schema)]
+    return pa.RecordBatch.from_arrays(arrays, schema=batch.schema)
+
+
+def _update_cyclic(arch: Archive, source: Source, tmap: TableMap, columns: list[str],
+                   dialect: Dialect, runner: _Runner) -> None:
+    """Second pass for cyclic foreign keys: set the columns loaded as NULL, by primary key."""
+    load_schema = tmap.load_schema()
+    pk = load_schema.primary_key
+    if not pk:
+        raise UsageError(f"{source.name}: cyclic foreign keys need a primary key to update by")
+    keep = pk + columns
+    q = dialect.quote
+    stage = Table(name=f"_dbcrate_stage_{os.urandom(4).hex()}",
+                  columns=[load_schema.column(c) for c in keep])
+    for chunk in source.entry.chunks:
+        def work(conn: Connection, chunk: Chunk = chunk) -> None:
+            cols = ", ".join(q(c) for c in keep)
+            conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {q(stage.name)} AS SELECT {cols} FROM "
+                                 f"{q(load_schema.name)} WHERE false")
+            batches = (tmap.convert(b).select(keep) for b in _batches(arch, source, chunk, verify=False))
+            _load_temp(conn, dialect, stage, batches)
+            sets = ", ".join(f"{q(c)} = s.{q(c)}" for c in columns)
+            match = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in pk)
+            conn.exec_driver_sql(f"UPDATE {q(load_schema.name)} t SET {sets} FROM {q(stage.name)} s "
+                                 f"WHERE {match}")
+            conn.exec_driver_sql(f"DROP TABLE {q(stage.name)}")
+
+        runner.unit(work)
+
+
+def _load_temp(conn: Connection, dialect: Dialect, stage: Table, batches: Iterator[pa.RecordBatch]) -> int:
+    """Load into a session-temporary table."""
+    return dialect.load(conn, stage, batches, temporary=True)
+
+
+def _load_with_policy(conn: Connection, dialect: Dialect, table: Table,
+                      batches: Iterator[pa.RecordBatch], policy: str) -> int:
+    """Append rows; with ``skip``/``update`` through a staging table and one INSERT ... SELECT."""
+    if policy == "error":
+        return dialect.load(conn, table, batches)
+    q = dialect.quote
+    stage = Table(name=f"_dbcrate_stage_{os.urandom(4).hex()}", columns=table.columns,
+                  primary_key=table.primary_key)
+    cols = ", ".join(q(c.name) for c in table.columns)
+    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {q(stage.name)} AS SELECT {cols} FROM "
+                         f"{q(table.name)} WHERE 1 = 0")
+    rows = _load_temp(conn, dialect, stage, batches)
+    pk = ", ".join(q(c) for c in table.primary_key)
+    others = [c.name for c in table.columns if c.name not in table.primary_key]
+    if dialect.name == "mysql":
+        if policy == "skip":
+            sql = f"INSERT IGNORE INTO {q(table.name)} ({cols}) SELECT {cols} FROM {q(stage.name)}"
+        else:
+            first = q(table.primary_key[0])
+            sets = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in others) or f"{first} = {first}"
+            sql = (f"INSERT INTO {q(table.name)} ({cols}) SELECT {cols} FROM {q(stage.name)} "
+                   f"ON DUPLICATE KEY UPDATE {sets}")
+    else:
+        if policy == "skip" or not others:
+            action = "DO NOTHING"
+        else:
+            action = "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)
+        where = " WHERE true" if dialect.name == "sqlite" else ""
+        sql = (f"INSERT INTO {q(table.name)} ({cols}) SELECT {cols} FROM {q(stage.name)}{where} "
+               f"ON CONFLICT ({pk}) {action}")
+    conn.exec_driver_sql(sql)
+    conn.exec_driver_sql(f"DROP TABLE {q(stage.name)}")
+    return rows
+
+
+def _finish_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
+                          options: RestoreOptions, results: dict[str, TableResult],
+                          report: RestoreReport, runner: _Runner) -> Iterator[Event]:
+    loaded = [plan.maps[s.name].target for s in plan.sources if results[s.name].status == "restored"]
+    if dialect.name != "postgresql":  # loaded with the checks off: check now
+        report.warnings.extend(_orphans(runner, dialect, loaded))
+    for i, target in enumerate(loaded, start=1):
+        _set_sequence(runner, dialect, target, results[_source_name(plan, target.name)])
+        yield Event("sequences", i, len(loaded), f"Sequence of {target.name}", target.name)
+
+
+def _source_name(plan: RestorePlan, target: str) -> str:
+    return next(s.name for s in plan.sources if plan.maps[s.name].target.name == target)
 
 
 def restore(
@@ -473,4 +905,4 @@ def restore(
             return report
 
 
-__all__ = ["LogicalType", "RestoreOptions", "RestoreReport", "iter_restore", "restore"]
+__all__ = ["RestoreOptions", "RestoreReport", "iter_restore", "restore", "row_keys"]

@@ -308,8 +308,15 @@ class Dialect:
     def table_kwargs(self, table: Table, *, same_engine: bool) -> dict[str, Any]:
         return {}
 
-    def load(self, conn: Connection, table: Table, batches: Iterator[pa.RecordBatch]) -> int:
-        """Append all batches to the (existing, empty) table; returns the row count."""
+    def load(
+        self,
+        conn: Connection,
+        table: Table,
+        batches: Iterator[pa.RecordBatch],
+        temporary: bool = False,
+    ) -> int:
+        """Append all batches to the table (a session-temporary one if ``temporary``); returns
+        the row count."""
         raise NotImplementedError
 
     def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:

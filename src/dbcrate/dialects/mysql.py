@@ -251,7 +251,13 @@ class MySQL(Dialect):
             return mysql.CHAR(36)
         return mysql.LONGTEXT()
 
-    def load(self, conn: Connection, table: Table, batches: Iterator[pa.RecordBatch]) -> int:
+    def load(
+        self,
+        conn: Connection,
+        table: Table,
+        batches: Iterator[pa.RecordBatch],
+        temporary: bool = False,
+    ) -> int:
         """``LOAD DATA LOCAL INFILE`` per batch, from an escaped tab-separated block that Arrow
         kernels build (no Python object per value). LOCAL makes the server turn data errors
         into warnings, so any warning, or a row count that differs, fails the table."""

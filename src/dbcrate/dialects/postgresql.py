@@ -242,11 +242,19 @@ class PostgreSQL(Dialect):
             return pg.UUID()
         return sa.Text()
 
-    def load(self, conn: Connection, table: Table, batches: Iterator[pa.RecordBatch]) -> int:
+    def load(
+        self,
+        conn: Connection,
+        table: Table,
+        batches: Iterator[pa.RecordBatch],
+        temporary: bool = False,
+    ) -> int:
         raw = conn.connection.driver_connection
         assert raw is not None
         cols = ", ".join(self.quote(c.name) for c in table.columns)
-        target = f"{self.quote(self.default_schema or 'public')}.{self.quote(table.name)}"
+        target = self.quote(table.name)
+        if not temporary:  # temporary tables live in pg_temp, found through the search path
+            target = f"{self.quote(self.default_schema or 'public')}.{target}"
         sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)"
         rows = 0
         options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")

@@ -210,7 +210,13 @@ class SQLite(Dialect):
             return {"sqlite_autoincrement": True}
         return {}
 
-    def load(self, conn: Connection, table: Table, batches: Iterator[pa.RecordBatch]) -> int:
+    def load(
+        self,
+        conn: Connection,
+        table: Table,
+        batches: Iterator[pa.RecordBatch],
+        temporary: bool = False,
+    ) -> int:
         raw = conn.connection.driver_connection
         assert raw is not None
         cols = ", ".join(self.quote(c.name) for c in table.columns)

@@ -1,0 +1,63 @@
+"""The restore journal: which tables and chunks of an archive are committed in a target.
+
+A row is written *in the same transaction* as the data it describes, so after a crash (even
+``kill -9``) the journal says exactly what is in: ``restore --resume`` skips it. The archive is
+identified by the SHA-256 of its manifest. A finished restore removes its rows.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from .dialects.base import Dialect
+
+JOURNAL_TABLE = "dbcrate_journal"
+WHOLE_TABLE = -1  # the chunk number that stands for "the whole table"
+
+
+def ensure(conn: Connection, dialect: Dialect) -> None:
+    q = dialect.quote
+    text = "VARCHAR(255)" if dialect.name == "mysql" else "TEXT"
+    conn.exec_driver_sql(
+        f"CREATE TABLE IF NOT EXISTS {q(JOURNAL_TABLE)} ("
+        f"archive_id CHAR(64) NOT NULL, table_name {text} NOT NULL, chunk INTEGER NOT NULL, "
+        f"rows_done BIGINT NOT NULL, PRIMARY KEY (archive_id, table_name, chunk))"
+    )
+
+
+def record(conn: Connection, dialect: Dialect, archive_id: str, table: str, chunk: int, rows: int) -> None:
+    conn.execute(
+        sa.text(
+            f"INSERT INTO {dialect.quote(JOURNAL_TABLE)} (archive_id, table_name, chunk, rows_done) "
+            "VALUES (:a, :t, :c, :r)"
+        ),
+        {"a": archive_id, "t": table, "c": chunk, "r": rows},
+    )
+
+
+def done(conn: Connection, dialect: Dialect, archive_id: str) -> dict[str, set[int]]:
+    """table -> committed chunk numbers (WHOLE_TABLE for a whole table) of this archive."""
+    if not sa.inspect(conn).has_table(JOURNAL_TABLE):
+        return {}
+    rows = conn.execute(
+        sa.text(
+            f"SELECT table_name, chunk FROM {dialect.quote(JOURNAL_TABLE)} WHERE archive_id = :a"
+        ),
+        {"a": archive_id},
+    ).all()
+    out: dict[str, set[int]] = {}
+    for table, chunk in rows:
+        out.setdefault(table, set()).add(int(chunk))
+    return out
+
+
+def finish(conn: Connection, dialect: Dialect, archive_id: str) -> None:
+    """Forget a completed restore; drop the journal table when nothing else is in it."""
+    if not sa.inspect(conn).has_table(JOURNAL_TABLE):
+        return
+    q = dialect.quote(JOURNAL_TABLE)
+    conn.execute(sa.text(f"DELETE FROM {q} WHERE archive_id = :a"), {"a": archive_id})
+    left = conn.exec_driver_sql(f"SELECT count(*) FROM {q}").scalar()
+    if not left:
+        conn.exec_driver_sql(f"DROP TABLE {q}")
