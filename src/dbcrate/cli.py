@@ -29,6 +29,7 @@ from rich.text import Text
 
 from . import __version__
 from .archive import open_archive
+from .compare import compare_with
 from .dump import default_name, iter_dump
 from .dump import plan as plan_dump
 from .errors import EXIT_CODES, DbcrateError, RestoreIncomplete
@@ -133,10 +134,12 @@ Examples:
               help="Tables and key ranges of big tables read in parallel (one snapshot).")
 @click.option("--schema-only", is_flag=True, help="Record the schema, no rows.")
 @click.option("--schema-version", metavar="LABEL", help="Your application's schema version.")
+@click.option("--hooks", metavar="FILE.py|MODULE",
+              help="Python hooks; dump_table_filter(table) -> bool leaves tables out.")
 @click.option("--dry-run", is_flag=True, help="Print what would be dumped; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
-def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ...],
+def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ...], hooks: str | None,
          data_format: str, compress_level: int, chunk_rows: int, jobs: int, schema_only: bool,
          schema_version: str | None, dry_run: bool, as_json: bool, progress: bool | None) -> None:
     """Dump a database (any SQLAlchemy URL) into one archive file.
@@ -148,7 +151,7 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
     options = DumpOptions(
         include=list(include), exclude=list(exclude), data_format=data_format,
         compression_level=compress_level, chunk_rows=chunk_rows, schema_only=schema_only, jobs=jobs,
-        schema_version=schema_version,
+        schema_version=schema_version, hooks=hooks,
     )
     if dry_run:
         plan = plan_dump(url, options)
@@ -184,7 +187,7 @@ def _print_report(report: RestoreReport, dry_run: bool) -> None:
     for col in ("table", "status", "rows", "seconds", "notes"):
         table.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
     for t in report.tables:
-        notes = "; ".join(([t.error] if t.error else []) + t.warnings)
+        notes = "; ".join(([t.error] if t.error else []) + (t.plan if dry_run else []) + t.warnings)
         style = "red" if t.status == "failed" else None
         table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes, style=style)
     out.print(table)
@@ -215,19 +218,37 @@ Examples:
               help="Restore only archive tables matching this glob (repeatable).")
 @click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
               help="Do not restore tables matching this glob (repeatable).")
-@click.option("--clean", is_flag=True, help="Drop and recreate tables that already exist.")
+@click.option("--mode", type=click.Choice(["recreate", "into-existing"]), default="recreate",
+              show_default=True,
+              help="recreate: drop/create from the archive's schema; into-existing: keep the "
+              "target's schema and load into it.")
+@click.option("--clean", is_flag=True,
+              help="recreate: drop and recreate existing tables; into-existing: empty the "
+              "selected tables first.")
+@click.option("--data-only", is_flag=True, help="Load rows into existing tables (no DDL).")
+@click.option("--on-conflict", type=click.Choice(["error", "skip", "update"]), default="error",
+              show_default=True, help="Rows whose primary key exists (into-existing).")
+@click.option("--single-transaction", is_flag=True,
+              help="All or nothing (refused where the engine cannot roll DDL back).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Tables loaded and indexes built in parallel (SQLite: one at a time).")
 @click.option("--exit-on-error", is_flag=True, help="Stop at the first table that fails.")
 @click.option("--schema-only", is_flag=True, help="Create the tables, load no rows.")
+@click.option("--hooks", metavar="FILE.py|MODULE", help="Python hooks (see docs/RESTORE.md).")
+@click.option("--migrations", metavar="FILE.toml", help="Declarative migration steps.")
+@click.option("--target-schema-version", metavar="LABEL",
+              help="Migrate to this schema version (default: as far as the steps go).")
+@click.option("--resume", is_flag=True,
+              help="Continue a killed restore: skip what the target's journal says is committed.")
 @click.option("--dry-run", is_flag=True,
               help="Check everything (names, values, checksums) and print the plan; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
-            clean: bool, jobs: int, exit_on_error: bool, schema_only: bool, dry_run: bool,
-            as_json: bool,
-            progress: bool | None) -> None:
+            mode: str, clean: bool, data_only: bool, on_conflict: str, single_transaction: bool,
+            jobs: int, exit_on_error: bool, schema_only: bool, hooks: str | None,
+            migrations: str | None, target_schema_version: str | None, resume: bool,
+            dry_run: bool, as_json: bool, progress: bool | None) -> None:
     """Restore an archive into a database (the same engine or another).
 
     Tables are created in foreign-key order and loaded one transaction each, then
@@ -235,16 +256,57 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
     restore inexact is checked before anything is written. ARCHIVE may be - for
     standard input.
     """
-    options = RestoreOptions(include=list(include), exclude=list(exclude), clean=clean,
-                             exit_on_error=exit_on_error, schema_only=schema_only,
-                             dry_run=dry_run, jobs=jobs)
+    options = RestoreOptions(
+        include=list(include), exclude=list(exclude), clean=clean, exit_on_error=exit_on_error,
+        schema_only=schema_only, dry_run=dry_run, jobs=jobs, mode=mode, data_only=data_only,
+        on_conflict=on_conflict, single_transaction=single_transaction, hooks=hooks,
+        migrations=migrations, target_schema_version=target_schema_version, resume=resume,
+    )
+    _restore_and_report(archive, url, options, as_json, progress)
+
+
+def _restore_and_report(archive: str, url: str, options: RestoreOptions, as_json: bool,
+                        progress: bool | None) -> None:
     report = _run(iter_restore(archive, url, options), _show_progress(progress), "Restoring")
+    dry_run = options.dry_run
     if as_json:
         out.print_json(json.dumps(report.to_dict(), default=str))
     else:
         _print_report(report, dry_run)
     if not report.ok:
         raise RestoreIncomplete(report)
+
+
+@cli.command(epilog="""
+\b
+Examples:
+  dbcrate plan shop.crate postgresql://postgres@127.0.0.1/shop
+  dbcrate plan shop.crate sqlite:///app.db --mode into-existing --clean --json
+""")
+@click.argument("archive")
+@click.argument("url")
+@click.option("-t", "--table", "include", multiple=True, metavar="PATTERN")
+@click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN")
+@click.option("--mode", type=click.Choice(["recreate", "into-existing"]), default="recreate",
+              show_default=True)
+@click.option("--clean", is_flag=True)
+@click.option("--on-conflict", type=click.Choice(["error", "skip", "update"]), default="error",
+              show_default=True)
+@click.option("--migrations", metavar="FILE.toml")
+@click.option("--target-schema-version", metavar="LABEL")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def plan(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...], mode: str,
+         clean: bool, on_conflict: str, migrations: str | None,
+         target_schema_version: str | None, as_json: bool) -> None:
+    """Preflight a restore without touching the target (the same as restore --dry-run).
+
+    Prints, table by table, what would happen: create, clean, append, the column
+    mapping and casts, and every blocking problem (exit code 9 when something blocks).
+    """
+    options = RestoreOptions(include=list(include), exclude=list(exclude), mode=mode,
+                             clean=clean, on_conflict=on_conflict, migrations=migrations,
+                             target_schema_version=target_schema_version, dry_run=True)
+    _restore_and_report(archive, url, options, as_json, False)
 
 
 # ------------------------------------------------------------------------------------------ ls
@@ -255,14 +317,29 @@ Examples:
   dbcrate ls shop.crate --json | jq '.tables[].name'
 """)
 @click.argument("archive")
+@click.option("--against", metavar="URL",
+              help="Compare with a database: does it have each table, do the columns match?")
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest summary as JSON.")
-def ls(archive: str, as_json: bool) -> None:
+def ls(archive: str, against: str | None, as_json: bool) -> None:
     """List an archive: tables, rows, bytes, when and from what it was made.
 
-    Needs no database, and reads only the manifest.
+    Needs no database, and reads only the manifest (unless --against is given).
     """
     with open_archive(archive) as a:
         m = a.manifest
+        if against:
+            rows = compare_with(a, against)
+            if as_json:
+                out.print_json(json.dumps({"archive": archive, "target": against, "tables": rows}))
+                return
+            table = RichTable(show_edge=False, box=None)
+            for col in ("table", "in target", "columns", "differences"):
+                table.add_column(col)
+            for r in rows:
+                table.add_row(r["name"], "yes" if r["present"] else "no", r["columns"],
+                              "; ".join(r["differences"]))
+            out.print(table)
+            return
         if as_json:
             out.print_json(json.dumps({
                 "archive": archive, "format_version": m.format_version,

@@ -26,6 +26,8 @@ from .container import ArchiveWriter
 from .dialects import Dialect, engine_name
 from .errors import DatabaseError, DbcrateError
 from .formats import ChunkWriter, get_format
+from .hooks import load_hooks
+from .journal import JOURNAL_TABLE
 from .manifest import Chunk, Manifest, Source, TableEntry
 from .options import DumpOptions
 from .progress import Event
@@ -89,7 +91,8 @@ def _estimate_rows(conn: sa.Connection, dialect: Dialect, name: str) -> int | No
 
 def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpOptions) -> DumpPlan:
     """Reflect the selected tables (inside the snapshot already begun on ``conn``)."""
-    names = select_tables(dialect.list_tables(conn), options.include, options.exclude, "the source")
+    available = [n for n in dialect.list_tables(conn) if n != JOURNAL_TABLE]
+    names = select_tables(available, options.include, options.exclude, "the source")
     source = Source(
         engine=engine_name(dialect),
         server_version=dialect.server_version(conn),
@@ -98,6 +101,10 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
         driver=url.get_driver_name(),
     )
     tables = [dialect.reflect(conn, n) for n in names]
+    hooks = load_hooks(options.hooks)
+    if hooks.dump_table_filter is not None:
+        tables = [t for t in tables if hooks.dump_table_filter(t)]
+        names = [t.name for t in tables]
     return DumpPlan(source, tables, {n: _estimate_rows(conn, dialect, n) for n in names})
 
 

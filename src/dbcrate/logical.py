@@ -65,6 +65,19 @@ ARROW_TYPES: dict[str, pa.DataType] = {
     "other": pa.string(),
 }
 
+def logical_of_arrow(t: pa.DataType) -> LogicalType:
+    """The logical type whose encoding is the Arrow type ``t`` (text types map to string)."""
+    if t in (pa.string(), pa.large_string(), pa.null()):
+        # null: what a hook builds from an empty list; its rows will tell
+        return LogicalType("string")
+    if t == pa.binary():
+        return LogicalType("binary")
+    for kind, arrow in ARROW_TYPES.items():
+        if arrow == t and kind not in ("decimal", "json", "uuid", "other"):
+            return LogicalType(kind)
+    raise ValueError(f"Arrow type {t} has no logical type in dbcrate")
+
+
 INTEGER_KINDS = ("int8", "int16", "int32", "int64", "uint64")
 FLOAT_KINDS = ("float32", "float64")
 TEXTUAL_KINDS = ("string", "json", "uuid", "other", "decimal")

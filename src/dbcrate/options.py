@@ -30,6 +30,8 @@ class DumpOptions:
     """a label of the application's schema version, kept in the manifest"""
     jobs: int = 1
     """tables (and key ranges of big tables) read in parallel, all in one snapshot"""
+    hooks: Any = None
+    """a hooks module, module name or .py path; its ``dump_table_filter`` chooses tables"""
 
 
 @dataclass(frozen=True)

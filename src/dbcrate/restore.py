@@ -27,7 +27,7 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
@@ -48,13 +48,14 @@ from .errors import (
     UsageError,
 )
 from .hooks import Hooks, load_hooks
+from .logical import logical_of_arrow
 from .manifest import Chunk, TableEntry
 from .mapping import TableMap, lossy_rows, plan_table
 from .migrations import apply_to_table, chain, load_migrations
 from .options import RestoreOptions
 from .portability import ProblemCollector, batch_problems, row_keys, target_lengths
 from .progress import Event
-from .schema import Table, dependency_order
+from .schema import Column, Table, dependency_order
 from .selection import select_tables
 
 
@@ -203,8 +204,35 @@ def _sources(arch: Archive, options: RestoreOptions, hooks: Hooks) -> tuple[list
             continue
         if hooks.transform is not None:
             fns = [*fns, _bind_transform(hooks.transform, entry.name)]
+            schema = _schema_after(schema, fns, entry)
         sources.append(Source(entry, schema, fns))
     return sources, warnings
+
+
+def _schema_after(schema: Table, fns: list[Callable[[pa.RecordBatch], pa.RecordBatch]],
+                  entry: TableEntry) -> Table:
+    """The table as the transforms leave it: learnt by passing them an empty batch."""
+    probe = pa.RecordBatch.from_pylist([], schema=pa.schema(
+        [pa.field(c.name, c.type.arrow) for c in entry.schema.columns]))
+    for fn in fns:
+        probe = fn(probe)
+    if probe.schema.names == schema.column_names and all(
+        f.type == c.type.arrow for f, c in zip(probe.schema, schema.columns)
+    ):
+        return schema
+    by_name = {c.name: c for c in schema.columns}
+    columns = []
+    for f in probe.schema:
+        old = by_name.get(f.name)
+        if old is not None and old.type.arrow == f.type:
+            columns.append(old)
+        else:
+            columns.append(Column(f.name, logical_of_arrow(f.type), ""))
+    names = {c.name for c in columns}
+    return replace(schema, columns=columns,
+                   primary_key=[k for k in schema.primary_key if k in names],
+                   indexes=[i for i in schema.indexes if set(i.columns) <= names],
+                   foreign_keys=[fk for fk in schema.foreign_keys if set(fk.columns) <= names])
 
 
 def _bind_transform(fn: Callable[..., Any], table: str) -> Callable[[pa.RecordBatch], pa.RecordBatch]:
@@ -782,8 +810,6 @@ def _load_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
                     return rows
 
                 result.rows += runner.unit(work)
-            if nulled:
-                _update_cyclic(arch, source, tmap, nulled, dialect, runner)
             result.status = "restored"
         except Exception as exc:
             result.status = "failed"
@@ -794,6 +820,17 @@ def _load_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
             result.seconds = time.monotonic() - t0
 
     yield from _run_parallel(plan.sources, one, plan, options, dialect, results, runner, "data")
+    # second pass, once every table is in: the cyclic foreign key columns loaded as NULL
+    for source in plan.sources:
+        nulled = plan.cyclic_columns.get(source.name, [])
+        result = results[source.name]
+        if nulled and result.status == "restored":
+            try:
+                _update_cyclic(arch, source, plan.maps[source.name], nulled, dialect, runner)
+            except Exception as exc:
+                result.status = "failed"
+                result.error = f"rows loaded, but setting {', '.join(nulled)} failed: {_sa_errors(exc)}"
+            yield Event("constraints", 1, 1, f"Cyclic keys of {source.name}", source.name)
 
 
 def _null_columns(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
