@@ -30,7 +30,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import DATASETS, Databases, run_sql
 
 import dbcrate
 from dbcrate import cli as dbcrate_cli
@@ -40,6 +39,8 @@ from dbcrate.errors import (
     NotAnArchive,
     UnsupportedFormatVersion,
 )
+
+from conftest import DATASETS, Databases, run_sql
 
 CHINOOK = DATASETS / "chinook" / "Chinook_Sqlite.sqlite"
 MARKER = "dbcrate-archive.json"
@@ -209,11 +210,14 @@ def library_error(path: Path, target: Path | None = None) -> DbcrateError | None
         found = exc
     if target is not None:
         try:
-            dbcrate.restore(path, f"sqlite:///{target}")
+            report = dbcrate.restore(path, f"sqlite:///{target}")
         except DbcrateError as exc:
             assert found is not None and type(exc) is type(found), (exc, found)
         else:
-            assert found is None, f"restore succeeded on an archive that verify refuses: {found}"
+            assert found is None, (
+                f"verify raises {type(found).__name__} ({found}), but restore did not raise: it "
+                f"returned ok={report.ok}, wrote tables {sorted(sqlite_tables(target))}, "
+                f"failures {[(t.name, t.error) for t in report.tables if t.status == 'failed']}")
     return found
 
 

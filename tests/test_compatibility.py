@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import CHINOOK, ENGINES, Databases
-from content import snapshot
 
 import dbcrate
+
+from conftest import CHINOOK, ENGINES, Databases
+from content import snapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ARCHIVES = sorted(FIXTURES.glob("format-v*/*.crate"))

@@ -6,16 +6,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import ENGINES, Databases, engine_of, run_sql
-from content import snapshot
 
 import dbcrate
 from dbcrate.errors import NotPortable, UsageError
+
+from conftest import ENGINES, Databases, engine_of, run_sql
+from content import snapshot
 
 
 def rows(url: str, sql: str) -> list[tuple]:
@@ -222,7 +222,7 @@ def test_preflight_blocks_and_leaves_target_untouched(kind: str, dbs: Databases,
     with pytest.raises(NotPortable) as info:
         dbcrate.restore(archive, dst, mode="into-existing", clean=True, dry_run=True)
     assert "'required' is NOT NULL without a default" in info.value.message
-    run_sql(dst, f"ALTER TABLE t DROP COLUMN required" if kind != "sqlite" else "SELECT 1")
+    run_sql(dst, "ALTER TABLE t DROP COLUMN required" if kind != "sqlite" else "SELECT 1")
     if kind == "sqlite":  # SQLite < 3.35 style: rebuild without the column
         run_sql(dst, "DROP TABLE t", "CREATE TABLE t (id INTEGER PRIMARY KEY, big INTEGER, name VARCHAR(50))",
                 "INSERT INTO t VALUES (7, 7, 'keep me')")

@@ -49,7 +49,8 @@ _SECRET_KEYS = ("pass", "secret", "token", "key", "cred")
 def public_url(url: URL) -> str:
     """The URL without its password or secret query parameters: safe for manifests and logs."""
     query = {k: v for k, v in url.query.items() if not any(s in k.lower() for s in _SECRET_KEYS)}
-    return url.set(password=None, query=query).render_as_string(hide_password=False)
+    # URL.set(password=None) means "unchanged"; _replace really removes it
+    return url._replace(password=None).set(query=query).render_as_string(hide_password=False)
 
 
 def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect, URL]:

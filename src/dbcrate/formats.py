@@ -3,11 +3,20 @@
 A data member holds a bounded slice of one table's rows as Arrow record batches. A format
 declares its capabilities as data (:class:`DataFormat`) and provides a writer and a reader.
 The built-in formats are Parquet (the default; chosen by measurement, see docs/FORMAT.md) and
-Arrow IPC; both compress with zstd inside the member, so the container never compresses again.
+Arrow IPC, both compressing with zstd inside the member, and the text formats JSON Lines, CSV,
+XML and YAML (:mod:`dbcrate.textformats`), each one zstd frame, so the container never
+compresses again.
+
+Third-party formats register themselves through the entry point group ``dbcrate.formats``
+(each entry point is a callable returning a :class:`DataFormat`, or a :class:`DataFormat`);
+they are loaded the first time an unknown format name is looked up. The compliance suite in
+:mod:`dbcrate.testing.formats` checks any format.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Protocol
@@ -16,6 +25,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from . import textformats
 from .errors import UsageError
 
 DEFAULT_COMPRESSION_LEVEL = 3
@@ -31,16 +41,22 @@ class ChunkWriter(Protocol):
 class DataFormat:
     """A data member encoding.
 
-    :param name: registry key, recorded in the manifest's ``data_format``.
-    :param extension: member file extension.
-    :param open_writer: ``(sink, schema, compression_level) -> ChunkWriter``.
-    :param read: ``(source) -> iterator of record batches`` (source is seekable).
+    :param name: registry key, recorded in the manifest's ``data_format``; it must match
+        ``[a-z0-9]{1,16}`` like the extension.
+    :param extension: member file extension, ``[a-z0-9]{1,16}`` (the manifest's member regex
+        allows one dot: a compressed text format keeps the plain extension).
+    :param open_writer: ``(sink, schema, compression_level) -> ChunkWriter``; ``close()``
+        finishes the member and leaves ``sink`` open.
+    :param read: ``(source, schema) -> iterator of record batches``. ``source`` is seekable;
+        ``schema`` is the Arrow schema the manifest implies. A self-describing format may ignore
+        it (the caller compares every batch's schema with it); a text format decodes with it.
+        Decoding failures raise ``ValueError``, ``OSError``, ``EOFError`` or an Arrow error.
     """
 
     name: str
     extension: str
     open_writer: Callable[[IO[bytes], pa.Schema, int], ChunkWriter]
-    read: Callable[[IO[bytes]], Iterator[pa.RecordBatch]]
+    read: Callable[[IO[bytes], pa.Schema], Iterator[pa.RecordBatch]]
     description: str = ""
 
 
@@ -63,7 +79,8 @@ class _ParquetWriter:
         self._writer.close()
 
 
-def _read_parquet(source: IO[bytes]) -> Iterator[pa.RecordBatch]:
+def _read_parquet(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Self-describing: ``schema`` is not needed (the caller checks every batch against it)."""
     reader = pq.ParquetFile(source)
     for group in range(reader.num_row_groups):
         table = reader.read_row_group(group)
@@ -82,7 +99,8 @@ class _ArrowWriter:
         self._writer.close()
 
 
-def _read_arrow(source: IO[bytes]) -> Iterator[pa.RecordBatch]:
+def _read_arrow(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Self-describing: ``schema`` is not needed (the caller checks every batch against it)."""
     yield from ipc.open_stream(source)
 
 
@@ -101,11 +119,46 @@ FORMATS: dict[str, DataFormat] = {
         _read_arrow,
         "Apache Arrow IPC stream, zstd-compressed buffers",
     ),
+    "jsonl": DataFormat(
+        "jsonl",
+        "jsonl",
+        textformats.JsonlWriter,
+        textformats.read_jsonl,
+        "JSON Lines, one object per row, zstd-compressed",
+    ),
+    "csv": DataFormat(
+        "csv",
+        "csv",
+        textformats.CsvWriter,
+        textformats.read_csv,
+        "CSV with a header, NULL = empty unquoted field, zstd-compressed",
+    ),
+    "xml": DataFormat(
+        "xml",
+        "xml",
+        textformats.XmlWriter,
+        textformats.read_xml,
+        "XML, <row> elements with one element per column, zstd-compressed",
+    ),
+    "yaml": DataFormat(
+        "yaml",
+        "yaml",
+        textformats.YamlWriter,
+        textformats.read_yaml,
+        "YAML, one document of row mappings per 10,000 rows, zstd-compressed",
+    ),
 }
+
+#: the entry point group of third-party data formats
+ENTRY_POINT_GROUP = "dbcrate.formats"
+_entry_points_loaded = False
 
 
 def get_format(name: str) -> DataFormat:
-    """Look a format up by name; an unknown name lists the known ones."""
+    """Look a format up by name, loading the entry points once if the name is unknown; an
+    unknown name lists the known ones."""
+    if name not in FORMATS:
+        load_entry_points()
     try:
         return FORMATS[name]
     except KeyError:
@@ -115,8 +168,50 @@ def get_format(name: str) -> DataFormat:
         ) from None
 
 
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+
+
 def register(fmt: DataFormat) -> None:
-    """Add a data format; a name can be registered only once."""
+    """Add a data format; a name can be registered only once.
+
+    :raises ValueError: the name is taken, or the name or extension is not ``[a-z0-9]{1,16}``.
+    """
+    for label, value in (("name", fmt.name), ("extension", fmt.extension)):
+        if not 1 <= len(value) <= 16 or not set(value) <= _NAME_CHARS:
+            raise ValueError(f"data format {label} {value!r} is not [a-z0-9]{{1,16}}")
     if fmt.name in FORMATS:
         raise ValueError(f"data format {fmt.name!r} is already registered")
     FORMATS[fmt.name] = fmt
+
+
+def load_entry_points(*, force: bool = False) -> list[str]:
+    """Register the formats of the ``dbcrate.formats`` entry point group; returns their names.
+
+    Runs once per process (again with ``force``). Each entry point loads to a callable
+    returning a :class:`DataFormat` (or to a :class:`DataFormat`). A broken entry point, or one
+    whose name is already registered, is skipped with a warning: a plugin cannot replace a
+    built-in format or make the others unusable.
+    """
+    global _entry_points_loaded
+    if _entry_points_loaded and not force:
+        return []
+    _entry_points_loaded = True
+    added: list[str] = []
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            loaded = entry.load()
+            fmt = loaded if isinstance(loaded, DataFormat) else loaded()
+            if not isinstance(fmt, DataFormat):
+                raise TypeError(f"returned {type(fmt).__name__}, not a DataFormat")
+            if FORMATS.get(fmt.name) is fmt:
+                continue
+            register(fmt)
+        except Exception as exc:
+            warnings.warn(
+                f"data format entry point {entry.name!r} ({entry.value}) skipped: {exc}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            continue
+        added.append(fmt.name)
+    return added

@@ -446,6 +446,7 @@ def _preflight(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targ
                     base += batch.num_rows
             elif options.verify:
                 arch.check_chunk(chunk)
+                arch.check_chunk_structure(source.entry, chunk)
             done += chunk.size
             yield Event("verify", done, total, f"Check {source.name}", source.name, bytes=done)
     refused = problems.problems()

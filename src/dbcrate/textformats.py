@@ -1,0 +1,1053 @@
+"""Text data formats: JSON Lines, CSV, XML and YAML data members.
+
+A text member is **one zstd frame** (level = the dump's compression level) holding UTF-8 text;
+readers accept several concatenated frames and refuse a truncated one. The member keeps the
+plain extension (``c000000.jsonl``): the manifest's member regex allows a single dot, so the
+compression is a property of the format, stated here and in docs/FORMAT.md, not of the name.
+
+Text carries no Arrow types, so a reader decodes with the Arrow schema the manifest implies
+(``read(source, schema)``) and produces batches of exactly that schema. Every value of every
+logical kind round-trips exactly: NULL stays distinct from the empty string, floats keep NaN,
+±infinity and -0.0 (NaN payloads are not kept), binaries keep every byte, text keeps NUL,
+CR and astral-plane characters, dates/timestamps keep their ±infinity sentinels and years
+outside 1..9999, ``time`` keeps 24:00:00.
+
+The value encodings are normative; docs/FORMAT.md ("Text formats") copies them. Shared
+spellings (all formats unless a format section says otherwise):
+
+* boolean ``true`` / ``false``; integers in decimal (``-9223372036854775808``);
+* floats: the shortest decimal text that reads back to the same float32/float64
+  (``0.1``, ``1e+30``, ``-0``); NaN and infinities as the format spells them;
+* decimal, string, json, uuid, other: the text itself;
+* date ``YYYY-MM-DD``; years 0..9999 with 4 digits, later years ``+YYYYY``, years before 0
+  ``-YYYY`` (astronomical numbering: ``0000`` = 1 BC); sentinels ``infinity`` / ``-infinity``;
+* time ``HH:MM:SS`` plus ``.ffffff`` (6 digits) when the microseconds are not 0; ``24:00:00``;
+* datetime ``<date>THH:MM:SS[.ffffff]``; timestamptz the same in UTC with a ``Z`` suffix;
+  sentinels ``infinity`` / ``-infinity``;
+* binary: base64 (RFC 4648, padded), except CSV: ``\\x`` and lower-case hex.
+
+Writers slice incoming batches into pieces of at most :data:`BATCH_ROWS` rows and readers
+yield batches of at most that many rows (CSV: Arrow's block size), so memory is bounded by a
+batch, never by the member.
+"""
+
+from __future__ import annotations
+
+import binascii
+import datetime as dt
+import functools
+import io
+import json
+import math
+import operator
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import yaml
+import zstandard
+
+from .logical import DATE_NEG_INFINITY, DATE_POS_INFINITY, TS_NEG_INFINITY, TS_POS_INFINITY
+
+#: rows per written slice (JSONL, XML, YAML document) and per decoded batch (JSONL, XML, YAML)
+BATCH_ROWS = 10_000
+#: compressed bytes fed to the zstd decoder at a time (bounds one call's output to ~8 MiB)
+_ZSTD_FEED = 256
+_CSV_BLOCK = 1 << 20
+
+
+class MemberDecodeError(ValueError):
+    """A text member does not decode to the expected schema (a ``ValueError``: the archive
+    reader reports it as a corrupt member)."""
+
+
+# ---------------------------------------------------------------------------------------------
+# zstd framing
+# ---------------------------------------------------------------------------------------------
+
+
+class _ZstdSink:
+    """Write side: compresses into ``sink`` as one zstd frame; ``close`` ends the frame and
+    leaves ``sink`` open (the caller measures and hashes it)."""
+
+    def __init__(self, sink: IO[bytes], level: int) -> None:
+        compressor = zstandard.ZstdCompressor(level=level)
+        self._writer = compressor.stream_writer(sink, closefd=False, write_return_read=True)
+        self.closed = False
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return self._writer.write(data)
+
+    def flush(self) -> None:
+        """Nothing to do: the frame is completed by :meth:`close` (Arrow's CSV writer calls this)."""
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._writer.close()  # type: ignore[no-untyped-call]
+
+
+class _ZstdSource(io.RawIOBase):
+    """Read side: the decompressed bytes of one or more zstd frames.
+
+    Compressed input is fed in small pieces so that one call's output stays bounded even for a
+    hostile, extremely compressible frame; a frame cut short is an error (zstandard's own
+    stream reader would end silently).
+    """
+
+    def __init__(self, source: IO[bytes]) -> None:
+        super().__init__()
+        self._source = source
+        self._dctx = zstandard.ZstdDecompressor()
+        self._obj: Any = None
+        self._pending = b""
+        self._buf = b""
+        self._pos = 0
+        self._frames = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while self._pos >= len(self._buf):
+            if not self._fill():
+                return 0
+        n = min(len(buffer), len(self._buf) - self._pos)
+        buffer[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def _fill(self) -> bool:
+        data = self._pending or self._source.read(_ZSTD_FEED)
+        self._pending = b""
+        if not data:
+            if self._obj is not None and not self._obj.eof:
+                raise MemberDecodeError("the zstd frame is truncated")
+            if self._frames == 0:
+                raise MemberDecodeError("the member holds no zstd frame")
+            return False
+        if self._obj is None or self._obj.eof:
+            self._obj = self._dctx.decompressobj()
+            self._frames += 1
+        try:
+            self._buf = self._obj.decompress(data)
+        except zstandard.ZstdError as exc:
+            raise MemberDecodeError(f"zstd: {exc}") from None
+        self._pos = 0
+        if self._obj.eof:
+            self._pending = self._obj.unused_data
+        return True
+
+
+def _open_text(source: IO[bytes]) -> io.BufferedReader:
+    """The decompressed content of a text member, as a buffered binary stream."""
+    return io.BufferedReader(_ZstdSource(source), buffer_size=1 << 16)
+
+
+def _decoding(
+    read: Callable[[IO[bytes], pa.Schema], Iterator[pa.RecordBatch]],
+) -> Callable[[IO[bytes], pa.Schema], Iterator[pa.RecordBatch]]:
+    """Turn every decoding failure of a reader into :class:`MemberDecodeError` (a ValueError)."""
+
+    @functools.wraps(read)
+    def wrapper(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+        try:
+            yield from read(source, schema)
+        except (ValueError, pa.ArrowException, OSError, EOFError):
+            raise
+        except (
+            yaml.YAMLError,
+            SyntaxError,  # xml.etree.ElementTree.ParseError
+            OverflowError,
+            TypeError,
+            KeyError,
+            IndexError,
+            zstandard.ZstdError,
+        ) as exc:
+            raise MemberDecodeError(f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper
+
+
+# ---------------------------------------------------------------------------------------------
+# scalar codecs: calendar, dates, times, timestamps, binaries
+# ---------------------------------------------------------------------------------------------
+
+_DAY_US = 86_400_000_000
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_FAST_MIN_DAY = dt.date(1, 1, 1).toordinal() - _EPOCH_ORDINAL
+_FAST_MAX_DAY = dt.date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL
+_EPOCH = dt.datetime(1970, 1, 1)
+_FAST_MIN_US = _FAST_MIN_DAY * _DAY_US
+_FAST_MAX_US = (_FAST_MAX_DAY + 1) * _DAY_US - 1
+
+_YEAR = r"([+-]?)([0-9]{4,7})-([0-9]{2})-([0-9]{2})"
+_CLOCK = r"([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?"
+_DATE_RE = re.compile(_YEAR, re.ASCII)
+_TIME_RE = re.compile(_CLOCK, re.ASCII)
+_TS_RE = re.compile(_YEAR + "T" + _CLOCK, re.ASCII)
+_TSZ_RE = re.compile(_YEAR + "T" + _CLOCK + "Z", re.ASCII)
+_HEX_RE = re.compile(r"\\x((?:[0-9a-fA-F]{2})*)", re.ASCII)
+
+
+def civil_from_days(days: int) -> tuple[int, int, int]:
+    """(year, month, day) of a day number (days since 1970-01-01), proleptic Gregorian,
+    astronomical years (Howard Hinnant's algorithm; any integer)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def days_from_civil(year: int, month: int, day: int) -> int:
+    """Inverse of :func:`civil_from_days` (no range check)."""
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def _month_days(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def _date_text(days: int) -> str:
+    if _FAST_MIN_DAY <= days <= _FAST_MAX_DAY:
+        return dt.date.fromordinal(days + _EPOCH_ORDINAL).isoformat()
+    year, month, day = civil_from_days(days)
+    if year > 9999:
+        text = f"+{year}"
+    elif year < 0:
+        text = f"-{-year:04d}"
+    else:
+        text = f"{year:04d}"
+    return f"{text}-{month:02d}-{day:02d}"
+
+
+def _clock_text(us: int) -> str:
+    seconds, fraction = divmod(us, 1_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    text = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    return f"{text}.{fraction:06d}" if fraction else text
+
+
+def format_date(days: int) -> str:
+    """``YYYY-MM-DD`` (``+YYYYY`` after 9999, ``-YYYY`` before year 0), or ``infinity`` /
+    ``-infinity`` for the sentinels."""
+    if days == DATE_POS_INFINITY:
+        return "infinity"
+    if days == DATE_NEG_INFINITY:
+        return "-infinity"
+    return _date_text(days)
+
+
+def format_time(us: int) -> str:
+    """``HH:MM:SS[.ffffff]``; 86400000000 is ``24:00:00``; anything outside that range is refused."""
+    if not 0 <= us <= _DAY_US:
+        raise ValueError(f"time value {us} us is outside 00:00:00..24:00:00")
+    return "24:00:00" if us == _DAY_US else _clock_text(us)
+
+
+def format_timestamp(us: int, utc: bool) -> str:
+    """``<date>THH:MM:SS[.ffffff]`` (``Z`` appended when ``utc``), or ``infinity`` / ``-infinity``."""
+    if us == TS_POS_INFINITY:
+        return "infinity"
+    if us == TS_NEG_INFINITY:
+        return "-infinity"
+    if _FAST_MIN_US <= us <= _FAST_MAX_US:
+        text = (_EPOCH + dt.timedelta(microseconds=us)).isoformat()
+    else:
+        days, rest = divmod(us, _DAY_US)
+        text = f"{_date_text(days)}T{_clock_text(rest)}"
+    return text + "Z" if utc else text
+
+
+def _days_of(sign: str, year_text: str, month_text: str, day_text: str) -> int:
+    year = -int(year_text) if sign == "-" else int(year_text)
+    month, day = int(month_text), int(day_text)
+    if not 1 <= month <= 12 or not 1 <= day <= _month_days(year, month):
+        raise ValueError("no such day")
+    return days_from_civil(year, month, day)
+
+
+def _clock_of(hours: str, minutes: str, seconds: str, fraction: str | None) -> int:
+    h, m, s = int(hours), int(minutes), int(seconds)
+    if h > 23 or m > 59 or s > 59:
+        raise ValueError("no such time of day")
+    return ((h * 60 + m) * 60 + s) * 1_000_000 + (int(fraction.ljust(6, "0")) if fraction else 0)
+
+
+def parse_date(text: str) -> int:
+    """Inverse of :func:`format_date`."""
+    if text == "infinity":
+        return DATE_POS_INFINITY
+    if text == "-infinity":
+        return DATE_NEG_INFINITY
+    match = _DATE_RE.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError("not a date")
+        days = _days_of(*match.groups())
+        if not DATE_NEG_INFINITY < days < DATE_POS_INFINITY:
+            raise ValueError("out of range")
+    except ValueError as exc:
+        raise MemberDecodeError(f"invalid date {text[:40]!r}: {exc}") from None
+    return days
+
+
+def parse_time(text: str) -> int:
+    """Inverse of :func:`format_time`."""
+    if text == "24:00:00":
+        return _DAY_US
+    match = _TIME_RE.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError("not a time")
+        return _clock_of(*match.groups())
+    except ValueError as exc:
+        raise MemberDecodeError(f"invalid time {text[:40]!r}: {exc}") from None
+
+
+def parse_timestamp(text: str, utc: bool) -> int:
+    """Inverse of :func:`format_timestamp`."""
+    if text == "infinity":
+        return TS_POS_INFINITY
+    if text == "-infinity":
+        return TS_NEG_INFINITY
+    match = (_TSZ_RE if utc else _TS_RE).fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError("not an ISO timestamp" + (" ending in Z" if utc else " without zone"))
+        parts = match.groups()
+        us = _days_of(*parts[:4]) * _DAY_US + _clock_of(*parts[4:])
+        if not TS_NEG_INFINITY < us < TS_POS_INFINITY:
+            raise ValueError("out of range")
+    except ValueError as exc:
+        raise MemberDecodeError(f"invalid timestamp {text[:40]!r}: {exc}") from None
+    return us
+
+
+def _b64encode(data: bytes) -> str:
+    return binascii.b2a_base64(data, newline=False).decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    try:
+        return binascii.a2b_base64(text.encode("ascii"), strict_mode=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise MemberDecodeError(f"invalid base64 {text[:40]!r}: {exc}") from None
+
+
+def _hexencode(data: bytes) -> str:
+    return "\\x" + data.hex()
+
+
+def _hexdecode(text: str) -> bytes:
+    match = _HEX_RE.fullmatch(text)
+    if match is None:
+        raise MemberDecodeError(f"invalid \\x hex bytes {text[:40]!r}")
+    return bytes.fromhex(match.group(1))
+
+
+# ---------------------------------------------------------------------------------------------
+# column codecs: Arrow arrays <-> text
+# ---------------------------------------------------------------------------------------------
+
+
+def codec_of(arrow_type: pa.DataType) -> str:
+    """The value codec of an Arrow type of :data:`dbcrate.logical.ARROW_TYPES`."""
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_integer(arrow_type):
+        return "int"
+    if arrow_type in (pa.float32(), pa.float64()):
+        return "float"
+    if arrow_type == pa.string():
+        return "text"
+    if arrow_type == pa.large_binary():
+        return "binary"
+    if arrow_type == pa.date32():
+        return "date"
+    if arrow_type == pa.time64("us"):
+        return "time"
+    if arrow_type == pa.timestamp("us"):
+        return "datetime"
+    if arrow_type == pa.timestamp("us", tz="UTC"):
+        return "timestamptz"
+    raise TypeError(f"the text formats do not encode Arrow type {arrow_type}")
+
+
+def _check_schema(schema: pa.Schema) -> list[str]:
+    if len(schema) == 0:
+        raise ValueError("a data member needs at least one column")
+    return [codec_of(field.type) for field in schema]
+
+
+@dataclass(frozen=True)
+class _Style:
+    """Format-specific spellings of the text codec."""
+
+    nan: str
+    pos_inf: str
+    neg_inf: str
+    hex_binary: bool = False
+
+
+_CSV_STYLE = _Style("NaN", "Infinity", "-Infinity", hex_binary=True)
+_XML_STYLE = _Style("NaN", "INF", "-INF")
+
+
+def _float_text(array: pa.Array, nan: str, pos_inf: str, neg_inf: str) -> pa.Array:
+    """Shortest round-trip text (Arrow's formatter), specials replaced."""
+    text = array.cast(pa.string())
+    text = pc.if_else(pc.is_nan(array), nan, text)
+    text = pc.if_else(pc.equal(array, math.inf), pos_inf, text)
+    return pc.if_else(pc.equal(array, -math.inf), neg_inf, text)
+
+
+def _python_values(array: pa.Array, codec: str) -> list[Any]:
+    """Python values of a column: ints for the temporal codecs (never ``datetime`` objects,
+    which cannot hold the whole range), bytes for binary."""
+    if codec == "date":
+        return list(array.view(pa.int32()).to_pylist())
+    if codec in ("time", "datetime", "timestamptz"):
+        return list(array.view(pa.int64()).to_pylist())
+    return list(array.to_pylist())
+
+
+def _temporal_text(values: list[Any], codec: str) -> list[str | None]:
+    if codec == "date":
+        return [None if v is None else format_date(v) for v in values]
+    if codec == "time":
+        return [None if v is None else format_time(v) for v in values]
+    utc = codec == "timestamptz"
+    return [None if v is None else format_timestamp(v, utc) for v in values]
+
+
+def to_text(array: pa.Array, codec: str, style: _Style) -> pa.Array:
+    """A column as a string array of the shared spellings (CSV, XML); nulls stay null."""
+    if codec == "text":
+        return array
+    if codec == "bool":
+        return pc.if_else(array, "true", "false")
+    if codec == "int":
+        return array.cast(pa.string())
+    if codec == "float":
+        return _float_text(array, style.nan, style.pos_inf, style.neg_inf)
+    values = _python_values(array, codec)
+    if codec == "binary":
+        encode = _hexencode if style.hex_binary else _b64encode
+        return pa.array([None if v is None else encode(v) for v in values], pa.string())
+    return pa.array(_temporal_text(values, codec), pa.string())
+
+
+def _numbers(strings: pa.Array, arrow_type: pa.DataType, name: str) -> pa.Array:
+    """Decimal text to integers or floats (Arrow's parsers: range-checked integers, floats
+    rounded once and correctly, also to float32)."""
+    try:
+        return strings.cast(arrow_type)
+    except pa.ArrowInvalid as exc:
+        raise MemberDecodeError(f"column {name!r}: {exc}") from None
+
+
+def from_text(strings: pa.Array, field: pa.Field, codec: str, style: _Style) -> pa.Array:
+    """Inverse of :func:`to_text` (``strings`` is a string array; nulls stay null)."""
+    if codec == "text":
+        return strings
+    if codec == "bool":
+        true = pc.equal(strings, "true")
+        valid = pc.or_(true, pc.equal(strings, "false"))
+        if not pc.all(valid, skip_nulls=True, min_count=0).as_py():
+            raise MemberDecodeError(f"column {field.name!r}: a boolean is not 'true' or 'false'")
+        return true
+    if codec in ("int", "float"):
+        return _numbers(strings, field.type, field.name)
+    values = strings.to_pylist()
+    if codec == "binary":
+        decode = _hexdecode if style.hex_binary else _b64decode
+        return pa.array([None if v is None else decode(v) for v in values], pa.large_binary())
+    return _temporal_array(values, field.type, codec)
+
+
+def _temporal_array(values: Sequence[str | None], arrow_type: pa.DataType, codec: str) -> pa.Array:
+    if codec == "date":
+        ints = [None if v is None else parse_date(v) for v in values]
+    elif codec == "time":
+        ints = [None if v is None else parse_time(v) for v in values]
+    else:
+        utc = codec == "timestamptz"
+        ints = [None if v is None else parse_timestamp(v, utc) for v in values]
+    return pa.array(ints, arrow_type)
+
+
+def _batch(columns: Sequence[pa.Array], schema: pa.Schema) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(list(columns), schema=schema)
+
+
+def _slices(batch: pa.RecordBatch, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    if not batch.schema.equals(schema):
+        raise ValueError(f"batch schema {batch.schema} differs from the member's schema {schema}")
+    for start in range(0, batch.num_rows, BATCH_ROWS):
+        yield batch.slice(start, BATCH_ROWS)
+
+
+class _Raw(str):
+    """The text of a number as it appeared in a JSON or YAML member (decoded by Arrow, which
+    rounds correctly to float32 as well as float64)."""
+
+    __slots__ = ()
+
+
+def _require(values: Sequence[Any], allowed: tuple[type, ...], what: str, name: str) -> None:
+    for value in values:
+        if value is not None and type(value) not in allowed:
+            raise MemberDecodeError(f"column {name!r}: expected {what}, got {value!r:.60}")
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON Lines
+# ---------------------------------------------------------------------------------------------
+
+_json_string: Callable[[str], str] = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_JSON_LINE_BREAKS = re.compile("[\u0085\u2028\u2029]")
+_JSON_FLOAT_SPECIALS = ('"NaN"', '"Infinity"', '"-Infinity"')
+
+
+def _escape_line_breaks(text: str) -> str:
+    """U+0085, U+2028, U+2029 (line breaks to some line splitters) only occur inside JSON
+    strings, where ``\\uXXXX`` means the same character."""
+    if _JSON_LINE_BREAKS.search(text) is None:
+        return text
+    return _JSON_LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _json_tokens(array: pa.Array, codec: str) -> list[str]:
+    """One JSON token per value (``null`` for NULL)."""
+    if codec == "bool":
+        return list(pc.if_else(array, "true", "false").fill_null("null").to_pylist())
+    if codec == "int":
+        return list(array.cast(pa.string()).fill_null("null").to_pylist())
+    if codec == "float":
+        text = _float_text(array, *_JSON_FLOAT_SPECIALS)
+        text = pc.if_else(pc.equal(text, "-0"), "-0.0", text)
+        return list(text.fill_null("null").to_pylist())
+    values = _python_values(array, codec)
+    if codec == "text":
+        return ["null" if v is None else _json_string(v) for v in values]
+    if codec == "binary":
+        return ["null" if v is None else f'"{_b64encode(v)}"' for v in values]
+    return ["null" if v is None else f'"{v}"' for v in _temporal_text(values, codec)]
+
+
+class JsonlWriter:
+    """One JSON object per row, keys = column names in column order, one line each (LF)."""
+
+    def __init__(self, sink: IO[bytes], schema: pa.Schema, level: int) -> None:
+        self._codecs = _check_schema(schema)
+        self._schema = schema
+        keys = [_json_string(name).replace("%", "%%") + ":%s" for name in schema.names]
+        self._template = _escape_line_breaks("{" + ",".join(keys) + "}\n")
+        self._out = _ZstdSink(sink, level)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        for part in _slices(batch, self._schema):
+            columns = [_json_tokens(c, k) for c, k in zip(part.columns, self._codecs)]
+            text = "".join([self._template % row for row in zip(*columns)])
+            self._out.write(_escape_line_breaks(text).encode("utf-8"))
+
+    def close(self) -> None:
+        self._out.close()
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        raise MemberDecodeError("a JSON object has the same key twice")
+    return obj
+
+
+def _json_constant(name: str) -> Any:
+    raise MemberDecodeError(f"non-standard JSON token {name}")
+
+
+_JSON_FLOAT_WORDS = frozenset(("NaN", "Infinity", "-Infinity"))
+
+
+def _from_json(values: Sequence[Any], field: pa.Field, codec: str) -> pa.Array:
+    name, arrow_type = field.name, field.type
+    if codec == "bool":
+        _require(values, (bool,), "true/false", name)
+        return pa.array(values, pa.bool_())
+    if codec == "int":
+        _require(values, (_Raw,), "a JSON number", name)
+        return _numbers(pa.array(values, pa.string()), arrow_type, name)
+    if codec == "float":
+        for value in values:
+            if value is not None and type(value) is not _Raw and value not in _JSON_FLOAT_WORDS:
+                raise MemberDecodeError(f"column {name!r}: expected a number, got {value!r:.60}")
+        return _numbers(pa.array(values, pa.string()), arrow_type, name)
+    _require(values, (str,), "a JSON string", name)
+    if codec == "text":
+        return pa.array(values, pa.string())
+    if codec == "binary":
+        return pa.array([None if v is None else _b64decode(v) for v in values], pa.large_binary())
+    return _temporal_array(values, arrow_type, codec)
+
+
+def _row_getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    if len(names) == 1:
+        only = names[0]
+        return lambda obj: (obj[only],)
+    return operator.itemgetter(*names)
+
+
+@_decoding
+def read_jsonl(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Decode a JSONL member into batches of ``schema``."""
+    codecs = _check_schema(schema)
+    names = schema.names
+    getter = _row_getter(names)
+    rows: list[tuple[Any, ...]] = []
+
+    def flush() -> pa.RecordBatch:
+        columns = list(zip(*rows))
+        rows.clear()
+        return _batch([_from_json(c, f, k) for c, f, k in zip(columns, schema, codecs)], schema)
+
+    for number, line in enumerate(_open_text(source), start=1):
+        obj = json.loads(
+            line.decode("utf-8"),
+            parse_int=_Raw,
+            parse_float=_Raw,
+            parse_constant=_json_constant,
+            object_pairs_hook=_json_pairs,
+        )
+        if type(obj) is not dict or len(obj) != len(names):
+            raise MemberDecodeError(f"line {number}: not an object with the {len(names)} columns")
+        try:
+            rows.append(getter(obj))
+        except KeyError as exc:
+            raise MemberDecodeError(f"line {number}: no column {exc.args[0]!r}") from None
+        if len(rows) >= BATCH_ROWS:
+            yield flush()
+    if rows:
+        yield flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# CSV
+# ---------------------------------------------------------------------------------------------
+
+
+class CsvWriter:
+    """RFC 4180 CSV: a header of column names, LF line ends, every non-NULL field quoted;
+    NULL is an empty unquoted field, the empty string is ``""``."""
+
+    def __init__(self, sink: IO[bytes], schema: pa.Schema, level: int) -> None:
+        self._codecs = _check_schema(schema)
+        self._schema = schema
+        self._text_schema = pa.schema([pa.field(name, pa.string()) for name in schema.names])
+        self._out = _ZstdSink(sink, level)
+        options = pacsv.WriteOptions(include_header=True, delimiter=",", quoting_style="all_valid")
+        self._writer = pacsv.CSVWriter(self._out, self._text_schema, write_options=options)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        for part in _slices(batch, self._schema):
+            columns = [to_text(c, k, _CSV_STYLE) for c, k in zip(part.columns, self._codecs)]
+            self._writer.write_batch(_batch(columns, self._text_schema))
+
+    def close(self) -> None:
+        self._writer.close()
+        self._out.close()
+
+
+@_decoding
+def read_csv(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Decode a CSV member into batches of ``schema`` (the header must name its columns)."""
+    codecs = _check_schema(schema)
+    reader = pacsv.open_csv(
+        _open_text(source),
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK),
+        parse_options=pacsv.ParseOptions(
+            delimiter=",", quote_char='"', double_quote=True, escape_char=False,
+            newlines_in_values=True, ignore_empty_lines=False,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={name: pa.string() for name in schema.names},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+            check_utf8=True,
+        ),
+    )
+    if reader.schema.names != schema.names:
+        raise MemberDecodeError(f"CSV header {reader.schema.names[:20]} is not {schema.names[:20]}")
+    for batch in reader:
+        columns = [from_text(batch.column(i), field, codec, _CSV_STYLE)
+                   for i, (field, codec) in enumerate(zip(schema, codecs))]
+        yield _batch(columns, schema)
+
+
+# ---------------------------------------------------------------------------------------------
+# XML
+# ---------------------------------------------------------------------------------------------
+
+_XSI = "http://www.w3.org/2001/XMLSchema-instance"
+_NIL = f"{{{_XSI}}}nil"
+_XML_HEAD = f'<?xml version="1.0" encoding="UTF-8"?>\n<rows xmlns:xsi="{_XSI}">\n'.encode()
+#: characters XML 1.0 cannot carry, not even as character references
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_DECL = re.compile(
+    rb"<\?xml\s+version\s*=\s*([\"'])1\.[0-9]\1(\s+encoding\s*=\s*([\"'])(?i:utf-8)\3)?"
+    rb"(\s+standalone\s*=\s*([\"'])(?:yes|no)\5)?\s*\?>"
+)
+_ASCII_NAME_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_")
+_ASCII_NAME = _ASCII_NAME_START | frozenset("0123456789-.")
+
+
+def xml_name(column: str) -> str:
+    """The element name of a column: SQL/XML identifier mapping (as PostgreSQL's
+    ``table_to_xml``), restricted to ASCII: every character that is not an ASCII letter, ``_``,
+    or (not first) a digit, ``-`` or ``.`` becomes ``_xHHHH_`` (upper-case hex of the code
+    point, at least 4 digits); ``_`` before ``x`` becomes ``_x005F_``; the first letter of a
+    name starting with ``xml`` (any case) is escaped; the empty name is ``_x_``."""
+    if not column:
+        return "_x_"
+    out = []
+    for i, ch in enumerate(column):
+        if ch == "_" and column[i + 1 : i + 2] == "x":
+            out.append("_x005F_")
+        elif i == 0 and column[:3].lower() == "xml":
+            out.append(f"_x{ord(ch):04X}_")
+        elif ch in (_ASCII_NAME if i else _ASCII_NAME_START):
+            out.append(ch)
+        else:
+            out.append(f"_x{ord(ch):04X}_")
+    return "".join(out)
+
+
+def _xml_escape(text: str) -> str:
+    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace("\r", "&#13;"))
+
+
+def _xml_fragments(array: pa.Array, codec: str, tag: str) -> list[str]:
+    """One ``<tag>value</tag>`` element per value."""
+    nil = f'<{tag} xsi:nil="true"/>'
+    values = to_text(array, codec, _XML_STYLE).to_pylist()
+    if codec != "text":
+        return [nil if v is None else f"<{tag}>{v}</{tag}>" for v in values]
+    out = []
+    for value in values:
+        if value is None:
+            out.append(nil)
+        elif _XML_ILLEGAL.search(value):
+            out.append(f'<{tag} encoding="base64">{_b64encode(value.encode("utf-8"))}</{tag}>')
+        else:
+            out.append(f"<{tag}>{_xml_escape(value)}</{tag}>")
+    return out
+
+
+class XmlWriter:
+    """``<rows>`` of ``<row>`` elements, one child element per column (named by
+    :func:`xml_name`, in column order); NULL is ``xsi:nil="true"``."""
+
+    def __init__(self, sink: IO[bytes], schema: pa.Schema, level: int) -> None:
+        self._codecs = _check_schema(schema)
+        self._schema = schema
+        self._tags = [xml_name(name) for name in schema.names]
+        self._out = _ZstdSink(sink, level)
+        self._out.write(_XML_HEAD)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        for part in _slices(batch, self._schema):
+            columns = [_xml_fragments(c, k, t)
+                       for c, k, t in zip(part.columns, self._codecs, self._tags)]
+            text = "".join(["<row>" + "".join(row) + "</row>\n" for row in zip(*columns)])
+            self._out.write(text.encode("utf-8"))
+
+    def close(self) -> None:
+        if not self._out.closed:
+            self._out.write(b"</rows>\n")
+        self._out.close()
+
+
+class _XmlGuard:
+    """The parser's input: refuses, before the parser sees them, a document type declaration
+    or an entity declaration (so no DTD and no entity expansion) and any encoding but UTF-8."""
+
+    def __init__(self, stream: io.BufferedReader) -> None:
+        self._stream = stream
+        self._tail = b""
+        self._first = True
+
+    def read(self, size: int = -1) -> bytes:
+        if self._first:
+            self._first = False
+            data = self._stream.read(max(size, 4096))
+            self._check_prolog(data)
+        else:
+            data = self._stream.read(size)
+        window = self._tail + data
+        if b"<!DOCTYPE" in window or b"<!ENTITY" in window:
+            raise MemberDecodeError("an XML member must not have a DTD or entity declarations")
+        self._tail = window[-8:]
+        return data
+
+    @staticmethod
+    def _check_prolog(data: bytes) -> None:
+        body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+        if body.startswith(b"<?xml") and _XML_DECL.match(body) is None:
+            raise MemberDecodeError("an XML member must be UTF-8 (bad XML declaration)")
+        if not body.lstrip(b" \t\r\n").startswith(b"<"):
+            raise MemberDecodeError("not an XML document")
+
+
+def _xml_value(elem: ET.Element, codec: str, name: str) -> str | None:
+    attrib = elem.attrib
+    if attrib:
+        nil = attrib.get(_NIL)
+        encoding = attrib.get("encoding")
+        if len(attrib) != (nil is not None) + (encoding is not None):
+            raise MemberDecodeError(f"column {name!r}: unknown attributes {sorted(attrib)}")
+        if nil is not None:
+            if nil not in ("true", "1") or elem.text:
+                raise MemberDecodeError(f"column {name!r}: bad xsi:nil")
+            return None
+        if encoding is not None:
+            if encoding != "base64" or codec != "text":
+                raise MemberDecodeError(f"column {name!r}: encoding={encoding!r} not allowed")
+            return _b64decode(elem.text or "").decode("utf-8")
+    return elem.text or ""
+
+
+@_decoding
+def read_xml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Decode an XML member into batches of ``schema`` (streaming; each row is cleared)."""
+    codecs = _check_schema(schema)
+    names = schema.names
+    tags = [xml_name(name) for name in names]
+    width = len(tags)
+    columns: list[list[str | None]] = [[] for _ in tags]
+    count = 0
+    depth = 0
+    position = 0
+    root: ET.Element | None = None
+
+    def flush() -> pa.RecordBatch:
+        arrays = [from_text(pa.array(values, pa.string()), field, codec, _XML_STYLE)
+                  for values, field, codec in zip(columns, schema, codecs)]
+        for values in columns:
+            values.clear()
+        return _batch(arrays, schema)
+
+    guarded = _XmlGuard(_open_text(source))  # no DTD, no entities, UTF-8 only
+    for event, elem in ET.iterparse(guarded, events=("start", "end")):  # noqa: S314
+        if event == "start":
+            depth += 1
+            if depth == 1:
+                if elem.tag != "rows":
+                    raise MemberDecodeError(f"root element <{elem.tag}> is not <rows>")
+                root = elem
+            elif depth == 2:
+                if elem.tag != "row":
+                    raise MemberDecodeError(f"element <{elem.tag}> is not <row>")
+                position = 0
+            elif depth == 3:
+                if position >= width or elem.tag != tags[position]:
+                    want = tags[position] if position < width else "</row>"
+                    raise MemberDecodeError(f"row {count + 1}: <{elem.tag}> where {want} belongs")
+            else:
+                raise MemberDecodeError(f"row {count + 1}: nested element <{elem.tag}>")
+            continue
+        if depth == 3:
+            columns[position].append(_xml_value(elem, codecs[position], names[position]))
+            position += 1
+        elif depth == 2:
+            if position != width:
+                raise MemberDecodeError(f"row {count + 1} has {position} of {width} columns")
+            count += 1
+            assert root is not None
+            root.clear()
+            if len(columns[0]) >= BATCH_ROWS:
+                yield flush()
+        depth -= 1
+    if columns[0]:
+        yield flush()
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML
+# ---------------------------------------------------------------------------------------------
+
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+_BINARY_TAG = "tag:yaml.org,2002:binary"
+_YAML_WIDTH = 1 << 30
+_YAML_SPECIALS = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf", "-0": "-0.0"}
+_YAML_READ_SPECIALS = {
+    ".nan": "nan", ".NaN": "nan", ".NAN": "nan",
+    ".inf": "inf", ".Inf": "inf", ".INF": "inf",
+    "+.inf": "inf", "+.Inf": "inf", "+.INF": "inf",
+    "-.inf": "-inf", "-.Inf": "-inf", "-.INF": "-inf",
+}
+
+
+class _YamlFloat(str):
+    """A float's YAML 1.1 text, emitted as a plain ``!!float`` scalar."""
+
+    __slots__ = ()
+
+
+def _yaml_float_text(text: str) -> str:
+    """Arrow's shortest text in YAML 1.1 float syntax (a ``.`` and a signed exponent)."""
+    special = _YAML_SPECIALS.get(text)
+    if special is not None:
+        return special
+    mantissa, e, exponent = text.partition("e")
+    if "." not in mantissa:
+        mantissa += ".0"
+    if e and exponent[0] not in "+-":
+        exponent = "+" + exponent
+    return mantissa + e + exponent
+
+
+def _yaml_values(array: pa.Array, codec: str) -> list[Any]:
+    """Python values the YAML dumper writes natively (``!!bool``, ``!!int``, ``!!float``,
+    ``!!str``, ``!!binary``, ``!!null``)."""
+    if codec == "float":
+        return [None if v is None else _YamlFloat(_yaml_float_text(v))
+                for v in array.cast(pa.string()).to_pylist()]
+    values = _python_values(array, codec)
+    if codec in ("date", "time", "datetime", "timestamptz"):
+        return _temporal_text(values, codec)
+    return values
+
+
+if hasattr(yaml, "CSafeDumper"):
+    _DumperBase: Any = yaml.CSafeDumper
+    _LoaderBase: Any = yaml.CSafeLoader
+else:  # pragma: no cover - PyYAML without libyaml
+    _DumperBase = _LoaderBase = None
+
+
+def _need_libyaml() -> None:
+    if _DumperBase is None:  # pragma: no cover
+        raise RuntimeError("the yaml format needs PyYAML built with libyaml (CSafeDumper)")
+
+
+if _DumperBase is not None:
+
+    class _YamlDumper(_DumperBase):  # type: ignore[misc]
+        """libyaml's safe dumper, plus :class:`_YamlFloat`."""
+
+    class _YamlLoader(_LoaderBase):  # type: ignore[misc]
+        """libyaml's safe loader; floats come back as their text (:class:`_Raw`), so that
+        float32 values are rounded once, by Arrow."""
+
+    _YamlDumper.add_representer(
+        _YamlFloat, lambda dumper, data: dumper.represent_scalar(_FLOAT_TAG, str(data))
+    )
+    # one-line base64 (not the literal block PyYAML uses), so rows stay one flow line
+    _YamlDumper.add_representer(
+        bytes, lambda dumper, data: dumper.represent_scalar(_BINARY_TAG, _b64encode(data))
+    )
+    _YamlLoader.add_constructor(
+        _FLOAT_TAG, lambda loader, node: _Raw(loader.construct_scalar(node))
+    )
+
+
+class YamlWriter:
+    """One YAML document (``---``) per slice of at most :data:`BATCH_ROWS` rows: a mapping
+    ``columns`` (the column names, in order) and ``rows`` (one flow sequence per row, values
+    in column order)."""
+
+    def __init__(self, sink: IO[bytes], schema: pa.Schema, level: int) -> None:
+        _need_libyaml()
+        self._codecs = _check_schema(schema)
+        self._schema = schema
+        self._out = _ZstdSink(sink, level)
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        names = self._schema.names
+        for part in _slices(batch, self._schema):
+            if part.num_rows == 0:
+                continue
+            columns = [_yaml_values(c, k) for c, k in zip(part.columns, self._codecs)]
+            document = {"columns": names, "rows": [list(row) for row in zip(*columns)]}
+            yaml.dump(
+                document, self._out, Dumper=_YamlDumper, explicit_start=True, sort_keys=False,
+                allow_unicode=True, width=_YAML_WIDTH, encoding="utf-8", default_flow_style=None,
+            )
+
+    def close(self) -> None:
+        self._out.close()
+
+
+def _from_yaml(values: Sequence[Any], field: pa.Field, codec: str) -> pa.Array:
+    name, arrow_type = field.name, field.type
+    if codec == "bool":
+        _require(values, (bool,), "true/false", name)
+        return pa.array(values, pa.bool_())
+    if codec == "int":
+        _require(values, (int,), "an integer", name)
+        texts = [None if v is None else str(v) for v in values]
+        return _numbers(pa.array(texts, pa.string()), arrow_type, name)
+    if codec == "float":
+        _require(values, (_Raw, int), "a float", name)
+        texts = [None if v is None else _YAML_READ_SPECIALS.get(v, v) if type(v) is _Raw else str(v)
+                 for v in values]
+        return _numbers(pa.array(texts, pa.string()), arrow_type, name)
+    if codec == "binary":
+        _require(values, (bytes,), "!!binary", name)
+        return pa.array(values, pa.large_binary())
+    _require(values, (str,), "a string", name)
+    if codec == "text":
+        return pa.array(values, pa.string())
+    return _temporal_array(values, arrow_type, codec)
+
+
+@_decoding
+def read_yaml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Decode a YAML member into batches of ``schema``, one document at a time."""
+    _need_libyaml()
+    codecs = _check_schema(schema)
+    names = schema.names
+    loader = _YamlLoader(_open_text(source))
+    try:
+        while loader.check_data():
+            document = loader.get_data()
+            if type(document) is not dict or set(document) != {"columns", "rows"}:
+                raise MemberDecodeError("a YAML document is not a mapping of 'columns' and 'rows'")
+            if document["columns"] != names:
+                raise MemberDecodeError(f"YAML columns {document['columns']!r:.200} are not {names}")
+            rows = document["rows"]
+            del document
+            if type(rows) is not list:
+                raise MemberDecodeError("YAML 'rows' is not a sequence")
+            for row in rows:
+                if type(row) is not list or len(row) != len(names):
+                    raise MemberDecodeError(f"a YAML row is not a sequence of {len(names)} values")
+            for start in range(0, len(rows), BATCH_ROWS):
+                columns = list(zip(*rows[start : start + BATCH_ROWS]))
+                yield _batch([_from_yaml(c, f, k) for c, f, k in zip(columns, schema, codecs)],
+                             schema)
+    finally:
+        loader.dispose()
