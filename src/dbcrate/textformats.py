@@ -58,7 +58,9 @@ from .logical import DATE_NEG_INFINITY, DATE_POS_INFINITY, TS_NEG_INFINITY, TS_P
 BATCH_ROWS = 10_000
 #: compressed bytes fed to the zstd decoder at a time (bounds one call's output to ~8 MiB)
 _ZSTD_FEED = 256
-_CSV_BLOCK = 1 << 20
+#: Arrow CSV block size: the first try, and the largest (a row must fit in one block)
+_CSV_BLOCK = 1 << 18
+_CSV_MAX_BLOCK = 1 << 30
 
 
 class MemberDecodeError(ValueError):
@@ -679,13 +681,11 @@ class CsvWriter:
         self._out.close()
 
 
-@_decoding
-def read_csv(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Decode a CSV member into batches of ``schema`` (the header must name its columns)."""
-    codecs = _check_schema(schema)
+def _csv_batches(source: IO[bytes], schema: pa.Schema, codecs: list[str], block_size: int,
+                 skip: int) -> Iterator[pa.RecordBatch]:
     reader = pacsv.open_csv(
         _open_text(source),
-        read_options=pacsv.ReadOptions(use_threads=False, block_size=_CSV_BLOCK),
+        read_options=pacsv.ReadOptions(use_threads=False, block_size=block_size),
         parse_options=pacsv.ParseOptions(
             delimiter=",", quote_char='"', double_quote=True, escape_char=False,
             newlines_in_values=True, ignore_empty_lines=False,
@@ -701,9 +701,39 @@ def read_csv(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     if reader.schema.names != schema.names:
         raise MemberDecodeError(f"CSV header {reader.schema.names[:20]} is not {schema.names[:20]}")
     for batch in reader:
+        if skip >= batch.num_rows:
+            skip -= batch.num_rows
+            continue
+        if skip:
+            batch, skip = batch.slice(skip), 0
         columns = [from_text(batch.column(i), field, codec, _CSV_STYLE)
                    for i, (field, codec) in enumerate(zip(schema, codecs))]
         yield _batch(columns, schema)
+
+
+@_decoding
+def read_csv(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    """Decode a CSV member into batches of ``schema`` (the header must name its columns).
+
+    Arrow's CSV reader needs every row inside one block: a row longer than the block makes it
+    fail ("straddling object"); then the member is read again from the start with a block four
+    times larger, skipping the rows already produced (the source is seekable).
+    """
+    codecs = _check_schema(schema)
+    start = source.tell()
+    block_size = _CSV_BLOCK
+    produced = 0
+    while True:
+        try:
+            for batch in _csv_batches(source, schema, codecs, block_size, produced):
+                produced += batch.num_rows
+                yield batch
+            return
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc) or block_size >= _CSV_MAX_BLOCK:
+                raise
+        block_size *= 4
+        source.seek(start)
 
 
 # ---------------------------------------------------------------------------------------------

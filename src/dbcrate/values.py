@@ -7,6 +7,7 @@ cannot hold but PostgreSQL can, are carried exactly.
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
@@ -184,45 +185,38 @@ def text_to_time(arr: pa.Array) -> pa.Array:
     return map_strings(arr, parse, pa.int64()).cast(pa.time64("us"))
 
 
-def hex_to_binary(arr: pa.Array) -> pa.Array:
-    r"""PostgreSQL bytea hex output (``\x0a1b``) -> binary, vectorised with numpy."""
-    arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
-    if len(arr) == 0:
-        return pa.array([], pa.large_binary())
-    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+def _string_parts(arr: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], pa.Buffer | None]:
+    """(offsets, data bytes, validity) of a large string/binary array, offsets relative to
+    the data returned."""
     validity, offsets_buf, data_buf = arr.buffers()
     offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
     data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    starts, ends = offsets[:-1] + 2, offsets[1:]  # skip the "\x" prefix
-    lengths = np.maximum(ends - starts, 0)
-    if np.any(lengths % 2):
-        raise ValueError("odd-length hex in bytea text")
-    # gather the hex digits of every value into one contiguous array
-    total = int(lengths.sum())
-    if total:
-        idx = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
-        idx = idx + np.arange(total)
-        digits = data[idx]
-    else:
-        digits = np.zeros(0, np.uint8)
-    lut = np.full(256, 255, np.uint8)
-    for i, ch in enumerate(b"0123456789abcdef"):
-        lut[ch] = i
-    for i, ch in enumerate(b"ABCDEF"):
-        lut[ch] = 10 + i
-    nib = lut[digits]
-    if np.any(nib == 255):
-        raise ValueError("invalid hex digit in bytea text")
-    raw = (nib[0::2] << 4) | nib[1::2]
-    out_offsets = np.concatenate(([0], np.cumsum(lengths // 2))).astype(np.int64)
+    return offsets - offsets[0], data[offsets[0] : offsets[-1]], validity
+
+
+def hex_to_binary(arr: pa.Array) -> pa.Array:
+    r"""PostgreSQL bytea hex output (``\x0a1b``) -> binary, without a Python loop per value:
+    the "\x" prefixes are masked out of the whole buffer, which is then unhexlified at once."""
+    arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
+    if len(arr) == 0:
+        return pa.array([], pa.large_binary())
+    offsets, body, validity = _string_parts(arr)
+    lengths = offsets[1:] - offsets[:-1]
+    prefixed = lengths >= 2
+    keep = np.ones(body.size, bool)
+    starts = offsets[:-1][prefixed]
+    keep[starts] = False
+    keep[starts + 1] = False
+    try:
+        raw = binascii.unhexlify(body[keep].tobytes())
+    except binascii.Error as exc:
+        raise ValueError(f"invalid bytea hex text: {exc}") from None
+    out_lengths = np.where(prefixed, (lengths - 2) // 2, 0)
+    out_offsets = np.concatenate(([0], np.cumsum(out_lengths))).astype(np.int64)
     return pa.LargeBinaryArray.from_buffers(
         pa.large_binary(),
         len(arr),
-        [
-            _validity_copy(arr, validity),
-            pa.py_buffer(out_offsets.tobytes()),
-            pa.py_buffer(raw.astype(np.uint8).tobytes()),
-        ],
+        [_validity_copy(arr, validity), pa.py_buffer(out_offsets.tobytes()), pa.py_buffer(raw)],
     )
 
 
@@ -236,37 +230,18 @@ def _validity_copy(arr: pa.Array, validity: pa.Buffer | None) -> pa.Buffer | Non
 
 
 def binary_to_hex(arr: pa.Array) -> pa.Array:
-    r"""binary -> PostgreSQL bytea hex input text (``\x..``), vectorised with numpy."""
+    r"""binary -> PostgreSQL bytea hex input text (``\x..``): one hexlify of the whole buffer,
+    then the "\x" prefixes inserted at every value's start in one numpy call."""
     arr = arr.cast(pa.large_binary()) if arr.type != pa.large_binary() else arr
     if len(arr) == 0:
         return pa.array([], pa.large_string())
-    validity, offsets_buf, data_buf = arr.buffers()
-    offsets = np.frombuffer(offsets_buf, dtype=np.int64)[arr.offset : arr.offset + len(arr) + 1]
-    data = np.frombuffer(data_buf, dtype=np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
-    lengths = offsets[1:] - offsets[:-1]
-    body = data[offsets[0] : offsets[-1]]
-    hexchars = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-    pairs = np.empty(body.size * 2, np.uint8)
-    pairs[0::2] = hexchars[body >> 4]
-    pairs[1::2] = hexchars[body & 15]
-    out_lengths = lengths * 2 + 2
-    out_offsets = np.concatenate(([0], np.cumsum(out_lengths))).astype(np.int64)
-    out = np.empty(int(out_offsets[-1]), np.uint8)
-    # place the "\x" prefix, then each value's hex digits
-    starts = out_offsets[:-1]
-    out[starts] = ord("\\")
-    out[starts + 1] = ord("x")
-    total = int(body.size * 2)
-    if total:
-        dest = np.repeat(starts + 2 - np.concatenate(([0], np.cumsum(lengths * 2)[:-1])), lengths * 2)
-        dest = dest + np.arange(total)
-        out[dest] = pairs
-    return pa.LargeStringArray.from_buffers(
-        len(arr),
-        pa.py_buffer(out_offsets.tobytes()),
-        pa.py_buffer(out.tobytes()),
-        _validity_copy(arr, validity),
+    offsets, body, validity = _string_parts(arr)
+    hexed = pa.py_buffer(binascii.hexlify(body.tobytes()))
+    digits = pa.LargeStringArray.from_buffers(
+        len(arr), pa.py_buffer((offsets * 2).tobytes()), hexed, _validity_copy(arr, validity)
     )
+    prefix = pa.scalar("\\x", pa.large_string())
+    return pc.binary_join_element_wise(prefix, digits, pa.scalar("", pa.large_string()))
 
 
 def decimal_text(value: Any) -> str:

@@ -19,6 +19,7 @@ exception.
 
 from __future__ import annotations
 
+import gc
 import io
 import math
 import random
@@ -339,12 +340,24 @@ def _expect_failure_or_checkable(fmt: DataFormat, data: bytes, schema: pa.Schema
         raise AssertionError(f"{fmt.name}: a {what} decodes as the complete member")
 
 
+def check_large_values(fmt: DataFormat) -> None:
+    """Values of several MiB (a row larger than any sensible read block) among small rows."""
+    schema = pa.schema([("id", pa.int64()), ("text", pa.string()), ("data", pa.large_binary())])
+    small = [f"row {i}" for i in range(20_000)]
+    texts = ["x" * 3_000_000, 'q"\n' * 1_000_000, *small, "\u00e9" * 1_500_000]
+    data = [bytes(range(256)) * 8192, None] + [b"z"] * len(small) + [b""]
+    table = pa.table([pa.array(range(len(texts)), pa.int64()), pa.array(texts),
+                      pa.array(data, pa.large_binary())], schema=schema)
+    roundtrip(fmt, table, 4_000, context="large values")
+
+
 def check_format(fmt: DataFormat) -> None:
     """The whole compliance suite except :func:`check_bounded_memory`."""
     assert fmt.name and fmt.extension, "a format needs a name and an extension"
     check_empty_members(fmt)
     check_edge_values(fmt)
     check_many_rows(fmt)
+    check_large_values(fmt)
     check_corrupt_input(fmt)
 
 
@@ -418,8 +431,6 @@ def check_bounded_memory(fmt: DataFormat, rows: int = 300_000, batch_rows: int =
     data_bytes = sum(b.nbytes for b in _memory_batches(rows, batch_rows))
     previous = pa.default_memory_pool()
     pool = pa.proxy_memory_pool(previous)
-    # buffers allocated here may outlive the call and are freed through this pool: keep it
-    _POOLS.append(pool)
     pa.set_memory_pool(pool)
     samples = [0]
     try:
@@ -443,6 +454,10 @@ def check_bounded_memory(fmt: DataFormat, rows: int = 300_000, batch_rows: int =
         peak_pool = pool.max_memory()
     finally:
         pa.set_memory_pool(previous)
+        gc.collect()
+        if pool.bytes_allocated():
+            # buffers still alive are freed through this pool later: it must outlive them
+            _POOLS.append(pool)
     assert count == rows, f"{fmt.name}: read {count} rows of {rows}"
     report = MemoryReport(rows, data_bytes, member_bytes, max(samples), peak_pool)
     limit = data_bytes * max_fraction
@@ -492,6 +507,7 @@ __all__ = [
     "check_edge_values",
     "check_empty_members",
     "check_format",
+    "check_large_values",
     "check_many_rows",
     "edge_schema",
     "edge_table",
