@@ -364,6 +364,11 @@ def make_cases() -> list[Case]:
              artifact=lambda c: (c.out / "pg.crate", "output"),
              check=expect_archive_rows(lambda c: c.out / "pg.crate"),
              cleanup=lambda c: remove(c.out / "pg.crate")))
+    add(Case("dbcrate dump -j 2", "pg-dump",
+             lambda c: f"dbcrate dump -j 2 {Q(SRC_PG)} {Q(str(c.out / 'pg2.crate'))}",
+             artifact=lambda c: (c.out / "pg2.crate", "output"),
+             check=expect_archive_rows(lambda c: c.out / "pg2.crate"),
+             cleanup=lambda c: remove(c.out / "pg2.crate")))
     add(Case("pg_dump -Fc", "pg-dump",
              lambda c: f"pg_dump {' '.join(PG())} -Fc -f {Q(str(c.out / 'pg.dump'))}",
              artifact=lambda c: (c.out / "pg.dump", "output"),
@@ -390,6 +395,13 @@ def make_cases() -> list[Case]:
              check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
              cleanup=lambda c: pg_drop(),
              artifact=lambda c: (c.prep / "pg.crate", "input")))
+    add(Case("dbcrate restore -j 2", "pg-restore",
+             lambda c: f"dbcrate restore -j 2 {Q(str(c.prep / 'pg.crate'))} {Q(restore_pg)}",
+             needs=["pg.crate"], setup=lambda c: pg_fresh(),
+             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: pg_drop(),
+             artifact=lambda c: (c.prep / "pg.crate", "input")))
+
     def pg_restore_cmd(jobs: int) -> Callable[[Ctx], str]:
         return lambda c: (f"pg_restore {' '.join(PG(bl.RESTORE_DB))} -j {jobs} "
                           f"{Q(str(c.prep / 'pg.dump'))}")
@@ -422,6 +434,12 @@ def make_cases() -> list[Case]:
              cleanup=lambda c: remove(c.out / "my.sql")))
     add(Case("dbcrate restore", "mysql-restore",
              lambda c: f"dbcrate restore {Q(str(c.prep / 'my.crate'))} {Q(restore_my)}",
+             needs=["my.crate"], setup=lambda c: my_fresh(),
+             check=expect_rows("mysql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: my_drop(),
+             artifact=lambda c: (c.prep / "my.crate", "input")))
+    add(Case("dbcrate restore -j 2", "mysql-restore",
+             lambda c: f"dbcrate restore -j 2 {Q(str(c.prep / 'my.crate'))} {Q(restore_my)}",
              needs=["my.crate"], setup=lambda c: my_fresh(),
              check=expect_rows("mysql", lambda c: bl.RESTORE_DB),
              cleanup=lambda c: my_drop(),

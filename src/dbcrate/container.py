@@ -237,6 +237,7 @@ class ArchiveReader:
                 raise NotAnArchive(f"cannot open {p}: {exc.strerror}") from None
         self._file = fileobj
         self._map: pa.MemoryMappedFile | None = None
+        self._whole: pa.Buffer
         try:
             self._tar = tarfile.open(fileobj=fileobj, mode="r:")
         except (tarfile.TarError, EOFError, OSError):
@@ -372,8 +373,13 @@ class ArchiveReader:
         """
         if self._map is None:
             self._map = pa.memory_map(self._map_path)
+            # one Arrow buffer over the whole mapping; slices of it are zero-copy and, unlike
+            # read_at() (which returns Python bytes), never need the interpreter to be freed
+            self._whole = self._map.read_buffer()
         info = self.members[name]
-        return self._map.read_at(info.size, info.offset_data)
+        if info.offset_data + info.size > self._whole.size:
+            raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
+        return self._whole.slice(info.offset_data, info.size)
 
     def open_member(self, name: str) -> pa.BufferReader:
         """A seekable, read-only view of a member's bytes (not checked; see check_member)."""
@@ -408,6 +414,7 @@ class ArchiveReader:
     def close(self) -> None:
         try:
             if getattr(self, "_map", None) is not None:
+                self._whole = None  # type: ignore[assignment]
                 self._map.close()  # type: ignore[union-attr]
             self._file.close()
         finally:

@@ -83,7 +83,9 @@ def _read_parquet(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBat
     """Self-describing: ``schema`` is not needed (the caller checks every batch against it)."""
     reader = pq.ParquetFile(source)
     for group in range(reader.num_row_groups):
-        table = reader.read_row_group(group)
+        # single-threaded: parallelism is per table (-j); decoding threads that outlive a
+        # short-lived CLI run can abort the interpreter at exit
+        table = reader.read_row_group(group, use_threads=False)
         yield from table.to_batches()
 
 
