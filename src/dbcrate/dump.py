@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import queue
+import sqlite3
 import tempfile
 import time
 from collections.abc import Generator
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import psycopg
+import pymysql
 import sqlalchemy as sa
 
 from . import __version__
@@ -244,7 +247,7 @@ def iter_dump(
                 if jobs > 1:
                     extra = [engine.connect() for _ in range(jobs - 1)]
                     dialect.share_snapshot(conn, extra)
-            except sa.exc.DBAPIError as exc:
+            except DRIVER_ERRORS as exc:
                 raise _db_error("reading the source schema", exc) from None
             yield Event("plan", 0, len(plan.tables), f"{len(plan.tables)} tables to dump")
             manifest = Manifest(
@@ -269,7 +272,7 @@ def iter_dump(
                         estimate = plan.estimated_rows.get(task.table.name)
                         try:
                             encoded = future.result()
-                        except sa.exc.DBAPIError as exc:
+                        except DRIVER_ERRORS as exc:
                             raise _db_error(f"reading table {task.table.name!r}", exc) from None
                         for chunk in encoded:
                             index = len(entry.chunks)
@@ -299,8 +302,16 @@ def iter_dump(
     return DumpResult(str(output), manifest, time.monotonic() - started)
 
 
-def _db_error(doing: str, exc: sa.exc.DBAPIError) -> DbcrateError:
-    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+#: what database drivers raise when used directly (bulk paths), besides SQLAlchemy's wrapper
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    sa.exc.DBAPIError, psycopg.Error, pymysql.err.Error, sqlite3.Error,
+)
+
+
+def _db_error(doing: str, exc: BaseException) -> DbcrateError:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    reason = text.splitlines()[0] if text else type(orig).__name__
     return DatabaseError(f"the database failed while {doing}: {reason}")
 
 
