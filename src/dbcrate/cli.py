@@ -128,7 +128,7 @@ Examples:
               show_default=True, help="Encoding of the data members.")
 @click.option("--compress-level", type=click.IntRange(1, 22), default=3, show_default=True,
               help="zstd level of the data members.")
-@click.option("--chunk-rows", type=click.IntRange(1), default=1_000_000, show_default=True,
+@click.option("--chunk-rows", type=click.IntRange(1), default=250_000, show_default=True,
               help="Most rows per data member.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Tables and key ranges of big tables read in parallel (one snapshot).")

@@ -212,7 +212,7 @@ class ArchiveReader:
         self.path = str(path)
         self._spool: IO[bytes] | None = None
         if self.path == "-":
-            # a named (0600) temp file, deleted on close: it is memory-mapped below
+            # a named (0600) temp file, deleted on close: members are read from it by name
             self._spool = tempfile.NamedTemporaryFile(prefix="dbcrate-stdin-")
             shutil.copyfileobj(sys.stdin.buffer, self._spool, COPY_BUFFER)
             self._spool.flush()
@@ -236,8 +236,7 @@ class ArchiveReader:
             except OSError as exc:
                 raise NotAnArchive(f"cannot open {p}: {exc.strerror}") from None
         self._file = fileobj
-        self._map: pa.MemoryMappedFile | None = None
-        self._whole: pa.Buffer
+
         try:
             self._tar = tarfile.open(fileobj=fileobj, mode="r:")
         except (tarfile.TarError, EOFError, OSError):
@@ -366,20 +365,23 @@ class ArchiveReader:
             raise ArchiveCorrupt(f"{self.display} is truncated")
 
     def member_buffer(self, name: str) -> pa.Buffer:
-        """A member's bytes as a zero-copy slice of the memory-mapped archive (thread-safe).
+        """A member's bytes in an Arrow-owned buffer (thread-safe: each call reads with its own
+        file handle).
 
-        Arrow decodes from this without calling back into Python, and the pages are file
-        cache, not process memory.
+        Arrow-owned, not Python ``bytes``: Arrow's threads can free it without the interpreter
+        (a Python-owned buffer released by an Arrow thread during shutdown aborts the process).
+        Read per member rather than memory-mapped, so that the process only ever holds the
+        members it is decoding.
         """
-        if self._map is None:
-            self._map = pa.memory_map(self._map_path)
-            # one Arrow buffer over the whole mapping; slices of it are zero-copy and, unlike
-            # read_at() (which returns Python bytes), never need the interpreter to be freed
-            self._whole = self._map.read_buffer()
         info = self.members[name]
-        if info.offset_data + info.size > self._whole.size:
+        with pa.OSFile(self._map_path, "r") as handle:
+            if info.offset_data + info.size > handle.size():
+                raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
+            handle.seek(info.offset_data)
+            buffer = handle.read_buffer(info.size)
+        if buffer.size != info.size:
             raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
-        return self._whole.slice(info.offset_data, info.size)
+        return buffer
 
     def open_member(self, name: str) -> pa.BufferReader:
         """A seekable, read-only view of a member's bytes (not checked; see check_member)."""
@@ -413,9 +415,6 @@ class ArchiveReader:
 
     def close(self) -> None:
         try:
-            if getattr(self, "_map", None) is not None:
-                self._whole = None  # type: ignore[assignment]
-                self._map.close()  # type: ignore[union-attr]
             self._file.close()
         finally:
             if self._spool is not None:

@@ -20,7 +20,7 @@ class DumpOptions:
     """data member format (a key of ``dbcrate.formats.FORMATS``)"""
     compression_level: int = DEFAULT_COMPRESSION_LEVEL
     """zstd level inside the data members (1 = fastest, 22 = smallest)"""
-    chunk_rows: int = 1_000_000
+    chunk_rows: int = 250_000
     """most rows in one data member; big tables are split into several members"""
     batch_rows: int = 65_536
     """most rows fetched at once (fewer when rows are wide, to bound memory)"""

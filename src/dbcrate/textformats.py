@@ -512,8 +512,8 @@ def _slices(batch: pa.RecordBatch, schema: pa.Schema) -> Iterator[pa.RecordBatch
 
 
 class _Raw(str):
-    """The text of a number as it appeared in a JSON or YAML member (decoded by Arrow, which
-    rounds correctly to float32 as well as float64)."""
+    """The text of a number as it appeared in a JSON member (decoded by Arrow, which rounds
+    correctly to float32 as well as float64)."""
 
     __slots__ = ()
 
@@ -929,8 +929,6 @@ def read_xml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
 # ---------------------------------------------------------------------------------------------
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
-_BINARY_TAG = "tag:yaml.org,2002:binary"
-_YAML_WIDTH = 1 << 30
 _YAML_SPECIALS = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf", "-0": "-0.0"}
 _YAML_READ_SPECIALS = {
     ".nan": "nan", ".NaN": "nan", ".NAN": "nan",
@@ -938,12 +936,26 @@ _YAML_READ_SPECIALS = {
     "+.inf": "inf", "+.Inf": "inf", "+.INF": "inf",
     "-.inf": "-inf", "-.Inf": "-inf", "-.INF": "-inf",
 }
+#: characters a YAML double-quoted scalar writes as escapes: the quote, the backslash, every C0
+#: and C1 control and DEL, the line and paragraph separators, BOM and the non-characters
+#: U+FFFE/U+FFFF (everything else is printable and written as it is)
+_YAML_ESCAPED = re.compile('["\\\\\x00-\x1f\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]')
+_YAML_ESCAPES = {
+    '"': '\\"', "\\": "\\\\", "\x00": "\\0", "\x07": "\\a", "\b": "\\b", "\t": "\\t",
+    "\n": "\\n", "\x0b": "\\v", "\x0c": "\\f", "\r": "\\r", "\x1b": "\\e", "\x85": "\\N",
+    "\u2028": "\\L", "\u2029": "\\P",
+}
 
 
-class _YamlFloat(str):
-    """A float's YAML 1.1 text, emitted as a plain ``!!float`` scalar."""
+def _yaml_escape(match: re.Match[str]) -> str:
+    ch = match.group()
+    code = ord(ch)
+    return _YAML_ESCAPES.get(ch) or (f"\\x{code:02X}" if code < 0x100 else f"\\u{code:04X}")
 
-    __slots__ = ()
+
+def _yaml_string(text: str) -> str:
+    """A double-quoted YAML scalar: always a string, whatever the text looks like."""
+    return '"' + _YAML_ESCAPED.sub(_yaml_escape, text) + '"'
 
 
 def _yaml_float_text(text: str) -> str:
@@ -959,125 +971,180 @@ def _yaml_float_text(text: str) -> str:
     return mantissa + e + exponent
 
 
-def _yaml_values(array: pa.Array, codec: str) -> list[Any]:
-    """Python values the YAML dumper writes natively (``!!bool``, ``!!int``, ``!!float``,
-    ``!!str``, ``!!binary``, ``!!null``)."""
+def _yaml_tokens(array: pa.Array, codec: str) -> list[str]:
+    """One YAML flow scalar per value: ``null``, ``true``/``false``, plain integers and floats
+    (``.nan``, ``.inf``, ``-.inf``), double-quoted strings, ``!!binary "<base64>"``."""
+    if codec in ("bool", "int"):
+        return _json_tokens(array, codec)
     if codec == "float":
-        return [None if v is None else _YamlFloat(_yaml_float_text(v))
+        return ["null" if v is None else _yaml_float_text(v)
                 for v in array.cast(pa.string()).to_pylist()]
     values = _python_values(array, codec)
-    if codec in ("date", "time", "datetime", "timestamptz"):
-        return _temporal_text(values, codec)
-    return values
+    if codec == "text":
+        return ["null" if v is None else _yaml_string(v) for v in values]
+    if codec == "binary":
+        return ["null" if v is None else f'!!binary "{_b64encode(v)}"' for v in values]
+    return ["null" if v is None else f'"{v}"' for v in _temporal_text(values, codec)]
 
 
-if hasattr(yaml, "CSafeDumper"):
-    _DumperBase: Any = yaml.CSafeDumper
-    _LoaderBase: Any = yaml.CSafeLoader
-else:  # pragma: no cover - PyYAML without libyaml
-    _DumperBase = _LoaderBase = None
+_LoaderBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _BOOL, _NULL, _BINARY, _TIMESTAMP, _SEQ, _MAP = (
+    _TAG + t for t in ("str", "int", "bool", "null", "binary", "timestamp", "seq", "map")
+)
+#: the YAML tags each codec accepts (besides !!null)
+_YAML_TAGS: dict[str, frozenset[str]] = {
+    "bool": frozenset((_BOOL,)),
+    "int": frozenset((_INT,)),
+    "float": frozenset((_FLOAT_TAG, _INT)),
+    "text": frozenset((_STR,)),
+    "binary": frozenset((_BINARY,)),
+    "date": frozenset((_STR, _TIMESTAMP)),
+    "time": frozenset((_STR,)),
+    "datetime": frozenset((_STR, _TIMESTAMP)),
+    "timestamptz": frozenset((_STR, _TIMESTAMP)),
+}
 
 
-def _need_libyaml() -> None:
-    if _DumperBase is None:  # pragma: no cover
-        raise RuntimeError("the yaml format needs PyYAML built with libyaml (CSafeDumper)")
+_YAML_PLAIN_WORDS = {"null": _NULL, "true": _BOOL, "false": _BOOL}
+#: subsets of YAML 1.1's int and float patterns (dbcrate's spellings); anything else goes
+#: through PyYAML's resolver
+_YAML_PLAIN_INT = re.compile(r"-?(?:0|[1-9][0-9]*)", re.ASCII)
+_YAML_PLAIN_FLOAT = re.compile(r"-?[0-9]+\.[0-9]*(?:e[-+][0-9]+)?|-?\.inf|\.nan", re.ASCII)
 
 
-if _DumperBase is not None:
+class _YamlLoader(_LoaderBase):  # type: ignore[misc]
+    """PyYAML's safe loader (libyaml's parser when PyYAML has it), used to *compose* only:
+    the reader takes each scalar's resolved tag and text and decodes the text itself (numbers
+    by Arrow, so that float32 values are rounded once), never constructing Python objects from
+    tags."""
 
-    class _YamlDumper(_DumperBase):  # type: ignore[misc]
-        """libyaml's safe dumper, plus :class:`_YamlFloat`."""
-
-    class _YamlLoader(_LoaderBase):  # type: ignore[misc]
-        """libyaml's safe loader; floats come back as their text (:class:`_Raw`), so that
-        float32 values are rounded once, by Arrow."""
-
-    _YamlDumper.add_representer(
-        _YamlFloat, lambda dumper, data: dumper.represent_scalar(_FLOAT_TAG, str(data))
-    )
-    # one-line base64 (not the literal block PyYAML uses), so rows stay one flow line
-    _YamlDumper.add_representer(
-        bytes, lambda dumper, data: dumper.represent_scalar(_BINARY_TAG, _b64encode(data))
-    )
-    _YamlLoader.add_constructor(
-        _FLOAT_TAG, lambda loader, node: _Raw(loader.construct_scalar(node))
-    )
+    def resolve(self, kind: Any, value: str, implicit: tuple[bool, bool]) -> str:
+        """YAML 1.1 resolution, with shortcuts for what dbcrate writes (same tags, faster)."""
+        if kind is yaml.ScalarNode:
+            if not implicit[0]:  # quoted: always a string
+                return _STR
+            tag = _YAML_PLAIN_WORDS.get(value)
+            if tag is not None:
+                return tag
+            if _YAML_PLAIN_INT.fullmatch(value):
+                return _INT
+            if _YAML_PLAIN_FLOAT.fullmatch(value):
+                return _FLOAT_TAG
+        resolved: str = yaml.resolver.Resolver.resolve(self, kind, value, implicit)
+        return resolved
 
 
 class YamlWriter:
-    """One YAML document (``---``) per slice of at most :data:`BATCH_ROWS` rows: a mapping
+    """One YAML document (``---``) per slice of at most :data:`BATCH_ROWS` rows: a mapping of
     ``columns`` (the column names, in order) and ``rows`` (one flow sequence per row, values
     in column order)."""
 
     def __init__(self, sink: IO[bytes], schema: pa.Schema, level: int) -> None:
-        _need_libyaml()
         self._codecs = _check_schema(schema)
         self._schema = schema
+        names = ", ".join(_yaml_string(name) for name in schema.names)
+        self._head = f"---\ncolumns: [{names}]\nrows:\n"
+        self._template = "- [" + ", ".join(["%s"] * len(schema)) + "]\n"
         self._out = _ZstdSink(sink, level)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        names = self._schema.names
         for part in _slices(batch, self._schema):
             if part.num_rows == 0:
                 continue
-            columns = [_yaml_values(c, k) for c, k in zip(part.columns, self._codecs)]
-            document = {"columns": names, "rows": [list(row) for row in zip(*columns)]}
-            yaml.dump(
-                document, self._out, Dumper=_YamlDumper, explicit_start=True, sort_keys=False,
-                allow_unicode=True, width=_YAML_WIDTH, encoding="utf-8", default_flow_style=None,
-            )
+            columns = [_yaml_tokens(c, k) for c, k in zip(part.columns, self._codecs)]
+            rows = [self._template % row for row in zip(*columns)]
+            self._out.write((self._head + "".join(rows)).encode("utf-8"))
 
     def close(self) -> None:
         self._out.close()
 
 
-def _from_yaml(values: Sequence[Any], field: pa.Field, codec: str) -> pa.Array:
-    name, arrow_type = field.name, field.type
+def _yaml_scalars(node: Any, what: str) -> list[Any]:
+    if not isinstance(node, yaml.SequenceNode) or node.tag != _SEQ:
+        raise MemberDecodeError(f"YAML {what} is not a sequence")
+    return list(node.value)
+
+
+def _yaml_rows(document: Any, names: list[str]) -> list[list[Any]]:
+    """The row nodes of a document ``{columns: [...], rows: [[...], ...]}``, checked."""
+    parts: dict[str, Any] = {}
+    if isinstance(document, yaml.MappingNode) and document.tag == _MAP:
+        for key, value in document.value:
+            if not isinstance(key, yaml.ScalarNode) or key.tag != _STR or key.value in parts:
+                raise MemberDecodeError("a YAML document has a bad or repeated key")
+            parts[key.value] = value
+    if set(parts) != {"columns", "rows"}:
+        raise MemberDecodeError("a YAML document is not a mapping of 'columns' and 'rows'")
+    columns = _yaml_scalars(parts["columns"], "columns")
+    if any(not isinstance(n, yaml.ScalarNode) or n.tag != _STR for n in columns) or [
+        n.value for n in columns
+    ] != names:
+        raise MemberDecodeError(f"YAML columns are not {names[:20]}")
+    rows = [_yaml_scalars(row, "row") for row in _yaml_scalars(parts["rows"], "rows")]
+    for row in rows:
+        if len(row) != len(names) or not all(isinstance(n, yaml.ScalarNode) for n in row):
+            raise MemberDecodeError(f"a YAML row is not a sequence of {len(names)} scalars")
+    return rows
+
+
+def _yaml_number_texts(nodes: Sequence[Any], texts: list[str | None], loader: Any) -> list[Any]:
+    """Texts of YAML 1.1 numbers Arrow cannot parse (``0x1F``, ``1_000``, ``190:20:30``) as
+    PyYAML reads them (only another writer's spellings take this path)."""
+    out: list[Any] = []
+    for node, text in zip(nodes, texts):
+        if text is None:
+            out.append(None)
+        elif node.tag == _INT:
+            out.append(str(loader.construct_yaml_int(node)))
+        else:
+            out.append(_YAML_READ_SPECIALS.get(text) or repr(loader.construct_yaml_float(node)))
+    return out
+
+
+def _from_yaml(nodes: Sequence[Any], field: pa.Field, codec: str, loader: Any) -> pa.Array:
+    name = field.name
+    allowed = _YAML_TAGS[codec]
+    texts: list[str | None] = []
+    for node in nodes:
+        tag = node.tag
+        if tag == _NULL:
+            texts.append(None)
+        elif tag in allowed:
+            texts.append(node.value)
+        else:
+            raise MemberDecodeError(f"column {name!r}: a {tag} value {node.value!r:.60}")
     if codec == "bool":
-        _require(values, (bool,), "true/false", name)
-        return pa.array(values, pa.bool_())
-    if codec == "int":
-        _require(values, (int,), "an integer", name)
-        texts = [None if v is None else str(v) for v in values]
-        return _numbers(pa.array(texts, pa.string()), arrow_type, name)
-    if codec == "float":
-        _require(values, (_Raw, int), "a float", name)
-        texts = [None if v is None else _YAML_READ_SPECIALS.get(v, v) if type(v) is _Raw else str(v)
-                 for v in values]
-        return _numbers(pa.array(texts, pa.string()), arrow_type, name)
+        return pa.array([None if t is None else loader.bool_values[t.lower()] for t in texts],
+                        pa.bool_())
+    if codec in ("int", "float"):
+        if codec == "float":
+            texts = [None if t is None else _YAML_READ_SPECIALS.get(t, t) for t in texts]
+        try:
+            return _numbers(pa.array(texts, pa.string()), field.type, name)
+        except MemberDecodeError:
+            texts = _yaml_number_texts(nodes, texts, loader)
+            return _numbers(pa.array(texts, pa.string()), field.type, name)
     if codec == "binary":
-        _require(values, (bytes,), "!!binary", name)
-        return pa.array(values, pa.large_binary())
-    _require(values, (str,), "a string", name)
+        return pa.array([None if t is None else _b64decode("".join(t.split())) for t in texts],
+                        pa.large_binary())
     if codec == "text":
-        return pa.array(values, pa.string())
-    return _temporal_array(values, arrow_type, codec)
+        return pa.array(texts, pa.string())
+    return _temporal_array(texts, field.type, codec)
 
 
 @_decoding
 def read_yaml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Decode a YAML member into batches of ``schema``, one document at a time."""
-    _need_libyaml()
     codecs = _check_schema(schema)
     names = schema.names
     loader = _YamlLoader(_open_text(source))
     try:
-        while loader.check_data():
-            document = loader.get_data()
-            if type(document) is not dict or set(document) != {"columns", "rows"}:
-                raise MemberDecodeError("a YAML document is not a mapping of 'columns' and 'rows'")
-            if document["columns"] != names:
-                raise MemberDecodeError(f"YAML columns {document['columns']!r:.200} are not {names}")
-            rows = document["rows"]
-            del document
-            if type(rows) is not list:
-                raise MemberDecodeError("YAML 'rows' is not a sequence")
-            for row in rows:
-                if type(row) is not list or len(row) != len(names):
-                    raise MemberDecodeError(f"a YAML row is not a sequence of {len(names)} values")
+        while loader.check_node():
+            rows = _yaml_rows(loader.get_node(), names)
             for start in range(0, len(rows), BATCH_ROWS):
                 columns = list(zip(*rows[start : start + BATCH_ROWS]))
-                yield _batch([_from_yaml(c, f, k) for c, f, k in zip(columns, schema, codecs)],
-                             schema)
+                arrays = [_from_yaml(c, f, k, loader) for c, f, k in zip(columns, schema, codecs)]
+                yield _batch(arrays, schema)
     finally:
         loader.dispose()
