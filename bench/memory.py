@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -79,7 +77,8 @@ def main() -> None:
     dbcrate = [sys.executable, "-m", "dbcrate"]
     with tempfile.TemporaryDirectory(prefix="dbcrate-mem-") as tmpdir:
         tmp = Path(tmpdir)
-        print(f"{'rows':>10} {'dump s':>8} {'dump MB':>8} {'restore s':>9} {'restore MB':>10} {'archive MB':>10}")
+        head = ("rows", "dump s", "dump MB", "restore s", "restore MB", "archive MB")
+        print(" ".join(f"{h:>10}" for h in head))
         for n in args.rows:
             src = fresh(args.engine, "dbcrate_mem_src", tmp)
             fill(args.engine, src, n)
@@ -88,7 +87,7 @@ def main() -> None:
             dst = fresh(args.engine, "dbcrate_mem_dst", tmp)
             rs, rm = measure([*dbcrate, "restore", str(archive), dst, "--no-progress"])
             size = os.path.getsize(archive) / 2**20
-            print(f"{n:>10} {ds:>8.1f} {dm:>8.0f} {rs:>9.1f} {rm:>10.0f} {size:>10.1f}", flush=True)
+            print(f"{n:>10} {ds:>10.1f} {dm:>10.0f} {rs:>10.1f} {rm:>10.0f} {size:>10.1f}", flush=True)
             archive.unlink()
 
 

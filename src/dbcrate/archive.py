@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .container import ArchiveReader
-from .errors import ArchiveCorrupt, NotAnArchive
-from .formats import FORMATS
+from .errors import ArchiveCorrupt, NotAnArchive, UsageError
+from .formats import FORMATS, get_format
 from .manifest import Chunk, Manifest, TableEntry
 from .progress import Event
 
@@ -35,14 +35,14 @@ class Archive:
         self._reader = ArchiveReader(path)
         self.path = str(path)
         self.manifest: Manifest = self._reader.manifest
-        fmt = FORMATS.get(self.manifest.data_format)
-        if fmt is None:
+        try:
+            self.format = get_format(self.manifest.data_format)  # loads plugin formats too
+        except UsageError:
             self._reader.close()
             raise NotAnArchive(
                 f"{self.path}: data format {self.manifest.data_format!r} is not known here",
-                hint=f"known formats: {', '.join(sorted(FORMATS))}",
-            )
-        self.format = fmt
+                hint=f"known formats: {', '.join(sorted(FORMATS))}; a plugin may provide it",
+            ) from None
 
     @property
     def tables(self) -> list[TableEntry]:

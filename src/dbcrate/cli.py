@@ -124,8 +124,9 @@ Examples:
               help="Dump only tables matching this glob (repeatable).")
 @click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
               help="Leave out tables matching this glob (repeatable).")
-@click.option("--format", "data_format", type=click.Choice(sorted(FORMATS)), default="parquet",
-              show_default=True, help="Encoding of the data members.")
+@click.option("--format", "data_format", default="parquet", show_default=True,
+              help="Encoding of the data members: " + ", ".join(sorted(FORMATS))
+              + " (or a plugin format).")
 @click.option("--compress-level", type=click.IntRange(1, 22), default=3, show_default=True,
               help="zstd level of the data members.")
 @click.option("--chunk-rows", type=click.IntRange(1), default=250_000, show_default=True,
