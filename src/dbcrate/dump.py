@@ -170,15 +170,16 @@ def encode_task(
     spool: IO[bytes] | None = None
     chunk_writer: ChunkWriter | None = None
     rows = 0
+    nbytes = 0
 
     def finish() -> None:
-        nonlocal spool, chunk_writer, rows
+        nonlocal spool, chunk_writer, rows, nbytes
         assert spool is not None and chunk_writer is not None
         chunk_writer.close()
         size = spool.tell()
         spool.seek(0)
         chunks.append(EncodedChunk(spool, rows, size))
-        spool, chunk_writer, rows = None, None, 0
+        spool, chunk_writer, rows, nbytes = None, None, 0, 0
 
     try:
         for batch in dialect.read_table(conn, task.table, options.batch_rows, task.key_range):
@@ -188,10 +189,15 @@ def encode_task(
                     spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")
                     chunk_writer = fmt.open_writer(spool, batch.schema, options.compression_level)
                 take = min(batch.num_rows - start, options.chunk_rows - rows)
-                chunk_writer.write(batch.slice(start, take))
+                if nbytes and batch.num_rows:
+                    per_row = max(1, batch.nbytes // batch.num_rows)
+                    take = max(1, min(take, (options.chunk_bytes - nbytes) // per_row))
+                piece = batch.slice(start, take)
+                chunk_writer.write(piece)
                 rows += take
+                nbytes += piece.nbytes
                 start += take
-                if rows >= options.chunk_rows:
+                if rows >= options.chunk_rows or nbytes >= options.chunk_bytes:
                     finish()
         if chunk_writer is not None and rows:
             finish()

@@ -22,6 +22,9 @@ class DumpOptions:
     """zstd level inside the data members (1 = fastest, 22 = smallest)"""
     chunk_rows: int = 250_000
     """most rows in one data member; big tables are split into several members"""
+    chunk_bytes: int = 64 * 1024 * 1024
+    """most bytes of (uncompressed Arrow) data in one data member, so that wide rows still
+    make members that decode in bounded memory"""
     batch_rows: int = 65_536
     """most rows fetched at once (fewer when rows are wide, to bound memory)"""
     schema_only: bool = False
