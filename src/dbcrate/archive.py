@@ -73,6 +73,7 @@ class Archive:
         rows = 0
         try:
             for batch in self.format.read(self._reader.open_member(chunk.member), expected):
+                batch.validate(full=True)  # e.g. invalid UTF-8 in a string column
                 if not batch.schema.equals(expected):
                     raise ArchiveCorrupt(
                         f"{self.path}: member {chunk.member} (table {entry.name}) does not have "

@@ -30,6 +30,7 @@ from rich.text import Text
 from . import __version__
 from .archive import open_archive
 from .compare import compare_with
+from .connect import parse_url, public_url
 from .dump import default_name, iter_dump
 from .dump import plan as plan_dump
 from .errors import EXIT_CODES, DbcrateError, RestoreIncomplete
@@ -331,7 +332,8 @@ def ls(archive: str, against: str | None, as_json: bool) -> None:
         if against:
             rows = compare_with(a, against)
             if as_json:
-                out.print_json(json.dumps({"archive": archive, "target": against, "tables": rows}))
+                shown = public_url(parse_url(against))
+                out.print_json(json.dumps({"archive": archive, "target": shown, "tables": rows}))
                 return
             table = RichTable(show_edge=False, box=None)
             for col in ("table", "in target", "columns", "differences"):

@@ -118,14 +118,18 @@ class ArchiveWriter:
             os.fchmod(fd, 0o600)  # whatever the umask
             self._raw = os.fdopen(fd, "wb", buffering=COPY_BUFFER)
             mode = "w:"
-        self._tar = tarfile.open(  # type: ignore[call-overload]
-            fileobj=self._raw, mode=mode, format=tarfile.PAX_FORMAT
-        )
         self._closed = False
-        self.add_bytes(
-            MARKER,
-            json.dumps({"format": FORMAT_NAME, "format_version": FORMAT_VERSION}).encode(),
-        )
+        try:
+            self._tar = tarfile.open(  # type: ignore[call-overload]
+                fileobj=self._raw, mode=mode, format=tarfile.PAX_FORMAT
+            )
+            self.add_bytes(
+                MARKER,
+                json.dumps({"format": FORMAT_NAME, "format_version": FORMAT_VERSION}).encode(),
+            )
+        except BaseException:
+            self.abort()  # the caller's with-block has not started: clean up here
+            raise
 
     def _info(self, name: str, size: int) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)

@@ -7,13 +7,14 @@ hashed while it is appended to the tar, and the manifest is written last.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import queue
 import sqlite3
 import tempfile
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,6 +203,9 @@ def encode_task(
         if chunk_writer is not None and rows:
             finish()
     except BaseException:
+        if chunk_writer is not None:  # before its file: a writer collected later would write
+            with contextlib.suppress(Exception):  # to the closed file and print a traceback
+                chunk_writer.close()
         if spool is not None:
             spool.close()
         for chunk in chunks:
@@ -244,7 +248,7 @@ def iter_dump(
     written = 0
     extra: list[sa.Connection] = []
     try:
-        with engine.connect() as conn:
+        with _connection(engine) as conn:
             try:
                 dialect.begin_snapshot(conn)
                 plan = plan_dump(conn, dialect, parsed, options)
@@ -280,6 +284,11 @@ def iter_dump(
                             encoded = future.result()
                         except DRIVER_ERRORS as exc:
                             raise _db_error(f"reading table {task.table.name!r}", exc) from None
+                        except DatabaseError as exc:
+                            raise DatabaseError(
+                                f"the database failed while reading table "
+                                f"{task.table.name!r}: {exc.message}", hint=exc.hint
+                            ) from None
                         for chunk in encoded:
                             index = len(entry.chunks)
                             member = f"data/t{task.number:04d}/c{index:06d}.{fmt.extension}"
@@ -302,10 +311,26 @@ def iter_dump(
                 writer.commit(manifest)
     finally:
         for c in extra:
-            c.close()
+            with contextlib.suppress(Exception):
+                c.invalidate()
         engine.dispose()
     yield Event("done", len(manifest.tables), len(manifest.tables), "Dump complete", bytes=written)
     return DumpResult(str(output), manifest, time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection that, when an error is already on its way out, is dropped instead of rolled
+    back: a rollback over a killed connection would raise and hide the error that matters."""
+    conn = engine.connect()
+    try:
+        yield conn
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        raise
+    else:
+        conn.close()
 
 
 #: what database drivers raise when used directly (bulk paths), besides SQLAlchemy's wrapper

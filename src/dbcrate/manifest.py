@@ -199,6 +199,10 @@ class Manifest:
         check_format_version(data.get("format_version"))
         if _depth(data) > MAX_JSON_DEPTH:
             raise NotAnArchive(f"{where} is nested too deeply")
+        try:  # JSON escapes can spell lone surrogates, which are not text
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotAnArchive(f"{where} holds a string that is not valid Unicode") from None
         try:
             tables = data.get("tables")
             if not isinstance(tables, list):

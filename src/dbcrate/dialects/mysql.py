@@ -9,6 +9,7 @@ keys, as they were there).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -175,8 +176,17 @@ class MySQL(Dialect):
             where = self.range_condition(table, key_range)
             cur.execute(f"SELECT {cols} FROM {self.quote(table.name)}{where}")
             yield from fetch_batches(cur, table, schema, batch_rows)
+        except BaseException:
+            # the connection is gone (or the dump is failing): do not let PyMySQL try to read
+            # the rest of the result, which raises again and prints tracebacks when collected
+            result = getattr(cur, "_result", None)
+            if result is not None:
+                result.unbuffered_active = False
+            cur._result = None
+            raise
         finally:
-            cur.close()
+            with contextlib.suppress(Exception):
+                cur.close()
 
     # ------------------------------------------------------------------ restore
     def prepare_restore_session(self, conn: Connection) -> None:
