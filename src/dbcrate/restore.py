@@ -762,17 +762,26 @@ def _set_sequence(runner: _Runner, dialect: Dialect, table: Table, result: Table
     if col is None:
         return
 
-    def work(conn: Connection) -> None:
+    def work(conn: Connection) -> tuple[int | None, int | None]:
         top = conn.exec_driver_sql(
             f"SELECT max({dialect.quote(col.name)}) FROM {dialect.quote(table.name)}"
         ).scalar()
         value = max(int(top) + 1 if top is not None else 1, table.next_value or 1)
         dialect.set_next_value(conn, table, col, value)
+        return (int(top) if top is not None else None), dialect.next_value(conn, table)
 
     try:
-        runner.unit(work)
+        top, upcoming = runner.unit(work)
     except Exception as exc:
         result.warnings.append(f"next value of {col.name} not set: {_sa_errors(exc)}")
+        return
+    # verify: the next INSERT without an id must get one above every id present
+    # (None: the engine hands out max+1 by itself, e.g. a SQLite rowid table)
+    if upcoming is not None and top is not None and upcoming <= top:
+        result.warnings.append(
+            f"next value of {col.name} is {upcoming}, not above the largest id {top}: "
+            "an INSERT without an id would collide"
+        )
 
 
 # ------------------------------------------------------------------------ into-existing mode
