@@ -296,3 +296,20 @@ def test_kill_9_then_resume(kind: str, mode: str, dbs: Databases, tmp_path: Path
     eng = engine_of(dst)
     assert "dbcrate_journal" not in sa.inspect(eng).get_table_names()
     eng.dispose()
+
+
+def test_four_byte_utf8_into_utf8mb3_column_is_refused(dbs: Databases, tmp_path: Path) -> None:
+    src = dbs.new("sqlite")
+    run_sql(src, "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)",
+            "INSERT INTO note VALUES (1, 'plain'), (2, 'smile 😀')")
+    archive = tmp_path / "notes.crate"
+    dbcrate.dump(src, archive)
+    dst = dbs.new("mysql")
+    run_sql(dst, "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT CHARACTER SET utf8mb3)")
+    with pytest.raises(NotPortable) as info:
+        dbcrate.restore(archive, dst, mode="into-existing")
+    assert any(p.column == "body" and p.row_key == {"id": 2} and "utf8mb3" in p.problem
+               for p in info.value.problems), info.value.message
+    assert rows(dst, "SELECT count(*) FROM note") == [(0,)]
+    # recreate mode creates utf8mb4 tables: the emoji goes in
+    assert dbcrate.restore(archive, dbs.new("mysql")).ok

@@ -212,6 +212,9 @@ Examples:
   dbcrate restore shop.crate sqlite:///copy.db -t 'order*'
   dbcrate restore shop.crate postgresql://postgres@127.0.0.1/shop --clean
   dbcrate restore shop.crate postgresql://postgres@127.0.0.1/shop --dry-run
+  dbcrate restore shop.crate sqlite:///app.db --mode into-existing --clean
+  dbcrate restore old.crate sqlite:///app.db --mode into-existing --migrations steps.toml
+  dbcrate restore shop.crate postgresql://postgres@127.0.0.1/shop -j 2 --resume
   cat shop.crate | dbcrate restore - sqlite:///copy.db
 """)
 @click.argument("archive")

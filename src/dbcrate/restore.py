@@ -31,6 +31,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -132,6 +133,8 @@ class RestorePlan:
     maps: dict[str, TableMap] = field(default_factory=dict)
     done: dict[str, set[int]] = field(default_factory=dict)
     cyclic_columns: dict[str, list[str]] = field(default_factory=dict)
+    #: target columns (by archive table) that cannot hold 4-byte UTF-8 (MariaDB utf8mb3)
+    narrow_text: dict[str, set[str]] = field(default_factory=dict)
 
 
 def _sa_errors(exc: BaseException) -> str:
@@ -346,6 +349,7 @@ def _plan_into_existing(plan: RestorePlan, dialect: Dialect, present: set[str],
             target = dialect.reflect(conn, real)
             tmap = plan_table(source.schema, target, case_insensitive=dialect.case_insensitive_columns)
             plan.maps[source.name] = tmap
+            plan.narrow_text[source.name] = dialect.three_byte_utf8_columns(conn, real)
             for why in tmap.blocking:
                 problems.append(Incompatibility(source.name, None, why))
             if options.on_conflict != "error" and not target.primary_key:
@@ -442,6 +446,7 @@ def _preflight(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targ
                             continue  # reported; the other checks need the cast values
                         batch = plan.maps[source.name].convert(batch)
                     found = batch_problems(load_schema, batch, dialect, lengths, decimals)
+                    found += _four_byte_problems(batch, plan.narrow_text.get(source.name, set()))
                     problems.add_batch(load_schema, batch, base, found)
                     base += batch.num_rows
             elif options.verify:
@@ -452,6 +457,19 @@ def _preflight(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targ
     refused = problems.problems()
     if refused:
         raise NotPortable(plan.target, refused)
+
+
+def _four_byte_problems(batch: pa.RecordBatch, columns: set[str]) -> list[tuple[str, str, Any]]:
+    """Rows whose text needs 4 UTF-8 bytes per character where the column holds at most 3."""
+    found = []
+    for name in columns & set(batch.schema.names):
+        arr = batch.column(batch.schema.get_field_index(name))
+        if pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type):
+            mask = pc.fill_null(pc.match_substring_regex(arr, "[\U00010000-\U0010FFFF]"), False)
+            if pc.any(mask).as_py():
+                found.append((name, "a 4-byte UTF-8 character (e.g. an emoji) into a utf8mb3 "
+                              "column", mask.to_numpy(zero_copy_only=False)))
+    return found
 
 
 def _cast_problems(tmap: TableMap, batch: pa.RecordBatch, base: int,

@@ -360,6 +360,10 @@ class Dialect:
                 seen_cols[ckey] = col.name
         return problems
 
+    def three_byte_utf8_columns(self, conn: Connection, table: str) -> set[str]:
+        """Columns that hold only characters of up to 3 UTF-8 bytes (MariaDB utf8mb3)."""
+        return set()
+
     def table_exists(self, conn: Connection, name: str) -> bool:
         return bool(sa.inspect(conn).has_table(name, schema=self.default_schema))
 

@@ -85,6 +85,16 @@ class MySQL(Dialect):
         finally:
             leader.exec_driver_sql("UNLOCK TABLES")
 
+    def three_byte_utf8_columns(self, conn: Connection, table: str) -> set[str]:
+        rows = conn.execute(
+            sa.text(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
+                "DATABASE() AND TABLE_NAME = :t AND CHARACTER_SET_NAME IN ('utf8', 'utf8mb3')"
+            ),
+            {"t": table},
+        )
+        return {r[0] for r in rows}
+
     def server_version(self, conn: Connection) -> str:
         return str(conn.exec_driver_sql("SELECT VERSION()").scalar())
 
