@@ -138,6 +138,9 @@ def test_conflict_policies(kind: str, dbs: Databases, tmp_path: Path) -> None:
 
     dst = dbs.new(kind)
     run_sql(dst, *existing)
+    planned = dbcrate.restore(archive, dst, mode="into-existing", dry_run=True)
+    assert any("conflicts: 1 archive rows" in line for line in planned.tables[0].plan), planned
+    assert rows(dst, "SELECT id, label FROM item ORDER BY id") == [(2, "old two"), (9, "old nine")]
     report = dbcrate.restore(archive, dst, mode="into-existing")  # on_conflict="error"
     error = (report.tables[0].error or "").lower()
     assert not report.ok and ("dup" in error or "unique" in error), error

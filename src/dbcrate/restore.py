@@ -295,6 +295,8 @@ def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Even
         if options.dry_run:
             for r in report.tables:
                 r.status = "planned"
+            if mode == "into-existing" and not options.clean:
+                _report_conflicts(arch, plan, dialect, options, results)
             return report
         yield from _execute(arch, plan, dialect, targets, options, hooks, results, report)
         yield Event("done", len(sources), len(sources), "Restore complete")
@@ -457,6 +459,44 @@ def _preflight(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targ
     refused = problems.problems()
     if refused:
         raise NotPortable(plan.target, refused)
+
+
+def _report_conflicts(arch: Archive, plan: RestorePlan, dialect: Dialect,
+                      options: RestoreOptions, results: dict[str, TableResult]) -> None:
+    """Dry run: how many archive rows have a key the target already holds (the archive keys go
+    into a session-private temporary table; the target's tables are only read)."""
+    q = dialect.quote
+    for source in plan.sources:
+        tmap = plan.maps[source.name]
+        load_schema = tmap.load_schema()
+        pk = tmap.target.primary_key
+        if not pk or not set(pk) <= set(load_schema.column_names) or not source.entry.rows:
+            continue
+        stage = Table(name=f"_dbcrate_keys_{os.urandom(4).hex()}",
+                      columns=[load_schema.column(c) for c in pk])
+        cols = ", ".join(q(c) for c in pk)
+        match = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in pk)
+        with dialect.engine.connect() as conn:
+            dialect.prepare_restore_session(conn)
+            _begin(conn, dialect)
+            try:
+                conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {q(stage.name)} AS SELECT {cols} "
+                                     f"FROM {q(tmap.target.name)} WHERE 1 = 0")
+                batches = (tmap.convert(b).select(pk) for chunk in source.entry.chunks
+                           for b in _batches(arch, source, chunk, verify=False))
+                _load_temp(conn, dialect, stage, batches)
+                count = conn.exec_driver_sql(
+                    f"SELECT count(*) FROM {q(tmap.target.name)} t JOIN {q(stage.name)} s ON {match}"
+                ).scalar()
+            finally:
+                _rollback(conn)
+                with contextlib.suppress(Exception):
+                    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {q(stage.name)}")
+        if count:
+            outcome = {"error": "the table would fail", "skip": "they would be skipped",
+                       "update": "they would overwrite the target's rows"}[options.on_conflict]
+            results[source.name].plan.append(
+                f"conflicts: {count} archive rows have a key the target already holds ({outcome})")
 
 
 def _four_byte_problems(batch: pa.RecordBatch, columns: set[str]) -> list[tuple[str, str, Any]]:
