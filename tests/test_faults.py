@@ -126,8 +126,11 @@ def test_dump_killed_with_sigkill_at_many_points(pg_big: str, old_archive: bytes
     # a reference run, watched: when does the temp file appear, when the final name?
     ref_dir = tmp_path / "ref"
     ref_dir.mkdir()
+    # zstd level 19 makes the dump slow enough (several seconds) that the kill points fall
+    # while it writes, however fast the rest of dbcrate gets
+    slow = ("--compress-level", "19")
     t0 = time.monotonic()
-    proc = subprocess.Popen(dump_cmd(pg_big, ref_dir / "out.crate"), env=ENV,
+    proc = subprocess.Popen(dump_cmd(pg_big, ref_dir / "out.crate", *slow), env=ENV,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     t_open = t_done = None
     while proc.poll() is None:
@@ -154,8 +157,8 @@ def test_dump_killed_with_sigkill_at_many_points(pg_big: str, old_archive: bytes
             final = d / "out.crate"
             if previous:
                 final.write_bytes(old_archive)
-            proc = subprocess.Popen(dump_cmd(pg_big, final), env=ENV, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
+            proc = subprocess.Popen(dump_cmd(pg_big, final, *slow), env=ENV,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
             time.sleep(delay)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
