@@ -36,7 +36,7 @@ from .dump import plan as plan_dump
 from .errors import EXIT_CODES, DbcrateError, RestoreIncomplete
 from .formats import FORMATS
 from .options import DumpOptions, RestoreOptions
-from .progress import Event
+from .progress import Event, drain
 from .restore import RestoreReport, iter_restore
 
 T = TypeVar("T")
@@ -77,11 +77,7 @@ def _show_progress(flag: bool | None) -> bool:
 def _run(gen: Generator[Event, None, T], show: bool, label: str) -> T:
     """Drive a library generator, drawing a progress bar when asked."""
     if not show:
-        while True:
-            try:
-                next(gen)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+        return drain(gen)
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -91,14 +87,13 @@ def _run(gen: Generator[Event, None, T], show: bool, label: str) -> T:
     )
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task(label, total=None, detail="")
-        while True:
-            try:
-                ev = next(gen)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
+
+        def show_event(ev: Event) -> None:
             detail = f"{ev.rows:,} rows" if ev.phase == "data" else f"{ev.done}/{ev.total or '?'}"
             bar.update(task, description=ev.description, completed=ev.done, total=ev.total,
                        detail=detail)
+
+        return drain(gen, show_event)
 
 
 def _human(n: int) -> str:

@@ -28,13 +28,13 @@ from . import __version__
 from .connect import open_engine, public_url
 from .container import ArchiveWriter
 from .dialects import Dialect, engine_name
-from .errors import DatabaseError, DbcrateError
+from .errors import DatabaseError, DbcrateError, driver_message
 from .formats import ChunkWriter, get_format
 from .hooks import load_hooks
 from .journal import JOURNAL_TABLE
 from .manifest import Chunk, Manifest, Source, TableEntry
 from .options import DumpOptions
-from .progress import Event
+from .progress import Event, drain
 from .schema import Table
 from .selection import select_tables
 
@@ -340,10 +340,7 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 def _db_error(doing: str, exc: BaseException) -> DbcrateError:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip()
-    reason = text.splitlines()[0] if text else type(orig).__name__
-    return DatabaseError(f"the database failed while {doing}: {reason}")
+    return DatabaseError(f"the database failed while {doing}: {driver_message(exc)}")
 
 
 def dump(
@@ -358,13 +355,7 @@ def dump(
     """
     if kwargs:
         options = DumpOptions(**{**(options.__dict__ if options else {}), **kwargs})
-    gen = iter_dump(url, output, options)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            result: DumpResult = stop.value
-            return result
+    return drain(iter_dump(url, output, options))
 
 
 def default_name(url: str, directory: Path) -> Path:

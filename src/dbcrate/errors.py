@@ -195,6 +195,15 @@ class ErrorDetails:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def driver_message(exc: BaseException) -> str:
+    """The first line of what a database driver said (SQLAlchemy wraps it in ``orig``)."""
+    if isinstance(exc, DbcrateError):
+        return exc.message
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip()
+    return text.splitlines()[0] if text else type(orig).__name__
+
+
 def details_of(exc: DbcrateError) -> ErrorDetails:
     """Render an error as plain data (used by ``--json`` output)."""
     return ErrorDetails(type(exc).__name__, exc.message, exc.hint, exc.exit_code)

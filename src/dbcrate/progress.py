@@ -6,8 +6,11 @@ the Camelot-style tuple ``(done, total, description)``. The CLI turns them into 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -34,3 +37,15 @@ class Event:
 
     def __iter__(self) -> Iterator[object]:
         return iter((self.done, self.total, self.description))
+
+
+def drain(gen: Generator[Event, None, T], on_event: Callable[[Event], None] | None = None) -> T:
+    """Run a progress generator to its end and return its return value, passing each event to
+    ``on_event`` (how ``dump()``, ``restore()`` and the CLI drive ``iter_dump``/``iter_restore``)."""
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        if on_event is not None:
+            on_event(event)

@@ -41,12 +41,12 @@ from .connect import open_engine, public_url
 from .ddl import TargetTables, build_tables, foreign_keys, index_objects
 from .dialects import Dialect, engine_name
 from .errors import (
-    DbcrateError,
     Incompatibility,
     NotPortable,
     RestoreIncomplete,
     TargetConflict,
     UsageError,
+    driver_message,
 )
 from .hooks import Hooks, load_hooks
 from .logical import logical_of_arrow
@@ -55,7 +55,7 @@ from .mapping import TableMap, lossy_rows, plan_table
 from .migrations import apply_to_table, chain, load_migrations
 from .options import RestoreOptions
 from .portability import ProblemCollector, batch_problems, row_keys, target_lengths
-from .progress import Event
+from .progress import Event, drain
 from .schema import Column, Table, dependency_order
 from .selection import select_tables
 
@@ -135,14 +135,6 @@ class RestorePlan:
     cyclic_columns: dict[str, list[str]] = field(default_factory=dict)
     #: target columns (by archive table) that cannot hold 4-byte UTF-8 (MariaDB utf8mb3)
     narrow_text: dict[str, set[str]] = field(default_factory=dict)
-
-
-def _sa_errors(exc: BaseException) -> str:
-    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
-        return str(exc.orig).strip().splitlines()[0]
-    if isinstance(exc, DbcrateError):
-        return exc.message
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def iter_restore(
@@ -679,7 +671,7 @@ def _load_recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: 
                     _drop_quietly(conn, dialect, source.name)
             result.status = "failed"
             result.rows = 0
-            result.error = _sa_errors(exc)
+            result.error = driver_message(exc)
         finally:
             result.seconds = time.monotonic() - t0
 
@@ -787,7 +779,7 @@ def _step(runner: _Runner, elements: list[Any], result: TableResult, what: str) 
         runner.unit(work)
     except Exception as exc:  # the data is in; report the missing structure
         result.status = "failed"
-        result.error = f"rows restored, but a {what} could not be created: {_sa_errors(exc)}"
+        result.error = f"rows restored, but a {what} could not be created: {driver_message(exc)}"
 
 
 def _orphans(runner: _Runner, dialect: Dialect, tables: list[Table]) -> list[str]:
@@ -831,7 +823,7 @@ def _set_sequence(runner: _Runner, dialect: Dialect, table: Table, result: Table
     try:
         top, upcoming = runner.unit(work)
     except Exception as exc:
-        result.warnings.append(f"next value of {col.name} not set: {_sa_errors(exc)}")
+        result.warnings.append(f"next value of {col.name} not set: {driver_message(exc)}")
         return
     # verify: the next INSERT without an id must get one above every id present
     # (None: the engine hands out max+1 by itself, e.g. a SQLite rowid table)
@@ -881,7 +873,7 @@ def _load_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
             result.status = "restored"
         except Exception as exc:
             result.status = "failed"
-            result.error = _sa_errors(exc) + (
+            result.error = driver_message(exc) + (
                 f" ({result.rows} rows of earlier chunks stay committed; --resume continues)"
                 if result.rows and not runner.single else "")
         finally:
@@ -897,7 +889,7 @@ def _load_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
                 _update_cyclic(arch, source, plan.maps[source.name], nulled, dialect, runner)
             except Exception as exc:
                 result.status = "failed"
-                result.error = f"rows loaded, but setting {', '.join(nulled)} failed: {_sa_errors(exc)}"
+                result.error = f"rows loaded, but setting {', '.join(nulled)} failed: {driver_message(exc)}"
             yield Event("constraints", 1, 1, f"Cyclic keys of {source.name}", source.name)
 
 
@@ -1001,13 +993,7 @@ def restore(
     """
     if kwargs:
         options = RestoreOptions(**{**(options.__dict__ if options else {}), **kwargs})
-    gen = iter_restore(archive, url, options)
-    while True:
-        try:
-            next(gen)
-        except StopIteration as stop:
-            report: RestoreReport = stop.value
-            return report
+    return drain(iter_restore(archive, url, options))
 
 
 __all__ = ["RestoreOptions", "RestoreReport", "iter_restore", "restore", "row_keys"]
