@@ -219,7 +219,7 @@ def test_verify_json(archive: Path) -> None:
     assert_ok(res)
     data = json.loads(res.out)
     assert data == {"archive": str(archive), "ok": True, "tables": 11, "members": 11,
-                    "rows": CHINOOK_ROWS, "bytes": data["bytes"]}
+                    "rows": CHINOOK_ROWS, "bytes": data["bytes"], "storage_files": 0}
     assert isinstance(data["bytes"], int) and data["bytes"] > 0
 
 
@@ -300,7 +300,7 @@ def test_dump_into_directory_names_the_file(form: str, chinook: Path, tmp_path: 
     assert_ok(res)
     files = list(outdir.iterdir())
     assert len(files) == 1, files
-    m = re.fullmatch(r"shop_(\d{8}T\d{6}Z)\.crate", files[0].name)
+    m = re.fullmatch(r"shop_(\d{8}T\d{6}Z)_data\.crate", files[0].name)  # data, no storages
     assert m, files[0].name
     stamp = dt.datetime.strptime(m.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
     assert before <= stamp <= after

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,17 @@ def test_fixture_restores_exactly(archive: Path, target: str, dbs: Databases) ->
         a.verify()
         assert a.manifest.rows == 15607
     dst = dbs.new(target)
-    report = dbcrate.restore(archive, dst)
+    files = archive.with_suffix(".files.json")
+    report = dbcrate.restore(archive, dst,
+                             storages_to=str(dbs.tmp_path / "files") if files.exists() else None)
     assert report.ok, report.to_dict()
     assert snapshot(dst) == snapshot(f"sqlite:///{CHINOOK / 'Chinook_Sqlite.sqlite'}")
+    if files.exists():  # format 2: the storage files come back with content, mode and mtime
+        restored = {
+            p.relative_to(dbs.tmp_path / "files").as_posix():
+                [hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode & 0o777,
+                 int(p.stat().st_mtime)]
+            for p in sorted((dbs.tmp_path / "files").rglob("*")) if p.is_file()
+        }
+        assert restored == json.loads(files.read_text())
+        assert (dbs.tmp_path / "files" / "media/docs/empty").is_dir()

@@ -13,7 +13,7 @@ import sys
 import traceback
 from collections.abc import Generator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -28,16 +28,18 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from . import __version__
-from .archive import open_archive
+from .archive import Archive, open_archive
 from .compare import compare_with
 from .connect import parse_url, public_url
 from .dump import default_name, iter_dump
 from .dump import plan as plan_dump
-from .errors import EXIT_CODES, DbcrateError, RestoreIncomplete
+from .errors import EXIT_CODES, DbcrateError, DumpIncomplete, RestoreIncomplete, UsageError
+from .file_check import describe as describe_file_check
 from .formats import FORMATS
 from .options import DumpOptions, RestoreOptions
 from .progress import Event, drain
 from .restore import RestoreReport, iter_restore
+from .storage_restore import iter_verify_storages, reader_of, summarize
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
@@ -133,49 +135,104 @@ Examples:
 @click.option("--schema-version", metavar="LABEL", help="Your application's schema version.")
 @click.option("--hooks", metavar="FILE.py|MODULE",
               help="Python hooks; dump_table_filter(table) -> bool leaves tables out.")
-@click.option("--dry-run", is_flag=True, help="Print what would be dumped; write nothing.")
+@click.option("--storage", "storages", multiple=True, metavar="DIR",
+              help="A directory of files (e.g. media/) to store beside the data (repeatable).")
+@click.option("--storage-exclude", multiple=True, metavar="PATTERN",
+              help="Leave out storage files matching this glob: '*.tmp' at any depth, "
+              "'cache/**' by path (repeatable).")
+@click.option("--storages-basepath", metavar="DIR",
+              help="Storages are named by their path relative to this (default: the current "
+              "directory).")
+@click.option("--no-data", is_flag=True, help="Store the storages only (no tables).")
+@click.option("--no-storages", is_flag=True, help="Ignore --storage (tables only).")
+@click.option("--file-column", "file_columns", multiple=True, metavar="TABLE.COLUMN[=STORAGE]",
+              help="A column holding paths of storage files: missing files and orphans are "
+              "reported (repeatable).")
+@click.option("--tolerate", is_flag=True,
+              help="A table that cannot be read is recorded as failed and the dump goes on "
+              "(exit 15, archive marked incomplete).")
+@click.option("--chmod", "archive_mode", default="600", show_default=True, metavar="OCTAL",
+              help="Permissions of the finished archive.")
+@click.option("--dry-run", "--check", "dry_run", is_flag=True,
+              help="Print what would be dumped (tables, storage files); write nothing.")
+@click.option("--print-plan", is_flag=True, help="Print the dump plan as JSON; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ...], hooks: str | None,
          data_format: str, compress_level: int, chunk_rows: int, jobs: int, schema_only: bool,
-         schema_version: str | None, dry_run: bool, as_json: bool, progress: bool | None) -> None:
-    """Dump a database (any SQLAlchemy URL) into one archive file.
+         schema_version: str | None, storages: tuple[str, ...], storage_exclude: tuple[str, ...],
+         storages_basepath: str | None, no_data: bool, no_storages: bool,
+         file_columns: tuple[str, ...], tolerate: bool, archive_mode: str, dry_run: bool,
+         print_plan: bool, as_json: bool, progress: bool | None) -> None:
+    """Dump a database (any SQLAlchemy URL), and directories of files, into one archive.
 
     OUTPUT is a file name, an existing directory (the archive is named
-    <database>_<UTC time>.crate) or - for standard output. The archive appears
-    under its name only when it is complete; it is created with mode 0600.
+    <database>_<UTC time>[_data][_storages].crate) or - for standard output. The
+    archive appears under its name only when it is complete; it is created with
+    mode 0600 (see --chmod).
     """
+    try:
+        mode = int(archive_mode, 8)
+    except ValueError:
+        raise UsageError(f"--chmod {archive_mode!r} is not an octal mode",
+                         hint="e.g. --chmod 600 or --chmod 640") from None
+    if not 0 <= mode <= 0o777:
+        raise UsageError(f"--chmod {archive_mode} is not a permission mode (000 to 777)")
     options = DumpOptions(
         include=list(include), exclude=list(exclude), data_format=data_format,
         compression_level=compress_level, chunk_rows=chunk_rows, schema_only=schema_only, jobs=jobs,
-        schema_version=schema_version, hooks=hooks,
+        schema_version=schema_version, hooks=hooks, storages=list(storages),
+        storage_exclude=list(storage_exclude), storages_basepath=storages_basepath,
+        no_data=no_data, no_storages=no_storages, file_columns=list(file_columns),
+        archive_mode=mode, tolerate=tolerate,
     )
-    if dry_run:
+    if dry_run or print_plan:
         plan = plan_dump(url, options)
-        if as_json:
+        if as_json or print_plan:
             out.print_json(json.dumps(plan.to_dict()))
             return
-        out.print(f"would dump {len(plan.tables)} tables from {plan.source.url}")
+        if not no_data:
+            out.print(f"would dump {len(plan.tables)} tables from {plan.source.url}")
         for t in plan.tables:
             est = plan.estimated_rows.get(t.name)
             out.print(f"  {t.name}  ~{est if est is not None else '?'} rows, {len(t.columns)} columns")
             for s in t.skipped:
                 out.print(f"    not carried: {s}")
+        for st in plan.storages:
+            out.print(f"would store {st['name']} ({st['path']}): {st['files']:,} files, "
+                      f"{_human(st['bytes'])}, {st['directories']:,} directories")
+            for w in st["warnings"][:20]:
+                out.print(f"    {w}", markup=False)
         return
     if output != "-" and Path(output).is_dir():
-        output = str(default_name(url, Path(output)))
+        output = str(default_name(url, Path(output), data=not no_data,
+                                  storages=bool(storages) and not no_storages))
     result = _run(iter_dump(url, output, options), _show_progress(progress) and output != "-",
                   "Dumping")
     m = result.manifest
+    console = err if output == "-" else out
     if as_json:
         payload = {"archive": result.path, "tables": len(m.tables), "rows": m.rows,
-                   "bytes": m.size, "seconds": round(result.seconds, 3)}
-        (err if output == "-" else out).print_json(json.dumps(payload))
+                   "bytes": m.size, "seconds": round(result.seconds, 3),
+                   "storage": ({"files": m.storage.files, "bytes": m.storage.bytes,
+                                "file_check": m.storage.file_check} if m.storage else None),
+                   "warnings": result.warnings, "complete": m.complete,
+                   "failed": [t.name for t in m.tables if t.status != "ok"]}
+        console.print_json(json.dumps(payload))
     else:
-        (err if output == "-" else out).print(
-            f"dumped {len(m.tables)} tables, {m.rows:,} rows ({_human(m.size)} of data) "
+        for w in result.warnings[:50]:
+            err.print(f"warning: {w}", markup=False)
+        if m.storage and m.storage.file_check:
+            for w in describe_file_check(m.storage.file_check):
+                err.print(f"warning: {w}", markup=False)
+        stored = (f" and {m.storage.files:,} storage files ({_human(m.storage.bytes)})"
+                  if m.storage else "")
+        console.print(
+            f"dumped {len(m.tables)} tables, {m.rows:,} rows ({_human(m.size)} of data){stored} "
             f"to {result.path} in {result.seconds:.1f}s"
         )
+    if not m.complete:
+        raise DumpIncomplete(result.path, [t.name for t in m.tables if t.status != "ok"])
 
 
 # ------------------------------------------------------------------------------------- restore
@@ -189,7 +246,16 @@ def _print_report(report: RestoreReport, dry_run: bool) -> None:
         table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes, style=style)
     out.print(table)
     for w in report.warnings:
-        out.print(f"warning: {w}")
+        out.print(f"warning: {w}", markup=False)
+    if report.storages:
+        st = report.storages
+        if dry_run:
+            out.print(f"storages: {st['files']:,} files would be restored under "
+                      f"{st['destination']} (policy {st['policy']})", markup=False)
+        else:
+            out.print(f"storages: {st['written']:,} files written ({_human(st['bytes_written'])}),"
+                      f" {st['unchanged']:,} already identical, under {st['destination']}",
+                      markup=False)
     restored = sum(1 for t in report.tables if t.status == "restored")
     failed = sum(1 for t in report.tables if t.status == "failed")
     if dry_run:
@@ -240,6 +306,14 @@ Examples:
               help="Migrate to this schema version (default: as far as the steps go).")
 @click.option("--resume", is_flag=True,
               help="Continue a killed restore: skip what the target's journal says is committed.")
+@click.option("--storages-to", metavar="DIR",
+              help="Restore the archive's storages under DIR (each as DIR/<its name>).")
+@click.option("--storages", "storages_policy", type=click.Choice(["refuse", "merge", "replace"]),
+              default="refuse", show_default=True,
+              help="Existing files that differ: refuse (write nothing), merge (overwrite them, "
+              "keep others), replace (each storage becomes exactly the archive's).")
+@click.option("--no-storages", is_flag=True, help="Do not restore storages.")
+@click.option("--no-data", is_flag=True, help="Restore the storages only (no tables).")
 @click.option("--dry-run", is_flag=True,
               help="Check everything (names, values, checksums) and print the plan; change nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -248,6 +322,7 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
             mode: str, clean: bool, data_only: bool, on_conflict: str, single_transaction: bool,
             jobs: int, exit_on_error: bool, schema_only: bool, hooks: str | None,
             migrations: str | None, target_schema_version: str | None, resume: bool,
+            storages_to: str | None, storages_policy: str, no_storages: bool, no_data: bool,
             dry_run: bool, as_json: bool, progress: bool | None) -> None:
     """Restore an archive into a database (the same engine or another).
 
@@ -261,6 +336,8 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
         schema_only=schema_only, dry_run=dry_run, jobs=jobs, mode=mode, data_only=data_only,
         on_conflict=on_conflict, single_transaction=single_transaction, hooks=hooks,
         migrations=migrations, target_schema_version=target_schema_version, resume=resume,
+        storages_to=storages_to, storages_policy=storages_policy, no_storages=no_storages,
+        no_data=no_data,
     )
     _restore_and_report(archive, url, options, as_json, progress)
 
@@ -351,6 +428,7 @@ def ls(archive: str, against: str | None, as_json: bool) -> None:
                 "tables": [{"name": t.name, "rows": t.rows, "bytes": t.size,
                             "chunks": len(t.chunks), "columns": len(t.schema.columns),
                             "status": t.status} for t in m.tables],
+                "storage": _storage_summary(a) if m.storage else None,
             }))
             return
         out.print(f"archive:   {archive} (format {m.format_version}, dbcrate {m.dbcrate_version})")
@@ -367,6 +445,38 @@ def ls(archive: str, against: str | None, as_json: bool) -> None:
                           f"{t.rows:,}", _human(t.size), str(len(t.chunks)), str(len(t.schema.columns)))
         out.print(table)
         out.print(f"{len(m.tables)} tables, {m.rows:,} rows, {_human(m.size)} of {m.data_format} data")
+        failed = [t for t in m.tables if t.status != "ok"]
+        if failed or not m.complete:
+            out.print(f"INCOMPLETE: {len(failed)} table(s) failed at dump time (--tolerate):",
+                      markup=False)
+            for t in failed:
+                out.print(f"  {t.name}: {t.error or 'failed'}", markup=False)
+        if m.storage:
+            summary = _storage_summary(a)
+            out.print(f"storages: {summary['files']:,} files, {_human(summary['bytes'])}"
+                      + (f" (excluded: {', '.join(m.storage.exclude)})" if m.storage.exclude
+                         else ""), markup=False)
+            listing = RichTable(show_edge=False, box=None)
+            for col, right in (("directory", False), ("files", True), ("bytes", True)):
+                listing.add_column(col, justify="right" if right else "left")
+            for row in summary["top"]:
+                listing.add_row(row["directory"], f"{row['files']:,}", _human(row["bytes"]))
+            out.print(listing)
+            if m.storage.file_check:
+                for w in describe_file_check(m.storage.file_check) or ["row <-> file check: "
+                                                                      "every file is in place"]:
+                    out.print(w, markup=False)
+
+
+def _storage_summary(archive: Archive) -> dict[str, Any]:
+    storage = archive.manifest.storage
+    assert storage is not None
+    return {
+        "files": storage.files, "bytes": storage.bytes, "exclude": storage.exclude,
+        "roots": [r.to_dict() for r in storage.roots],
+        "top": summarize(reader_of(archive), storage),
+        "file_check": storage.file_check,
+    }
 
 
 # -------------------------------------------------------------------------------------- verify
@@ -386,17 +496,22 @@ def verify(archive: str, as_json: bool, progress: bool | None) -> None:
 
         def gen() -> Generator[Event, None, None]:
             yield from a.iter_verify()
+            if a.manifest.storage is not None:
+                yield from iter_verify_storages(reader_of(a), a.manifest.storage)
 
         _run(gen(), _show_progress(progress), "Verifying")
         m = a.manifest
         members = sum(len(t.chunks) for t in m.tables)
+        files = m.storage.files if m.storage else 0
         if as_json:
             out.print_json(json.dumps({"archive": archive, "ok": True, "tables": len(m.tables),
-                                       "members": members, "rows": m.rows, "bytes": m.size}))
+                                       "members": members, "rows": m.rows, "bytes": m.size,
+                                       "storage_files": files}))
         else:
+            stored = f", {files:,} storage files" if m.storage else ""
             out.print(f"ok: {archive}: {len(m.tables)} tables, {members} data members, "
-                      f"{m.rows:,} rows, {_human(m.size)}: every checksum matches and every "
-                      "chunk decodes")
+                      f"{m.rows:,} rows, {_human(m.size)}{stored}: every checksum matches and "
+                      "every chunk decodes")
 
 
 # ---------------------------------------------------------------------------- the error boundary

@@ -32,8 +32,8 @@ import pyarrow as pa
 
 from .errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from .manifest import (
+    BASE_FORMAT_VERSION,
     FORMAT_NAME,
-    FORMAT_VERSION,
     MAX_MANIFEST_BYTES,
     Manifest,
     check_format_version,
@@ -77,12 +77,18 @@ class ArchiveWriter:
 
     :param path: the archive's final path, or ``"-"`` for standard output.
     :param mtime: the modification time recorded on every member (the dump's start time).
+    :param format_version: the version written in the marker; the manifest must say the same.
+    :param mode: the permissions the finished archive gets (0600 unless asked otherwise; the
+        temp file is always 0600).
 
     Use as a context manager: leaving the block with an exception removes the temp file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], mtime: float) -> None:
+    def __init__(self, path: str | os.PathLike[str], mtime: float,
+                 format_version: int = BASE_FORMAT_VERSION, mode: int = 0o600) -> None:
         self.mtime = int(mtime)
+        self.format_version = format_version
+        self.mode = mode
         self.final: Path | None = None
         self._tmp: Path | None = None
         self._raw: BinaryIO
@@ -93,7 +99,7 @@ class ArchiveWriter:
                     hint="redirect standard output to a file or a pipe, or give a file name",
                 )
             self._raw = sys.stdout.buffer
-            mode = "w|"
+            tar_mode = "w|"
         else:
             self.final = Path(path)
             if self.final.is_dir():
@@ -117,15 +123,15 @@ class ArchiveWriter:
                 ) from None
             os.fchmod(fd, 0o600)  # whatever the umask
             self._raw = os.fdopen(fd, "wb", buffering=COPY_BUFFER)
-            mode = "w:"
+            tar_mode = "w:"
         self._closed = False
         try:
             self._tar = tarfile.open(  # type: ignore[call-overload]
-                fileobj=self._raw, mode=mode, format=tarfile.PAX_FORMAT
+                fileobj=self._raw, mode=tar_mode, format=tarfile.PAX_FORMAT
             )
             self.add_bytes(
                 MARKER,
-                json.dumps({"format": FORMAT_NAME, "format_version": FORMAT_VERSION}).encode(),
+                json.dumps({"format": FORMAT_NAME, "format_version": format_version}).encode(),
             )
         except BaseException:
             self.abort()  # the caller's with-block has not started: clean up here
@@ -157,6 +163,9 @@ class ArchiveWriter:
 
     def commit(self, manifest: Manifest) -> None:
         """Write the manifest and its digest, close, fsync and rename into place."""
+        if manifest.format_version != self.format_version:
+            raise ValueError(f"the manifest says format {manifest.format_version}, the marker "
+                             f"{self.format_version}")
         raw = manifest.to_json()
         self.add_bytes(MANIFEST, raw)
         self.add_bytes(MANIFEST_DIGEST, (hashlib.sha256(raw).hexdigest() + "\n").encode())
@@ -164,6 +173,8 @@ class ArchiveWriter:
             self._tar.close()
             self._raw.flush()
             if self.final is not None and self._tmp is not None:
+                if self.mode != 0o600:
+                    os.fchmod(self._raw.fileno(), self.mode)
                 os.fsync(self._raw.fileno())
                 self._raw.close()
                 os.replace(self._tmp, self.final)
@@ -191,6 +202,45 @@ class ArchiveWriter:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
             self.abort()
+
+
+class _MemberStream(io.RawIOBase):
+    """The bytes ``[start, start + size)`` of a file, as a seekable stream of their own."""
+
+    def __init__(self, handle: io.BufferedReader, start: int, size: int) -> None:
+        self._handle = handle
+        self._start = start
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = max(0, min(self._size, base + offset))
+        return self._pos
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        self._handle.seek(self._start + self._pos)
+        got: int = self._handle.readinto(memoryview(buffer)[:want])
+        if not got:
+            raise ArchiveCorrupt("the archive is truncated inside a member", member=None)
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -357,6 +407,15 @@ class ArchiveReader:
                         f"{info.size} bytes, the manifest says {chunk.size}",
                         member=chunk.member,
                     )
+        if self.manifest.storage is not None:
+            for member, size, _sha in self.manifest.storage.members():
+                listed.add(member)
+                info = self.members.get(member)
+                if info is None or info.size != size:
+                    raise ArchiveCorrupt(
+                        f"{self.display}: storage member {member} is "
+                        + ("missing" if info is None else f"{info.size} bytes, the manifest "
+                           f"says {size}"), member=member)
         extra = sorted(set(self.members) - listed)
         if extra:
             raise ArchiveCorrupt(
@@ -387,6 +446,13 @@ class ArchiveReader:
             raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
         return buffer
 
+    def member_stream(self, name: str) -> BinaryIO:
+        """A seekable read-only stream over one member's bytes, on its own file handle (for
+        members too big to hold in memory: storage packs). Close it after use."""
+        info = self.members[name]
+        handle = open(self._map_path, "rb")
+        return _MemberStream(handle, info.offset_data, info.size)  # type: ignore[return-value]
+
     def open_member(self, name: str) -> pa.BufferReader:
         """A seekable, read-only view of a member's bytes (not checked; see check_member)."""
         return pa.BufferReader(self.member_buffer(name))
@@ -399,12 +465,11 @@ class ArchiveReader:
         sha = hashlib.sha256()
         count = 0
         try:
-            view = memoryview(self.member_buffer(name))
-            for start in range(0, len(view), COPY_BUFFER):
-                block = view[start : start + COPY_BUFFER]
-                sha.update(block)
-                count += len(block)
-        except (tarfile.TarError, OSError, pa.ArrowException) as exc:
+            with self.member_stream(name) as stream:
+                while block := stream.read(COPY_BUFFER):
+                    sha.update(block)
+                    count += len(block)
+        except OSError as exc:
             raise ArchiveCorrupt(f"{self.display}: cannot read {name}: {exc}", member=name) from None
         if count != self.members[name].size:
             raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)

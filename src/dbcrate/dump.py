@@ -28,15 +28,24 @@ from . import __version__
 from .connect import open_engine, public_url
 from .container import ArchiveWriter
 from .dialects import Dialect, engine_name
-from .errors import DatabaseError, DbcrateError, driver_message
+from .errors import DatabaseError, DbcrateError, UsageError, driver_message
+from .file_check import FileCheck, parse_file_column
 from .formats import ChunkWriter, get_format
 from .hooks import load_hooks
 from .journal import JOURNAL_TABLE
-from .manifest import Chunk, Manifest, Source, TableEntry
+from .manifest import BASE_FORMAT_VERSION, FORMAT_VERSION, Chunk, Manifest, Source, TableEntry
 from .options import DumpOptions
 from .progress import Event, drain
 from .schema import Table
 from .selection import select_tables
+from .storage_dump import (
+    StorageSpec,
+    StorageWriter,
+    check_output_outside,
+    resolve_storages,
+    survey,
+)
+from .storage_index import FileColumn, StorageManifest
 
 
 @dataclass
@@ -46,10 +55,13 @@ class DumpPlan:
     source: Source
     tables: list[Table]
     estimated_rows: dict[str, int | None] = field(default_factory=dict)
+    #: per storage: name, path, files, bytes, directories, warnings (``dump --check``)
+    storages: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source.to_dict(),
+            "storages": self.storages,
             "tables": [
                 {
                     "name": t.name,
@@ -69,6 +81,7 @@ class DumpResult:
     path: str
     manifest: Manifest
     seconds: float
+    warnings: list[str] = field(default_factory=list)
 
 
 def _estimate_rows(conn: sa.Connection, dialect: Dialect, name: str) -> int | None:
@@ -113,20 +126,36 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
 
 
 def plan(url: str, options: DumpOptions | None = None) -> DumpPlan:
-    """What :func:`dump` would read, without writing anything (``dbcrate dump --dry-run``)."""
+    """What :func:`dump` would read, without writing anything (``dbcrate dump --check``):
+    the tables with estimated rows, and the storages' file counts and sizes."""
     options = options or DumpOptions()
+    specs, _columns = _storage_plan(options)
+    storages = survey(specs, options.storage_exclude)
+    if options.no_data:
+        return DumpPlan(_offline_source(url), [], {}, storages)
     engine, dialect, parsed = open_engine(url, read_only=True)
     try:
         with engine.connect() as conn:
             dialect.begin_snapshot(conn)
             try:
-                return plan_dump(conn, dialect, parsed, options)
+                result = plan_dump(conn, dialect, parsed, options)
+                result.storages = storages
+                return result
             finally:
                 dialect.end_snapshot(conn)
     except sa.exc.DBAPIError as exc:
         raise _db_error("reading the source schema", exc) from None
     finally:
         engine.dispose()
+
+
+def _offline_source(url: str) -> Source:
+    """The source as the URL names it, without connecting (``--no-data``)."""
+    parsed = sa.engine.make_url(url) if "://" in url else None
+    if parsed is None:
+        return Source(engine="", server_version="", url="")
+    return Source(engine=parsed.get_backend_name(), server_version="", url=public_url(parsed),
+                  database=parsed.database)
 
 
 @dataclass
@@ -230,22 +259,49 @@ class _ConnectionPool:
             self._free.put(conn)
 
 
+def _storage_plan(options: DumpOptions) -> tuple[list[StorageSpec], list[FileColumn]]:
+    if options.no_data and options.no_storages:
+        raise UsageError("--no-data and --no-storages leave nothing to dump")
+    specs = [] if options.no_storages else resolve_storages(options.storages,
+                                                            options.storages_basepath)
+    if options.no_data and not specs:
+        raise UsageError("--no-data needs at least one --storage")
+    default_root = specs[0].name if specs else None
+    columns = [parse_file_column(c, default_root) for c in options.file_columns]
+    names = {s.name for s in specs}
+    for column in columns:
+        if column.root not in names:
+            raise UsageError(f"the file column {column.table}.{column.column} names the storage "
+                             f"{column.root!r}, which is not dumped",
+                             hint="storages: " + (", ".join(sorted(names)) or "none"))
+    return specs, columns
+
+
 def iter_dump(
     url: str, output: str | os.PathLike[str], options: DumpOptions | None = None
 ) -> Generator[Event, None, DumpResult]:
-    """Dump the database at ``url`` into the archive ``output`` (``"-"`` = stdout).
+    """Dump the database at ``url`` (and the storages of ``options``) into the archive
+    ``output`` (``"-"`` = stdout).
 
     Yields progress events; the generator's return value is the :class:`DumpResult`.
     The archive appears under ``output`` only when complete (temp file, fsync, rename).
     With ``options.jobs > 1`` tables and key ranges of big tables are read in parallel, every
-    connection in the same snapshot.
+    connection in the same snapshot. Storages are written after the data, then the manifest.
     """
     options = options or DumpOptions()
     fmt = get_format(options.data_format)
+    specs, file_columns = _storage_plan(options)
+    check_output_outside(str(output), specs)
     started = time.monotonic()
     created = dt.datetime.now(dt.UTC)
+    version = FORMAT_VERSION if specs else BASE_FORMAT_VERSION
+    if options.no_data:
+        result = yield from _dump_storages_only(url, output, options, specs, created, version)
+        result.seconds = time.monotonic() - started
+        return result
     engine, dialect, parsed = open_engine(url, read_only=True)
     written = 0
+    warnings: list[str] = []
     extra: list[sa.Connection] = []
     try:
         with _connection(engine) as conn:
@@ -259,6 +315,7 @@ def iter_dump(
                     dialect.share_snapshot(conn, extra)
             except DRIVER_ERRORS as exc:
                 raise _db_error("reading the source schema", exc) from None
+            _check_file_columns(file_columns, plan)
             yield Event("plan", 0, len(plan.tables), f"{len(plan.tables)} tables to dump")
             manifest = Manifest(
                 source=plan.source,
@@ -266,15 +323,18 @@ def iter_dump(
                 dbcrate_version=__version__,
                 data_format=fmt.name,
                 schema_version=options.schema_version,
+                format_version=version,
             )
             entries = {t.name: TableEntry(schema=t) for t in plan.tables}
             manifest.tables = [entries[t.name] for t in plan.tables]
             pool = _ConnectionPool(conn, extra)
-            with ArchiveWriter(output, created.timestamp()) as writer, ThreadPoolExecutor(
+            with ArchiveWriter(output, created.timestamp(), version,
+                               options.archive_mode) as writer, ThreadPoolExecutor(
                 max_workers=jobs, thread_name_prefix="dbcrate-dump"
             ) as executor:
                 todo = [] if options.schema_only else tasks
-                futures = [executor.submit(pool.run, encode_task, dialect, t, fmt, options)
+                run_task = _tolerant_task if options.tolerate else encode_task
+                futures = [executor.submit(pool.run, run_task, dialect, t, fmt, options)
                            for t in todo]
                 try:
                     for task, future in zip(todo, futures):
@@ -289,6 +349,14 @@ def iter_dump(
                                 f"the database failed while reading table "
                                 f"{task.table.name!r}: {exc.message}", hint=exc.hint
                             ) from None
+                        if isinstance(encoded, _Failed):
+                            entry.status, entry.error = "failed", entry.error or encoded.message
+                            manifest.complete = False
+                            warnings.append(f"table {task.table.name!r} failed and is recorded "
+                                            f"as failed: {encoded.message}")
+                            yield Event("data", entry.rows, estimate,
+                                        f"Failed table {task.table.name}", task.table.name)
+                            continue
                         for chunk in encoded:
                             index = len(entry.chunks)
                             member = f"data/t{task.number:04d}/c{index:06d}.{fmt.extension}"
@@ -303,9 +371,25 @@ def iter_dump(
                         f.cancel()
                     for f in futures:
                         if f.done() and not f.cancelled() and f.exception() is None:
-                            for chunk in f.result():
+                            for chunk in f.result() if isinstance(f.result(), list) else []:
                                 chunk.spool.close()
                     raise
+                if specs:
+                    check = FileCheck() if file_columns else None
+                    try:
+                        manifest.storage = yield from _write_storages(
+                            writer, specs, options, warnings, check)
+                        if check is not None:
+                            for column in file_columns:
+                                check.add_references(
+                                    column, _column_values(conn, dialect, column))
+                            manifest.storage.file_columns = file_columns
+                            manifest.storage.file_check = check.result()
+                    except DRIVER_ERRORS as exc:
+                        raise _db_error("reading the file columns", exc) from None
+                    finally:
+                        if check is not None:
+                            check.close()
                 for c in [conn, *extra]:
                     dialect.end_snapshot(c)
                 writer.commit(manifest)
@@ -315,7 +399,95 @@ def iter_dump(
                 c.invalidate()
         engine.dispose()
     yield Event("done", len(manifest.tables), len(manifest.tables), "Dump complete", bytes=written)
-    return DumpResult(str(output), manifest, time.monotonic() - started)
+    return DumpResult(str(output), manifest, time.monotonic() - started, warnings)
+
+
+def _check_file_columns(columns: list[FileColumn], plan: DumpPlan) -> None:
+    tables = {t.name: t for t in plan.tables}
+    for column in columns:
+        table = tables.get(column.table)
+        if table is None or column.column not in table.column_names:
+            raise UsageError(f"the file column {column.table}.{column.column} is not among the "
+                             "dumped tables and columns")
+
+
+def _column_values(conn: sa.Connection, dialect: Dialect, column: FileColumn) -> Iterator[Any]:
+    """Non-empty values of one column, streamed (inside the dump's snapshot)."""
+    sql = (f"SELECT {dialect.quote(column.column)} FROM {dialect.quote(column.table)} "
+           f"WHERE {dialect.quote(column.column)} IS NOT NULL")
+    # execution options on the statement, not the connection: Connection.execution_options()
+    # changes the connection itself, and its later statements would stream too
+    result = conn.exec_driver_sql(sql, execution_options={"stream_results": True,
+                                                          "yield_per": 10_000})
+    for (value,) in result:
+        yield value
+
+
+def _write_storages(writer: ArchiveWriter, specs: list[StorageSpec], options: DumpOptions,
+                    warnings: list[str],
+                    check: FileCheck | None) -> Generator[Event, None, StorageManifest]:
+    """Store every storage (after the data); the manifest section describing them."""
+    storages = StorageWriter(writer, level=options.compression_level)
+    checked = {c.root for c in (parse_file_column(f, specs[0].name)
+                                for f in options.file_columns)}
+
+    def on_file(root: str, path: str) -> None:
+        if check is not None and root in checked:
+            check.add_file(root, path)
+
+    try:
+        for name, files, size in storages.add_storages(specs, options.storage_exclude, on_file):
+            yield Event("storage", files, None, f"Dump storage {name}", bytes=size)
+        section = storages.finish(options.storage_exclude)
+    except BaseException:
+        storages.close()
+        raise
+    warnings.extend(storages.warnings)
+    return section
+
+
+def _dump_storages_only(url: str, output: str | os.PathLike[str], options: DumpOptions,
+                        specs: list[StorageSpec], created: dt.datetime,
+                        version: int) -> Generator[Event, None, DumpResult]:
+    """``--no-data``: the storages alone; the database is not opened."""
+    manifest = Manifest(
+        source=_offline_source(url),
+        created_at=created.isoformat().replace("+00:00", "Z"),
+        dbcrate_version=__version__,
+        schema_version=options.schema_version,
+        format_version=version,
+    )
+    warnings: list[str] = []
+    with ArchiveWriter(output, created.timestamp(), version, options.archive_mode) as writer:
+        manifest.storage = yield from _write_storages(writer, specs, options, warnings, None)
+        writer.commit(manifest)
+    yield Event("done", 0, 0, "Dump complete", bytes=manifest.storage.bytes)
+    return DumpResult(str(output), manifest, 0.0, warnings)
+
+
+@dataclass
+class _Failed:
+    """A task that failed under ``--tolerate``: the table is recorded as failed."""
+
+    message: str
+
+
+def _tolerant_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
+                   options: DumpOptions) -> list[EncodedChunk] | _Failed:
+    """:func:`encode_task` inside a savepoint: a table that cannot be read (no privilege, a
+    value dbcrate cannot carry, a broken table) is reported instead of ending the dump, and the
+    savepoint keeps the snapshot's transaction usable for the next tables."""
+    conn.exec_driver_sql("SAVEPOINT dbcrate_task")
+    try:
+        chunks = encode_task(conn, dialect, task, fmt, options)
+    except TOLERATED as exc:
+        try:
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT dbcrate_task")
+        except DRIVER_ERRORS as again:  # the connection itself is gone: that ends the dump
+            raise _db_error(f"reading table {task.table.name!r}", again) from None
+        return _Failed(driver_message(exc))
+    conn.exec_driver_sql("RELEASE SAVEPOINT dbcrate_task")
+    return chunks
 
 
 @contextlib.contextmanager
@@ -339,6 +511,10 @@ DRIVER_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+#: what --tolerate turns into a failed table
+TOLERATED: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, DbcrateError)
+
+
 def _db_error(doing: str, exc: BaseException) -> DbcrateError:
     return DatabaseError(f"the database failed while {doing}: {driver_message(exc)}")
 
@@ -358,9 +534,16 @@ def dump(
     return drain(iter_dump(url, output, options))
 
 
-def default_name(url: str, directory: Path) -> Path:
-    """``<database>_<UTC timestamp>.crate`` inside ``directory``."""
-    parsed = sa.engine.make_url(url) if "://" in url else None
+def default_name(url: str, directory: Path, *, data: bool = True,
+                 storages: bool = False) -> Path:
+    """``<database>_<UTC timestamp>[_data][_storages].crate`` inside ``directory`` (the
+    suffixes say which halves the archive holds, as diskette names its archives)."""
+    try:
+        parsed = sa.engine.make_url(url) if "://" in url else None
+    except sa.exc.ArgumentError:
+        parsed = None
     base = Path(parsed.database or "db").stem if parsed else Path(url).stem
+    base = "".join(c if c.isalnum() or c in "-_." else "_" for c in base) or "db"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return directory / f"{base}_{stamp}.crate"
+    suffix = ("_data" if data else "") + ("_storages" if storages else "")
+    return directory / f"{base}_{stamp}{suffix}.crate"

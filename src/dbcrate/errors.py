@@ -29,6 +29,9 @@ EXIT_CODES: dict[int, str] = {
     11: "the source holds a value dbcrate cannot read exactly",
     12: "cannot write the output (permissions, disk full, ...)",
     13: "database error while dumping or restoring",
+    14: "storage files cannot be restored safely (differing files, links or unsafe paths in the "
+        "destination)",
+    15: "dump finished but some tables failed (--tolerate); the archive is marked incomplete",
     130: "interrupted",
 }
 
@@ -182,6 +185,28 @@ class DatabaseError(DbcrateError):
     """The database refused a statement while dumping or restoring."""
 
     exit_code = 13
+
+
+class StorageConflict(DbcrateError):
+    """Restoring storage files would overwrite differing files, or write through a link or a
+    non-directory already in the destination. Nothing has been written when it is raised."""
+
+    exit_code = 14
+
+
+class DumpIncomplete(DbcrateError):
+    """A ``--tolerate`` dump finished, but some tables could not be read (they are recorded as
+    failed in the manifest, which says ``complete: false``)."""
+
+    exit_code = 15
+
+    def __init__(self, path: str, failed: list[str]) -> None:
+        self.failed = failed
+        super().__init__(
+            f"the archive {path} is incomplete: {len(failed)} table(s) failed: "
+            + ", ".join(failed[:20]),
+            hint="see the warnings above; restore the rest with -T to leave those tables out",
+        )
 
 
 @dataclass

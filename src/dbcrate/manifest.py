@@ -14,10 +14,15 @@ from typing import Any
 
 from .errors import NotAnArchive, UnsupportedFormatVersion
 from .schema import Table
+from .storage_index import StorageManifest
 
 FORMAT_NAME = "dbcrate-archive"
-#: the format version this dbcrate writes, and the newest it reads
-FORMAT_VERSION = 1
+#: the newest format version this dbcrate reads and writes. An archive is written with the
+#: lowest version that describes it, so that older readers keep reading what they can:
+#: 1 = tables only; 2 = tables and storages (files beside the data).
+FORMAT_VERSION = 2
+#: the version an archive without storages is written with
+BASE_FORMAT_VERSION = 1
 #: a manifest larger than this is refused before parsing (bytes)
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 #: JSON nesting deeper than this is refused
@@ -147,9 +152,11 @@ class Manifest:
     dbcrate_version: str
     data_format: str = "parquet"
     tables: list[TableEntry] = field(default_factory=list)
-    format_version: int = FORMAT_VERSION
+    format_version: int = BASE_FORMAT_VERSION
     complete: bool = True
     schema_version: str | None = None
+    #: the files beside the data (format version 2); ``None`` when the dump had no storages
+    storage: StorageManifest | None = None
 
     def table(self, name: str) -> TableEntry:
         for entry in self.tables:
@@ -176,6 +183,7 @@ class Manifest:
             "source": self.source.to_dict(),
             "data_format": self.data_format,
             "tables": [t.to_dict() for t in self.tables],
+            **({"storage": self.storage.to_dict()} if self.storage is not None else {}),
         }
 
     def to_json(self) -> bytes:
@@ -219,6 +227,10 @@ class Manifest:
                 if isinstance(data.get("schema_version"), str)
                 else None,
             )
+            if "storage" in data:
+                if manifest.format_version < 2:
+                    raise ValueError("a 'storage' section needs format version 2")
+                manifest.storage = StorageManifest.from_dict(data["storage"])
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise NotAnArchive(f"{where} is malformed: {exc}") from None
         names = [t.name for t in manifest.tables]

@@ -35,6 +35,24 @@ class DumpOptions:
     """tables (and key ranges of big tables) read in parallel, all in one snapshot"""
     hooks: Any = None
     """a hooks module, module name or .py path; its ``dump_table_filter`` chooses tables"""
+    storages: list[str] = field(default_factory=list)
+    """directories of files to store beside the data (``--storage``), e.g. uploaded media"""
+    storage_exclude: list[str] = field(default_factory=list)
+    """glob patterns of storage files to leave out (``*.tmp``: any depth; ``cache/**``: a path)"""
+    storages_basepath: str | None = None
+    """storages are named in the archive by their path relative to this (default: the current
+    directory; a storage outside it is named by its last component)"""
+    no_data: bool = False
+    """store the storages only, no tables (the database is not opened)"""
+    no_storages: bool = False
+    """ignore ``storages`` (data only)"""
+    file_columns: list[str] = field(default_factory=list)
+    """``TABLE.COLUMN[=STORAGE]`` columns holding storage paths: checked against the files"""
+    archive_mode: int = 0o600
+    """permissions of the finished archive (``--chmod``)"""
+    tolerate: bool = False
+    """a table that cannot be read is recorded as failed in the manifest and the dump goes on
+    (the archive is then marked incomplete); else the first failure ends the dump"""
 
 
 @dataclass(frozen=True)
@@ -74,3 +92,13 @@ class RestoreOptions:
     """the schema version to migrate to (default: as far as the steps go)"""
     resume: bool = False
     """skip the tables and chunks the journal in the target says are committed"""
+    storages_to: str | None = None
+    """directory to restore the archive's storages under (each as ``DIR/<its name>``);
+    ``None``: storages are not restored"""
+    storages_policy: str = "refuse"
+    """existing files that differ: ``refuse`` (nothing is written), ``merge`` (overwrite them,
+    keep other files), ``replace`` (each storage becomes exactly the archive's)"""
+    no_storages: bool = False
+    """do not restore storages even when ``storages_to`` is given"""
+    no_data: bool = False
+    """restore the storages only, no tables (the database is not opened)"""

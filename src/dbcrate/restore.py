@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import journal
+from . import journal, storage_restore
 from .archive import Archive
 from .connect import open_engine, public_url
 from .ddl import TargetTables, build_tables, foreign_keys, index_objects
@@ -48,6 +48,8 @@ from .errors import (
     UsageError,
     driver_message,
 )
+from .file_check import FileCheck
+from .file_check import describe as describe_file_check
 from .hooks import Hooks, load_hooks
 from .logical import logical_of_arrow
 from .manifest import Chunk, TableEntry
@@ -58,6 +60,7 @@ from .portability import ProblemCollector, batch_problems, row_keys, target_leng
 from .progress import Event, drain
 from .schema import Column, Table, dependency_order
 from .selection import select_tables
+from .storage_index import StorageManifest
 
 
 @dataclass
@@ -82,6 +85,8 @@ class RestoreReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     mode: str = "recreate"
+    #: what restoring the storages did (``None``: the archive has none, or they were skipped)
+    storages: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -104,6 +109,7 @@ class RestoreReport:
             "seconds": round(self.seconds, 3),
             "warnings": self.warnings,
             "tables": [t.__dict__ for t in self.tables],
+            "storages": self.storages,
         }
 
 
@@ -151,7 +157,7 @@ def iter_restore(
     own = not isinstance(archive, Archive)
     arch = Archive(archive) if not isinstance(archive, Archive) else archive
     try:
-        report = yield from _restore(arch, url, options)
+        report = yield from _restore_with_storages(arch, url, options)
     finally:
         if own:
             arch.close()
@@ -243,6 +249,70 @@ def _bind_transform(fn: Callable[..., Any], table: str) -> Callable[[pa.RecordBa
         return out
 
     return apply
+
+
+def _restore_with_storages(arch: Archive, url: str,
+                           options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
+    """The tables, then the storages; the storages' preflight comes before anything is
+    written, so that unsafe or conflicting files refuse the whole restore."""
+    storage = arch.manifest.storage
+    reader = storage_restore.reader_of(arch) if storage is not None else None
+    wanted = storage is not None and options.storages_to is not None and not options.no_storages
+    if options.no_data and not wanted:
+        raise UsageError("--no-data restores only the storages, and there are none to restore",
+                         hint="give --storages-to DIR" if storage is not None else
+                         "this archive holds no storages")
+    planned = None
+    if wanted:
+        assert storage is not None and reader is not None and options.storages_to is not None
+        planned = storage_restore.preflight(reader, storage, options.storages_to,
+                                            options.storages_policy, verify=options.verify)
+    if options.no_data:
+        report = RestoreReport("", [], mode=options.mode)
+    else:
+        report = yield from _restore(arch, url, options)
+    if storage is None:
+        return report
+    if not wanted:
+        if not options.no_storages:
+            report.warnings.append(
+                f"the archive holds {storage.files:,} storage files; they were not restored "
+                "(give --storages-to DIR to restore them)")
+        return report
+    assert planned is not None and reader is not None
+    if not options.dry_run and (report.ok or not options.exit_on_error):
+        planned = yield from storage_restore.extract(reader, storage, planned.destination,
+                                                     options.storages_policy, planned)
+    report.storages = planned.to_dict()
+    if storage.file_columns:
+        result = _check_files(arch, storage)
+        report.storages["file_check"] = result
+        report.warnings.extend(describe_file_check(result))
+    return report
+
+
+def _check_files(arch: Archive, storage: StorageManifest) -> dict[str, Any]:
+    """The row <-> file check on the archive's own rows and files."""
+    check = FileCheck()
+    try:
+        reader = storage_restore.reader_of(arch)
+        roots = {c.root for c in storage.file_columns}
+        for entry in storage_restore.iter_entries(reader, storage):
+            if entry.type != "file":
+                continue
+            for root in roots:
+                if entry.path.startswith(root + "/"):
+                    check.add_file(root, entry.path[len(root) + 1:])
+        names = {t.name for t in arch.tables}
+        for column in storage.file_columns:
+            if column.table not in names:
+                continue
+            for batch in arch.iter_batches(column.table):
+                if column.column in batch.schema.names:
+                    check.add_references(column, batch.column(column.column).to_pylist())
+        return check.result()
+    finally:
+        check.close()
 
 
 def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Event, None, RestoreReport]:

@@ -1,0 +1,105 @@
+"""``manage.py dbcrate_dump [OUTPUT]``: the project's database and media into one archive."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from dbcrate.contrib.django import config
+from dbcrate.contrib.django.commands import human, run
+from dbcrate.dump import default_name, dump
+from dbcrate.dump import plan as plan_dump
+from dbcrate.file_check import describe
+from dbcrate.options import DumpOptions
+
+
+class Command(BaseCommand):
+    help = ("Dump the database (settings.DATABASES) and the media files (MEDIA_ROOT) into one "
+            "dbcrate archive.")
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("output", nargs="?",
+                            help="archive file or directory (default: DBCRATE['archive_dir'] or "
+                            "the current directory, named <db>_<UTC>[_data][_storages].crate)")
+        parser.add_argument("--database", default="default", help="a key of DATABASES")
+        parser.add_argument("--app", action="append", default=[], metavar="NAME",
+                            help="a definition of DBCRATE['applications'], an app label or a "
+                            "model label (app.Model); repeatable. Default: everything")
+        parser.add_argument("--exclude-model", action="append", default=[], metavar="LABEL",
+                            help="leave out a model (app.Model) or an app; repeatable")
+        parser.add_argument("--storage", action="append", default=None, metavar="DIR",
+                            help="a directory of files to store (default: MEDIA_ROOT)")
+        parser.add_argument("--storage-exclude", action="append", default=None, metavar="PATTERN")
+        parser.add_argument("--no-data", action="store_true", help="storages only")
+        parser.add_argument("--no-storages", action="store_true", help="tables only")
+        parser.add_argument("--format", default=None, help="data format (default: parquet)")
+        parser.add_argument("-j", "--jobs", type=int, default=1)
+        parser.add_argument("--chmod", default=None, help="archive permissions (octal, 600)")
+        parser.add_argument("--check", action="store_true",
+                            help="print what would be dumped; write nothing")
+        parser.add_argument("--print-plan", action="store_true", help="the plan as JSON")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        run(lambda: self._handle(opts))
+
+    def _handle(self, opts: dict[str, Any]) -> None:
+        settings = config.options()
+        url = config.database_url(opts["database"])
+        storages = [] if opts["no_storages"] else (opts["storage"] or config.default_storages())
+        basepath = config.storages_basepath(storages)
+        include: list[str] = []
+        exclude: list[str] = []
+        file_columns: list[str] = []
+        if opts["app"] or settings.get("applications"):
+            selection = config.select(opts["app"], opts["exclude_model"])
+            include = [config.exact(t) for t in selection.tables]
+        else:  # the whole database (django_migrations included), less excluded models
+            selection = config.select(["*"], [])
+            excluded = config.select(opts["exclude_model"], []) if opts["exclude_model"] \
+                else config.Selection()
+            exclude = [config.exact(t) for t in excluded.tables]
+            selection.file_fields = [f for f in selection.file_fields
+                                     if f[0] not in excluded.tables]
+        root = config.media_name(basepath)
+        if storages and root is not None and not opts["no_data"]:
+            file_columns = [f"{c.table}.{c.column}={c.root}"
+                            for c in config.file_columns(selection, root)]
+        mode = opts["chmod"] or settings.get("chmod", 0o600)
+        options = DumpOptions(
+            include=include, exclude=exclude,
+            data_format=opts["format"] or settings.get("format", "parquet"),
+            jobs=opts["jobs"], storages=storages,
+            storage_exclude=opts["storage_exclude"] or list(settings.get("storage_exclude", [])),
+            storages_basepath=basepath, no_data=opts["no_data"],
+            no_storages=opts["no_storages"] or not storages, file_columns=file_columns,
+            archive_mode=int(mode, 8) if isinstance(mode, str) else int(mode),
+        )
+        if opts["check"] or opts["print_plan"]:
+            plan = plan_dump(url, options)
+            if opts["print_plan"]:
+                self.stdout.write(json.dumps(plan.to_dict(), indent=1))
+                return
+            for t in plan.tables:
+                est = plan.estimated_rows.get(t.name)
+                self.stdout.write(f"would dump {t.name} (~{est if est is not None else '?'} rows)")
+            for st in plan.storages:
+                self.stdout.write(f"would store {st['name']}: {st['files']:,} files, "
+                                  f"{human(st['bytes'])}")
+            return
+        output = opts["output"] or str(settings.get("archive_dir") or ".")
+        if Path(output).is_dir():
+            output = str(default_name(url, Path(output), data=not opts["no_data"],
+                                                  storages=bool(storages)))
+        result = dump(url, output, options)
+        m = result.manifest
+        for w in result.warnings[:50]:
+            self.stderr.write(f"warning: {w}")
+        stored = f" and {m.storage.files:,} files ({human(m.storage.bytes)})" if m.storage else ""
+        self.stdout.write(f"dumped {len(m.tables)} tables, {m.rows:,} rows{stored} to "
+                          f"{result.path}")
+        if m.storage and m.storage.file_check:
+            for line in describe(m.storage.file_check):
+                self.stderr.write(f"warning: {line}")

@@ -1,0 +1,34 @@
+"""``manage.py dbcrate_ls ARCHIVE``: what an archive holds (no database needed)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from dbcrate.archive import open_archive
+from dbcrate.contrib.django.commands import human, run
+from dbcrate.storage_restore import reader_of, summarize
+
+
+class Command(BaseCommand):
+    help = "List a dbcrate archive: tables, rows, storages."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("archive")
+
+    def handle(self, *args: Any, **opts: Any) -> None:
+        run(lambda: self._handle(opts["archive"]))
+
+    def _handle(self, path: str) -> None:
+        with open_archive(path) as archive:
+            m = archive.manifest
+            self.stdout.write(f"{path}: format {m.format_version}, created {m.created_at}, "
+                              f"from {m.source.engine} {m.source.url}")
+            for t in m.tables:
+                self.stdout.write(f"  {t.name}: {t.rows:,} rows, {human(t.size)}")
+            if m.storage:
+                self.stdout.write(f"storages: {m.storage.files:,} files, {human(m.storage.bytes)}")
+                for row in summarize(reader_of(archive), m.storage):
+                    self.stdout.write(f"  {row['directory']}: {row['files']:,} files, "
+                                      f"{human(row['bytes'])}")

@@ -1,0 +1,69 @@
+"""``dump --tolerate``: a table that cannot be read is recorded as failed, the dump goes on, and
+the exit code, the manifest and ``ls`` say that the archive is incomplete."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+import dbcrate
+
+from conftest import PG_ADMIN, Databases, run_sql
+from content import snapshot
+
+DBCRATE = [sys.executable, "-m", "dbcrate"]
+ENV = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*DBCRATE, *args], capture_output=True, text=True, env=ENV, timeout=300)
+
+
+def test_unreadable_table_is_recorded_as_failed(dbs: Databases, tmp_path: Path) -> None:
+    src = dbs.new("postgresql")
+    role = f"dbcrate_limited_{uuid.uuid4().hex[:8]}"
+    run_sql(src,
+            "CREATE TABLE a (id int PRIMARY KEY, v text)",
+            "CREATE TABLE secret (id int PRIMARY KEY, v text)",
+            "CREATE TABLE z (id int PRIMARY KEY, a_id int REFERENCES a(id))",
+            "INSERT INTO a VALUES (1, 'x'), (2, 'y')",
+            "INSERT INTO secret VALUES (1, 'hidden')",
+            "INSERT INTO z VALUES (10, 1)",
+            f"CREATE ROLE {role} LOGIN",
+            f"GRANT SELECT ON a, z TO {role}")
+    limited = sa.engine.make_url(src).set(username=role).render_as_string(hide_password=False)
+    try:
+        archive = tmp_path / "partial.crate"
+        res = cli("dump", limited, str(archive))  # without --tolerate: the first failure ends it
+        assert res.returncode == 13 and "secret" in res.stderr and not archive.exists()
+
+        res = cli("dump", limited, str(archive), "--tolerate", "--json")
+        assert res.returncode == 15, res.stderr
+        assert "incomplete" in res.stderr and "secret" in res.stderr
+        payload = json.loads(res.stdout)
+        assert payload["complete"] is False and payload["failed"] == ["secret"]
+        with dbcrate.open_archive(archive) as a:
+            assert a.manifest.complete is False
+            entry = a.table("secret")
+            assert entry.status == "failed" and "permission denied" in (entry.error or "")
+            assert a.table("z").status == "ok" and a.table("z").rows == 1  # read after the failure
+        res = cli("ls", str(archive))
+        assert "INCOMPLETE" in res.stdout and "secret" in res.stdout
+        res = cli("verify", str(archive))
+        assert res.returncode == 0, res.stderr
+
+        dst = dbs.new("sqlite")
+        res = cli("restore", str(archive), dst)
+        assert res.returncode == 2 and "failed at dump time" in res.stderr
+        res = cli("restore", str(archive), dst, "-T", "secret")
+        assert res.returncode == 0, res.stderr
+        assert snapshot(dst) == snapshot(src, ["a", "z"])
+    finally:
+        run_sql(src, f"REVOKE ALL ON a, z FROM {role}")
+        run_sql(PG_ADMIN, f"DROP ROLE IF EXISTS {role}")
