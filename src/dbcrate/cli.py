@@ -31,11 +31,13 @@ from . import __version__
 from .archive import Archive, open_archive
 from .compare import compare_with
 from .connect import parse_url, public_url
-from .dump import default_name, iter_dump
+from .convert import iter_convert, iter_dump_as
+from .dump import default_name
 from .dump import plan as plan_dump
 from .errors import EXIT_CODES, DbcrateError, DumpIncomplete, RestoreIncomplete, UsageError
 from .file_check import describe as describe_file_check
 from .formats import FORMATS
+from .kinds import CONTAINER_KINDS
 from .options import DumpOptions, RestoreOptions
 from .progress import Event, drain
 from .restore import RestoreReport, iter_restore
@@ -148,6 +150,14 @@ Examples:
 @click.option("--file-column", "file_columns", multiple=True, metavar="TABLE.COLUMN[=STORAGE]",
               help="A column holding paths of storage files: missing files and orphans are "
               "reported (repeatable).")
+@click.option("--as", "kind", type=click.Choice(sorted(CONTAINER_KINDS)), default="tar",
+              show_default=True,
+              help="Container: tar (one file), directory (unpacked), sqlite (one SQLite file), "
+              "python (a directory of Python-literal modules).")
+@click.option("--max-row-count", type=click.IntRange(1), default=None,
+              help="Most rows per chunk (python: per module, default 50,000).")
+@click.option("--overwrite", is_flag=True,
+              help="directory/python: replace an existing dump directory at OUTPUT.")
 @click.option("--tolerate", is_flag=True,
               help="A table that cannot be read is recorded as failed and the dump goes on "
               "(exit 15, archive marked incomplete).")
@@ -162,8 +172,9 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
          data_format: str, compress_level: int, chunk_rows: int, jobs: int, schema_only: bool,
          schema_version: str | None, storages: tuple[str, ...], storage_exclude: tuple[str, ...],
          storages_basepath: str | None, no_data: bool, no_storages: bool,
-         file_columns: tuple[str, ...], tolerate: bool, archive_mode: str, dry_run: bool,
-         print_plan: bool, as_json: bool, progress: bool | None) -> None:
+         file_columns: tuple[str, ...], kind: str, max_row_count: int | None, overwrite: bool,
+         tolerate: bool, archive_mode: str, dry_run: bool, print_plan: bool, as_json: bool,
+         progress: bool | None) -> None:
     """Dump a database (any SQLAlchemy URL), and directories of files, into one archive.
 
     OUTPUT is a file name, an existing directory (the archive is named
@@ -204,11 +215,14 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
             for w in st["warnings"][:20]:
                 out.print(f"    {w}", markup=False)
         return
-    if output != "-" and Path(output).is_dir():
+    # a directory kind's OUTPUT is the dump directory itself; a file kind's may be a folder
+    if output != "-" and Path(output).is_dir() and kind in ("tar", "sqlite"):
         output = str(default_name(url, Path(output), data=not no_data,
-                                  storages=bool(storages) and not no_storages))
-    result = _run(iter_dump(url, output, options), _show_progress(progress) and output != "-",
-                  "Dumping")
+                                  storages=bool(storages) and not no_storages,
+                                  suffix={"tar": ".crate", "sqlite": ".sqlite"}.get(kind, "")))
+    result = _run(iter_dump_as(url, output, kind, options, max_row_count=max_row_count,
+                               overwrite=overwrite),
+                  _show_progress(progress) and output != "-", "Dumping")
     m = result.manifest
     console = err if output == "-" else out
     if as_json:
@@ -384,6 +398,45 @@ def plan(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, .
                              clean=clean, on_conflict=on_conflict, migrations=migrations,
                              target_schema_version=target_schema_version, dry_run=True)
     _restore_and_report(archive, url, options, as_json, False)
+
+
+# ------------------------------------------------------------------------------------- convert
+@cli.command(epilog="""
+\b
+Examples:
+  dbcrate convert shop.crate shop.sqlite --as sqlite
+  dbcrate convert shop.sqlite shop_py/ --as python --max-row-count 10000
+  dbcrate convert shop_py/ shop.crate --as tar --format parquet
+  dbcrate convert shop.crate shop.jsonl.crate --format jsonl
+""")
+@click.argument("source")
+@click.argument("output")
+@click.option("--as", "kind", type=click.Choice(sorted(CONTAINER_KINDS)), default="tar",
+              show_default=True, help="Container kind of the output.")
+@click.option("--format", "data_format", default=None,
+              help="Data format of the output's members (tar, directory): "
+              + ", ".join(sorted(FORMATS)) + ". Default: the source's.")
+@click.option("--max-row-count", type=click.IntRange(1), default=None,
+              help="Most rows per output chunk (python: per module, default 50,000).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing dump directory at OUTPUT.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
+def convert(source: str, output: str, kind: str, data_format: str | None,
+            max_row_count: int | None, overwrite: bool, as_json: bool,
+            progress: bool | None) -> None:
+    """Convert an archive of any kind and format into another, streaming, checking the
+    source's checksums as it reads. The output appears only when complete."""
+    result = _run(iter_convert(source, output, kind=kind, data_format=data_format,
+                               max_row_count=max_row_count, overwrite=overwrite),
+                  _show_progress(progress), "Converting")
+    m = result.manifest
+    if as_json:
+        out.print_json(json.dumps({"archive": result.path, "kind": result.kind,
+                                   "data_format": m.data_format, "tables": len(m.tables),
+                                   "rows": m.rows, "seconds": round(result.seconds, 3)}))
+    else:
+        out.print(f"converted {len(m.tables)} tables, {m.rows:,} rows into {result.path} "
+                  f"({result.kind}, {m.data_format}) in {result.seconds:.1f}s")
 
 
 # ------------------------------------------------------------------------------------------ ls

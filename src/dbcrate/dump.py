@@ -33,12 +33,14 @@ from .file_check import FileCheck, parse_file_column
 from .formats import ChunkWriter, get_format
 from .hooks import load_hooks
 from .journal import JOURNAL_TABLE
+from .kinds import get_kind
 from .manifest import BASE_FORMAT_VERSION, FORMAT_VERSION, Chunk, Manifest, Source, TableEntry
 from .options import DumpOptions
 from .progress import Event, drain
 from .schema import Table
 from .selection import select_tables
 from .storage_dump import (
+    MemberSink,
     StorageSpec,
     StorageWriter,
     check_output_outside,
@@ -46,6 +48,7 @@ from .storage_dump import (
     survey,
 )
 from .storage_index import FileColumn, StorageManifest
+from .writers import open_dump_writer
 
 
 @dataclass
@@ -289,6 +292,7 @@ def iter_dump(
     connection in the same snapshot. Storages are written after the data, then the manifest.
     """
     options = options or DumpOptions()
+    get_kind(options.container)  # an unknown kind is refused before anything is opened
     fmt = get_format(options.data_format)
     specs, file_columns = _storage_plan(options)
     check_output_outside(str(output), specs)
@@ -328,8 +332,8 @@ def iter_dump(
             entries = {t.name: TableEntry(schema=t) for t in plan.tables}
             manifest.tables = [entries[t.name] for t in plan.tables]
             pool = _ConnectionPool(conn, extra)
-            with ArchiveWriter(output, created.timestamp(), version,
-                               options.archive_mode) as writer, ThreadPoolExecutor(
+            with _open_writer(output, created, version, options, fmt.name,
+                              plan.tables) as writer, ThreadPoolExecutor(
                 max_workers=jobs, thread_name_prefix="dbcrate-dump"
             ) as executor:
                 todo = [] if options.schema_only else tasks
@@ -402,6 +406,24 @@ def iter_dump(
     return DumpResult(str(output), manifest, time.monotonic() - started, warnings)
 
 
+def _open_writer(output: str | os.PathLike[str], created: dt.datetime, version: int,
+                 options: DumpOptions, data_format: str, tables: list[Table]) -> Any:
+    """The archive writer for ``options.container``: the tar writer itself, or an adapter that
+    writes the same members into another kind (docs/CONTAINERS.md)."""
+    if options.container == "tar":
+        return ArchiveWriter(output, created.timestamp(), version, options.archive_mode)
+    if str(output) == "-":
+        raise UsageError(f"the {options.container} kind cannot be written to standard output",
+                         hint="give a path, or dump --as tar")
+    if options.storages and not options.no_storages and options.container != "directory":
+        raise UsageError(f"storages (files beside the data) need the tar or directory kind, "
+                         f"the {options.container} kind cannot hold them",
+                         hint="dump with --as tar or --as directory, or leave out --storage")
+    return open_dump_writer(output, options.container, tables=tables, data_format=data_format,
+                            mtime=created.timestamp(), format_version=version,
+                            overwrite=options.overwrite)
+
+
 def _check_file_columns(columns: list[FileColumn], plan: DumpPlan) -> None:
     tables = {t.name: t for t in plan.tables}
     for column in columns:
@@ -423,7 +445,7 @@ def _column_values(conn: sa.Connection, dialect: Dialect, column: FileColumn) ->
         yield value
 
 
-def _write_storages(writer: ArchiveWriter, specs: list[StorageSpec], options: DumpOptions,
+def _write_storages(writer: MemberSink, specs: list[StorageSpec], options: DumpOptions,
                     warnings: list[str],
                     check: FileCheck | None) -> Generator[Event, None, StorageManifest]:
     """Store every storage (after the data); the manifest section describing them."""
@@ -458,7 +480,7 @@ def _dump_storages_only(url: str, output: str | os.PathLike[str], options: DumpO
         format_version=version,
     )
     warnings: list[str] = []
-    with ArchiveWriter(output, created.timestamp(), version, options.archive_mode) as writer:
+    with _open_writer(output, created, version, options, options.data_format, []) as writer:
         manifest.storage = yield from _write_storages(writer, specs, options, warnings, None)
         writer.commit(manifest)
     yield Event("done", 0, 0, "Dump complete", bytes=manifest.storage.bytes)
@@ -535,7 +557,7 @@ def dump(
 
 
 def default_name(url: str, directory: Path, *, data: bool = True,
-                 storages: bool = False) -> Path:
+                 storages: bool = False, suffix: str = ".crate") -> Path:
     """``<database>_<UTC timestamp>[_data][_storages].crate`` inside ``directory`` (the
     suffixes say which halves the archive holds, as diskette names its archives)."""
     try:
@@ -545,5 +567,5 @@ def default_name(url: str, directory: Path, *, data: bool = True,
     base = Path(parsed.database or "db").stem if parsed else Path(url).stem
     base = "".join(c if c.isalnum() or c in "-_." else "_" for c in base) or "db"
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    suffix = ("_data" if data else "") + ("_storages" if storages else "")
-    return directory / f"{base}_{stamp}{suffix}.crate"
+    halves = ("_data" if data else "") + ("_storages" if storages else "")
+    return directory / f"{base}_{stamp}{halves}{suffix}"

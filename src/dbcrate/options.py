@@ -50,6 +50,12 @@ class DumpOptions:
     """``TABLE.COLUMN[=STORAGE]`` columns holding storage paths: checked against the files"""
     archive_mode: int = 0o600
     """permissions of the finished archive (``--chmod``)"""
+    container: str = "tar"
+    """the container kind written (``--as``): ``tar`` (one archive file), ``directory`` (the
+    archive unpacked), ``sqlite`` (one SQLite database file), ``python`` (a directory of
+    Python-literal modules); see docs/CONTAINERS.md"""
+    overwrite: bool = False
+    """directory kinds: replace an existing dump directory at the output"""
     tolerate: bool = False
     """a table that cannot be read is recorded as failed in the manifest and the dump goes on
     (the archive is then marked incomplete); else the first failure ends the dump"""

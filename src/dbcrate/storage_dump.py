@@ -19,11 +19,10 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import zstandard
 
-from .container import ArchiveWriter
 from .errors import OutputError, UsageError
 from .storage_index import (
     INDEX_MEMBER,
@@ -44,6 +43,14 @@ SMALL_FILE = 1024 * 1024
 BLOCK = 1024 * 1024
 #: a progress event every this many files
 PROGRESS_EVERY = 1000
+
+
+class MemberSink(Protocol):
+    """Where members go: the tar writer, or a writer of another member-based kind."""
+
+    def add_file(self, name: str, source: IO[bytes], size: int) -> str:
+        """Append a member of ``size`` bytes from ``source``; returns its SHA-256 (hex)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -185,7 +192,7 @@ class StorageWriter:
     :param level: the zstd level of compressible files.
     """
 
-    writer: ArchiveWriter
+    writer: MemberSink
     level: int = 3
     pack_bytes: int = PACK_BYTES
     warnings: list[str] = field(default_factory=list)
