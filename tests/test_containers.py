@@ -687,3 +687,35 @@ def test_conversion_memory_does_not_grow_with_the_table(tmp_path: Path) -> None:
                        _peak_kib(py, tmp_path / f"big{rows}.sqlite", "sqlite"))
     for small, large in zip(peaks[20_000], peaks[200_000]):
         assert large - small < 25 * 1024, peaks  # KiB; the table itself is ~45 MB
+
+
+def test_cli_dump_as_every_kind_convert_and_restore(tmp_path: Path) -> None:
+    """The command line: dump --as KIND, convert between kinds, restore from each; exact."""
+    src = numbers_source(tmp_path, 2_500)
+    env = {**os.environ, "NO_COLOR": "1"}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "dbcrate", *args], capture_output=True,
+                              text=True, env=env, timeout=300)
+
+    outputs = {"tar": tmp_path / "n.crate", "directory": tmp_path / "n_dir",
+               "sqlite": tmp_path / "n.sqlite", "python": tmp_path / "n_py"}
+    for kind, out in outputs.items():
+        res = cli("dump", src, str(out), "--as", kind, "--max-row-count", "1000")
+        assert res.returncode == 0, res.stderr
+        assert detect_kind(out) == kind
+        dst = f"sqlite:///{tmp_path / f'{kind}.db'}"
+        res = cli("restore", str(out), dst)
+        assert res.returncode == 0, res.stderr
+        assert snapshot(dst) == snapshot(src)
+    assert len(list((outputs["python"] / "data").rglob("*.py"))) == 3
+    res = cli("dump", src, str(outputs["python"]), "--as", "python")
+    assert res.returncode == OutputError.exit_code and "--overwrite" in res.stderr
+    res = cli("convert", str(outputs["python"]), str(tmp_path / "back.crate"), "--format", "jsonl",
+              "--json")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["data_format"] == "jsonl"
+    res = cli("verify", str(tmp_path / "back.crate"))
+    assert res.returncode == 0, res.stderr
+    res = cli("convert", str(tmp_path / "back.crate"), str(tmp_path / "x"), "--as", "nosuch")
+    assert res.returncode == UsageError.exit_code and "python" in res.stderr

@@ -18,7 +18,7 @@ class Event:
     """One step of work.
 
     :param phase: ``plan``, ``data``, ``verify``, ``schema``, ``indexes``, ``constraints``,
-        ``sequences`` or ``done``.
+        ``sequences``, ``storage`` (files stored or restored), ``convert`` or ``done``.
     :param done: units finished in this phase (rows for ``data``, steps otherwise).
     :param total: units expected (``None`` when unknown).
     :param description: a human sentence ("Copy data of table Album").
