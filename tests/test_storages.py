@@ -156,6 +156,8 @@ def test_many_small_files_across_packs(tmp_path: Path, monkeypatch: pytest.Monke
     res = cli("verify", str(archive))
     assert res.returncode == 0, res.stderr
     assert "10,000 storage files" in res.stdout
+    with dbcrate.open_archive(archive) as opened:
+        assert opened.verify().storage_files == 10_000
     dest = tmp_path / "dest"
     dbcrate.restore(archive, f"sqlite:///{tmp_path / 'copy.sqlite'}", storages_to=str(dest))
     assert tree_state(dest / "media") == tree_state(src / "media")

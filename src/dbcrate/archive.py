@@ -177,6 +177,7 @@ class Archive:
             rows=self.manifest.rows,
             bytes=self.manifest.size,
             incomplete=[t.name for t in self.tables if t.status != "ok"],
+            storage_files=self.manifest.storage.files if self.manifest.storage else 0,
         )
 
     def __enter__(self) -> Archive:
@@ -257,6 +258,16 @@ class MemberArchive(Archive):
 
     def check_chunk(self, chunk: Chunk) -> None:
         self._reader.check_member(chunk.member, chunk.sha256)
+
+    def iter_verify(self) -> Iterator[Event]:
+        """Every chunk (see :meth:`Archive.iter_verify`), then the storages: the index and
+        every pack against their SHA-256, every file's own size and SHA-256."""
+        yield from super().iter_verify()
+        if self.manifest.storage is not None:
+            from .storage_restore import iter_verify_storages  # it imports the container only
+
+            yield from iter_verify_storages(self._reader,  # type: ignore[arg-type]
+                                            self.manifest.storage)
 
     def chunk_batches(
         self, entry: TableEntry, chunk: Chunk, *, verify: bool = True
@@ -342,6 +353,7 @@ class VerifyReport:
     rows: int
     bytes: int
     incomplete: list[str] = field(default_factory=list)
+    storage_files: int = 0
 
 
 @overload

@@ -41,7 +41,7 @@ from .kinds import CONTAINER_KINDS
 from .options import DumpOptions, RestoreOptions
 from .progress import Event, drain
 from .restore import RestoreReport, iter_restore
-from .storage_restore import iter_verify_storages, reader_of, summarize
+from .storage_restore import reader_of, summarize
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
@@ -548,9 +548,7 @@ def verify(archive: str, as_json: bool, progress: bool | None) -> None:
     with open_archive(archive) as a:
 
         def gen() -> Generator[Event, None, None]:
-            yield from a.iter_verify()
-            if a.manifest.storage is not None:
-                yield from iter_verify_storages(reader_of(a), a.manifest.storage)
+            yield from a.iter_verify()  # storages included
 
         _run(gen(), _show_progress(progress), "Verifying")
         m = a.manifest
