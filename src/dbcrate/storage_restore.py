@@ -222,9 +222,18 @@ def preflight(reader: ArchiveReader, storage: StorageManifest, destination: str 
     dest = Path(destination)
     if dest.exists() and not dest.is_dir():
         raise StorageConflict(f"the storage destination {dest} is not a directory")
-    if verify:  # every pack's hash, then every file decoded and hashed: a damaged or
-        for _event in iter_verify_storages(reader, storage):  # oversized file refuses now
-            pass
+    if verify:  # every pack's hash now; every file is decoded and hashed in the pass below,
+        check_hashes(reader, storage)  # so a damaged or oversized file refuses before writing
+    packs = _PackReader(reader, storage) if verify else None
+    try:
+        return _preflight_entries(reader, storage, dest, policy, packs)
+    finally:
+        if packs is not None:
+            packs.close()
+
+
+def _preflight_entries(reader: ArchiveReader, storage: StorageManifest, dest: Path, policy: str,
+                       packs: _PackReader | None) -> StorageReport:
     report = StorageReport(str(dest), policy)
     unsafe: list[str] = []
     differing: list[str] = []
@@ -237,6 +246,9 @@ def preflight(reader: ArchiveReader, storage: StorageManifest, destination: str 
         parts = entry.parts
         report.files += entry.type == "file"
         report.directories += entry.type == "dir"
+        if packs is not None and entry.type == "file":
+            for _block in packs.blocks(entry):
+                pass
         if policy == "replace":
             needed += entry.size
             continue
