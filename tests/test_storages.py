@@ -17,17 +17,21 @@ import stat
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import dbcrate
 from archive_tools import Member, manifest_of, read_members, tar_bytes, with_manifest
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, StorageConflict, UsageError
 from dbcrate.storage_dump import StorageWriter, is_excluded
+from dbcrate.storage_index import PackInfo, StorageManifest, StorageRoot, read_index
 
 from conftest import engine_of, run_sql
 
@@ -455,3 +459,52 @@ def test_exclusion_patterns() -> None:
     assert not is_excluded("other/cache.jpg", False, ["cache/**"])
     assert is_excluded("a/node_modules", True, ["node_modules/"])
     assert not is_excluded("a/node_modules", False, ["node_modules/"])
+
+
+# ------------------------------------------------------------------------------------ fuzzing
+PATH_PARTS = st.sampled_from(["m", "a", "b", "..", ".", "", "/", "\\", "\x00", "é", "a/b",
+                              "x" * 300, "m/../x", "/etc"])
+ENTRY_VALUES = st.one_of(st.none(), st.booleans(), st.integers(-2, 2**40), st.floats(),
+                         st.text(max_size=5), PATH_PARTS, st.lists(st.integers(), max_size=2))
+
+
+@st.composite
+def index_entries(draw: st.DrawFn) -> list[Any]:
+    entries: list[Any] = [dict(DIR)]
+    for _ in range(draw(st.integers(0, 6))):
+        entry: dict[str, Any] = {
+            "path": "/".join(draw(st.lists(PATH_PARTS, min_size=1, max_size=3))),
+            "type": draw(st.sampled_from(["file", "dir", "symlink", "fifo", None])),
+        }
+        for key in ("mode", "mtime", "size", "sha256", "pack", "offset", "length", "compressed"):
+            if draw(st.booleans()):
+                entry[key] = draw(ENTRY_VALUES)
+        if draw(st.booleans()):
+            entry = {**file_entry(entry["path"], b"x" * 10), **entry}
+        entries.append(draw(st.sampled_from([entry, entry["path"], 7, None, [entry]])))
+    return entries
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(entries=index_entries())
+def test_fuzzed_index_entries_are_valid_or_refused(entries: list[Any]) -> None:
+    """Whatever the index holds, reading it yields safe entries or raises ValueError (which
+    the archive reader reports as a damaged member, exit 6) — never anything else."""
+    storage = StorageManifest(
+        roots=[StorageRoot("m", files=sum(1 for e in entries[1:] if isinstance(e, dict)
+                                          and e.get("type") == "file"),
+                           bytes=10 ** 6, directories=0)],
+        packs=[PackInfo("storage/p000000.pack", 100, "0" * 64)], index_size=1,
+        index_sha256="0" * 64)
+    raw = b"".join(json.dumps(e).encode() + b"\n" for e in entries)
+    try:
+        for entry in read_index(io.BytesIO(zstandard.ZstdCompressor().compress(raw)), storage,
+                                "fuzz"):
+            parts = entry.parts
+            assert parts[0] == "m" and ".." not in parts and "" not in parts
+            assert not entry.path.startswith("/") and "\\" not in entry.path
+            assert entry.type in ("file", "dir")
+            with tempfile.NamedTemporaryFile() as probe:  # extraction can set it
+                os.utime(probe.name, (entry.mtime, entry.mtime))
+    except ValueError:
+        pass

@@ -34,6 +34,8 @@ MAX_INDEX_LINE = 64 * 1024
 #: a path component longer than this is refused (every common filesystem stops at 255 bytes)
 MAX_COMPONENT_BYTES = 255
 MAX_PATH_BYTES = 4096
+#: modification times beyond ±this many seconds (year ~5138) are refused: utime() cannot set them
+MAX_MTIME = 10**11
 
 
 def pack_member(number: int) -> str:
@@ -109,7 +111,8 @@ class StorageEntry:
         mode, mtime = data.get("mode", 0o644), data.get("mtime", 0)
         if not _natural(mode) or mode > 0o7777:
             raise ValueError(f"{where}: bad mode {mode!r}")
-        if not isinstance(mtime, (int, float)) or isinstance(mtime, bool) or mtime != mtime:
+        if (not isinstance(mtime, (int, float)) or isinstance(mtime, bool)
+                or not -MAX_MTIME <= mtime <= MAX_MTIME):  # NaN and infinities fail too
             raise ValueError(f"{where}: bad mtime {mtime!r}")
         if kind == "dir":
             return cls(path, "dir", mode, float(mtime))
