@@ -39,7 +39,7 @@ from .file_check import describe as describe_file_check
 from .formats import FORMATS
 from .kinds import CONTAINER_KINDS
 from .options import DumpOptions, RestoreOptions
-from .progress import Event, drain
+from .progress import Event, drain, human_bytes
 from .restore import RestoreReport, iter_restore
 from .storage_restore import reader_of, summarize
 
@@ -100,13 +100,7 @@ def _run(gen: Generator[Event, None, T], show: bool, label: str) -> T:
         return drain(gen, show_event)
 
 
-def _human(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(n)
+_human = human_bytes
 
 
 # ---------------------------------------------------------------------------------------- dump

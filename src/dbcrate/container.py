@@ -204,11 +204,17 @@ class ArchiveWriter:
             self.abort()
 
 
-class _MemberStream(io.RawIOBase):
-    """The bytes ``[start, start + size)`` of a file, as a seekable stream of their own."""
+class RangeStream(io.RawIOBase):
+    """The bytes ``[start, start + size)`` of an open file descriptor, as a seekable read-only
+    stream of their own. Reads are positional (``preadv``), so several streams over one file
+    never disturb each other. Closing the stream closes the descriptor.
 
-    def __init__(self, handle: io.BufferedReader, start: int, size: int) -> None:
-        self._handle = handle
+    :raises ArchiveCorrupt: when the file ends before ``start + size`` (truncated).
+    """
+
+    def __init__(self, fd: int, start: int, size: int) -> None:
+        super().__init__()
+        self._fd = fd
         self._start = start
         self._size = size
         self._pos = 0
@@ -231,15 +237,15 @@ class _MemberStream(io.RawIOBase):
         want = min(len(buffer), self._size - self._pos)
         if want <= 0:
             return 0
-        self._handle.seek(self._start + self._pos)
-        got: int = self._handle.readinto(memoryview(buffer)[:want])
-        if not got:
+        got = os.preadv(self._fd, [memoryview(buffer)[:want]], self._start + self._pos)
+        if got == 0:
             raise ArchiveCorrupt("the archive is truncated inside a member", member=None)
         self._pos += got
         return got
 
     def close(self) -> None:
-        self._handle.close()
+        if not self.closed:
+            os.close(self._fd)
         super().close()
 
 
@@ -450,8 +456,8 @@ class ArchiveReader:
         """A seekable read-only stream over one member's bytes, on its own file handle (for
         members too big to hold in memory: storage packs). Close it after use."""
         info = self.members[name]
-        handle = open(self._map_path, "rb")
-        return _MemberStream(handle, info.offset_data, info.size)  # type: ignore[return-value]
+        fd = os.open(self._map_path, os.O_RDONLY)
+        return RangeStream(fd, info.offset_data, info.size)  # type: ignore[return-value]
 
     def open_member(self, name: str) -> pa.BufferReader:
         """A seekable, read-only view of a member's bytes (not checked; see check_member)."""

@@ -30,7 +30,15 @@ import pyarrow as pa
 
 from .archive import MemberArchive, MemberReader, arrow_schema, check_marker, checked_manifest
 from .atomic import AtomicDirectory, create_private_file
-from .container import COPY_BUFFER, MANIFEST, MANIFEST_DIGEST, MARKER, MAX_MARKER_BYTES, MAX_MEMBERS
+from .container import (
+    COPY_BUFFER,
+    MANIFEST,
+    MANIFEST_DIGEST,
+    MARKER,
+    MAX_MARKER_BYTES,
+    MAX_MEMBERS,
+    RangeStream,
+)
 from .errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from .formats import DEFAULT_COMPRESSION_LEVEL, get_format
 from .manifest import FORMAT_NAME, MAX_MANIFEST_BYTES, Chunk, Manifest, TableEntry
@@ -49,46 +57,6 @@ class MemberInfo:
 
     name: str
     size: int
-
-
-class _FileStream(io.RawIOBase):
-    """The first ``size`` bytes of an open file descriptor, as a seekable read-only stream
-    (positional reads: independent of any other reader of the same file)."""
-
-    def __init__(self, fd: int, size: int) -> None:
-        super().__init__()
-        self._fd = fd
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
-        self._pos = max(0, min(self._size, base + offset))
-        return self._pos
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        got = os.preadv(self._fd, [memoryview(buffer)[:want]], self._pos)
-        if got == 0:
-            raise ArchiveCorrupt("a member file is shorter than its recorded size", member=None)
-        self._pos += got
-        return got
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
 
 
 class ConfinedDirectory:
@@ -186,7 +154,7 @@ class ConfinedDirectory:
             os.close(fd)
             raise ArchiveCorrupt(
                 f"{self.display}: {name} has {actual} bytes, the manifest says {size}", member=name)
-        return cast(BinaryIO, _FileStream(fd, size))
+        return cast(BinaryIO, RangeStream(fd, 0, size))
 
     def read_buffer(self, name: str, size: int) -> pa.Buffer:
         """The file's ``size`` bytes in an Arrow-owned buffer (see

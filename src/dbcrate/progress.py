@@ -49,3 +49,13 @@ def drain(gen: Generator[Event, None, T], on_event: Callable[[Event], None] | No
             return stop.value  # type: ignore[no-any-return]
         if on_event is not None:
             on_event(event)
+
+
+def human_bytes(n: float) -> str:
+    """A byte count for people: ``512 B``, ``1.5 MiB`` (for progress lines and reports)."""
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"

@@ -21,7 +21,7 @@ import itertools
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import IO, Any
 
 import zstandard
@@ -145,8 +145,7 @@ class StorageRoot:
     directories: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "files": self.files, "bytes": self.bytes,
-                "directories": self.directories}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -156,7 +155,7 @@ class PackInfo:
     sha256: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"member": self.member, "size": self.size, "sha256": self.sha256}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -168,7 +167,7 @@ class FileColumn:
     root: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "column": self.column, "root": self.root}
+        return asdict(self)
 
 
 @dataclass

@@ -7,11 +7,12 @@ Errors from dbcrate become ``CommandError`` with dbcrate's message, hint and exi
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from django.core.management.base import CommandError
 
 from dbcrate.errors import DbcrateError
+from dbcrate.progress import human_bytes
 
 T = TypeVar("T")
 
@@ -25,10 +26,4 @@ def run(fn: Callable[[], T]) -> T:
         raise CommandError(text, returncode=exc.exit_code) from None
 
 
-def human(n: Any) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return str(n)
+human = human_bytes
