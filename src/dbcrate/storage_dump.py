@@ -259,8 +259,9 @@ class StorageWriter:
             size = 0
             assert self._compressor is not None
             if st.st_size <= SMALL_FILE:
-                data = handle.read(SMALL_FILE + 1)
-                if len(data) <= SMALL_FILE:
+                # ask for what fstat says plus one byte (to see growth): read(n) allocates n
+                data = handle.read(st.st_size + 1)
+                if len(data) <= st.st_size:
                     sha.update(data)
                     size = len(data)
                     packed = self._compressor.compress(data)

@@ -113,8 +113,9 @@ class _PackReader:
         sha = hashlib.sha256()
         size = 0
         where = f"{self._reader.display}: storage file {entry.path!r} (in {member})"
+        want = min(BLOCK, entry.size + 1)  # read(n) allocates n: small files ask for little
         try:
-            while block := source.read(BLOCK):
+            while block := source.read(want):
                 size += len(block)
                 if size > entry.size:  # more than declared: a bomb or a damaged frame
                     raise ArchiveCorrupt(f"{where} is larger than its recorded size", member=member)
@@ -202,7 +203,7 @@ def _same_file(path: str | int, entry: StorageEntry, dir_fd: int | None = None) 
         if os.fstat(handle.fileno()).st_size != entry.size:
             return False
         sha = hashlib.sha256()
-        while block := handle.read(BLOCK):
+        while block := handle.read(min(BLOCK, entry.size + 1)):
             sha.update(block)
     return sha.hexdigest() == entry.sha256
 
