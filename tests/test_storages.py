@@ -508,3 +508,32 @@ def test_fuzzed_index_entries_are_valid_or_refused(entries: list[Any]) -> None:
                 os.utime(probe.name, (entry.mtime, entry.mtime))
     except ValueError:
         pass
+
+
+def test_out_of_inodes_mid_extraction_is_reported_not_a_traceback(app: Path,
+                                                                   tmp_path: Path) -> None:
+    """A destination that runs out of inodes halfway (the free-space preflight passes): exit 12,
+    how many files were written, no temp file left; a rerun with room and --storages merge
+    completes."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    archive = tmp_path / "out.crate"
+    dump_app(app, archive)
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,nr_inodes=6", "tmpfs",
+                          str(mnt)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {res.stderr.strip()}")
+    try:
+        res = cli("restore", str(archive), f"sqlite:///{tmp_path / 't.db'}", "--storages-to",
+                  str(mnt))
+        assert res.returncode == 12, res.stderr
+        assert "files were written before" in res.stderr and "Traceback" not in res.stderr
+        assert not [p for p in mnt.rglob("*") if "dbcrate-tmp" in p.name]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+    dest = tmp_path / "roomy"
+    res = cli("restore", str(archive), f"sqlite:///{tmp_path / 't2.db'}", "--storages-to",
+              str(dest), "--storages", "merge")
+    assert res.returncode == 0, res.stderr

@@ -28,7 +28,7 @@ from . import __version__
 from .connect import open_engine, public_url
 from .container import ArchiveWriter
 from .dialects import Dialect, engine_name
-from .errors import DatabaseError, DbcrateError, UsageError, driver_message
+from .errors import DatabaseError, DbcrateError, OutputError, UsageError, driver_message
 from .file_check import FileCheck, parse_file_column
 from .formats import ChunkWriter, get_format
 from .hooks import load_hooks
@@ -461,6 +461,11 @@ def _write_storages(writer: MemberSink, specs: list[StorageSpec], options: DumpO
         for name, files, size in storages.add_storages(specs, options.storage_exclude, on_file):
             yield Event("storage", files, None, f"Dump storage {name}", bytes=size)
         section = storages.finish(options.storage_exclude)
+    except OSError as exc:  # the temp spools (disk full); a source file is handled in _add_file
+        storages.close()
+        raise OutputError(f"cannot store the storages: {exc.strerror or exc}",
+                          hint="free space in the temporary directory (TMPDIR) and the output's"
+                          ) from None
     except BaseException:
         storages.close()
         raise

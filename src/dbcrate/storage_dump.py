@@ -11,6 +11,7 @@ reads outside the storage directory it was given.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fnmatch
 import hashlib
 import os
@@ -23,7 +24,7 @@ from typing import IO, Protocol
 
 import zstandard
 
-from .errors import OutputError, UsageError
+from .errors import OutputError, SourceValueError, UsageError
 from .storage_index import (
     INDEX_MEMBER,
     IndexWriter,
@@ -41,6 +42,8 @@ PACK_BYTES = 64 * 1024 * 1024
 #: files up to this size are compressed in one piece and stored as is when that does not help
 SMALL_FILE = 1024 * 1024
 BLOCK = 1024 * 1024
+#: errors of writing the temp spools, not of reading a storage file
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 #: a progress event every this many files
 PROGRESS_EVERY = 1000
 
@@ -248,6 +251,16 @@ class StorageWriter:
         except OSError as exc:
             self.warnings.append(f"skipped {path}: {exc.strerror}")
             return None
+        try:
+            return self._read_file(path, fd)
+        except OSError as exc:
+            if exc.errno in WRITE_ERRNOS:  # the spools: reported by the caller as output
+                raise
+            # a read error inside the file (EIO, a file system gone away)
+            raise SourceValueError(f"cannot read the storage file {path}: {exc.strerror or exc}",
+                                   hint="fix or exclude it (--storage-exclude)") from None
+
+    def _read_file(self, path: str, fd: int) -> int | None:
         with os.fdopen(fd, "rb") as handle:
             st = os.fstat(handle.fileno())
             if not stat.S_ISREG(st.st_mode):

@@ -372,9 +372,27 @@ class _DirCursor:
 
 def extract(reader: ArchiveReader, storage: StorageManifest, destination: str | Path,
             policy: str, report: StorageReport) -> Generator[Event, None, StorageReport]:
-    """Write the storages under ``destination`` (after :func:`preflight` said yes)."""
+    """Write the storages under ``destination`` (after :func:`preflight` said yes).
+
+    :raises OutputError: the filesystem refused a write (disk full, no inodes, permissions),
+        saying how many files were written before; no temp file is left behind.
+    """
     dest = Path(destination)
     dest.mkdir(parents=True, exist_ok=True)
+    try:
+        return (yield from _extract(reader, storage, dest, policy, report))
+    except OSError as exc:  # disk full, out of inodes, permissions: say what is there now
+        raise OutputError(
+            f"restoring the storages into {dest} stopped: {exc.strerror or exc} "
+            f"({exc.filename or 'a file'}); {report.written:,} files were written before "
+            "(each complete and checked), the rest were not",
+            hint="free space or fix the permissions, then restore again with --storages merge "
+            "(identical files are skipped)",
+        ) from None
+
+
+def _extract(reader: ArchiveReader, storage: StorageManifest, dest: Path, policy: str,
+             report: StorageReport) -> Generator[Event, None, StorageReport]:
     roots = [tuple(r.name.split("/")) for r in storage.roots]
     staging: dict[tuple[str, ...], tuple[str, ...]] = {}
     if policy == "replace":  # each root is built under a temp name beside it, then swapped in
