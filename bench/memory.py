@@ -2,9 +2,10 @@
 
     python bench/memory.py [--rows 1000000 5000000] [--engine postgresql|mysql|sqlite]
 
-Creates a table of N rows (bigint, text, numeric, double, timestamptz, a 200-byte blob) in a
-scratch database, then runs `dbcrate dump` and `dbcrate restore` as subprocesses and reads their
-peak RSS (ru_maxrss of the child). Bounded memory means the peak does not grow with N.
+Creates a table of N rows (bigint, text, numeric, double, timestamptz, a 97-byte blob) in a
+scratch PostgreSQL or MariaDB database, then runs `dbcrate dump` and `dbcrate restore` as
+subprocesses and reads their peak RSS (ru_maxrss of the child). Bounded memory means the
+peak does not grow with N.
 """
 
 from __future__ import annotations
@@ -53,8 +54,18 @@ def fill(kind: str, url: str, rows: int) -> None:
                 "decode(repeat(md5(g::text), 6) || '00', 'hex') AS b "
                 f"FROM generate_series(1, {rows}) g")
             c.exec_driver_sql("ALTER TABLE big ADD PRIMARY KEY (id)")
+        elif kind == "mysql":
+            # the same columns in MariaDB (seq_1_to_N: the Sequence engine); DATETIME(6) for
+            # timestamptz, whose reading is the same path as TIMESTAMP's
+            c.exec_driver_sql(
+                "CREATE TABLE big (id bigint PRIMARY KEY, t text, n decimal(12,2), f double, "
+                "ts datetime(6), b blob) CHARACTER SET utf8mb4")
+            c.exec_driver_sql(
+                "INSERT INTO big SELECT seq, CONCAT(md5(seq), ' ünïcode'), MOD(seq, 100000) / 7, "
+                "seq * 1.5, TIMESTAMP'2020-01-01 00:00:00' + INTERVAL seq SECOND, "
+                f"CONCAT(REPEAT(UNHEX(md5(seq)), 6), x'00') FROM seq_1_to_{int(rows)}")
         else:
-            raise SystemExit("only postgresql is generated here; see bench/generate.py for the rest")
+            raise SystemExit("only postgresql and mysql are generated here; see bench/generate.py")
     eng.dispose()
 
 

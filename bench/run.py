@@ -427,6 +427,18 @@ def make_cases() -> list[Case]:
              artifact=lambda c: (c.out / "my.crate", "output"),
              check=expect_archive_rows(lambda c: c.out / "my.crate"),
              cleanup=lambda c: remove(c.out / "my.crate")))
+    add(Case("dbcrate dump -j 2", "mysql-dump",
+             lambda c: f"dbcrate dump -j 2 {Q(SRC_MY)} {Q(str(c.out / 'my-j2.crate'))}",
+             artifact=lambda c: (c.out / "my-j2.crate", "output"),
+             check=expect_archive_rows(lambda c: c.out / "my-j2.crate"),
+             cleanup=lambda c: remove(c.out / "my-j2.crate")))
+    # the same dump with the rows read by PyMySQL (what dbcrate does without mysqlclient)
+    add(Case("dbcrate dump (PyMySQL)", "mysql-dump",
+             lambda c: f"DBCRATE_MYSQLCLIENT=0 dbcrate dump {Q(SRC_MY)} "
+                       f"{Q(str(c.out / 'my-pymysql.crate'))}",
+             artifact=lambda c: (c.out / "my-pymysql.crate", "output"),
+             check=expect_archive_rows(lambda c: c.out / "my-pymysql.crate"),
+             cleanup=lambda c: remove(c.out / "my-pymysql.crate")))
     add(Case("mysqldump --single-transaction", "mysql-dump",
              lambda c: f"{_mariadb_client('mysqldump')} --single-transaction {bl.DB_NAME} "
                        f"> {Q(str(c.out / 'my.sql'))}",
@@ -623,6 +635,10 @@ def versions() -> dict[str, Any]:
             v[mod] = __import__(mod).__version__
         except Exception:
             v[mod] = None
+    try:  # mysqlclient (optional): when installed, dbcrate reads MariaDB rows with it
+        v["mysqlclient"] = ".".join(str(p) for p in __import__("MySQLdb").version_info[:3])
+    except Exception:
+        v["mysqlclient"] = None
     repo = Path(__file__).resolve().parent.parent
     v["dbcrate_git"] = _cmd_out(["git", "-C", str(repo), "describe", "--always", "--dirty"])
     return v

@@ -1,7 +1,9 @@
-"""MariaDB / MySQL through PyMySQL: unbuffered server-side cursor reads, batched INSERTs.
+"""MariaDB / MySQL through PyMySQL; rows are read by mysqlclient when it is installed.
 
 Dump reads inside ``START TRANSACTION WITH CONSISTENT SNAPSHOT`` with the session time zone at
-UTC (so TIMESTAMP columns read as UTC instants). Restore runs in strict mode with
+UTC (so TIMESTAMP columns read as UTC instants): the rows through mysqlclient's connection and
+its snapshot (C, mysql_fast.py) when that driver is there, else through PyMySQL's unbuffered
+server-side cursor. Restore loads with ``LOAD DATA LOCAL INFILE`` in strict mode with
 ``NO_AUTO_VALUE_ON_ZERO`` (so an id 0 stays 0) and creates tables as utf8mb4 with a binary,
 no-pad collation when the source was another engine (so that 'a', 'A' and 'a ' stay distinct
 keys, as they were there).
@@ -13,6 +15,7 @@ import contextlib
 import os
 import re
 import tempfile
+import weakref
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -28,6 +31,7 @@ from ..logical import LogicalType
 from ..schema import Column, Table
 from ..values import time_texts
 from .base import Dialect, generic_logical_type
+from .mysql_fast import FastReader
 from .pyvalues import fetch_batches
 
 # longest VARCHAR/VARBINARY dbcrate creates inline; longer or unbounded values go to LONGTEXT/
@@ -36,6 +40,22 @@ INLINE_MAX = 1024
 KEY_TEXT_CHARS = 768
 KEY_BINARY_BYTES = 3072
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_]+$")
+_SNAPSHOT_STATEMENTS = (
+    "SET time_zone = '+00:00'",
+    "SET NAMES utf8mb4",
+    "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+    "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+)
+
+#: the outer bounds of the first and last key range: no bound (outside every integer key)
+_NO_LOWER = -(2**64)
+_NO_UPPER = 2**64
+
+
+def _driver_connection(conn: Connection) -> Any:
+    raw = conn.connection.driver_connection
+    assert raw is not None
+    return raw
 
 
 class MySQL(Dialect):
@@ -53,24 +73,42 @@ class MySQL(Dialect):
 
     case_insensitive_tables: bool = False  # set per server by inspect_target()
 
+    def __init__(self, engine: sa.Engine) -> None:
+        super().__init__(engine)
+        #: the mysqlclient reader of each dump connection (keyed weakly: a connection that is
+        #: dropped on an error path takes its reader with it)
+        self._readers: weakref.WeakKeyDictionary[Any, FastReader] = weakref.WeakKeyDictionary()
+
     def inspect_target(self, conn: Connection) -> None:
         lctn = conn.exec_driver_sql("SELECT @@lower_case_table_names").scalar()
         self.case_insensitive_tables = bool(lctn and int(lctn) != 0)
 
     # ------------------------------------------------------------------ dump
     def begin_snapshot(self, conn: Connection) -> None:
-        for stmt in (
-            "SET time_zone = '+00:00'",
-            "SET NAMES utf8mb4",
-            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-            "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-        ):
+        for stmt in _SNAPSHOT_STATEMENTS:
             conn.exec_driver_sql(stmt)
+        # the rows are read by mysqlclient when it is installed: its connection opens its
+        # snapshot now, and every row is read there (see mysql_fast)
+        self._close_reader(conn)
+        reader = FastReader.open(self.engine.url, _SNAPSHOT_STATEMENTS)
+        if reader is not None:
+            self._readers[_driver_connection(conn)] = reader
+
+    def end_snapshot(self, conn: Connection) -> None:
+        self._close_reader(conn)
+        super().end_snapshot(conn)
+
+    def _close_reader(self, conn: Connection) -> None:
+        reader = self._readers.pop(_driver_connection(conn), None)
+        if reader is not None:
+            reader.close()
 
     def share_snapshot(self, leader: Connection, workers: list[Connection]) -> None:
         # MariaDB cannot hand a snapshot to another session: hold writes for the instant it
         # takes every worker to open its own consistent snapshot (what mydumper does); this
-        # needs the RELOAD privilege
+        # needs the RELOAD privilege. The mysqlclient readers open theirs inside the same
+        # instant (begin_snapshot), so all rows of all connections are of one snapshot.
+        self._close_reader(leader)
         leader.exec_driver_sql("ROLLBACK")
         try:
             leader.exec_driver_sql("FLUSH TABLES WITH READ LOCK")
@@ -84,6 +122,26 @@ class MySQL(Dialect):
                 self.begin_snapshot(conn)
         finally:
             leader.exec_driver_sql("UNLOCK TABLES")
+
+    def key_ranges(self, conn: Connection, table: Table, parts: int) -> list[tuple[int, int]] | None:
+        ranges = super().key_ranges(conn, table, parts)
+        if not ranges:
+            return ranges
+        # min and max were read in the leader's first snapshot, and share_snapshot then opens
+        # a new one on every connection, where rows may have been added below the min or
+        # above the max: the outer ranges are left open, so that every row is read once
+        ranges[0] = (_NO_LOWER, ranges[0][1])
+        ranges[-1] = (ranges[-1][0], _NO_UPPER)
+        return ranges
+
+    def range_condition(self, table: Table, key_range: tuple[int, int] | None) -> str:
+        if key_range is None:
+            return ""
+        pk = self.quote(table.primary_key[0])
+        lo, hi = key_range
+        bounds = ([] if lo == _NO_LOWER else [f"{pk} >= {int(lo)}"]) + (
+            [] if hi == _NO_UPPER else [f"{pk} < {int(hi)}"])
+        return " WHERE " + " AND ".join(bounds) if bounds else ""
 
     def three_byte_utf8_columns(self, conn: Connection, table: str) -> set[str]:
         rows = conn.execute(
@@ -177,14 +235,19 @@ class MySQL(Dialect):
     ) -> Iterator[pa.RecordBatch]:
         import pymysql.cursors
 
-        raw = conn.connection.driver_connection
-        assert raw is not None
+        raw = _driver_connection(conn)
         cols = ", ".join(self.quote(c.name) for c in table.columns)
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
+        sql = f"SELECT {cols} FROM {self.quote(table.name)}{self.range_condition(table, key_range)}"
+        reader = self._readers.get(raw)
+        if reader is not None:
+            # never PyMySQL once a reader holds this connection's snapshot: it would read
+            # another snapshot (an error of the reader fails the table instead)
+            yield from reader.read(sql, table, schema, batch_rows)
+            return
         cur = raw.cursor(pymysql.cursors.SSCursor)
         try:
-            where = self.range_condition(table, key_range)
-            cur.execute(f"SELECT {cols} FROM {self.quote(table.name)}{where}")
+            cur.execute(sql)
             yield from fetch_batches(cur, table, schema, batch_rows)
         except BaseException:
             # the connection is gone (or the dump is failing): do not let PyMySQL try to read
