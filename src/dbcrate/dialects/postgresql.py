@@ -52,6 +52,10 @@ _READ_TYPES: dict[str, pa.DataType] = {
 }
 
 
+#: maintenance_work_mem of a restore session (bytes), for the index builds after the load
+RESTORE_MAINTENANCE_WORK_MEM = 256 * 1024 * 1024
+
+
 class PostgreSQL(Dialect):
     name: ClassVar[str] = "postgresql"
     max_identifier_bytes: ClassVar[int | None] = 63
@@ -193,6 +197,14 @@ class PostgreSQL(Dialect):
             "SET client_encoding = 'UTF8'",
         ):
             conn.exec_driver_sql(stmt)
+        # index builds after the load sort whole tables: the default 64 MB spills big ones to
+        # disk. Raised for this session only (never lowered), like pg_restore users are told
+        # to do by hand; -j N sessions use at most N times this on the server.
+        current = conn.exec_driver_sql(
+            "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))").scalar()
+        if current is not None and int(current) < RESTORE_MAINTENANCE_WORK_MEM:
+            conn.exec_driver_sql(
+                f"SET maintenance_work_mem = {RESTORE_MAINTENANCE_WORK_MEM // 1024}")  # in kB
 
     def sa_type(self, column: Column, *, same_engine: bool, keyed: bool) -> Any:
         return super().sa_type(column, same_engine=same_engine, keyed=keyed)
