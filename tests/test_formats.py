@@ -5,7 +5,9 @@ format."""
 from __future__ import annotations
 
 import io
+import shutil
 import sqlite3
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -14,19 +16,29 @@ import pytest
 import zstandard
 
 import dbcrate
+from archive_tools import (
+    data_members,
+    manifest_of,
+    read_members,
+    tar_bytes,
+    with_manifest,
+    with_member,
+)
 from dbcrate import formats as formats_module
 from dbcrate import textformats
-from dbcrate.errors import UsageError
+from dbcrate.errors import ArchiveCorrupt, SourceValueError, UsageError
 from dbcrate.formats import FORMATS, DataFormat, get_format, load_entry_points, register
 from dbcrate.testing.formats import (
     MEMORY_SCHEMA,
     check_bounded_memory,
+    check_compressible_values,
     check_corrupt_input,
     check_edge_values,
     check_empty_members,
     check_format,
     check_large_values,
     check_many_rows,
+    compressible_table,
     edge_table,
     read_member,
     write_member,
@@ -56,6 +68,11 @@ def test_many_rows(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_large_values(name: str) -> None:
     check_large_values(FORMATS[name])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_compressible_values(name: str) -> None:
+    check_compressible_values(FORMATS[name])
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -466,3 +483,158 @@ def test_memory_schema_has_every_codec() -> None:
     codecs = {textformats.codec_of(f.type) for f in MEMORY_SCHEMA}
     assert codecs >= {"int", "text", "float", "bool", "timestamptz", "date", "binary"}
     assert edge_table().num_rows > 50
+
+
+# --- limits of the text formats (docs/FORMAT.md, "Limits of the text formats") ---------------
+
+
+def _zstd_cli(data: bytes) -> bytes:
+    """The reference decoder's view of a member (it must skip the padding frames)."""
+    return subprocess.run(["zstd", "-dc"], input=data, capture_output=True, check=True).stdout
+
+
+@pytest.mark.skipif(shutil.which("zstd") is None, reason="needs the zstd command")
+@pytest.mark.parametrize("name", TEXT)
+def test_compressible_member_is_padded_within_the_ratio(name: str) -> None:
+    table = compressible_table()
+    data = write_member(FORMATS[name], table.schema, table.to_batches(10_000)).read()
+    text = _zstd_cli(data)
+    assert len(text) > 5_000_000 + 1_000_000
+    # the text alone compresses ~10,000-fold; the member is padded to the readers' bound
+    frame = zstandard.ZstdCompressor(level=3).compress(text)
+    assert len(text) > textformats.MAX_RATIO * len(frame)
+    assert len(text) <= textformats.RATIO_FLOOR + textformats.MAX_RATIO * len(data)
+    assert len(data) * textformats.MAX_RATIO < len(text) + 2 * textformats.MAX_RATIO  # no more
+    rows = read_member(FORMATS[name], io.BytesIO(data), table.schema)
+    assert sum(b.num_rows for b in rows) == table.num_rows
+    # without the padding, the same frame is refused as a bomb, early and naming the limit
+    with pytest.raises(ValueError, match=r"decompression bomb.*DBCRATE_TEXT_MAX_RATIO"):
+        read_member(FORMATS[name], io.BytesIO(frame), table.schema)
+
+
+@pytest.mark.parametrize("name", TEXT)
+def test_ordinary_members_are_not_padded(name: str) -> None:
+    table = edge_table()
+    data = write_member(FORMATS[name], table.schema, table.to_batches()).read()
+    obj = zstandard.ZstdDecompressor().decompressobj()
+    obj.decompress(data)
+    assert obj.eof and obj.unused_data == b""
+
+
+def test_padding_arithmetic() -> None:
+    floor, ratio = textformats.RATIO_FLOOR, 1000
+    assert textformats._padding(floor, 10, ratio) == 0
+    for text, written in [(floor + 1, 0), (floor + 10**9, 17), (floor + 999_999, 999),
+                          (floor + 1_000_001, 1000), (10**13, 5)]:
+        pad = textformats._padding(text, written, ratio)
+        assert pad >= 8 and text <= floor + ratio * (written + pad) < text + ratio * 8 + ratio
+
+
+@pytest.mark.parametrize("name", TEXT)
+def test_row_longer_than_the_record_limit(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Writers refuse a row readers would refuse; readers refuse it before holding it whole;
+    both honour DBCRATE_TEXT_MAX_RECORD."""
+    schema = pa.schema([("id", pa.int64()), ("text", pa.string())])
+    # 3 MB: Arrow's CSV reader, bounded by blocks of the limit, takes records of up to twice that
+    batch = pa.RecordBatch.from_arrays([pa.array([1, 2]), pa.array(["small", "b" * 3_000_000])],
+                                       schema=schema)
+    monkeypatch.setenv("DBCRATE_TEXT_MAX_RECORD", "1M")
+    with pytest.raises(SourceValueError, match="limit of 1,048,576 bytes per row") as caught:
+        write_member(FORMATS[name], schema, [batch])
+    assert "DBCRATE_TEXT_MAX_RECORD" in (caught.value.hint or "")
+    monkeypatch.setenv("DBCRATE_TEXT_MAX_RECORD", "4M")
+    data = write_member(FORMATS[name], schema, [batch]).read()
+    assert sum(b.num_rows for b in read_member(FORMATS[name], io.BytesIO(data), schema)) == 2
+    monkeypatch.setenv("DBCRATE_TEXT_MAX_RECORD", "1M")
+    with pytest.raises(ValueError, match=r"longer than 1,048,576 bytes.*DBCRATE_TEXT_MAX_RECORD"):
+        read_member(FORMATS[name], io.BytesIO(data), schema)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1T", "1.5M"])
+def test_bad_limit_settings_are_usage_errors(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DBCRATE_TEXT_MAX_RATIO", value)
+    with pytest.raises(UsageError, match="DBCRATE_TEXT_MAX_RATIO"):
+        read_member(FORMATS["jsonl"], _member('{"a": 1}\n'), ONE)
+
+
+def test_limit_settings_accept_binary_suffixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value, expected in [("", textformats.MAX_RECORD), ("123", 123), ("2k", 2048),
+                            ("256M", 256 << 20), ("1GiB", 1 << 30)]:
+        monkeypatch.setenv("DBCRATE_TEXT_MAX_RECORD", value)
+        assert textformats.max_record() == expected
+
+
+def test_yaml_aliases_count_against_the_budget() -> None:
+    """An alias repeats its anchor's text for a few bytes: it is counted as decompressed text."""
+    schema = pa.schema([("s", pa.string())])
+    big = "a" * 500_000
+    rows = "".join("- [*v]\n" for _ in range(3000))
+    member = _member(f"---\ncolumns: [s]\nrows:\n- [&v {big}]\n{rows}")
+    with pytest.raises(ValueError, match="decompression bomb"):
+        read_member(FORMATS["yaml"], member, schema)
+    few = _member("---\ncolumns: [s]\nrows:\n- [&v x]\n- [*v]\n- &r [y]\n- *r\n")
+    got = pa.Table.from_batches(read_member(FORMATS["yaml"], few, schema))
+    assert got.column("s").to_pylist() == ["x", "x", "y", "y"]
+
+
+def test_batches_are_bounded_in_bytes() -> None:
+    """10,000 rows of 2 MB each would be 20 GB in one batch; readers cut batches by size too."""
+    schema = pa.schema([("s", pa.string())])
+    rows = 40
+    table = pa.table([pa.array(["c" * 1_000_000] * rows)], schema=schema)
+    for name in TEXT:
+        data = write_member(FORMATS[name], schema, table.to_batches()).read()
+        sizes = [b.num_rows for b in read_member(FORMATS[name], io.BytesIO(data), schema)]
+        assert sum(sizes) == rows and max(sizes) <= 16, (name, sizes)
+
+
+@pytest.mark.parametrize("name", TEXT)
+def test_compressible_table_dumps_verifies_and_restores(name: str, tmp_path: Path) -> None:
+    """A 5 MB value of one repeated character and 100,000 identical rows: a member that
+    compresses ~10,000-fold, which dbcrate writes and must read back."""
+    source = tmp_path / "same.db"
+    conn = sqlite3.connect(source)
+    conn.execute("CREATE TABLE t (v TEXT, n INTEGER, b BLOB)")
+    conn.execute("INSERT INTO t VALUES (?, 1, NULL)", ("z" * 5_000_000,))
+    conn.executemany("INSERT INTO t VALUES ('identical', 42, x'00ff')", [()] * 100_000)
+    conn.commit()
+    conn.close()
+    archive = tmp_path / "same.crate"
+    dbcrate.dump(f"sqlite:///{source}", archive, data_format=name)
+    with dbcrate.open_archive(archive) as a:
+        (chunk,) = a.tables[0].chunks
+        assert chunk.rows == 100_001
+        a.verify()
+    (data,) = [m.data for m in read_members(archive) if m.name == chunk.member]
+    obj = zstandard.ZstdDecompressor().decompressobj()
+    text = obj.decompress(data)
+    assert obj.unused_data[:4] == b"\x50\x2a\x4d\x18"  # padded with a skippable frame
+    assert len(text) > textformats.MAX_RATIO * (len(data) - len(obj.unused_data))
+    target = tmp_path / "copy.db"
+    report = dbcrate.restore(archive, f"sqlite:///{target}")
+    assert report.ok, report.to_dict()
+    assert _sqlite_content(target) == _sqlite_content(source)
+
+
+def test_bomb_is_refused_through_the_archive_naming_the_member(tmp_path: Path) -> None:
+    source = tmp_path / "one.db"
+    conn = sqlite3.connect(source)
+    conn.execute("CREATE TABLE t (a INTEGER)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    archive = tmp_path / "one.crate"
+    dbcrate.dump(f"sqlite:///{source}", archive, data_format="jsonl")
+    members = read_members(archive)
+    (member,) = data_members(members)
+    rows = 5_000_000  # 45 MB of valid rows in ~5 KB, and a manifest that agrees
+    bomb = zstandard.ZstdCompressor(level=3).compress(b'{"a": 1}\n' * rows)
+    members = with_member(members, member, bomb)
+    doc = manifest_of(members)
+    doc["tables"][0]["chunks"][0]["rows"] = doc["tables"][0]["rows"] = rows
+    crafted = tmp_path / "bomb.crate"
+    crafted.write_bytes(tar_bytes(with_manifest(members, doc)))
+    with dbcrate.open_archive(crafted) as a, pytest.raises(ArchiveCorrupt) as caught:
+        a.verify()
+    assert caught.value.member == member
+    assert member in caught.value.message and "decompression bomb" in caught.value.message

@@ -299,6 +299,7 @@ class MemberArchive(Archive):
             raise ArchiveCorrupt(
                 f"{self.path}: member {chunk.member} (table {entry.name}) cannot be decoded: {exc}",
                 member=chunk.member,
+                hint=getattr(exc, "hint", None),  # a text format's limit names its setting
             ) from None
         if rows != chunk.rows:
             raise ArchiveCorrupt(

@@ -28,7 +28,14 @@ from . import __version__
 from .connect import open_engine, public_url
 from .container import ArchiveWriter
 from .dialects import Dialect, engine_name
-from .errors import DatabaseError, DbcrateError, OutputError, UsageError, driver_message
+from .errors import (
+    DatabaseError,
+    DbcrateError,
+    OutputError,
+    SourceValueError,
+    UsageError,
+    driver_message,
+)
 from .file_check import FileCheck, parse_file_column
 from .formats import ChunkWriter, get_format
 from .hooks import load_hooks
@@ -234,16 +241,28 @@ def encode_task(
                     finish()
         if chunk_writer is not None and rows:
             finish()
+    except SourceValueError as exc:  # a value the format cannot write: name the table
+        _discard(chunk_writer, spool, chunks)
+        if task.table.name in exc.message:
+            raise
+        raise SourceValueError(f"table {task.table.name!r}: {exc.message}", hint=exc.hint) \
+            from None
     except BaseException:
-        if chunk_writer is not None:  # before its file: a writer collected later would write
-            with contextlib.suppress(Exception):  # to the closed file and print a traceback
-                chunk_writer.close()
-        if spool is not None:
-            spool.close()
-        for chunk in chunks:
-            chunk.spool.close()
+        _discard(chunk_writer, spool, chunks)
         raise
     return chunks
+
+
+def _discard(chunk_writer: ChunkWriter | None, spool: IO[bytes] | None,
+             chunks: list[EncodedChunk]) -> None:
+    """Drop a failed task's spools."""
+    if chunk_writer is not None:  # before its file: a writer collected later would write
+        with contextlib.suppress(Exception):  # to the closed file and print a traceback
+            chunk_writer.close()
+    if spool is not None:
+        spool.close()
+    for chunk in chunks:
+        chunk.spool.close()
 
 
 class _ConnectionPool:

@@ -27,8 +27,14 @@ spellings (all formats unless a format section says otherwise):
 * binary: base64 (RFC 4648, padded), except CSV: ``\\x`` and lower-case hex.
 
 Writers slice incoming batches into pieces of at most :data:`BATCH_ROWS` rows and readers
-yield batches of at most that many rows (CSV: Arrow's block size), so memory is bounded by a
-batch, never by the member.
+yield batches of at most that many rows or :data:`BATCH_BYTES` of text (CSV: Arrow's block
+size), so memory is bounded by a batch, never by the member.
+
+A zstd frame can expand ~32,000-fold, so readers bound what a member may cost (docs/FORMAT.md,
+"Limits of the text formats"): its text to ``1 MiB + 1000 x`` its size (:func:`max_ratio`),
+counted while decompressing, and one row to 64 MiB (:func:`max_record`), refused before it is
+held whole. Writers keep every member they write within both: they pad a member of degenerate
+data with a skippable frame and refuse a longer row.
 """
 
 from __future__ import annotations
@@ -40,11 +46,14 @@ import io
 import json
 import math
 import operator
+import os
 import re
+import struct
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -52,41 +61,180 @@ import pyarrow.csv as pacsv
 import yaml
 import zstandard
 
+from .errors import SourceValueError, UsageError
 from .logical import DATE_NEG_INFINITY, DATE_POS_INFINITY, TS_NEG_INFINITY, TS_POS_INFINITY
 
 #: rows per written slice (JSONL, XML, YAML document) and per decoded batch (JSONL, XML, YAML)
 BATCH_ROWS = 10_000
+#: a reader also ends a batch once its rows hold this many bytes of text, so that a batch of
+#: 10,000 large rows does not hold ~10,000 x the record limit
+BATCH_BYTES = 8 << 20
 #: compressed bytes fed to the zstd decoder at a time (bounds one call's output to ~8 MiB)
 _ZSTD_FEED = 256
-#: Arrow CSV block size: the first try, and the largest (a row must fit in one block)
+#: Arrow CSV block size of the first try (a row must fit in one block; the largest block is
+#: the record limit), and the largest Arrow allows (an int32), which caps the limit for CSV
 _CSV_BLOCK = 1 << 18
 _CSV_MAX_BLOCK = 1 << 30
+#: decompressed bytes fed to the XML parser at a time (iterparse's size: feeding 64 KiB made
+#: reading 1.8x slower)
+_XML_FEED = 1 << 14
+#: what the XML and YAML readers tolerate beyond the record limit: their measure of a record
+#: (bytes read without a parser event) includes up to one read-ahead buffer
+_SLACK = 1 << 18
+
+# ---------------------------------------------------------------------------------------------
+# limits: a text member is a zstd frame that can expand ~32,000-fold, and its reader parses text
+# into Python objects; these bound the work and memory one member can cost (docs/FORMAT.md,
+# "Limits of the text formats")
+# ---------------------------------------------------------------------------------------------
+
+#: a member may decompress to at most RATIO_FLOOR + MAX_RATIO x its size. Real tables give
+#: ratios of 5-30; a member of identical rows 10,000-30,000, which is why writers pad such a
+#: member with a skippable frame (:func:`_padding`) rather than readers allowing that much.
+MAX_RATIO = 1000
+RATIO_FLOOR = 1 << 20
+#: the longest row (JSONL line, CSV record, XML or YAML token) in bytes of text; writers refuse
+#: longer rows, so that every member they write is readable
+MAX_RECORD = 64 << 20
+RATIO_ENV = "DBCRATE_TEXT_MAX_RATIO"
+RECORD_ENV = "DBCRATE_TEXT_MAX_RECORD"
+_SIZE = re.compile(r"\s*([0-9]{1,15})\s*([KMG]?)i?B?\s*", re.ASCII | re.IGNORECASE)
+_SHIFTS = {"": 0, "K": 10, "M": 20, "G": 30}
+
+
+def _env_limit(name: str, default: int) -> int:
+    """A positive whole number from the environment (``K``, ``M``, ``G`` suffixes are binary),
+    or ``default`` when the variable is unset or empty."""
+    raw = os.environ.get(name, "")
+    if not raw.strip():
+        return default
+    match = _SIZE.fullmatch(raw)
+    value = int(match.group(1)) << _SHIFTS[match.group(2).upper()] if match else 0
+    if value < 1:
+        raise UsageError(f"{name}={raw!r} is not a positive whole number",
+                         hint=f"unset it for the default ({default:,}), or give e.g. 256M")
+    return value
+
+
+def max_ratio() -> int:
+    """The decompression ratio readers allow: :data:`MAX_RATIO` or ``$DBCRATE_TEXT_MAX_RATIO``."""
+    return _env_limit(RATIO_ENV, MAX_RATIO)
+
+
+def max_record() -> int:
+    """The record limit of readers and writers: :data:`MAX_RECORD` or
+    ``$DBCRATE_TEXT_MAX_RECORD``."""
+    return _env_limit(RECORD_ENV, MAX_RECORD)
+
+
+def expansion_budget(member_size: int, ratio: int | None = None) -> int:
+    """The most bytes of text a member of ``member_size`` bytes may decompress to."""
+    return RATIO_FLOOR + (max_ratio() if ratio is None else ratio) * member_size
+
+
+def _padding(text_bytes: int, written: int, ratio: int) -> int:
+    """Bytes of skippable frames a member of ``written`` bytes holding ``text_bytes`` of text
+    needs so that a reader allowing ``ratio`` accepts it (0, or at least one 8-byte header)."""
+    needed = -(-(text_bytes - RATIO_FLOOR) // ratio)
+    return 0 if needed <= written else max(8, needed - written)
 
 
 class MemberDecodeError(ValueError):
     """A text member does not decode to the expected schema (a ``ValueError``: the archive
-    reader reports it as a corrupt member)."""
+    reader reports it as a corrupt member). ``hint`` says what the user can do, if anything."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _record_too_long(what: str, limit: int) -> MemberDecodeError:
+    return MemberDecodeError(
+        f"{what} is longer than {limit:,} bytes, the text formats' limit per row "
+        f"(a row this long is never written with this limit; {RECORD_ENV} sets it)",
+        hint=f"if the archive is trusted and was dumped with a larger {RECORD_ENV}, set the "
+             "same value for verify and restore",
+    )
+
+
+def _row_too_long(fmt: str, size: int, limit: int) -> SourceValueError:
+    """The writers' refusal: a member holding this row would be refused by readers."""
+    return SourceValueError(
+        f"a row is {size:,} bytes long in the {fmt} format, more than the text formats' limit "
+        f"of {limit:,} bytes per row",
+        hint=f"dump with --format parquet or arrow, which have no such limit, or raise "
+             f"{RECORD_ENV} (bytes, e.g. 512M) for this dump and for every verify and restore "
+             "of the archive",
+    )
+
+
+def _check_rows(texts: Sequence[str], fmt: str, limit: int,
+                transform: Callable[[str], str] = str) -> bytes:
+    """The UTF-8 text of a slice's rows (each passed through ``transform``), checked against
+    the record limit; each row is measured only when the whole slice is longer than the limit."""
+    data = transform("".join(texts)).encode("utf-8")
+    if len(data) > limit:
+        for text in texts:
+            size = len(transform(text).encode("utf-8"))
+            if size > limit:
+                raise _row_too_long(fmt, size, limit)
+    return data
 
 
 # ---------------------------------------------------------------------------------------------
 # zstd framing
 # ---------------------------------------------------------------------------------------------
 
+#: magic number of a zstd skippable frame (RFC 8878, 3.1.2): decoders skip its content
+_SKIPPABLE_MAGIC = 0x184D2A50
+_SKIPPABLE_MAX = 1 << 30
+
+
+class _CountingSink:
+    """Counts the compressed bytes on their way to the member's sink."""
+
+    def __init__(self, sink: IO[bytes]) -> None:
+        self._sink = sink
+        self.count = 0
+
+    def write(self, data: Any) -> int:
+        self._sink.write(data)
+        n = len(memoryview(data).cast("B"))
+        self.count += n
+        return n
+
+    def flush(self) -> None:
+        flush = getattr(self._sink, "flush", None)
+        if flush is not None:
+            flush()
+
 
 class _ZstdSink:
     """Write side: compresses into ``sink`` as one zstd frame; ``close`` ends the frame and
-    leaves ``sink`` open (the caller measures and hashes it)."""
+    leaves ``sink`` open (the caller measures and hashes it).
+
+    A member whose text compresses better than readers allow (a table of identical rows, a
+    value of one repeated character) gets a skippable frame of zeros after its frame, just
+    long enough for :func:`expansion_budget` of the member's size to cover the text: readers
+    then bound the work of any member by its size, and still read every member dbcrate writes.
+    The padding is at most 1/1000 of the text.
+    """
 
     def __init__(self, sink: IO[bytes], level: int) -> None:
         compressor = zstandard.ZstdCompressor(level=level)
-        self._writer = compressor.stream_writer(sink, closefd=False, write_return_read=True)
+        self._counter = _CountingSink(sink)
+        self._writer = compressor.stream_writer(cast(IO[bytes], self._counter), closefd=False,
+                                                write_return_read=True)
+        self.text_bytes = 0
         self.closed = False
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        return self._writer.write(data)
+        n: int = self._writer.write(data)
+        self.text_bytes += n
+        return n
 
     def flush(self) -> None:
         """Nothing to do: the frame is completed by :meth:`close` (Arrow's CSV writer calls this)."""
@@ -95,17 +243,31 @@ class _ZstdSink:
         if not self.closed:
             self.closed = True
             self._writer.close()  # type: ignore[no-untyped-call]
+            # never more lenient than the default, so that default readers accept the member
+            ratio = min(MAX_RATIO, max_ratio())
+            pad = _padding(self.text_bytes, self._counter.count, ratio)
+            while pad:
+                # frames of at most 1 GiB; never leave a remainder too small for a header
+                size = min(pad - 8, _SKIPPABLE_MAX)
+                if 0 < pad - 8 - size < 8:
+                    size -= 8
+                self._counter.write(struct.pack("<II", _SKIPPABLE_MAGIC, size))
+                for start in range(0, size, 1 << 20):
+                    self._counter.write(bytes(min(1 << 20, size - start)))
+                pad -= 8 + size
 
 
 class _ZstdSource(io.RawIOBase):
-    """Read side: the decompressed bytes of one or more zstd frames.
+    """Read side: the decompressed bytes of one or more zstd frames (skippable frames are
+    skipped, as RFC 8878 requires).
 
     Compressed input is fed in small pieces so that one call's output stays bounded even for a
-    hostile, extremely compressible frame; a frame cut short is an error (zstandard's own
-    stream reader would end silently).
+    hostile, extremely compressible frame, and the output is refused as soon as it exceeds
+    ``budget`` bytes (see :func:`expansion_budget`); a frame cut short is an error (zstandard's
+    own stream reader would end silently).
     """
 
-    def __init__(self, source: IO[bytes]) -> None:
+    def __init__(self, source: IO[bytes], budget: int, size: int, ratio: int) -> None:
         super().__init__()
         self._source = source
         self._dctx = zstandard.ZstdDecompressor()
@@ -114,6 +276,10 @@ class _ZstdSource(io.RawIOBase):
         self._buf = b""
         self._pos = 0
         self._frames = 0
+        self._budget = budget
+        self._size = size
+        self._ratio = ratio
+        self.total = 0
 
     def readable(self) -> bool:
         return True
@@ -126,6 +292,19 @@ class _ZstdSource(io.RawIOBase):
         buffer[:n] = self._buf[self._pos : self._pos + n]
         self._pos += n
         return n
+
+    def charge(self, n: int) -> None:
+        """Count ``n`` bytes of text against the budget: decompressed bytes, and what a YAML
+        alias repeats (an alias is as much work as its text, for a few bytes)."""
+        self.total += n
+        if self.total > self._budget:
+            raise MemberDecodeError(
+                f"the member expands to more than {self._budget:,} bytes of text, "
+                f"{self._ratio:,} times its {self._size:,} bytes plus {RATIO_FLOOR:,}: refused "
+                f"as a decompression bomb (dbcrate never writes such a member; {RATIO_ENV} "
+                "sets the ratio)",
+                hint=f"if the archive is trusted, raise {RATIO_ENV} (now {self._ratio:,})",
+            )
 
     def _fill(self) -> bool:
         data = self._pending or self._source.read(_ZSTD_FEED)
@@ -144,14 +323,58 @@ class _ZstdSource(io.RawIOBase):
         except zstandard.ZstdError as exc:
             raise MemberDecodeError(f"zstd: {exc}") from None
         self._pos = 0
+        self.charge(len(self._buf))
         if self._obj.eof:
             self._pending = self._obj.unused_data
         return True
 
 
+class _SourceView:
+    """A private read position in a seekable source shared with other views: Arrow's CSV reader
+    reads its input on an I/O thread, and one that is being abandoned (a retry with a larger
+    block) may still read ahead while the next pass reads the same source from the start."""
+
+    def __init__(self, source: IO[bytes], start: int, lock: threading.Lock) -> None:
+        self._source = source
+        self._pos = start
+        self._lock = lock
+
+    def read(self, size: int = -1) -> bytes:
+        with self._lock:
+            self._source.seek(self._pos)
+            data = self._source.read(size)
+        self._pos += len(data)
+        return data
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_END:
+            with self._lock:
+                offset += self._source.seek(0, io.SEEK_END)
+        elif whence == io.SEEK_CUR:
+            offset += self._pos
+        self._pos = offset
+        return offset
+
+
 def _open_text(source: IO[bytes]) -> io.BufferedReader:
-    """The decompressed content of a text member, as a buffered binary stream."""
-    return io.BufferedReader(_ZstdSource(source), buffer_size=1 << 16)
+    """The decompressed content of a text member (from the current position of the seekable
+    ``source`` to its end), as a buffered binary stream whose ``raw`` is the
+    :class:`_ZstdSource` (for its budget)."""
+    start = source.tell()
+    size = source.seek(0, io.SEEK_END) - start
+    source.seek(start)
+    ratio = max_ratio()
+    raw = _ZstdSource(source, expansion_budget(size, ratio), size, ratio)
+    return io.BufferedReader(raw, buffer_size=1 << 16)
+
+
+def _budget_of(stream: io.BufferedReader) -> _ZstdSource:
+    raw = stream.raw
+    assert isinstance(raw, _ZstdSource)
+    return raw
 
 
 def _decoding(
@@ -570,10 +793,11 @@ class JsonlWriter:
         self._out = _ZstdSink(sink, level)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        limit = max_record()
         for part in _slices(batch, self._schema):
             columns = [_json_tokens(c, k) for c, k in zip(part.columns, self._codecs)]
-            text = "".join([self._template % row for row in zip(*columns)])
-            self._out.write(_escape_line_breaks(text).encode("utf-8"))
+            lines = [self._template % row for row in zip(*columns)]
+            self._out.write(_check_rows(lines, "jsonl", limit, _escape_line_breaks))
 
     def close(self) -> None:
         self._out.close()
@@ -623,18 +847,26 @@ def _row_getter(names: list[str]) -> Callable[[dict[str, Any]], tuple[Any, ...]]
 
 @_decoding
 def read_jsonl(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Decode a JSONL member into batches of ``schema``."""
+    """Decode a JSONL member into batches of ``schema``; a line longer than the record limit is
+    refused before it is read whole."""
     codecs = _check_schema(schema)
     names = schema.names
     getter = _row_getter(names)
+    limit = max_record()
     rows: list[tuple[Any, ...]] = []
+    pending = 0
 
     def flush() -> pa.RecordBatch:
         columns = list(zip(*rows))
         rows.clear()
         return _batch([_from_json(c, f, k) for c, f, k in zip(columns, schema, codecs)], schema)
 
-    for number, line in enumerate(_open_text(source), start=1):
+    stream = _open_text(source)
+    number = 0
+    while line := stream.readline(limit + 1):
+        number += 1
+        if len(line) > limit:
+            raise _record_too_long(f"line {number}", limit)
         obj = json.loads(
             line.decode("utf-8"),
             parse_int=_Raw,
@@ -648,7 +880,9 @@ def read_jsonl(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]
             rows.append(getter(obj))
         except KeyError as exc:
             raise MemberDecodeError(f"line {number}: no column {exc.args[0]!r}") from None
-        if len(rows) >= BATCH_ROWS:
+        pending += len(line)
+        if len(rows) >= BATCH_ROWS or pending >= BATCH_BYTES:
+            pending = 0
             yield flush()
     if rows:
         yield flush()
@@ -657,6 +891,21 @@ def read_jsonl(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]
 # ---------------------------------------------------------------------------------------------
 # CSV
 # ---------------------------------------------------------------------------------------------
+
+
+def _check_csv_records(columns: Sequence[pa.Array], limit: int) -> None:
+    """Refuse a record longer than the record limit. A non-NULL field takes at most its bytes,
+    one more per ``"`` (doubled), two quotes and a separator; NULL one separator."""
+    if not columns or sum(c.nbytes for c in columns) * 2 + 3 * len(columns[0]) * len(columns) <= limit:
+        return
+    sizes: Any = None
+    for column in columns:
+        field = pc.add(pc.add(pc.binary_length(column).cast(pa.int64()),
+                              pc.count_substring(column, '"').cast(pa.int64())), 3).fill_null(1)
+        sizes = field if sizes is None else pc.add(sizes, field)
+    biggest = pc.max(sizes).as_py()
+    if biggest is not None and biggest > limit:
+        raise _row_too_long("csv", biggest, limit)
 
 
 class CsvWriter:
@@ -672,8 +921,10 @@ class CsvWriter:
         self._writer = pacsv.CSVWriter(self._out, self._text_schema, write_options=options)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        limit = min(max_record(), _CSV_MAX_BLOCK)
         for part in _slices(batch, self._schema):
             columns = [to_text(c, k, _CSV_STYLE) for c, k in zip(part.columns, self._codecs)]
+            _check_csv_records(columns, limit)
             self._writer.write_batch(_batch(columns, self._text_schema))
 
     def close(self) -> None:
@@ -717,23 +968,28 @@ def read_csv(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
 
     Arrow's CSV reader needs every row inside one block: a row longer than the block makes it
     fail ("straddling object"); then the member is read again from the start with a block four
-    times larger, skipping the rows already produced (the source is seekable).
+    times larger, skipping the rows already produced (the source is seekable), up to a block of
+    the record limit.
     """
     codecs = _check_schema(schema)
     start = source.tell()
-    block_size = _CSV_BLOCK
+    lock = threading.Lock()
+    limit = min(max_record(), _CSV_MAX_BLOCK)
+    block_size = min(_CSV_BLOCK, limit)
     produced = 0
     while True:
+        view = cast(IO[bytes], _SourceView(source, start, lock))
         try:
-            for batch in _csv_batches(source, schema, codecs, block_size, produced):
+            for batch in _csv_batches(view, schema, codecs, block_size, produced):
                 produced += batch.num_rows
                 yield batch
             return
         except pa.ArrowInvalid as exc:
-            if "straddl" not in str(exc) or block_size >= _CSV_MAX_BLOCK:
+            if "straddl" not in str(exc):
                 raise
-        block_size *= 4
-        source.seek(start)
+            if block_size >= limit:  # a record fits in a block as large as itself
+                raise _record_too_long(f"a CSV record after row {produced:,}", limit) from None
+        block_size = min(block_size * 4, limit)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -808,11 +1064,12 @@ class XmlWriter:
         self._out.write(_XML_HEAD)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        limit = max_record()
         for part in _slices(batch, self._schema):
             columns = [_xml_fragments(c, k, t)
                        for c, k, t in zip(part.columns, self._codecs, self._tags)]
-            text = "".join(["<row>" + "".join(row) + "</row>\n" for row in zip(*columns)])
-            self._out.write(text.encode("utf-8"))
+            rows = ["<row>" + "".join(row) + "</row>\n" for row in zip(*columns)]
+            self._out.write(_check_rows(rows, "xml", limit))
 
     def close(self) -> None:
         if not self._out.closed:
@@ -869,6 +1126,25 @@ def _xml_value(elem: ET.Element, codec: str, name: str) -> str | None:
     return elem.text or ""
 
 
+def _xml_events(stream: _XmlGuard, limit: int) -> Iterator[tuple[str, ET.Element]]:
+    """``start`` and ``end`` events of the document, parsed incrementally. The parser holds a
+    value's text (or a tag) whole until it ends: more than ``limit`` bytes without an event is
+    refused before the parser has buffered much more than that."""
+    parser: ET.XMLPullParser[ET.Element] = ET.XMLPullParser(events=("start", "end"))
+    quiet = 0  # bytes fed since the last chunk that produced an event
+    while data := stream.read(_XML_FEED):
+        parser.feed(data)
+        seen = False
+        for item in parser.read_events():
+            seen = True
+            yield item  # type: ignore[misc]  # only start and end events were asked for
+        quiet = 0 if seen else quiet + len(data)
+        if quiet > limit + _SLACK:
+            raise _record_too_long("an XML value or tag", limit)
+    parser.close()
+    yield from parser.read_events()  # type: ignore[misc]
+
+
 @_decoding
 def read_xml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """Decode an XML member into batches of ``schema`` (streaming; each row is cleared)."""
@@ -880,6 +1156,7 @@ def read_xml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     count = 0
     depth = 0
     position = 0
+    pending = 0  # characters of text in the batch
     root: ET.Element | None = None
 
     def flush() -> pa.RecordBatch:
@@ -890,7 +1167,7 @@ def read_xml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
         return _batch(arrays, schema)
 
     guarded = _XmlGuard(_open_text(source))  # no DTD, no entities, UTF-8 only
-    for event, elem in ET.iterparse(guarded, events=("start", "end")):  # noqa: S314
+    for event, elem in _xml_events(guarded, max_record()):
         if event == "start":
             depth += 1
             if depth == 1:
@@ -909,7 +1186,9 @@ def read_xml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
                 raise MemberDecodeError(f"row {count + 1}: nested element <{elem.tag}>")
             continue
         if depth == 3:
-            columns[position].append(_xml_value(elem, codecs[position], names[position]))
+            value = _xml_value(elem, codecs[position], names[position])
+            columns[position].append(value)
+            pending += len(value) if value else 0
             position += 1
         elif depth == 2:
             if position != width:
@@ -917,7 +1196,8 @@ def read_xml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
             count += 1
             assert root is not None
             root.clear()
-            if len(columns[0]) >= BATCH_ROWS:
+            if len(columns[0]) >= BATCH_ROWS or pending >= BATCH_BYTES:
+                pending = 0
                 yield flush()
         depth -= 1
     if columns[0]:
@@ -1049,71 +1329,50 @@ class YamlWriter:
         self._out = _ZstdSink(sink, level)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        limit = max_record()
         for part in _slices(batch, self._schema):
             if part.num_rows == 0:
                 continue
             columns = [_yaml_tokens(c, k) for c, k in zip(part.columns, self._codecs)]
             rows = [self._template % row for row in zip(*columns)]
-            self._out.write((self._head + "".join(rows)).encode("utf-8"))
+            self._out.write(self._head.encode("utf-8") + _check_rows(rows, "yaml", limit))
 
     def close(self) -> None:
         self._out.close()
 
 
-def _yaml_scalars(node: Any, what: str) -> list[Any]:
-    if not isinstance(node, yaml.SequenceNode) or node.tag != _SEQ:
-        raise MemberDecodeError(f"YAML {what} is not a sequence")
-    return list(node.value)
+#: a scalar as the reader keeps it: (resolved tag, text)
+_Item = tuple[str, str]
+_DEFAULT_TAGS = (None, "!")
 
 
-def _yaml_rows(document: Any, names: list[str]) -> list[list[Any]]:
-    """The row nodes of a document ``{columns: [...], rows: [[...], ...]}``, checked."""
-    parts: dict[str, Any] = {}
-    if isinstance(document, yaml.MappingNode) and document.tag == _MAP:
-        for key, value in document.value:
-            if not isinstance(key, yaml.ScalarNode) or key.tag != _STR or key.value in parts:
-                raise MemberDecodeError("a YAML document has a bad or repeated key")
-            parts[key.value] = value
-    if set(parts) != {"columns", "rows"}:
-        raise MemberDecodeError("a YAML document is not a mapping of 'columns' and 'rows'")
-    columns = _yaml_scalars(parts["columns"], "columns")
-    if any(not isinstance(n, yaml.ScalarNode) or n.tag != _STR for n in columns) or [
-        n.value for n in columns
-    ] != names:
-        raise MemberDecodeError(f"YAML columns are not {names[:20]}")
-    rows = [_yaml_scalars(row, "row") for row in _yaml_scalars(parts["rows"], "rows")]
-    for row in rows:
-        if len(row) != len(names) or not all(isinstance(n, yaml.ScalarNode) for n in row):
-            raise MemberDecodeError(f"a YAML row is not a sequence of {len(names)} scalars")
-    return rows
-
-
-def _yaml_number_texts(nodes: Sequence[Any], texts: list[str | None], loader: Any) -> list[Any]:
+def _yaml_number_texts(items: Sequence[_Item], texts: list[str | None], loader: Any) -> list[Any]:
     """Texts of YAML 1.1 numbers Arrow cannot parse (``0x1F``, ``1_000``, ``190:20:30``) as
     PyYAML reads them (only another writer's spellings take this path)."""
     out: list[Any] = []
-    for node, text in zip(nodes, texts):
+    for (tag, value), text in zip(items, texts):
         if text is None:
             out.append(None)
-        elif node.tag == _INT:
+            continue
+        node = yaml.ScalarNode(tag, value)
+        if tag == _INT:
             out.append(str(loader.construct_yaml_int(node)))
         else:
             out.append(_YAML_READ_SPECIALS.get(text) or repr(loader.construct_yaml_float(node)))
     return out
 
 
-def _from_yaml(nodes: Sequence[Any], field: pa.Field, codec: str, loader: Any) -> pa.Array:
+def _from_yaml(items: Sequence[_Item], field: pa.Field, codec: str, loader: Any) -> pa.Array:
     name = field.name
     allowed = _YAML_TAGS[codec]
     texts: list[str | None] = []
-    for node in nodes:
-        tag = node.tag
+    for tag, value in items:
         if tag == _NULL:
             texts.append(None)
         elif tag in allowed:
-            texts.append(node.value)
+            texts.append(value)
         else:
-            raise MemberDecodeError(f"column {name!r}: a {tag} value {node.value!r:.60}")
+            raise MemberDecodeError(f"column {name!r}: a {tag} value {value!r:.60}")
     if codec == "bool":
         return pa.array([None if t is None else loader.bool_values[t.lower()] for t in texts],
                         pa.bool_())
@@ -1123,7 +1382,7 @@ def _from_yaml(nodes: Sequence[Any], field: pa.Field, codec: str, loader: Any) -
         try:
             return _numbers(pa.array(texts, pa.string()), field.type, name)
         except MemberDecodeError:
-            texts = _yaml_number_texts(nodes, texts, loader)
+            texts = _yaml_number_texts(items, texts, loader)
             return _numbers(pa.array(texts, pa.string()), field.type, name)
     if codec == "binary":
         return pa.array([None if t is None else _b64decode("".join(t.split())) for t in texts],
@@ -1133,18 +1392,166 @@ def _from_yaml(nodes: Sequence[Any], field: pa.Field, codec: str, loader: Any) -
     return _temporal_array(texts, field.type, codec)
 
 
+class _YamlMeter:
+    """The YAML parser's input. The parser holds a whole token (a scalar) before it produces
+    its event, so the bytes it reads for one event are counted: more than the record limit is
+    refused before the parser has buffered much more than that."""
+
+    def __init__(self, stream: io.BufferedReader, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._stream.read(size)
+        self.count += len(data)
+        if self.count > self._limit + _SLACK:
+            raise _record_too_long("a YAML scalar or token", self._limit)
+        return data
+
+
+class _YamlReader:
+    """Rows from the parser's events, one at a time, so that memory is bounded by a batch and
+    not by a document (composing a document would build a node per scalar, ~40 times the text).
+
+    The structure checked is the format's: documents that are a mapping of ``columns`` (the
+    column names, in order) and ``rows`` (sequences of one scalar per column), in either order.
+    Tags are resolved as a safe loader's composer resolves them; nothing is constructed from a
+    tag. Anchors and aliases of scalars and of rows are kept per document, the anchored text
+    bounded by the record limit and every repetition counted against the member's budget (an
+    alias is the work of its text for a few bytes of input).
+    """
+
+    def __init__(self, loader: Any, meter: _YamlMeter, budget: _ZstdSource, schema: pa.Schema,
+                 codecs: list[str], limit: int) -> None:
+        self._loader = loader
+        self._meter = meter
+        self._budget = budget
+        self._schema = schema
+        self._codecs = codecs
+        self._names = list(schema.names)
+        self._width = len(schema)
+        self._limit = limit
+        self._columns: list[list[_Item]] = [[] for _ in schema]
+        self._pending = 0
+        self._anchors: dict[str, _Item | list[_Item]] = {}
+        self._anchored = 0
+
+    def _event(self) -> Any:
+        self._meter.count = 0
+        return self._loader.get_event()
+
+    def _anchor(self, name: str, value: _Item | list[_Item], size: int) -> None:
+        if name in self._anchors:
+            raise MemberDecodeError(f"YAML anchor &{name:.40} is defined twice")
+        self._anchored += size
+        if self._anchored > self._limit:
+            raise _record_too_long("the anchored text of a YAML document", self._limit)
+        self._anchors[name] = value
+
+    def _scalar(self, event: Any, what: str) -> _Item:
+        kind = type(event).__name__
+        if kind == "AliasEvent":
+            target = self._anchors.get(event.anchor)
+            if not isinstance(target, tuple):
+                raise MemberDecodeError(f"YAML alias *{event.anchor:.40} in {what} does not "
+                                        "name an earlier scalar")
+            self._budget.charge(len(target[1]))
+            return target
+        if kind != "ScalarEvent":
+            raise MemberDecodeError(f"YAML {what} is not a scalar")
+        tag = event.tag
+        if tag in _DEFAULT_TAGS:
+            tag = self._loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+        item = (tag, event.value)
+        if event.anchor is not None:
+            self._anchor(event.anchor, item, len(event.value))
+        return item
+
+    def _flat_sequence(self, event: Any, what: str) -> list[_Item]:
+        """A sequence of at most one scalar per column (an alias of an earlier one too)."""
+        kind = type(event).__name__
+        if kind == "AliasEvent":
+            target = self._anchors.get(event.anchor)
+            if not isinstance(target, list):
+                raise MemberDecodeError(f"YAML alias *{event.anchor:.40} in {what} does not "
+                                        "name an earlier sequence")
+            self._budget.charge(sum(len(value) for _, value in target))
+            return target
+        if kind != "SequenceStartEvent" or event.tag not in (*_DEFAULT_TAGS, _SEQ):
+            raise MemberDecodeError(f"YAML {what} is not a sequence")
+        items: list[_Item] = []
+        while type(next_event := self._event()).__name__ != "SequenceEndEvent":
+            if len(items) == self._width:
+                raise MemberDecodeError(f"YAML {what} has more than {self._width} values")
+            items.append(self._scalar(next_event, what))
+        if event.anchor is not None:
+            self._anchor(event.anchor, items, sum(len(value) for _, value in items))
+        return items
+
+    def _flush(self) -> pa.RecordBatch:
+        arrays = [_from_yaml(items, field, codec, self._loader)
+                  for items, field, codec in zip(self._columns, self._schema, self._codecs)]
+        for items in self._columns:
+            items.clear()
+        self._pending = 0
+        return _batch(arrays, self._schema)
+
+    def _rows(self) -> Iterator[pa.RecordBatch]:
+        event = self._event()
+        if type(event).__name__ != "SequenceStartEvent" or event.tag not in (*_DEFAULT_TAGS, _SEQ):
+            raise MemberDecodeError("YAML rows is not a sequence")
+        while type(event := self._event()).__name__ != "SequenceEndEvent":
+            row = self._flat_sequence(event, "row")
+            if len(row) != self._width:
+                raise MemberDecodeError(f"a YAML row is not a sequence of {self._width} scalars")
+            for items, item in zip(self._columns, row):
+                items.append(item)
+                self._pending += len(item[1])
+            if len(self._columns[0]) >= BATCH_ROWS or self._pending >= BATCH_BYTES:
+                yield self._flush()
+
+    def _document(self) -> Iterator[pa.RecordBatch]:
+        self._anchors.clear()
+        self._anchored = 0
+        event = self._event()
+        if type(event).__name__ != "MappingStartEvent" or event.tag not in (*_DEFAULT_TAGS, _MAP):
+            raise MemberDecodeError("a YAML document is not a mapping of 'columns' and 'rows'")
+        seen: set[str] = set()
+        while type(event := self._event()).__name__ != "MappingEndEvent":
+            tag, key = self._scalar(event, "mapping key")
+            if tag != _STR or key in seen:
+                raise MemberDecodeError("a YAML document has a bad or repeated key")
+            seen.add(key)
+            if key == "columns":
+                columns = self._flat_sequence(self._event(), "columns")
+                if any(tag != _STR for tag, _ in columns) or [n for _, n in columns] != self._names:
+                    raise MemberDecodeError(f"YAML columns are not {self._names[:20]}")
+            elif key == "rows":
+                yield from self._rows()
+            else:
+                raise MemberDecodeError("a YAML document is not a mapping of 'columns' and 'rows'")
+        if len(seen) != 2:
+            raise MemberDecodeError("a YAML document is not a mapping of 'columns' and 'rows'")
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        self._event()  # StreamStartEvent
+        while type(self._event()).__name__ != "StreamEndEvent":  # DocumentStartEvent
+            yield from self._document()
+            self._event()  # DocumentEndEvent (the parser allows nothing else here)
+        if self._columns[0]:
+            yield self._flush()
+
+
 @_decoding
 def read_yaml(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
-    """Decode a YAML member into batches of ``schema``, one document at a time."""
+    """Decode a YAML member into batches of ``schema``, streaming the parser's events."""
     codecs = _check_schema(schema)
-    names = schema.names
-    loader = _YamlLoader(_open_text(source))
+    limit = max_record()
+    text = _open_text(source)
+    meter = _YamlMeter(text, limit)
+    loader = _YamlLoader(meter)
     try:
-        while loader.check_node():
-            rows = _yaml_rows(loader.get_node(), names)
-            for start in range(0, len(rows), BATCH_ROWS):
-                columns = list(zip(*rows[start : start + BATCH_ROWS]))
-                arrays = [_from_yaml(c, f, k, loader) for c, f, k in zip(columns, schema, codecs)]
-                yield _batch(arrays, schema)
+        yield from _YamlReader(loader, meter, _budget_of(text), schema, codecs, limit).batches()
     finally:
         loader.dispose()

@@ -24,7 +24,6 @@ error naming table, column and row (tests/test_mysql_fastpath.py compares the tw
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import queue
@@ -71,10 +70,11 @@ def _driver() -> Any | None:
     """The MySQLdb module, or None when mysqlclient is not installed or is switched off."""
     if os.environ.get(DISABLE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
         return None
-    try:
-        return importlib.import_module("MySQLdb")
+    try:  # a plain import of an installed driver (never a name from an archive)
+        import MySQLdb
     except ImportError:
         return None
+    return MySQLdb
 
 
 def available() -> bool:

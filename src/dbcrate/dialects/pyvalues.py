@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import SourceValueError
 from ..schema import Column, Table
@@ -152,8 +153,128 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+_NONE = type(None)
+_INT_KINDS = frozenset({"int8", "int16", "int32", "int64", "uint64"})
+_TEXT_KINDS = frozenset({"string", "json", "other"})
+#: ISO texts whose meaning Arrow's parser and Python's ``fromisoformat`` agree on (both also
+#: check that the day exists; year 0, which Arrow accepts and Python refuses, is excluded here)
+_ISO_DATE = r"(000[1-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-9][0-9]{3})-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+_ISO_CLOCK = r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
+_ISO_DATE_RE = f"^{_ISO_DATE}$"
+_ISO_TIME_RE = f"^{_ISO_CLOCK}$"
+_ISO_DATETIME_RE = f"^{_ISO_DATE}[T ]{_ISO_CLOCK}(Z|\\+00:00)?$"
+#: the floats whose shortest text Arrow writes positionally, as ``repr`` does (below 1e15 and
+#: from 1e-4 on); the others take the per-value path
+_FAST_FLOAT_MAX = 1e15
+_FAST_FLOAT_MIN = 1e-4
+
+
+def _all_match(strings: pa.Array, pattern: str) -> bool:
+    return bool(pc.all(pc.match_substring_regex(strings, pattern), skip_nulls=True).as_py())
+
+
+def float_decimal_texts(floats: pa.Array) -> pa.Array:
+    """:func:`decimal_text` of a float64 array (nulls stay null), from Arrow's shortest
+    formatting: the same digits as ``repr``; ``12`` gets ``.0`` as ``repr`` gives it. Values
+    outside the range where both write positional digits (and NaN, infinities) are formatted
+    one by one."""
+    magnitude = pc.abs(floats)
+    texts = floats.cast(pa.string())
+    fast = pc.and_(
+        pc.or_(pc.equal(floats, 0), pc.and_(pc.greater_equal(magnitude, _FAST_FLOAT_MIN),
+                                           pc.less(magnitude, _FAST_FLOAT_MAX))),
+        pc.invert(pc.match_substring(texts, "e")),
+    )
+    whole = pc.invert(pc.match_substring(texts, "."))
+    texts = pc.if_else(whole, pc.binary_join_element_wise(texts, ".0", ""), texts)
+    slow = pc.invert(pc.fill_null(fast, True))
+    if pc.any(slow).as_py():
+        positions = pc.indices_nonzero(slow).to_pylist()
+        exact = pa.array([decimal_text(floats[i].as_py()) for i in positions], pa.string())
+        texts = pc.replace_with_mask(texts, slow, exact)
+    return texts
+
+
+def _decimal_array(values: Sequence[Any], types: set[type]) -> pa.Array:
+    """Canonical decimal texts of SQLite's INTEGER and REAL values (``str`` of an int, the
+    shortest positional digits of a float)."""
+    if types == {int}:
+        return pa.array(values, pa.int64()).cast(pa.string())
+    if types == {float}:
+        return float_decimal_texts(pa.array(values, pa.float64()))
+    ints = pa.array([v if type(v) is int else None for v in values], pa.int64())
+    floats = pa.array([v if type(v) is float else None for v in values], pa.float64())
+    return pc.coalesce(ints.cast(pa.string()), float_decimal_texts(floats))
+
+
+def iso_array(strings: pa.Array, kind: str, arrow_type: pa.DataType) -> pa.Array | None:
+    """ISO 8601 texts (a string array) parsed by Arrow, or None unless every text is one that
+    Arrow and Python's ``fromisoformat`` read alike. Raises ``ArrowInvalid`` for a day that
+    does not exist."""
+    if kind == "date":
+        if not _all_match(strings, _ISO_DATE_RE):
+            return None
+        return strings.cast(pa.date32())
+    if kind == "time":
+        if not _all_match(strings, _ISO_TIME_RE):
+            return None
+        stamps = pc.binary_join_element_wise("1970-01-01 ", strings, "").cast(pa.timestamp("us"))
+        return stamps.view(pa.int64()).view(arrow_type)
+    if not _all_match(strings, _ISO_DATETIME_RE):
+        return None
+    # a UTC suffix names the same instant as the naive text (Python converts it to UTC)
+    naive = pc.replace_substring_regex(strings, "(Z|\\+00:00)$", "")
+    return naive.cast(pa.timestamp("us")).view(pa.int64()).view(arrow_type)
+
+
+def _fast_array(values: Sequence[Any], col: Column) -> pa.Array | None:
+    """The column converted by Arrow in one call when every value has the Python type the
+    per-value converter passes through unchanged (or converts the way Arrow does); None when
+    the values need the per-value path (which also finds the row of a bad value). Exact types
+    are checked because Arrow converts more than the converters accept (a float into an
+    integer column, bytes into a string column)."""
+    kind = col.type.kind
+    arrow_type = col.type.arrow
+    types = set(map(type, values))
+    types.discard(_NONE)
+    try:
+        if not types:
+            return pa.nulls(len(values), arrow_type)
+        if kind in _INT_KINDS:
+            return pa.array(values, arrow_type) if types == {int} else None
+        if kind in ("float32", "float64"):
+            return pa.array(values, arrow_type) if types == {float} else None
+        if kind in _TEXT_KINDS:
+            return pa.array(values, pa.string()) if types == {str} else None
+        if kind == "binary":
+            return pa.array(values, arrow_type) if types == {bytes} else None
+        if kind == "boolean":
+            if types != {int}:
+                return None
+            ints = pa.array(values, pa.int64())
+            bounds = pc.min_max(ints)
+            if bounds["min"].as_py() < 0 or bounds["max"].as_py() > 1:
+                return None
+            return ints.cast(pa.bool_())
+        if kind == "decimal":
+            return _decimal_array(values, types) if types <= {int, float} else None
+        if kind in ("date", "time", "datetime", "timestamptz"):
+            native = {"date": dt.date, "time": dt.time}.get(kind, dt.datetime)
+            if types == {native}:
+                return pa.array(values, arrow_type)
+            if types != {str}:
+                return None
+            return iso_array(pa.array(values, pa.string()), kind, arrow_type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        return None
+    return None
+
+
 def column_to_arrow(values: Sequence[Any], col: Column) -> pa.Array:
     """Convert one column of driver values; raises :class:`BadValue` with the row index."""
+    fast = _fast_array(values, col)
+    if fast is not None:
+        return fast
     converted = _each(values, CONVERTERS[col.type.kind])
     try:
         return pa.array(converted, type=col.type.arrow)
@@ -205,14 +326,15 @@ def _short(value: Any) -> str:
 TARGET_BATCH_BYTES = 16 * 1024 * 1024
 
 
-def fetch_batches(cur: Any, table: Table, schema: pa.Schema, batch_rows: int) -> Iterator[pa.RecordBatch]:
+def fetch_batches(cur: Any, table: Table, schema: pa.Schema, batch_rows: int,
+                  offset: int = 0) -> Iterator[pa.RecordBatch]:
     """Fetch an executed cursor in record batches whose size in bytes stays bounded.
 
     The first fetch takes few rows; later fetches size themselves from the bytes per row seen
     so far, so a table of large blobs never pulls ``batch_rows`` blobs into memory at once.
+    ``offset``: rows of the table read before this cursor's (for the row numbers of errors).
     """
     size = min(batch_rows, 1024)
-    offset = 0
     while rows := cur.fetchmany(size):
         batch = rows_to_batch(rows, table, schema, offset)
         offset += len(rows)

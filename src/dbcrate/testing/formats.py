@@ -14,7 +14,8 @@ table's Arrow schema reads back, given that schema, as batches of exactly that s
 exactly the values written, for every logical kind; "exactly" treats NaN as equal to NaN (the
 payload may change) and tells -0.0 from 0.0. Reading a damaged member fails with one of
 :data:`DECODE_ERRORS` (which the archive reader reports as a corrupt member), never with another
-exception.
+exception. Data that compresses thousands of times reads back too (a reader's defences against
+decompression bombs must not refuse what its writer writes).
 """
 
 from __future__ import annotations
@@ -351,6 +352,23 @@ def check_large_values(fmt: DataFormat) -> None:
     roundtrip(fmt, table, 4_000, context="large values")
 
 
+def compressible_table(rows: int = 100_000, value_bytes: int = 5_000_000) -> pa.Table:
+    """A table that compresses extremely well: one value of ``value_bytes`` repeated
+    characters, then identical rows."""
+    schema = pa.schema([("id", pa.int64()), ("text", pa.string()), ("data", pa.large_binary())])
+    return pa.table([
+        pa.array([7] * rows, pa.int64()),
+        pa.array(["a" * value_bytes] + ["the same text"] * (rows - 1)),
+        pa.array([b"\x00" * 64] * rows, pa.large_binary()),
+    ], schema=schema)
+
+
+def check_compressible_values(fmt: DataFormat) -> None:
+    """Data that compresses thousands of times (:func:`compressible_table`) reads back: a
+    reader's defences against decompression bombs must not refuse what its writer writes."""
+    roundtrip(fmt, compressible_table(), 10_000, context="highly compressible")
+
+
 def check_format(fmt: DataFormat) -> None:
     """The whole compliance suite except :func:`check_bounded_memory`."""
     assert fmt.name and fmt.extension, "a format needs a name and an extension"
@@ -358,6 +376,7 @@ def check_format(fmt: DataFormat) -> None:
     check_edge_values(fmt)
     check_many_rows(fmt)
     check_large_values(fmt)
+    check_compressible_values(fmt)
     check_corrupt_input(fmt)
 
 
@@ -503,12 +522,14 @@ __all__ = [
     "assert_same_column",
     "assert_same_table",
     "check_bounded_memory",
+    "check_compressible_values",
     "check_corrupt_input",
     "check_edge_values",
     "check_empty_members",
     "check_format",
     "check_large_values",
     "check_many_rows",
+    "compressible_table",
     "edge_schema",
     "edge_table",
     "memory_batch",
