@@ -21,6 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
+import time
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
@@ -816,3 +817,51 @@ def test_hostile_name_from_a_crafted_manifest(good: Good, tmp_path: Path) -> Non
     assert sqlite_tables(target) == {HOSTILE, "canary"}
     assert len(_rows(url, HOSTILE)) == 25
     assert _rows(url, "canary") == [(1,)]
+
+
+# ------------------------------------------------------------- BI-06: member floods (count)
+def _flood(tmp_path: Path, count: int) -> Path:
+    """A tar that starts like a dbcrate archive and then holds ``count`` empty members."""
+    marker = json.dumps({"format": "dbcrate-archive", "format_version": 1}).encode()
+    path = tmp_path / "flood.crate"
+    with tarfile.open(path, "w:", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("dbcrate-archive.json")
+        info.size = len(marker)
+        tar.addfile(info, io.BytesIO(marker))
+        for i in range(count):
+            tar.addfile(tarfile.TarInfo(f"data/t0001/c{i:06d}.parquet"), io.BytesIO(b""))
+    return path
+
+
+def test_member_count_limit_is_checked_while_scanning(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """More members than the limit: refused while the tar is scanned, before the manifest is
+    looked for (the limit, 2,000,000 by default, lowered here to keep the test fast)."""
+    import dbcrate.container
+
+    monkeypatch.setattr(dbcrate.container, "MAX_MEMBERS", 1_000)
+    flood = _flood(tmp_path, 1_001)
+    with pytest.raises(NotAnArchive, match="more than 1000 members"):
+        dbcrate.open_archive(flood)
+    with dbcrate.open_archive(_good_with_members(tmp_path)) as a:  # under the limit: fine
+        assert a.tables
+
+
+def _good_with_members(tmp_path: Path) -> Path:
+    src = f"sqlite:///{tmp_path / 'few.db'}"
+    run_sql(src, "CREATE TABLE t (id INTEGER PRIMARY KEY)", "INSERT INTO t VALUES (1)")
+    out = tmp_path / "few.crate"
+    dbcrate.dump(src, out)
+    return out
+
+
+def test_member_flood_is_refused_in_bounded_time(tmp_path: Path) -> None:
+    """100,000 empty members without a manifest: a clear refusal (exit 6, no manifest) in
+    bounded time, no traceback."""
+    flood = _flood(tmp_path, 100_000)
+    started = time.monotonic()
+    res = subprocess.run([sys.executable, "-m", "dbcrate", "verify", str(flood)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 6, res.stderr
+    assert "no manifest" in res.stderr and "Traceback" not in res.stderr
+    assert time.monotonic() - started < 60
