@@ -67,3 +67,27 @@ def test_unreadable_table_is_recorded_as_failed(dbs: Databases, tmp_path: Path) 
     finally:
         run_sql(src, f"REVOKE ALL ON a, z FROM {role}")
         run_sql(PG_ADMIN, f"DROP ROLE IF EXISTS {role}")
+
+
+def test_unreadable_value_on_sqlite(tmp_path: Path) -> None:
+    """SQLite: a TEXT value that is not UTF-8 cannot be read exactly; with --tolerate that table
+    is recorded as failed and the tables after it are still dumped (inside a savepoint of the
+    same read transaction)."""
+    src = f"sqlite:///{tmp_path / 'bad.db'}"
+    run_sql(src, "CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT)",
+            "INSERT INTO a VALUES (1, 'x')",
+            "CREATE TABLE bad (id INTEGER PRIMARY KEY, v TEXT)",
+            "INSERT INTO bad VALUES (1, CAST(x'ff41' AS TEXT))",
+            "CREATE TABLE z (id INTEGER PRIMARY KEY)", "INSERT INTO z VALUES (5)")
+    archive = tmp_path / "partial.crate"
+    res = cli("dump", src, str(archive))
+    assert res.returncode == 13 and "bad" in res.stderr and not archive.exists()
+    res = cli("dump", src, str(archive), "--tolerate")
+    assert res.returncode == 15, res.stderr
+    with dbcrate.open_archive(archive) as a:
+        assert {t.name: t.status for t in a.tables} == {"a": "ok", "bad": "failed", "z": "ok"}
+        assert "UTF-8" in (a.table("bad").error or "")
+    dst = f"sqlite:///{tmp_path / 'copy.db'}"
+    res = cli("restore", str(archive), dst, "-T", "bad")
+    assert res.returncode == 0, res.stderr
+    assert snapshot(dst) == snapshot(src, ["a", "z"])
