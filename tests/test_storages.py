@@ -537,3 +537,38 @@ def test_out_of_inodes_mid_extraction_is_reported_not_a_traceback(app: Path,
     res = cli("restore", str(archive), f"sqlite:///{tmp_path / 't2.db'}", "--storages-to",
               str(dest), "--storages", "merge")
     assert res.returncode == 0, res.stderr
+
+
+def test_names_that_differ_only_in_case_or_normalization(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """``a.txt``/``A.txt`` and a composed/decomposed ``é`` are distinct here (restored both);
+    on a filesystem that folds names they would be one file: the restore is refused, naming
+    both, with nothing written (the fold is simulated: this kernel has no casefolding fs)."""
+    import dbcrate.storage_restore as storage_restore
+
+    src = tmp_path / "s" / "m"
+    src.mkdir(parents=True)
+    (src / "a.txt").write_text("lower")
+    (src / "A.txt").write_text("upper")
+    (src / "caf\u00e9").write_text("composed")
+    (src / "cafe\u0301").write_text("decomposed")
+    run_sql(f"sqlite:///{tmp_path / 'db.sqlite'}", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    archive = tmp_path / "names.crate"
+    dbcrate.dump(f"sqlite:///{tmp_path / 'db.sqlite'}", archive, storages=[str(src)],
+                 storages_basepath=str(src.parent))
+    assert storage_restore._folds_names(tmp_path) is False
+    assert not [p for p in tmp_path.iterdir() if "probe" in p.name]
+    dest = tmp_path / "dest"
+    dbcrate.restore(archive, f"sqlite:///{tmp_path / 'c1.db'}", storages_to=str(dest))
+    assert sorted(p.name for p in (dest / "m").iterdir()) == sorted(
+        ["a.txt", "A.txt", "caf\u00e9", "cafe\u0301"])
+
+    monkeypatch.setattr(storage_restore, "_folds_names", lambda _dest: True)
+    folded = tmp_path / "folded"
+    target = tmp_path / "c2.db"
+    with pytest.raises(StorageConflict) as info:
+        dbcrate.restore(archive, f"sqlite:///{target}", storages_to=str(folded))
+    assert "'m/A.txt' and 'm/a.txt'" in info.value.message
+    assert "caf" in info.value.message and "nothing was written" in info.value.message
+    assert not folded.exists()
+    assert not target.exists() or not sa.inspect(engine_of(f"sqlite:///{target}")).get_table_names()

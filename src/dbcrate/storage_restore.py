@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import stat
+import unicodedata
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,10 +244,12 @@ def _preflight_entries(reader: ArchiveReader, storage: StorageManifest, dest: Pa
     if policy == "replace":  # the roots are rebuilt: only the way to them (and they) matter
         for root in storage.roots:
             _check_dirs(dest, tuple(root.name.split("/")), checked, unsafe)
+    collisions = _Collisions()
     for entry in iter_entries(reader, storage):
         parts = entry.parts
         report.files += entry.type == "file"
         report.directories += entry.type == "dir"
+        collisions.see(parts)
         if packs is not None and entry.type == "file":
             for _block in packs.blocks(entry):
                 pass
@@ -272,6 +275,10 @@ def _preflight_entries(reader: ArchiveReader, storage: StorageManifest, dest: Pa
             needed += entry.size
         if len(unsafe) > SHOWN:
             break
+    if collisions.found and _folds_names(dest):
+        unsafe.extend(f"{a!r} and {b!r} are one name on this filesystem (it ignores case or "
+                      "Unicode normalization): one would overwrite the other"
+                      for a, b in collisions.found[:SHOWN])
     if unsafe:
         raise StorageConflict(
             f"cannot restore the storages into {dest} safely; nothing was written:\n"
@@ -288,6 +295,47 @@ def _preflight_entries(reader: ArchiveReader, storage: StorageManifest, dest: Pa
         )
     _check_space(dest, needed)
     return report
+
+
+class _Collisions:
+    """Sibling names that differ only in case or Unicode normalization (``a.txt`` and
+    ``A.TXT``; ``é`` composed and decomposed). Entries come depth first, so one set of names per
+    level of the current path is enough."""
+
+    def __init__(self) -> None:
+        self._levels: list[dict[str, str]] = []
+        self.found: list[tuple[str, str]] = []
+
+    def see(self, parts: tuple[str, ...]) -> None:
+        depth = len(parts)
+        del self._levels[depth:]  # the children of earlier siblings are behind us
+        while len(self._levels) < depth:
+            self._levels.append({})
+        siblings = self._levels[depth - 1]
+        key = unicodedata.normalize("NFC", parts[-1]).casefold()
+        other = siblings.setdefault(key, parts[-1])
+        if other != parts[-1] and len(self.found) <= SHOWN:
+            self.found.append(("/".join((*parts[:-1], other)), "/".join(parts)))
+
+
+def _folds_names(dest: Path) -> bool:
+    """Whether the filesystem of ``dest`` (or of its nearest existing parent) treats names that
+    differ in case or normalization as one: a probe file is created and looked up."""
+    probe_dir = dest
+    while not probe_dir.is_dir():
+        probe_dir = probe_dir.parent
+    name = f".dbcrate-probe-{secrets.token_hex(4)}-Ab\u00e9"
+    path = probe_dir / name
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return True  # cannot tell: assume the worst (the restore is refused with the names)
+    os.close(fd)
+    try:
+        variants = (name.swapcase(), unicodedata.normalize("NFD", name))
+        return any(os.path.lexists(probe_dir / v) for v in variants)
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def _check_dirs(dest: Path, parts: tuple[str, ...], checked: set[tuple[str, ...]],
