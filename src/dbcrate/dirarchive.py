@@ -21,7 +21,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, cast
@@ -244,6 +244,23 @@ def manifest_members(manifest: Manifest) -> dict[str, int]:
     return out
 
 
+def open_confined(path: str | os.PathLike[str], display: str,
+                  read: Callable[[ConfinedDirectory], None]) -> ConfinedDirectory:
+    """Open a dump directory and check it with ``read``; closed again if the check fails.
+
+    :raises NotAnArchive: ``path`` is not a directory (or what ``read`` raises).
+    """
+    if not Path(path).is_dir():
+        raise NotAnArchive(f"{display} is not a directory")
+    directory = ConfinedDirectory(path, display)
+    try:
+        read(directory)
+    except BaseException:
+        directory.close()
+        raise
+    return directory
+
+
 class DirectoryReader:
     """The directory kind's container reader (the interface of
     :class:`dbcrate.container.ArchiveReader`: ``manifest``, ``members``, ``member_buffer``,
@@ -256,16 +273,10 @@ class DirectoryReader:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
         self.display = self.path
-        if not Path(path).is_dir():
-            raise NotAnArchive(f"{self.path} is not a directory")
-        self._dir = ConfinedDirectory(path, self.display)
-        try:
-            self._open()
-        except BaseException:
-            self._dir.close()
-            raise
+        self._dir = open_confined(path, self.display, self._open)
 
-    def _open(self) -> None:
+    def _open(self, directory: ConfinedDirectory) -> None:
+        self._dir = directory
         files, dirs = self._dir.list_files()
         if MARKER not in files:
             raise NotAnArchive(f"{self.display} is not a dbcrate dump directory (no {MARKER})")

@@ -45,7 +45,6 @@ import ast
 import hashlib
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, BinaryIO
 
 import pyarrow as pa
@@ -53,7 +52,7 @@ import pyarrow as pa
 from .archive import Archive, arrow_schema, checked_manifest
 from .atomic import AtomicDirectory, create_private_file
 from .container import MANIFEST, MANIFEST_DIGEST
-from .dirarchive import ConfinedDirectory, check_listing
+from .dirarchive import ConfinedDirectory, check_listing, open_confined
 from .errors import ArchiveCorrupt, NotAnArchive, UsageError
 from .formats import DEFAULT_COMPRESSION_LEVEL
 from .manifest import MAX_MANIFEST_BYTES, Chunk, Manifest, TableEntry
@@ -421,16 +420,10 @@ class PythonArchive(Archive):
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = str(path)
-        if not Path(path).is_dir():
-            raise NotAnArchive(f"{self.path} is not a directory")
-        self._dir = ConfinedDirectory(path, self.path)
-        try:
-            self._open()
-        except BaseException:
-            self._dir.close()
-            raise
+        self._dir = open_confined(path, self.path, self._open)
 
-    def _open(self) -> None:
+    def _open(self, directory: ConfinedDirectory) -> None:
+        self._dir = directory
         files, dirs = self._dir.list_files()
         if LAUNCHER not in files or MANIFEST not in files:
             raise NotAnArchive(f"{self.path} is not a Python dbcrate dump "
