@@ -401,7 +401,7 @@ def iter_dump(
                     check = FileCheck() if file_columns else None
                     try:
                         manifest.storage = yield from _write_storages(
-                            writer, specs, options, warnings, check)
+                            writer, specs, options, warnings, check, file_columns)
                         if check is not None:
                             for column in file_columns:
                                 check.add_references(
@@ -465,12 +465,12 @@ def _column_values(conn: sa.Connection, dialect: Dialect, column: FileColumn) ->
 
 
 def _write_storages(writer: MemberSink, specs: list[StorageSpec], options: DumpOptions,
-                    warnings: list[str],
-                    check: FileCheck | None) -> Generator[Event, None, StorageManifest]:
-    """Store every storage (after the data); the manifest section describing them."""
+                    warnings: list[str], check: FileCheck | None,
+                    file_columns: list[FileColumn]) -> Generator[Event, None, StorageManifest]:
+    """Store every storage (after the data); the manifest section describing them. The stored
+    paths of the storages that ``file_columns`` name go into ``check``."""
     storages = StorageWriter(writer, level=options.compression_level)
-    checked = {c.root for c in (parse_file_column(f, specs[0].name)
-                                for f in options.file_columns)}
+    checked = {c.root for c in file_columns}
 
     def on_file(root: str, path: str) -> None:
         if check is not None and root in checked:
@@ -505,7 +505,7 @@ def _dump_storages_only(url: str, output: str | os.PathLike[str], options: DumpO
     )
     warnings: list[str] = []
     with _open_writer(output, created, version, options, options.data_format, []) as writer:
-        manifest.storage = yield from _write_storages(writer, specs, options, warnings, None)
+        manifest.storage = yield from _write_storages(writer, specs, options, warnings, None, [])
         writer.commit(manifest)
     yield Event("done", 0, 0, "Dump complete", bytes=manifest.storage.bytes)
     return DumpResult(str(output), manifest, 0.0, warnings)

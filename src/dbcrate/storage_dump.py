@@ -200,10 +200,10 @@ class StorageWriter:
     pack_bytes: int = PACK_BYTES
     warnings: list[str] = field(default_factory=list)
     packs: list[PackInfo] = field(default_factory=list)
-    _pack: IO[bytes] | None = None
-    _compressor: zstandard.ZstdCompressor | None = None
+    roots: list[StorageRoot] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self._pack: IO[bytes] | None = None
         self._compressor = zstandard.ZstdCompressor(level=self.level)
         self._index_spool: IO[bytes] = tempfile.TemporaryFile(prefix="dbcrate-index-")
         self._index = IndexWriter(self._index_spool)
@@ -214,7 +214,6 @@ class StorageWriter:
     ) -> Iterator[tuple[str, int, int]]:
         """Walk and store every storage; yields (storage name, files so far, bytes so far).
         ``on_file(storage name, path inside it)`` is called for every stored file."""
-        self.roots: list[StorageRoot] = []
         for spec in specs:
             stats = StorageStats()
             for item in walk(spec, exclude, self.warnings):
@@ -270,7 +269,6 @@ class StorageWriter:
             offset = pack.tell()
             sha = hashlib.sha256()
             size = 0
-            assert self._compressor is not None
             if st.st_size <= SMALL_FILE:
                 # ask for what fstat says plus one byte (to see growth): read(n) allocates n
                 data = handle.read(st.st_size + 1)
@@ -294,7 +292,6 @@ class StorageWriter:
 
     def _stream(self, handle: IO[bytes], first: bytes, pack: IO[bytes],
                 sha: hashlib._Hash) -> tuple[int, bool]:
-        assert self._compressor is not None
         size = 0
         with self._compressor.stream_writer(pack, closefd=False) as out:
             block = first or handle.read(BLOCK)
