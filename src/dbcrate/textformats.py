@@ -63,6 +63,7 @@ import zstandard
 
 from .errors import SourceValueError, UsageError
 from .logical import DATE_NEG_INFINITY, DATE_POS_INFINITY, TS_NEG_INFINITY, TS_POS_INFINITY
+from .values import civil_from_days, days_from_civil
 
 #: rows per written slice (JSONL, XML, YAML document) and per decoded batch (JSONL, XML, YAML)
 BATCH_ROWS = 10_000
@@ -421,30 +422,6 @@ _TIME_RE = re.compile(_CLOCK, re.ASCII)
 _TS_RE = re.compile(_YEAR + "T" + _CLOCK, re.ASCII)
 _TSZ_RE = re.compile(_YEAR + "T" + _CLOCK + "Z", re.ASCII)
 _HEX_RE = re.compile(r"\\x((?:[0-9a-fA-F]{2})*)", re.ASCII)
-
-
-def civil_from_days(days: int) -> tuple[int, int, int]:
-    """(year, month, day) of a day number (days since 1970-01-01), proleptic Gregorian,
-    astronomical years (Howard Hinnant's algorithm; any integer)."""
-    z = days + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = mp + 3 if mp < 10 else mp - 9
-    return yoe + era * 400 + (month <= 2), month, day
-
-
-def days_from_civil(year: int, month: int, day: int) -> int:
-    """Inverse of :func:`civil_from_days` (no range check)."""
-    year -= month <= 2
-    era = year // 400
-    yoe = year - era * 400
-    doy = (153 * ((month + 9) % 12) + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
 
 
 def _month_days(year: int, month: int) -> int:

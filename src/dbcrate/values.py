@@ -30,7 +30,7 @@ US_PER_DAY = 86_400_000_000
 def days_from_civil(y: int, m: int, d: int) -> int:
     """Days since 1970-01-01 of a proleptic Gregorian date (astronomical year numbering)."""
     y -= m <= 2
-    era = (y if y >= 0 else y - 399) // 400
+    era = y // 400  # Python floors: no correction for negative years (the C original has one)
     yoe = y - era * 400
     doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
@@ -40,7 +40,7 @@ def days_from_civil(y: int, m: int, d: int) -> int:
 def civil_from_days(z: int) -> tuple[int, int, int]:
     """Inverse of :func:`days_from_civil`."""
     z += 719468
-    era = (z if z >= 0 else z - 146096) // 146097
+    era = z // 146097
     doe = z - era * 146097
     yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
     y = yoe + era * 400

@@ -9,6 +9,8 @@ Every value is carried exactly: floats print with ``extra_float_digits=3``, time
 from __future__ import annotations
 
 import io
+import itertools
+import os
 import re
 from collections.abc import Iterator
 from typing import Any, ClassVar
@@ -33,6 +35,7 @@ from ..logical import (
     LogicalType,
 )
 from ..schema import Column, Table
+from . import pgbinary
 from .base import Dialect, generic_logical_type
 
 CSV_BLOCK_BYTES = 8 * 1024 * 1024
@@ -62,6 +65,9 @@ class PostgreSQL(Dialect):
     default_schema: ClassVar[str | None] = "public"
     holds_nul_in_text: ClassVar[bool] = False
     parallel_dump: ClassVar[bool] = True
+    #: load with binary COPY where every column has an encoder (:mod:`.pgbinary`); the
+    #: environment variable DBCRATE_PG_BINARY_COPY=0 keeps the CSV path (for comparisons)
+    binary_copy: bool = os.environ.get("DBCRATE_PG_BINARY_COPY", "1") != "0"
 
     # ------------------------------------------------------------------ dump
     def begin_snapshot(self, conn: Connection) -> None:
@@ -260,25 +266,78 @@ class PostgreSQL(Dialect):
         target = self.quote(table.name)
         if not temporary:  # temporary tables live in pg_temp, found through the search path
             target = f"{self.quote(self.default_schema or 'public')}.{target}"
-        sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT csv)"
+        first = next(batches, None)
+        encoders = self._binary_encoders(raw, target, table, first) if first is not None else None
+        rest = itertools.chain([first] if first is not None else [], batches)
+        fmt = "binary" if encoders is not None else "csv"
+        sql = f"COPY {target} ({cols}) FROM STDIN WITH (FORMAT {fmt})"
         rows = 0
-        options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
         # the synchronous writer: psycopg's default queues writes for a background thread
         # without bound, so memory would grow whenever the server is slower than we are
         with raw.cursor() as cur, cur.copy(sql, writer=LibpqWriter(cur)) as copy:
-            for batch in batches:
-                arrays = [_to_pg_text(batch.column(i), c) for i, c in enumerate(table.columns)]
-                out = pa.RecordBatch.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
-                sink = io.BytesIO()
-                pacsv.write_csv(out, sink, write_options=options)
-                copy.write(sink.getbuffer())
-                rows += batch.num_rows
+            if encoders is not None:
+                copy.write(pgbinary.SIGNATURE)
+                for batch in rest:
+                    for piece in _pieces(batch):
+                        try:
+                            copy.write(pgbinary.encode_batch(piece, encoders))
+                        except (pgbinary.EncodeError, pa.ArrowException) as exc:
+                            raise SourceValueError(
+                                f"table {table.name!r}: a value cannot be loaded ({exc})",
+                                hint="check the archive with `dbcrate verify`; exclude the "
+                                "table with -T to restore the rest") from None
+                    rows += batch.num_rows
+                copy.write(pgbinary.TRAILER)
+            else:
+                options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+                for batch in rest:
+                    arrays = [_to_pg_text(batch.column(i), c) for i, c in enumerate(table.columns)]
+                    out = pa.RecordBatch.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
+                    sink = io.BytesIO()
+                    pacsv.write_csv(out, sink, write_options=options)
+                    copy.write(sink.getbuffer())
+                    rows += batch.num_rows
         return rows
+
+    def _binary_encoders(self, raw: Any, target: str, table: Table,
+                         first: pa.RecordBatch) -> list[pgbinary.FieldEncoder] | None:
+        """Binary COPY encoders for the batches (planned from the first one and the target
+        table's column types), or ``None`` to load through CSV."""
+        if not self.binary_copy:
+            return None
+        with raw.cursor() as cur:
+            cur.execute(_RECEIVES_SQL, (target,))
+            receives = dict(cur.fetchall())
+        return pgbinary.plan_encoders(list(first.schema.types),
+                                      [receives.get(c.name) for c in table.columns])
 
     def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:
         seq = self._sequence_of(conn, table.name, column.name)
         if seq:
             conn.execute(sa.text("SELECT setval(:s, :v, false)"), {"s": seq, "v": value})
+
+
+# the receive function of each column's type (a domain's: its base type's), by column name
+_RECEIVES_SQL = """
+SELECT a.attname, coalesce(b.typreceive, t.typreceive)::text
+FROM pg_attribute a
+JOIN pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype
+WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
+"""
+#: bytes of Arrow data encoded at once (the encoded rows are about as large)
+BINARY_PIECE_BYTES = 16 * 1024 * 1024
+
+
+def _pieces(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
+    """``batch`` in slices of about :data:`BINARY_PIECE_BYTES`, so that the encoded copy of a
+    large batch stays small and its offsets stay far from any limit."""
+    if batch.num_rows == 0:
+        return
+    per_row = max(1, batch.nbytes // batch.num_rows)
+    step = max(1, BINARY_PIECE_BYTES // per_row)
+    for start in range(0, batch.num_rows, step):
+        yield batch.slice(start, step)
 
 
 def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[bytearray]:
