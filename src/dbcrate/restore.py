@@ -755,6 +755,8 @@ def _run_parallel(todo: list[Source], fn: Callable[[Source], None], plan: Restor
     if plan.mode == "into-existing" and dialect.name == "postgresql":
         parallel = False  # its foreign keys are checked while loading: parents first, in order
     jobs = max(1, min(options.jobs, len(todo))) if parallel else 1
+    if jobs > 1:  # biggest first: the last table to start is a small one (no straggler)
+        todo = sorted(todo, key=lambda s: -s.entry.size)
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbcrate-restore") as pool:
         futures = {pool.submit(fn, s): s for s in todo}
         for done, future in enumerate(as_completed(futures), start=1):
@@ -805,39 +807,48 @@ def _post_data(plan: RestorePlan, dialect: Dialect, targets: TargetTables,
                runner: _Runner) -> Iterator[Event]:
     fresh = [s for s in plan.sources if results[s.name].status == "restored"
              and "committed by an earlier run (resume)" not in results[s.name].warnings]
-    # index DDL objects are built here, serially: naming them touches shared state
-    work = [(s, index_objects(s.schema, targets, dialect)) for s in fresh]
-
-    def build(item: tuple[Source, list[Any]]) -> None:
-        source, elements = item
-        if elements:
-            _step(runner, elements, results[source.name], "index")
-
-    jobs = max(1, min(options.jobs, len(work))) if dialect.parallel_restore and not runner.single else 1
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbcrate-index") as pool:
-        futures = {pool.submit(build, w): w[0] for w in work}
-        for i, future in enumerate(as_completed(futures), start=1):
-            future.result()
-            source = futures[future]
-            yield Event("indexes", i, len(fresh), f"Indexes of {source.name}", source.name)
+    # index DDL objects are built here, serially: naming them touches shared state. Each
+    # index, then each foreign key, is its own unit of work, biggest tables first, so that
+    # -j N keeps N sessions busy (as pg_restore does) instead of one per table
+    by_size = sorted(fresh, key=lambda s: -s.entry.size)
+    indexes = [(s, [element]) for s in by_size for element in index_objects(s.schema, targets, dialect)]
+    yield from _run_steps(indexes, "index", "indexes", "Index of", options, dialect, results, runner)
     if dialect.alter_add_foreign_key:
         ok = {s.name for s in plan.sources if results[s.name].status == "restored"}
         present = _target_tables(dialect.engine, dialect)
-        for i, source in enumerate(fresh, start=1):
+        constraints = []
+        for source in by_size:
             fks = [fk for fk in foreign_keys(source.schema, targets, dialect, present)
                    if fk.referred_table.name in ok or fk.referred_table.name not in results]
             for fkc in fks:
                 targets.tables[source.name].append_constraint(fkc)
-            if fks:
-                _step(runner, [sa.schema.AddConstraint(f) for f in fks], results[source.name],
-                      "foreign key")
-            yield Event("constraints", i, len(fresh), f"Foreign keys of {source.name}", source.name)
+                constraints.append((source, [sa.schema.AddConstraint(fkc)]))
+        yield from _run_steps(constraints, "foreign key", "constraints", "Foreign key of", options,
+                              dialect, results, runner)
     if dialect.name != "postgresql":  # PostgreSQL validated every key as it added it
         report.warnings.extend(_orphans(runner, dialect, [s.schema for s in fresh]))
     for i, source in enumerate(plan.sources, start=1):
         if results[source.name].status == "restored":
             _set_sequence(runner, dialect, source.schema, results[source.name])
         yield Event("sequences", i, len(plan.sources), f"Sequence of {source.name}", source.name)
+
+
+def _run_steps(steps: list[tuple[Source, list[Any]]], what: str, phase: str, label: str,
+               options: RestoreOptions, dialect: Dialect, results: dict[str, TableResult],
+               runner: _Runner) -> Iterator[Event]:
+    """Run DDL steps (each in its own transaction) on up to ``options.jobs`` sessions."""
+    parallel = dialect.parallel_restore and not runner.single
+    jobs = max(1, min(options.jobs, len(steps))) if parallel else 1
+
+    def run(step: tuple[Source, list[Any]]) -> None:
+        _step(runner, step[1], results[step[0].name], what)
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=f"dbcrate-{phase}") as pool:
+        futures = {pool.submit(run, step): step[0] for step in steps}
+        for i, future in enumerate(as_completed(futures), start=1):
+            future.result()
+            source = futures[future]
+            yield Event(phase, i, len(steps), f"{label} {source.name}", source.name)
 
 
 def _step(runner: _Runner, elements: list[Any], result: TableResult, what: str) -> None:
