@@ -13,8 +13,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbcrate.dialects import dialect_for
-from dbcrate.dialects import pgbinary
+from dbcrate.dialects import dialect_for, pgbinary
 from dbcrate.errors import SourceValueError
 from dbcrate.logical import DATE_NEG_INFINITY, DATE_POS_INFINITY, TS_NEG_INFINITY, TS_POS_INFINITY
 from dbcrate.schema import Table
@@ -123,7 +122,7 @@ def test_a_bad_value_is_a_clear_error(pg: sa.Engine) -> None:
         conn.exec_driver_sql("CREATE TABLE bad (n numeric)")
         table = dialect.reflect(conn, "bad")
     batch = pa.RecordBatch.from_arrays([pa.array(["1.5", "twelve"])], names=["n"])
-    with pytest.raises(SourceValueError, match="'bad'.*twelve"), pg.begin() as conn:
+    with pytest.raises(SourceValueError, match=r"'bad'.*twelve"), pg.begin() as conn:
         dialect.load(conn, table, iter([batch]))
 
 

@@ -826,7 +826,7 @@ def _post_data(plan: RestorePlan, dialect: Dialect, targets: TargetTables,
         yield from _run_steps(constraints, "foreign key", "constraints", "Foreign key of", options,
                               dialect, results, runner)
     if dialect.name != "postgresql":  # PostgreSQL validated every key as it added it
-        report.warnings.extend(_orphans(runner, dialect, [s.schema for s in fresh]))
+        report.warnings.extend(_orphans(runner, dialect, [s.schema for s in fresh], options.jobs))
     for i, source in enumerate(plan.sources, start=1):
         if results[source.name].status == "restored":
             _set_sequence(runner, dialect, source.schema, results[source.name])
@@ -863,28 +863,31 @@ def _step(runner: _Runner, elements: list[Any], result: TableResult, what: str) 
         result.error = f"rows restored, but a {what} could not be created: {driver_message(exc)}"
 
 
-def _orphans(runner: _Runner, dialect: Dialect, tables: list[Table]) -> list[str]:
+def _orphans(runner: _Runner, dialect: Dialect, tables: list[Table], jobs: int) -> list[str]:
     """Rows whose foreign key points nowhere, per constraint (the checks were off or deferred
-    for some engines while loading; MariaDB does not re-check when they come back on)."""
-    warnings = []
+    for some engines while loading; MariaDB does not re-check when they come back on). The
+    checks run on up to ``jobs`` sessions (each one reads a whole child table)."""
+    q = dialect.quote
+    checks = []
     for table in tables:
         for fk in table.foreign_keys:
-            q = dialect.quote
             cond = " AND ".join(f"p.{q(r)} = c.{q(col)}" for col, r in zip(fk.columns, fk.ref_columns))
             notnull = " AND ".join(f"c.{q(col)} IS NOT NULL" for col in fk.columns)
             sql = (f"SELECT count(*) FROM {q(table.name)} c WHERE {notnull} AND NOT EXISTS "
                    f"(SELECT 1 FROM {q(fk.ref_table)} p WHERE {cond})")
-            def count_rows(conn: Connection, s: str = sql) -> Any:
-                return conn.exec_driver_sql(s).scalar()
+            checks.append((table, fk, sql))
 
-            try:
-                count = runner.unit(count_rows)
-            except sa.exc.DBAPIError:
-                continue  # the referenced table is not there: reported elsewhere
-            if count:
-                warnings.append(f"{table.name}: {count} rows break foreign key "
-                                f"{fk.name or fk.columns} -> {fk.ref_table}")
-    return warnings
+    def count(check: tuple[Table, Any, str]) -> Any:
+        try:
+            return runner.unit(lambda conn: conn.exec_driver_sql(check[2]).scalar())
+        except sa.exc.DBAPIError:
+            return None  # the referenced table is not there: reported elsewhere
+
+    workers = max(1, min(jobs, len(checks))) if dialect.parallel_restore and not runner.single else 1
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbcrate-orphans") as pool:
+        counts = list(pool.map(count, checks))
+    return [f"{table.name}: {n} rows break foreign key {fk.name or fk.columns} -> {fk.ref_table}"
+            for (table, fk, _), n in zip(checks, counts) if n]
 
 
 def _set_sequence(runner: _Runner, dialect: Dialect, table: Table, result: TableResult) -> None:
@@ -1052,7 +1055,7 @@ def _finish_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
                           report: RestoreReport, runner: _Runner) -> Iterator[Event]:
     loaded = [plan.maps[s.name].target for s in plan.sources if results[s.name].status == "restored"]
     if dialect.name != "postgresql":  # loaded with the checks off: check now
-        report.warnings.extend(_orphans(runner, dialect, loaded))
+        report.warnings.extend(_orphans(runner, dialect, loaded, options.jobs))
     for i, target in enumerate(loaded, start=1):
         _set_sequence(runner, dialect, target, results[_source_name(plan, target.name)])
         yield Event("sequences", i, len(loaded), f"Sequence of {target.name}", target.name)

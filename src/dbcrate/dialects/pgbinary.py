@@ -121,7 +121,7 @@ def _encoder_for(arrow: pa.DataType, recv: str) -> FieldEncoder | None:
 
 
 def _is_text(t: pa.DataType) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
 
 
 # ----------------------------------------------------------------------------- encoding
