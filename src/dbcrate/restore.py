@@ -837,8 +837,7 @@ def _run_steps(steps: list[tuple[Source, list[Any]]], what: str, phase: str, lab
                options: RestoreOptions, dialect: Dialect, results: dict[str, TableResult],
                runner: _Runner) -> Iterator[Event]:
     """Run DDL steps (each in its own transaction) on up to ``options.jobs`` sessions."""
-    parallel = dialect.parallel_restore and not runner.single
-    jobs = max(1, min(options.jobs, len(steps))) if parallel else 1
+    jobs = _sessions(dialect, runner, options.jobs, len(steps))
 
     def run(step: tuple[Source, list[Any]]) -> None:
         _step(runner, step[1], results[step[0].name], what)
@@ -849,6 +848,12 @@ def _run_steps(steps: list[tuple[Source, list[Any]]], what: str, phase: str, lab
             future.result()
             source = futures[future]
             yield Event(phase, i, len(steps), f"{label} {source.name}", source.name)
+
+
+def _sessions(dialect: Dialect, runner: _Runner, jobs: int, units: int) -> int:
+    """How many sessions run ``units`` independent units of DDL or checks at once."""
+    parallel = dialect.parallel_restore and not runner.single
+    return max(1, min(jobs, units)) if parallel else 1
 
 
 def _step(runner: _Runner, elements: list[Any], result: TableResult, what: str) -> None:
@@ -883,7 +888,7 @@ def _orphans(runner: _Runner, dialect: Dialect, tables: list[Table], jobs: int) 
         except sa.exc.DBAPIError:
             return None  # the referenced table is not there: reported elsewhere
 
-    workers = max(1, min(jobs, len(checks))) if dialect.parallel_restore and not runner.single else 1
+    workers = _sessions(dialect, runner, jobs, len(checks))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbcrate-orphans") as pool:
         counts = list(pool.map(count, checks))
     return [f"{table.name}: {n} rows break foreign key {fk.name or fk.columns} -> {fk.ref_table}"

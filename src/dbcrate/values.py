@@ -185,7 +185,7 @@ def text_to_time(arr: pa.Array) -> pa.Array:
     return map_strings(arr, parse, pa.int64()).cast(pa.time64("us"))
 
 
-def _string_parts(arr: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], pa.Buffer | None]:
+def string_parts(arr: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any], pa.Buffer | None]:
     """(offsets, data bytes, validity) of a large string/binary array, offsets relative to
     the data returned."""
     validity, offsets_buf, data_buf = arr.buffers()
@@ -200,7 +200,7 @@ def hex_to_binary(arr: pa.Array) -> pa.Array:
     arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
     if len(arr) == 0:
         return pa.array([], pa.large_binary())
-    offsets, body, validity = _string_parts(arr)
+    offsets, body, validity = string_parts(arr)
     lengths = offsets[1:] - offsets[:-1]
     prefixed = lengths >= 2
     keep = np.ones(body.size, bool)
@@ -235,7 +235,7 @@ def binary_to_hex(arr: pa.Array) -> pa.Array:
     arr = arr.cast(pa.large_binary()) if arr.type != pa.large_binary() else arr
     if len(arr) == 0:
         return pa.array([], pa.large_string())
-    offsets, body, validity = _string_parts(arr)
+    offsets, body, validity = string_parts(arr)
     hexed = pa.py_buffer(binascii.hexlify(body.tobytes()))
     digits = pa.LargeStringArray.from_buffers(
         len(arr), pa.py_buffer((offsets * 2).tobytes()), hexed, _validity_copy(arr, validity)

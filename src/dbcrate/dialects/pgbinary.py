@@ -36,6 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..logical import DATE_NEG_INFINITY, DATE_POS_INFINITY, TS_NEG_INFINITY, TS_POS_INFINITY
+from ..values import string_parts
 
 #: the file header: signature, flags (no OIDs), header extension length 0
 SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -144,9 +145,7 @@ def encode_batch(batch: pa.RecordBatch, encoders: list[FieldEncoder]) -> pa.Buff
         return pa.py_buffer(rows)
     parts = [_as_binary(f) for f in fields]
     joined = pc.binary_join_element_wise(pa.scalar(count, pa.large_binary()), *parts, _EMPTY)
-    _, offsets_buf, data = joined.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[joined.offset:joined.offset + n + 1]
-    return data.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    return pa.py_buffer(string_parts(joined)[1])
 
 
 def _as_binary(fields: np.ndarray[Any, Any] | pa.Array) -> pa.Array:
@@ -257,9 +256,7 @@ def _uuid(arr: pa.Array) -> pa.Array:
                     _canonical_uuid)
     hexed = pc.replace_substring(arr.fill_null("00000000-0000-0000-0000-000000000000"), "-", "")
     text = hexed.cast(pa.large_binary())
-    _, offsets_buf, data_buf = text.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[text.offset:text.offset + n + 1]
-    raw = binascii.unhexlify(memoryview(data_buf)[offsets[0]:offsets[-1]])
+    raw = binascii.unhexlify(string_parts(text)[1].data)
     return _fixed(np.frombuffer(raw, np.uint8).reshape(n, 16), valid)
 
 
@@ -299,9 +296,7 @@ def _numeric(arr: pa.Array) -> pa.Array:
     if not _only_plain_characters(text):  # exponent notation, or not a number at all
         text = _fix_rows(text.cast(pa.string()), ~_matches(text, _PLAIN_DECIMAL),
                          _plain_decimal).cast(pa.large_binary())
-    _, offsets_buf, data_buf = text.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[text.offset:text.offset + n + 1]
-    data = np.frombuffer(data_buf, np.uint8)
+    offsets, data, _ = string_parts(text)
     negative = data[offsets[:-1]] == ord("-")
     starts = offsets[:-1] + negative
     lengths = offsets[1:] - starts
@@ -339,11 +334,8 @@ _PLAIN_CHARACTERS[list(b"0123456789.-")] = True
 def _only_plain_characters(text: pa.Array) -> bool:
     """Whether every byte of the values is a digit, a point or a minus (one table lookup over
     the whole buffer: far cheaper than a regular expression per value)."""
-    _, offsets_buf, data_buf = text.buffers()
-    offsets = np.frombuffer(offsets_buf, np.int64)[text.offset:text.offset + len(text) + 1]
-    if data_buf is None or offsets[-1] == offsets[0]:
-        return False
-    return bool(_PLAIN_CHARACTERS[np.frombuffer(data_buf, np.uint8)[offsets[0]:offsets[-1]]].all())
+    body = string_parts(text)[1]
+    return body.size > 0 and bool(_PLAIN_CHARACTERS[body].all())
 
 
 def _matches(arr: pa.Array, pattern: str) -> np.ndarray[Any, Any]:
