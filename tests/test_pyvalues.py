@@ -14,12 +14,14 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dbcrate.dialects import pyvalues
 from dbcrate.errors import DbcrateError
 from dbcrate.logical import LogicalType
 from dbcrate.schema import Column
-from dbcrate.values import decimal_text
+from dbcrate.values import decimal_fits, decimal_misfits, decimal_text, significant_digits
 
 
 def _column(kind: str) -> Column:
@@ -271,3 +273,38 @@ def test_random_temporal_texts() -> None:
             elif kind != "date":
                 text += rng.choice("T ") + clock + rng.choice(["", "Z", "+00:00", "+01:00", "-00:00"])
             _same([text], kind)
+
+
+# --- the preflight's decimal check: the Arrow kernels answer as the per-value functions ---
+
+_DECIMAL_TEXTS = st.one_of(
+    st.decimals(allow_nan=False, allow_infinity=False).map(decimal_text),
+    st.decimals(allow_nan=False, allow_infinity=False, places=4).map(decimal_text),
+    st.sampled_from(["NaN", "Infinity", "-Infinity", "0", "-0", "0.000", "1000", "000.0100",
+                     "1E+3", "12.", ".5", "", "-", "1e-7", " 1", "0x10"]),
+    st.text(alphabet="0123456789.-eE+", max_size=12),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    texts=st.lists(st.one_of(st.none(), _DECIMAL_TEXTS), max_size=20),
+    precision=st.one_of(st.none(), st.integers(1, 40)),
+    scale=st.one_of(st.none(), st.integers(0, 20)),
+    significant=st.one_of(st.none(), st.integers(1, 30)),
+)
+def test_decimal_misfits_match_the_per_value_check(
+    texts: list[str | None], precision: int | None, scale: int | None, significant: int | None
+) -> None:
+    expected = [
+        text is not None
+        and text not in ("NaN", "Infinity", "-Infinity")
+        and (
+            ((precision is not None or scale is not None)
+             and not decimal_fits(text, precision, scale))
+            or (significant is not None and significant_digits(text) > significant)
+        )
+        for text in texts
+    ]
+    got = decimal_misfits(pa.array(texts, pa.string()), precision, scale, significant)
+    assert got.tolist() == expected

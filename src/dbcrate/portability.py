@@ -23,9 +23,10 @@ from .logical import (
     TS_POS_INFINITY,
 )
 from .schema import Table
-from .values import US_PER_DAY, days_from_civil, decimal_fits, float_signbit, significant_digits
+from .values import US_PER_DAY, days_from_civil, decimal_misfits, float_signbit
 
 MAX_KEYS_PER_PROBLEM = 3
+_SPECIALS = pa.array(["NaN", "Infinity", "-Infinity"])
 
 
 def target_lengths(table: Table, sa_types: dict[str, Any]) -> dict[str, int]:
@@ -95,21 +96,12 @@ def batch_problems(
             precision, scale = decimal_limits.get(col.name, (None, None))
             limits = target.decimal_limits
             special_ok = target.name in ("postgresql", "sqlite")
-            values = arr.to_pylist()
-            mask = np.zeros(len(values), bool)
-            for j, v in enumerate(values):
-                if v is None:
-                    continue
-                if v in ("NaN", "Infinity", "-Infinity"):
-                    mask[j] = not special_ok
-                    continue
-                p = precision if precision is not None else (limits[0] if limits else None)
-                # NUMERIC(p) means scale 0
-                s = (scale or 0) if precision is not None else (limits[1] if limits else None)
-                too_big = (p is not None or s is not None) and not decimal_fits(v, p, s)
-                max_digits = target.decimal_significant_digits
-                too_long = max_digits is not None and significant_digits(v) > max_digits
-                mask[j] = too_big or too_long
+            p = precision if precision is not None else (limits[0] if limits else None)
+            # NUMERIC(p) means scale 0
+            s = (scale or 0) if precision is not None else (limits[1] if limits else None)
+            mask = decimal_misfits(arr, p, s, target.decimal_significant_digits)
+            if not special_ok:
+                mask |= np.asarray(pc.fill_null(pc.is_in(arr, _SPECIALS), False), bool)
             check(col.name, "number does not fit the target's decimal type exactly", mask)
         elif kind == "date":
             ints = arr.cast(pa.int32())

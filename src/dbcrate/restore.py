@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
@@ -727,8 +728,10 @@ def _load_recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: 
             created = True
             rows = 0
             if not options.schema_only:
-                for chunk in source.entry.chunks:
-                    rows += dialect.load(conn, source.schema, _batches(arch, source, chunk, verify=False))
+                # one load for the whole table (one COPY, one staging file ...)
+                batches = itertools.chain.from_iterable(
+                    _batches(arch, source, chunk, verify=False) for chunk in source.entry.chunks)
+                rows = dialect.load(conn, source.schema, batches)
             journal.record(conn, dialect, plan.archive_id, source.name, journal.WHOLE_TABLE, rows)
             return rows
 
