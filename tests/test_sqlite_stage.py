@@ -199,3 +199,25 @@ def test_single_transaction_restore_of_many_tables(tmp_path: Path,
         for i in range(sqlitestage.MAX_PENDING + 3):
             assert raw.execute(f"SELECT count(*), max(v) FROM t{i}").fetchone() == (50, "v9")
     assert not list(tmp_path.glob(".dbcrate-stage-*"))
+
+
+def test_a_staging_failure_says_where_and_what_to_do(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk while ADBC writes the staging file fails the table with a sentence that
+    names the directory and the way around it, and removes the file."""
+    import adbc_driver_manager
+
+    def full(path: str, *args: Any) -> Any:
+        Path(path).write_bytes(b"x" * 100)
+        raise adbc_driver_manager.OperationalError(
+            "database or disk is full", status_code=adbc_driver_manager.AdbcStatusCode.IO)
+
+    monkeypatch.setattr(sqlitestage, "_write", full)
+    table = _table("full", ["int64"])
+    with pytest.raises(dbcrate.DbcrateError) as info:
+        _load(tmp_path / "f.db", table, [_batch(table, [(1,)])], stage=True,
+              monkeypatch=monkeypatch)
+    assert str(tmp_path) in info.value.message
+    assert "DBCRATE_SQLITE_STAGE=0" in info.value.message
+    assert "disk is full" in info.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.db"]

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
+from ..errors import DatabaseError, driver_message
+
 try:
     import adbc_driver_sqlite.dbapi as _adbc
 except ImportError:  # pragma: no cover - a dependency; without it every load binds in Python
@@ -77,7 +79,13 @@ def load_staged(
         return None  # a directory we cannot write to: the standard path needs no file
     os.close(fd)
     try:
-        rows, rest, width = _write(path, batches, bound)
+        try:
+            rows, rest, width = _write(path, batches, bound)
+        except _adbc.Error as exc:  # a full disk, mostly
+            raise DatabaseError(
+                f"staging the rows in {os.path.dirname(path)} failed ({driver_message(exc)}); "
+                "free space there, or set DBCRATE_SQLITE_STAGE=0 to bind them through sqlite3"
+            ) from None
         if rows:
             _move(raw, path, insert, width)
         return rows, rest
