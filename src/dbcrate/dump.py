@@ -44,6 +44,7 @@ from .kinds import get_kind
 from .manifest import BASE_FORMAT_VERSION, FORMAT_VERSION, Chunk, Manifest, Source, TableEntry
 from .options import DumpOptions
 from .progress import Event, drain
+from .readahead import ReadAhead
 from .schema import Table
 from .selection import select_tables
 from .storage_dump import (
@@ -221,24 +222,27 @@ def encode_task(
         chunks.append(EncodedChunk(spool, rows, size))
         spool, chunk_writer, rows, nbytes = None, None, 0, 0
 
+    rows_of = dialect.read_table(conn, task.table, options.batch_rows, task.key_range)
     try:
-        for batch in dialect.read_table(conn, task.table, options.batch_rows, task.key_range):
-            start = 0
-            while start < batch.num_rows:
-                if chunk_writer is None:
-                    spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")
-                    chunk_writer = fmt.open_writer(spool, batch.schema, options.compression_level)
-                take = min(batch.num_rows - start, options.chunk_rows - rows)
-                if nbytes and batch.num_rows:
-                    per_row = max(1, batch.nbytes // batch.num_rows)
-                    take = max(1, min(take, (options.chunk_bytes - nbytes) // per_row))
-                piece = batch.slice(start, take)
-                chunk_writer.write(piece)
-                rows += take
-                nbytes += piece.nbytes
-                start += take
-                if rows >= options.chunk_rows or nbytes >= options.chunk_bytes:
-                    finish()
+        ahead = ReadAhead(rows_of) if dialect.read_ahead else contextlib.nullcontext(rows_of)
+        with ahead as batches:  # the next batch is read while this one encodes
+            for batch in batches:
+                start = 0
+                while start < batch.num_rows:
+                    if chunk_writer is None:
+                        spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")
+                        chunk_writer = fmt.open_writer(spool, batch.schema, options.compression_level)
+                    take = min(batch.num_rows - start, options.chunk_rows - rows)
+                    if nbytes and batch.num_rows:
+                        per_row = max(1, batch.nbytes // batch.num_rows)
+                        take = max(1, min(take, (options.chunk_bytes - nbytes) // per_row))
+                    piece = batch.slice(start, take)
+                    chunk_writer.write(piece)
+                    rows += take
+                    nbytes += piece.nbytes
+                    start += take
+                    if rows >= options.chunk_rows or nbytes >= options.chunk_bytes:
+                        finish()
         if chunk_writer is not None and rows:
             finish()
     except SourceValueError as exc:  # a value the format cannot write: name the table

@@ -101,6 +101,7 @@ class SQLite(Dialect):
     enforces_length: ClassVar[bool] = False
     #: NUMERIC affinity turns decimal text into a REAL when 15 significant digits survive
     decimal_significant_digits: ClassVar[int | None] = 15
+    read_ahead: ClassVar[bool] = True
 
     def begin_snapshot(self, conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")
