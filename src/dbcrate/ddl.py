@@ -220,3 +220,23 @@ def index_objects(table: Table, out: TargetTables, dialect: Dialect) -> list[Any
             ix._set_parent(sa_table)  # attach without emitting it in CREATE TABLE
             elements.append(sa.schema.CreateIndex(ix))
     return elements
+
+
+@dataclass(frozen=True)
+class CombinedDDL:
+    """One statement for several DDL elements of one table (``Dialect.combined_index_ddl``);
+    if it fails, the elements run one by one, so that the good ones are built and the error
+    names the bad one."""
+
+    sql: str
+    parts: list[Any]
+
+
+def index_steps(table: Table, out: TargetTables, dialect: Dialect) -> list[list[Any]]:
+    """The units of work that build ``table``'s indexes: one per element, or one for them all
+    where the engine builds them in one pass."""
+    elements = index_objects(table, out, dialect)
+    combined = dialect.combined_index_ddl(elements)
+    if combined is not None:
+        return [[CombinedDDL(combined, elements)]]
+    return [[element] for element in elements]

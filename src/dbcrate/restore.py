@@ -39,7 +39,7 @@ from sqlalchemy.engine import Connection
 from . import journal, storage_restore
 from .archive import Archive
 from .connect import open_engine, public_url
-from .ddl import TargetTables, build_tables, foreign_keys, index_objects
+from .ddl import CombinedDDL, TargetTables, build_tables, foreign_keys, index_steps
 from .dialects import Dialect, engine_name
 from .errors import (
     Incompatibility,
@@ -814,7 +814,7 @@ def _post_data(plan: RestorePlan, dialect: Dialect, targets: TargetTables,
     # index, then each foreign key, is its own unit of work, biggest tables first, so that
     # -j N keeps N sessions busy (as pg_restore does) instead of one per table
     by_size = sorted(fresh, key=lambda s: -s.entry.size)
-    indexes = [(s, [element]) for s in by_size for element in index_objects(s.schema, targets, dialect)]
+    indexes = [(s, step) for s in by_size for step in index_steps(s.schema, targets, dialect)]
     yield from _run_steps(indexes, "index", "indexes", "Index of", options, dialect, results, runner)
     if dialect.alter_add_foreign_key:
         ok = {s.name for s in plan.sources if results[s.name].status == "restored"}
@@ -862,7 +862,14 @@ def _sessions(dialect: Dialect, runner: _Runner, jobs: int, units: int) -> int:
 def _step(runner: _Runner, elements: list[Any], result: TableResult, what: str) -> None:
     def work(conn: Connection) -> None:
         for element in elements:
-            conn.execute(element)
+            if not isinstance(element, CombinedDDL):
+                conn.execute(element)
+                continue
+            try:
+                conn.exec_driver_sql(element.sql)
+            except sa.exc.DBAPIError:  # one by one: the good ones built, the bad one named
+                for part in element.parts:
+                    conn.execute(part)
 
     try:
         runner.unit(work)

@@ -297,6 +297,11 @@ class Dialect:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ restore side
+    def combined_index_ddl(self, elements: list[Any]) -> str | None:
+        """One statement that builds all of one table's ``elements`` (``CreateIndex`` /
+        ``AddConstraint``) in one pass over the table, or None to run them one by one."""
+        return None
+
     def prepare_restore_session(self, conn: Connection) -> None:
         """Session settings for loading (time zone, strictness ...)."""
 
