@@ -811,8 +811,9 @@ def _post_data(plan: RestorePlan, dialect: Dialect, targets: TargetTables,
     fresh = [s for s in plan.sources if results[s.name].status == "restored"
              and "committed by an earlier run (resume)" not in results[s.name].warnings]
     # index DDL objects are built here, serially: naming them touches shared state. Each
-    # index, then each foreign key, is its own unit of work, biggest tables first, so that
-    # -j N keeps N sessions busy (as pg_restore does) instead of one per table
+    # index (on MariaDB: each table's indexes, one ALTER TABLE), then each foreign key, is its
+    # own unit of work, biggest tables first, so that -j N keeps N sessions busy (as
+    # pg_restore does) instead of one per table
     by_size = sorted(fresh, key=lambda s: -s.entry.size)
     indexes = [(s, step) for s in by_size for step in index_steps(s.schema, targets, dialect)]
     yield from _run_steps(indexes, "index", "indexes", "Index of", options, dialect, results, runner)
