@@ -70,7 +70,7 @@ _CREATE_INDEX = re.compile(
     rf"ON (?P<table>{_IDENT}) \((?P<cols>[^;]*)\)"
 )
 _ADD_UNIQUE = re.compile(
-    rf"ALTER TABLE (?P<table>{_IDENT}) ADD CONSTRAINT (?P<name>{_IDENT}) (?P<kind>)"
+    rf"ALTER TABLE (?P<table>{_IDENT}) ADD CONSTRAINT (?P<name>{_IDENT}) "
     rf"UNIQUE \((?P<cols>[^;]*)\)"
 )
 
@@ -289,14 +289,18 @@ class MySQL(Dialect):
         clauses = []
         for element in elements:
             text = " ".join(str(element.compile(dialect=self.sa_dialect)).split())
-            index = _CREATE_INDEX.fullmatch(text)
-            unique = _ADD_UNIQUE.fullmatch(text)
-            match = index or unique
-            if match is None or (table is not None and match["table"] != table):
+            if index := _CREATE_INDEX.fullmatch(text):
+                match = index
+                clause = f"ADD {index['kind'] or ''}INDEX {index['name']} ({index['cols']})"
+            elif unique := _ADD_UNIQUE.fullmatch(text):
+                match = unique
+                clause = f"ADD CONSTRAINT {unique['name']} UNIQUE ({unique['cols']})"
+            else:
                 return None  # a form not recognised here: one statement each
+            if table is not None and match["table"] != table:
+                return None
             table = match["table"]
-            clauses.append(f"ADD {match['kind'] or ''}INDEX {match['name']} ({match['cols']})"
-                           if index else f"ADD CONSTRAINT {match['name']} UNIQUE ({match['cols']})")
+            clauses.append(clause)
         return f"ALTER TABLE {table} {', '.join(clauses)}"
 
     def prepare_restore_session(self, conn: Connection) -> None:

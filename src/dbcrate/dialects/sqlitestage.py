@@ -12,8 +12,8 @@ restore's transaction. So the rows go through a staging file:
 2. the restore's own connection attaches that file and moves the rows with one
    ``INSERT INTO target (...) SELECT ... ORDER BY rowid``, inside its transaction: the target's
    affinities, constraints and triggers apply as to bound values, and a rollback undoes it all;
-3. the file is deleted; the attachment is dropped once the transaction no longer reads it
-   (SQLite refuses ``DETACH`` before), at the latest at the next load on that connection.
+3. the file is deleted; the attachment is dropped by the next load on that connection (or
+   when the connection closes): SQLite refuses ``DETACH`` while the transaction reads it.
 
 The two SQLite libraries (Python's and ADBC's) never have the staging file open at the same
 time: ADBC closes it before it is attached. The staging file needs as much free disk as the
@@ -133,7 +133,7 @@ def _move(raw: sqlite3.Connection, path: str, insert: str, width: int) -> None:
     raw.execute(f"ATTACH DATABASE ? AS {schema}", (path,))
     columns = ", ".join(f"c{i}" for i in range(width))
     raw.execute(f"{insert} SELECT {columns} FROM {schema}.t ORDER BY rowid")
-    _release(raw)
+    # not detached here: the transaction now reads it (SQLite refuses); the next load does
 
 
 def _release(raw: sqlite3.Connection) -> bool:
