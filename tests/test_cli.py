@@ -568,3 +568,14 @@ def test_restore_garbage_from_stdin_exit_4(tmp_path: Path) -> None:
     res = run("restore", "-", f"sqlite:///{target}", stdin=b"this is not an archive\n" * 100)
     assert_user_error(res, 4, "standard input")
     assert sqlite_tables(target) == set()
+
+
+def test_progress_bars_for_interleaved_phases(archive: Path, tmp_path: Path) -> None:
+    """--progress with the restore's phases interleaved (indexes built while tables load): one
+    bar per phase, and the same result as without bars."""
+    target = tmp_path / "p.db"
+    res = run("restore", str(archive), f"sqlite:///{target}", "--progress", "-j", "2")
+    assert res.rc == 0, res.stderr
+    assert "Traceback" not in res.stderr
+    assert "restored 11 tables" in res.out
+    assert len(sqlite_tables(target)) == 11

@@ -301,6 +301,62 @@ def test_kill_9_then_resume(kind: str, mode: str, dbs: Databases, tmp_path: Path
     eng.dispose()
 
 
+# the preflight reads (and transforms) every batch in the main thread first; the loads run on
+# the restore's worker threads
+KILL_WHILE_LOADING_SMALL = '''
+import os, signal, threading
+def transform(table, batch):
+    loading = threading.current_thread().name.startswith("dbcrate-task")
+    if os.environ.get("DBCRATE_TEST_KILL") and loading and table == "small":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return batch
+'''
+
+
+def _structure(url: str) -> dict[str, object]:
+    eng = engine_of(url)
+    insp = sa.inspect(eng)
+    out = {
+        "pk": {t: insp.get_pk_constraint(t)["constrained_columns"] for t in ("big", "small")},
+        "indexes": sorted((ix["name"], tuple(ix["column_names"]))
+                          for t in ("big", "small") for ix in insp.get_indexes(t)),
+        "fks": sorted((fk["referred_table"], tuple(fk["constrained_columns"]))
+                      for fk in insp.get_foreign_keys("small")),
+    }
+    eng.dispose()
+    return out
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_resume_builds_the_keys_and_indexes_the_killed_run_did_not(
+        kind: str, dbs: Databases, tmp_path: Path) -> None:
+    """Killed while loading the second table: the first one is committed but (PostgreSQL:
+    its primary key comes after the data) has none of its keys and indexes yet; the resumed
+    run builds them, and the foreign key between the two."""
+    src = dbs.new(kind)
+    run_sql(src, "CREATE TABLE big (id INTEGER PRIMARY KEY, v VARCHAR(20))",
+            "CREATE INDEX big_v ON big (v)",
+            "CREATE TABLE small (id INTEGER PRIMARY KEY, big_id INTEGER REFERENCES big(id))")
+    values = ", ".join(f"({i}, 'v{i}')" for i in range(1, 401))
+    run_sql(src, f"INSERT INTO big VALUES {values}", "INSERT INTO small VALUES (1, 1), (2, 400)")
+    archive = tmp_path / "k.crate"
+    dbcrate.dump(src, archive, chunk_rows=50)  # 8 batches for big, then 1 for small
+    dst = dbs.new(kind)
+    hooks = tmp_path / "killer.py"
+    hooks.write_text(KILL_WHILE_LOADING_SMALL)
+    cmd = [sys.executable, "-m", "dbcrate", "restore", str(archive), dst, "--hooks", str(hooks),
+           "--no-progress"]
+    killed = subprocess.run(cmd, env={**os.environ, "DBCRATE_TEST_KILL": "1"}, capture_output=True)
+    assert killed.returncode == -9, killed.stderr
+    assert rows(dst, f"SELECT count(*) FROM {q(dst, 'big')}") == [(400,)]
+    again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert snapshot(dst, ["big", "small"]) == snapshot(src, ["big", "small"])
+    got = _structure(dst)
+    assert got == _structure(src)
+    assert got["pk"] == {"big": ["id"], "small": ["id"]} and got["fks"] == [("big", ("big_id",))]
+
+
 def test_four_byte_utf8_into_utf8mb3_column_is_refused(dbs: Databases, tmp_path: Path) -> None:
     src = dbs.new("sqlite")
     run_sql(src, "CREATE TABLE note (id INTEGER PRIMARY KEY, body TEXT)",
@@ -337,3 +393,41 @@ def test_orphan_rows_are_reported(dbs: Databases, tmp_path: Path, kind: str, job
     assert report.ok
     broken = [w for w in report.warnings if "break foreign key" in w]
     assert len(broken) == 1 and broken[0].startswith("child: 2 rows break foreign key"), broken
+
+
+DUPLICATING_HOOK = '''
+import pyarrow as pa
+def transform(table, batch):
+    doubled = [pa.concat_arrays([column, column]) for column in batch.columns]
+    return pa.RecordBatch.from_arrays(doubled, schema=batch.schema)
+'''
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_duplicate_primary_keys_from_a_hook_are_a_reported_failure(
+        kind: str, dbs: Databases, tmp_path: Path) -> None:
+    """A hook that doubles every row: PostgreSQL builds the primary key after the rows (as
+    pg_restore does), so the key fails and the rows stay; the other engines refuse the load.
+    Either way the table is failed, the exit code says so, and the other table is restored."""
+    src = dbs.new(kind)
+    run_sql(src, "CREATE TABLE t (id INTEGER PRIMARY KEY, v VARCHAR(20))",
+            "INSERT INTO t VALUES (1, 'a'), (2, 'b')")
+    archive = tmp_path / "d.crate"
+    dbcrate.dump(src, archive)
+    dst = dbs.new(kind)
+    hooks = tmp_path / "dup.py"
+    hooks.write_text(DUPLICATING_HOOK)
+    report = dbcrate.restore(archive, dst, hooks=str(hooks))
+    (result,) = report.tables
+    assert result.status == "failed"
+    if kind == "postgresql":
+        assert result.error.startswith("rows restored, but an index could not be created")
+        assert rows(dst, "SELECT count(*) FROM t") == [(4,)]
+        assert sa.inspect(engine_of(dst)).get_pk_constraint("t")["constrained_columns"] == []
+    else:
+        eng = engine_of(dst)
+        assert "t" not in sa.inspect(eng).get_table_names()
+        eng.dispose()
+    res = subprocess.run([sys.executable, "-m", "dbcrate", "restore", str(archive), dbs.new(kind),
+                          "--hooks", str(hooks), "--no-progress"], capture_output=True, text=True)
+    assert res.returncode == 10 and "Traceback" not in res.stderr, res.stderr

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -91,12 +92,16 @@ def _run(gen: Generator[Event, None, T], show: bool, label: str) -> T:
         TimeRemainingColumn(),
     )
     with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task(label, total=None, detail="")
+        # one bar per phase: a restore builds indexes while other tables still load
+        first = bar.add_task(label, total=None, detail="")
+        tasks: dict[str, TaskID] = {}
 
         def show_event(ev: Event) -> None:
             detail = f"{ev.rows:,} rows" if ev.phase == "data" else f"{ev.done}/{ev.total or '?'}"
-            bar.update(task, description=ev.description, completed=ev.done, total=ev.total,
-                       detail=detail)
+            if ev.phase not in tasks:  # the first phase takes the placeholder's bar
+                tasks[ev.phase] = bar.add_task("", detail="") if tasks else first
+            bar.update(tasks[ev.phase], description=ev.description, completed=ev.done,
+                       total=ev.total, detail=detail)
 
         return drain(gen, show_event)
 

@@ -29,6 +29,8 @@ class TargetTables:
     types: dict[str, dict[str, Any]]
     warnings: list[str] = field(default_factory=list)
     used_names: set[str] = field(default_factory=set)
+    #: per table, the primary key added after the data (``Dialect.primary_key_after_data``)
+    primary_keys: dict[str, Any] = field(default_factory=dict)
 
 
 def keyed_columns(table: Table) -> set[str]:
@@ -150,6 +152,11 @@ def build_tables(
             *constraints,
             **dialect.table_kwargs(table, same_engine=same_engine),
         )
+        if table.primary_key and dialect.primary_key_after_data:
+            # an AddConstraint takes its constraint out of CREATE TABLE; the columns stay
+            # primary-key columns for SQLAlchemy (NOT NULL, SERIAL)
+            pk = out.tables[table.name].primary_key
+            out.primary_keys[table.name] = sa.schema.AddConstraint(pk)
         out.types[table.name] = types
     if inline_foreign_keys:
         for table in tables:
@@ -233,10 +240,12 @@ class CombinedDDL:
 
 
 def index_steps(table: Table, out: TargetTables, dialect: Dialect) -> list[list[Any]]:
-    """The units of work that build ``table``'s indexes: one per element, or one for them all
-    where the engine builds them in one pass."""
+    """The units of work that build ``table``'s primary key (where it comes after the data)
+    and indexes: one per element, or one for them all where the engine builds them in one
+    pass. The primary key comes first: other tables' foreign keys need it."""
     elements = index_objects(table, out, dialect)
     combined = dialect.combined_index_ddl(elements)
-    if combined is not None:
-        return [[CombinedDDL(combined, elements)]]
-    return [[element] for element in elements]
+    steps = [[CombinedDDL(combined, elements)]] if combined is not None else [[e] for e in elements]
+    if table.name in out.primary_keys:
+        steps.insert(0, [out.primary_keys[table.name]])
+    return steps

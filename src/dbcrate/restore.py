@@ -3,9 +3,11 @@
 Two modes (:attr:`RestoreOptions.mode`):
 
 ``recreate`` (default)
-    Tables are created from the archive's schema in foreign-key order, each dropped (with
-    ``clean``), created and loaded in its own transaction; then indexes and unique constraints,
-    then foreign keys, then sequences (identity, serial, AUTO_INCREMENT, sqlite_sequence).
+    Tables are created from the archive's schema in foreign-key order (the largest first with
+    ``jobs`` > 1), each dropped (with ``clean``), created and loaded in its own transaction;
+    then primary keys (PostgreSQL: after the rows, as ``pg_restore`` does), indexes and unique
+    constraints of each table once its rows are in, foreign keys once both tables have their
+    indexes, then sequences (identity, serial, AUTO_INCREMENT, sqlite_sequence).
 ``into-existing``
     The target's schema is the master (Camelot's rule): columns are matched by name, cast where
     the types differ (refused where a value would change), archive columns the target lacks are
@@ -29,6 +31,7 @@ import time
 from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -62,6 +65,7 @@ from .progress import Event, drain
 from .schema import Column, Table, dependency_order
 from .selection import select_tables
 from .storage_index import StorageManifest
+from .taskgraph import Task, TaskGraph
 
 
 @dataclass
@@ -676,8 +680,7 @@ def _execute(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Target
     try:
         if plan.mode == "recreate":
             assert targets is not None
-            yield from _load_recreate(arch, plan, dialect, targets, options, results, runner)
-            yield from _post_data(plan, dialect, targets, options, results, report, runner)
+            yield from _recreate(arch, plan, dialect, targets, options, results, report, runner)
         else:
             yield from _load_into_existing(arch, plan, dialect, options, results, runner)
             yield from _finish_into_existing(arch, plan, dialect, options, results, report, runner)
@@ -699,56 +702,195 @@ def _execute(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Target
 
 
 # ----------------------------------------------------------------------------- recreate mode
-def _load_recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: TargetTables,
-                   options: RestoreOptions, results: dict[str, TableResult],
-                   runner: _Runner) -> Iterator[Event]:
+#: what one row costs to load, in archive bytes: the cost of a table's load and index builds is
+#: taken as its archive bytes plus this per row (scale 1: 3M small rows load slower than 60,000
+#: documents of 4 KB), so that the longest work starts first and no big table loads alone at the end
+ROW_WEIGHT = 100
+
+
+def _recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: TargetTables,
+              options: RestoreOptions, results: dict[str, TableResult], report: RestoreReport,
+              runner: _Runner) -> Iterator[Event]:
+    """Create and load every table, build its primary key (where it comes after the data)
+    and indexes, then its foreign keys, on up to ``jobs`` sessions: one :class:`TaskGraph`.
+    Every load starts before any index build (the largest first with ``jobs`` > 1, else in
+    foreign-key order); a table's index builds are ready once its rows are committed, so they
+    fill the sessions that the last loads leave idle; a foreign key is ready once both its
+    tables have their indexes. The graph's locks keep two sessions off the same table where
+    they would wait for each other. Then the orphan check and the sequences."""
+    present = _target_tables(dialect.engine, dialect)
     if plan.replace:
         with dialect.engine.connect() as conn:
             _drop_foreign_keys_into(conn, dialect, set(plan.replace), {s.name for s in plan.sources})
-    todo = [s for s in plan.sources
-            if journal.WHOLE_TABLE not in plan.done.get(s.name, set())]
-    for s in plan.sources:
-        if s not in todo:
-            results[s.name].status = "restored"
-            results[s.name].rows = s.entry.rows
-            results[s.name].warnings.append("committed by an earlier run (resume)")
+    resumed = {s.name for s in plan.sources if journal.WHOLE_TABLE in plan.done.get(s.name, set())}
+    built = _structure_present(dialect, resumed)
+    loaded = set(resumed)  # tables whose rows are in: their indexes are built
+    graph = TaskGraph()
+    # not capped by the table count: one table's index builds can run side by side
+    jobs = _sessions(dialect, runner, options.jobs, options.jobs)
+    data: dict[str, Task | None] = {}
+    steps: dict[str, list[Task]] = {}
+    # the DDL objects are all built here, before any task runs: naming them touches shared
+    # state, and a foreign key must be taken out of CREATE TABLE before that table is created
+    for position, source in enumerate(plan.sources):
+        name, weight = source.name, _weight(source)
+        result = results[name]
+        if name in resumed:
+            result.status, result.rows = "restored", source.entry.rows
+            result.warnings.append("committed by an earlier run (resume)")
+            data[name] = None
+        else:
+            data[name] = graph.add(partial(_create_and_load, arch, plan, dialect, targets, options,
+                                           result, runner, source, loaded),
+                                   # every load before any index; one session: in order
+                                   priority=(1, weight if jobs > 1 else -position),
+                                   exclusive={name},
+                                   payload=("data", source))
+        steps[name] = [
+            graph.add(partial(_index, runner, step, result, loaded), priority=(0, weight),
+                      after=[data[name]], shared={name}, payload=("indexes", source))
+            for step in index_steps(source.schema, targets, dialect)
+            if not _already_built(step, built.get(name))
+        ]
+    if dialect.alter_add_foreign_key:
+        for source in plan.sources:
+            for fkc in foreign_keys(source.schema, targets, dialect, present):
+                targets.tables[source.name].append_constraint(fkc)
+                add = sa.schema.AddConstraint(fkc)  # also takes it out of CREATE TABLE
+                if _already_built([add], built.get(source.name)):
+                    continue
+                parent = fkc.referred_table.name
+                graph.add(partial(_foreign_key, runner, add, results, source.name, parent),
+                          priority=(0, _weight(source)),
+                          after=[data[source.name], *steps[source.name], data.get(parent),
+                                 *steps.get(parent, [])],
+                          exclusive={source.name, parent}, payload=("constraints", source))
+    yield from _run_graph(graph, jobs, plan, options, results, runner)
+    fresh = [s for s in plan.sources if results[s.name].status == "restored"
+             and s.name not in resumed]
+    if dialect.name != "postgresql":  # PostgreSQL validated every key as it added it
+        report.warnings.extend(_orphans(runner, dialect, [s.schema for s in fresh], options.jobs))
+    for i, source in enumerate(plan.sources, start=1):
+        if results[source.name].status == "restored":
+            _set_sequence(runner, dialect, source.schema, results[source.name])
+        yield Event("sequences", i, len(plan.sources), f"Sequence of {source.name}", source.name)
 
-    def one(source: Source) -> None:
+
+def _weight(source: Source) -> float:
+    return source.entry.size + ROW_WEIGHT * source.entry.rows
+
+
+def _create_and_load(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: TargetTables,
+                     options: RestoreOptions, result: TableResult, runner: _Runner,
+                     source: Source, loaded: set[str]) -> None:
+    """(Drop,) create and load one table in one transaction, then add it to ``loaded``; a
+    failure is recorded in ``result``, not raised: one table's failure must not stop the
+    others."""
+    t0 = time.monotonic()
+    created = False
+
+    def work(conn: Connection) -> int:
+        nonlocal created
+        if source.name in plan.replace:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(source.name)}")
+            if not dialect.transactional_ddl:
+                result.warnings.append("the old table was dropped (DDL cannot roll back)")
+        conn.execute(sa.schema.CreateTable(targets.tables[source.name]))
+        created = True
+        rows = 0
+        if not options.schema_only:
+            # one load for the whole table (one COPY, one staging file ...)
+            batches = itertools.chain.from_iterable(
+                _batches(arch, source, chunk, verify=False) for chunk in source.entry.chunks)
+            rows = dialect.load(conn, source.schema, batches, fresh=True)
+        journal.record(conn, dialect, plan.archive_id, source.name, journal.WHOLE_TABLE, rows)
+        return rows
+
+    try:
+        result.rows = runner.unit(work)
+        result.status = "restored"
+        loaded.add(source.name)
+    except Exception as exc:
+        if created and not dialect.transactional_ddl and not runner.single:
+            with dialect.engine.connect() as conn:
+                _drop_quietly(conn, dialect, source.name)
+        result.status = "failed"
+        result.rows = 0
+        result.error = driver_message(exc)
+    finally:
+        result.seconds = time.monotonic() - t0
+
+
+def _index(runner: _Runner, step: list[Any], result: TableResult, loaded: set[str]) -> None:
+    """Build one index step of a table whose rows are in (a failed index does not stop the
+    table's other indexes)."""
+    if result.name in loaded:
+        _step(runner, step, result, "index")
+
+
+def _foreign_key(runner: _Runner, add: Any, results: dict[str, TableResult], child: str,
+                 parent: str) -> None:
+    """Add one foreign key, unless either table failed (a table outside the restore counts as
+    there: the key was only planned if it is)."""
+    if results[child].status != "restored":
+        return
+    if parent in results and results[parent].status != "restored":
+        return
+    _step(runner, [add], results[child], "foreign key")
+
+
+def _run_graph(graph: TaskGraph, jobs: int, plan: RestorePlan, options: RestoreOptions,
+               results: dict[str, TableResult], runner: _Runner) -> Iterator[Event]:
+    totals: dict[str, int] = {}
+    for task in graph.tasks:
+        totals[task.payload[0]] = totals.get(task.payload[0], 0) + 1
+    done = dict.fromkeys(totals, 0)
+    labels = {"data": "Restore table", "indexes": "Index of", "constraints": "Foreign key of"}
+    for task in graph.run(jobs):
+        phase, source = task.payload
+        done[phase] += 1
         result = results[source.name]
-        t0 = time.monotonic()
-        created = False
+        yield Event(phase, done[phase], totals[phase], f"{labels[phase]} {source.name}",
+                    source.name, rows=result.rows)
+        if phase == "data" and result.status == "failed" and (options.exit_on_error or runner.single):
+            # the tables not started are skipped; with one transaction, everything is
+            graph.drop(lambda t: not runner.single and t.payload[0] != "data")
+            _skip_rest(plan, results, source.name, runner.single)
 
-        def work(conn: Connection) -> int:
-            nonlocal created
-            if source.name in plan.replace:
-                conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(source.name)}")
-                if not dialect.transactional_ddl:
-                    result.warnings.append("the old table was dropped (DDL cannot roll back)")
-            conn.execute(sa.schema.CreateTable(targets.tables[source.name]))
-            created = True
-            rows = 0
-            if not options.schema_only:
-                # one load for the whole table (one COPY, one staging file ...)
-                batches = itertools.chain.from_iterable(
-                    _batches(arch, source, chunk, verify=False) for chunk in source.entry.chunks)
-                rows = dialect.load(conn, source.schema, batches)
-            journal.record(conn, dialect, plan.archive_id, source.name, journal.WHOLE_TABLE, rows)
-            return rows
 
-        try:
-            result.rows = runner.unit(work)
-            result.status = "restored"
-        except Exception as exc:  # one table's failure must not stop the others
-            if created and not dialect.transactional_ddl and not runner.single:
-                with dialect.engine.connect() as conn:
-                    _drop_quietly(conn, dialect, source.name)
-            result.status = "failed"
-            result.rows = 0
-            result.error = driver_message(exc)
-        finally:
-            result.seconds = time.monotonic() - t0
+def _structure_present(dialect: Dialect, tables: set[str]) -> dict[str, set[str]]:
+    """For tables committed by an earlier run (resume): the names of the indexes and
+    constraints they have, and ``""`` for a primary key, so that only the missing ones are built
+    (the earlier run may have stopped before or among them)."""
+    out: dict[str, set[str]] = {}
+    if not tables:
+        return out
+    with dialect.engine.connect() as conn:
+        insp = sa.inspect(conn)
+        schema = dialect.default_schema
+        for name in tables:
+            have = {ix["name"] for ix in insp.get_indexes(name, schema=schema) if ix["name"]}
+            have |= {uc["name"] for uc in insp.get_unique_constraints(name, schema=schema) if uc["name"]}
+            have |= {fk["name"] for fk in insp.get_foreign_keys(name, schema=schema) if fk["name"]}
+            if insp.get_pk_constraint(name, schema=schema).get("constrained_columns"):
+                have.add("")
+            out[name] = have
+    return out
 
-    yield from _run_parallel(todo, one, plan, options, dialect, results, runner, "data")
+
+def _already_built(step: list[Any], have: set[str] | None) -> bool:
+    """Whether every element of an index/constraint step exists already (resume)."""
+    if have is None:
+        return False
+    elements = [p for e in step for p in (e.parts if isinstance(e, CombinedDDL) else [e])]
+    for element in elements:
+        target = element.element
+        if isinstance(target, sa.PrimaryKeyConstraint):
+            if "" not in have:
+                return False
+        elif target.name is None or target.name not in have:
+            return False
+    return True
 
 
 def _run_parallel(todo: list[Source], fn: Callable[[Source], None], plan: RestorePlan,
@@ -805,55 +947,6 @@ def _drop_foreign_keys_into(conn: Connection, dialect: Dialect, replace: set[str
                 )
 
 
-def _post_data(plan: RestorePlan, dialect: Dialect, targets: TargetTables,
-               options: RestoreOptions, results: dict[str, TableResult], report: RestoreReport,
-               runner: _Runner) -> Iterator[Event]:
-    fresh = [s for s in plan.sources if results[s.name].status == "restored"
-             and "committed by an earlier run (resume)" not in results[s.name].warnings]
-    # index DDL objects are built here, serially: naming them touches shared state. Each
-    # index (on MariaDB: each table's indexes, one ALTER TABLE), then each foreign key, is its
-    # own unit of work, biggest tables first, so that -j N keeps N sessions busy (as
-    # pg_restore does) instead of one per table
-    by_size = sorted(fresh, key=lambda s: -s.entry.size)
-    indexes = [(s, step) for s in by_size for step in index_steps(s.schema, targets, dialect)]
-    yield from _run_steps(indexes, "index", "indexes", "Index of", options, dialect, results, runner)
-    if dialect.alter_add_foreign_key:
-        ok = {s.name for s in plan.sources if results[s.name].status == "restored"}
-        present = _target_tables(dialect.engine, dialect)
-        constraints = []
-        for source in by_size:
-            fks = [fk for fk in foreign_keys(source.schema, targets, dialect, present)
-                   if fk.referred_table.name in ok or fk.referred_table.name not in results]
-            for fkc in fks:
-                targets.tables[source.name].append_constraint(fkc)
-                constraints.append((source, [sa.schema.AddConstraint(fkc)]))
-        yield from _run_steps(constraints, "foreign key", "constraints", "Foreign key of", options,
-                              dialect, results, runner)
-    if dialect.name != "postgresql":  # PostgreSQL validated every key as it added it
-        report.warnings.extend(_orphans(runner, dialect, [s.schema for s in fresh], options.jobs))
-    for i, source in enumerate(plan.sources, start=1):
-        if results[source.name].status == "restored":
-            _set_sequence(runner, dialect, source.schema, results[source.name])
-        yield Event("sequences", i, len(plan.sources), f"Sequence of {source.name}", source.name)
-
-
-def _run_steps(steps: list[tuple[Source, list[Any]]], what: str, phase: str, label: str,
-               options: RestoreOptions, dialect: Dialect, results: dict[str, TableResult],
-               runner: _Runner) -> Iterator[Event]:
-    """Run DDL steps (each in its own transaction) on up to ``options.jobs`` sessions."""
-    jobs = _sessions(dialect, runner, options.jobs, len(steps))
-
-    def run(step: tuple[Source, list[Any]]) -> None:
-        _step(runner, step[1], results[step[0].name], what)
-
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=f"dbcrate-{phase}") as pool:
-        futures = {pool.submit(run, step): step[0] for step in steps}
-        for i, future in enumerate(as_completed(futures), start=1):
-            future.result()
-            source = futures[future]
-            yield Event(phase, i, len(steps), f"{label} {source.name}", source.name)
-
-
 def _sessions(dialect: Dialect, runner: _Runner, jobs: int, units: int) -> int:
     """How many sessions run ``units`` independent units of DDL or checks at once."""
     parallel = dialect.parallel_restore and not runner.single
@@ -876,7 +969,9 @@ def _step(runner: _Runner, elements: list[Any], result: TableResult, what: str) 
         runner.unit(work)
     except Exception as exc:  # the data is in; report the missing structure
         result.status = "failed"
-        result.error = f"rows restored, but a {what} could not be created: {driver_message(exc)}"
+        article = "an" if what[0] in "aeiou" else "a"
+        result.error = (f"rows restored, but {article} {what} could not be created: "
+                        f"{driver_message(exc)}")
 
 
 def _orphans(runner: _Runner, dialect: Dialect, tables: list[Table], jobs: int) -> list[str]:

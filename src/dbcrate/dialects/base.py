@@ -101,6 +101,10 @@ class Dialect:
     read_ahead: ClassVar[bool] = False
     #: VARCHAR(n)/VARBINARY(n) lengths are enforced (values longer than n are errors)
     enforces_length: ClassVar[bool] = True
+    #: a recreated table gets its primary key after its rows, as an index build (as
+    #: pg_restore does): one sorted build instead of a b-tree insert and its WAL per row.
+    #: False where the primary key is how rows are stored (InnoDB, SQLite rowid tables)
+    primary_key_after_data: ClassVar[bool] = False
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -323,9 +327,12 @@ class Dialect:
         table: Table,
         batches: Iterator[pa.RecordBatch],
         temporary: bool = False,
+        fresh: bool = False,
     ) -> int:
         """Append all batches to the table (a session-temporary one if ``temporary``); returns
-        the row count."""
+        the row count. ``fresh``: the table was created empty in this connection's current
+        transaction, so no other session can see it before the commit (PostgreSQL writes
+        its rows frozen: ``COPY ... FREEZE``)."""
         raise NotImplementedError
 
     def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:

@@ -389,6 +389,7 @@ class MySQL(Dialect):
         table: Table,
         batches: Iterator[pa.RecordBatch],
         temporary: bool = False,
+        fresh: bool = False,
     ) -> int:
         """``LOAD DATA LOCAL INFILE`` per batch, from an escaped tab-separated block that Arrow
         kernels build (no Python object per value). LOCAL makes the server turn data errors

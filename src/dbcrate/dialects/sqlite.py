@@ -243,6 +243,7 @@ class SQLite(Dialect):
         table: Table,
         batches: Iterator[pa.RecordBatch],
         temporary: bool = False,
+        fresh: bool = False,
     ) -> int:
         raw = conn.connection.driver_connection
         assert raw is not None

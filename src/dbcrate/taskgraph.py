@@ -1,0 +1,108 @@
+"""Run a graph of tasks on N worker threads, as ``pg_restore -j`` schedules its work.
+
+A task starts once every task it comes ``after`` has finished and no running task holds a lock
+that conflicts with its own; among the tasks that could start, the one with the highest
+``priority`` (a tuple, compared as tuples are) starts first (ties: the one added first).
+Locks are per name (a table): any number
+of ``shared`` holders at once, or one ``exclusive`` holder. They keep two sessions from
+queueing on the same table's lock inside the database, which would leave a worker idle (or,
+with two foreign keys between the same tables in opposite directions, deadlock).
+
+The restore uses it so that a table's indexes are built as soon as its rows are in, while other
+tables still load, instead of waiting for the last table: with two workers, the index builds
+fill the time in which the last big table loads alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(eq=False)
+class Task:
+    """One unit of work. ``run`` is called in a worker thread; ``payload`` is the caller's."""
+
+    run: Callable[[], None]
+    priority: tuple[float, ...] = ()
+    after: list[Task] = field(default_factory=list)
+    shared: frozenset[str] = frozenset()
+    exclusive: frozenset[str] = frozenset()
+    payload: Any = None
+    #: set by :meth:`TaskGraph.drop`: finished without running
+    dropped: bool = False
+    #: ``waiting``, ``running`` or ``finished``
+    state: str = "waiting"
+    order: int = 0
+
+
+class TaskGraph:
+    """Tasks and their order; :meth:`run` executes them."""
+
+    def __init__(self) -> None:
+        self.tasks: list[Task] = []
+        self._count = itertools.count()
+
+    def add(self, run: Callable[[], None], *, priority: tuple[float, ...] = (),
+            after: list[Task | None] | None = None, shared: set[str] | None = None,
+            exclusive: set[str] | None = None, payload: Any = None) -> Task:
+        """Add a task (``None`` in ``after`` is ignored: a step that has nothing to wait for)."""
+        task = Task(run, priority, [t for t in (after or []) if t is not None],
+                    frozenset(shared or ()), frozenset(exclusive or ()), payload,
+                    order=next(self._count))
+        self.tasks.append(task)
+        return task
+
+    def drop(self, keep: Callable[[Task], bool]) -> None:
+        """Mark every task not started yet for which ``keep`` is false as finished without
+        running it (e.g. the remaining tables after a failure with ``--exit-on-error``)."""
+        for task in self.tasks:
+            if task.state == "waiting" and not keep(task):
+                task.dropped = True
+
+    def run(self, workers: int) -> Iterator[Task]:
+        """Run every task on up to ``workers`` threads; yield each one, in the caller's thread,
+        when it has finished (dropped tasks are not yielded). An exception raised by a task is
+        raised here once the running tasks have finished; nothing more starts after it."""
+        waiting = list(self.tasks)
+        running: dict[Future[None], Task] = {}
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dbcrate-task") as pool:
+            while True:
+                waiting = [t for t in waiting if not t.dropped]
+                while len(running) < max(1, workers):
+                    task = self._next(waiting, running.values())
+                    if task is None:
+                        break
+                    waiting.remove(task)
+                    task.state = "running"
+                    running[pool.submit(task.run)] = task
+                if not running:
+                    if waiting:  # a cycle in ``after``: a bug of the caller, not of the data
+                        raise RuntimeError(f"tasks wait for each other: {waiting[:3]}")
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=lambda f: running[f].order):
+                    task = running.pop(future)
+                    task.state = "finished"
+                    future.result()  # the pool's exit waits for the others
+                    yield task
+
+    @staticmethod
+    def _next(waiting: list[Task], running: Iterable[Task]) -> Task | None:
+        busy = list(running)
+        best: Task | None = None
+        for task in waiting:
+            if not all(t.state == "finished" or t.dropped for t in task.after):
+                continue
+            if any(_conflict(task, other) for other in busy):
+                continue
+            if best is None or (task.priority, -task.order) > (best.priority, -best.order):
+                best = task
+        return best
+
+
+def _conflict(a: Task, b: Task) -> bool:
+    return bool(a.exclusive & (b.exclusive | b.shared) or b.exclusive & a.shared)
