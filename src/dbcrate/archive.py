@@ -277,22 +277,23 @@ class MemberArchive(Archive):
         expected = arrow_schema(entry)
         rows = 0
         try:
-            for batch in self.format.read(self._reader.open_member(chunk.member), expected):
-                for column in batch.columns:  # invalid UTF-8 in a string column
-                    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                        column.validate(full=True)
-                # (not the whole batch: time64 86,400,000,000 - PostgreSQL's 24:00:00 - is
-                # outside Arrow's range of a time of day, and the format allows it)
-                if not batch.schema.equals(expected):
-                    raise ArchiveCorrupt(
-                        f"{self.path}: member {chunk.member} (table {entry.name}) does not have "
-                        "the schema the manifest gives",
-                        member=chunk.member,
-                    )
-                rows += batch.num_rows
-                if rows > chunk.rows:
-                    break
-                yield batch
+            with self._open_for_format(chunk.member) as source:
+                for batch in self.format.read(source, expected):
+                    for column in batch.columns:  # invalid UTF-8 in a string column
+                        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                            column.validate(full=True)
+                    # (not the whole batch: time64 86,400,000,000 - PostgreSQL's 24:00:00 - is
+                    # outside Arrow's range of a time of day, and the format allows it)
+                    if not batch.schema.equals(expected):
+                        raise ArchiveCorrupt(
+                            f"{self.path}: member {chunk.member} (table {entry.name}) does not "
+                            "have the schema the manifest gives",
+                            member=chunk.member,
+                        )
+                    rows += batch.num_rows
+                    if rows > chunk.rows:
+                        break
+                    yield batch
         except ArchiveCorrupt:
             raise
         except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
@@ -308,6 +309,14 @@ class MemberArchive(Archive):
                 member=chunk.member,
             )
 
+    def _open_for_format(self, member: str) -> pa.NativeFile:
+        """The member as the format reads it best: a file read by range on demand for a format
+        that seeks (a 56 MB Parquet member of documents is then never held whole while it is
+        decoded), else the whole member in an Arrow-owned buffer."""
+        if self.format.reads_by_range:
+            return pa.PythonFile(self._reader.member_stream(member), mode="r")
+        return self._reader.open_member(member)
+
     def check_chunk_structure(self, entry: TableEntry, chunk: Chunk) -> None:
         """Row count and schema of a member, as cheaply as the format allows (a Parquet footer;
         other formats are decoded). Raises :class:`ArchiveCorrupt`."""
@@ -316,7 +325,8 @@ class MemberArchive(Archive):
                 pass
             return
         try:
-            meta = pq.ParquetFile(self._reader.open_member(chunk.member)).metadata
+            with self._open_for_format(chunk.member) as source:  # only the footer is read
+                meta = pq.ParquetFile(source).metadata
             schema = meta.schema.to_arrow_schema()
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise ArchiveCorrupt(

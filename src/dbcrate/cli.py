@@ -7,7 +7,6 @@ codes (see :data:`dbcrate.errors.EXIT_CODES`); a user error never shows a traceb
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -40,6 +39,7 @@ from .errors import EXIT_CODES, DbcrateError, DumpIncomplete, RestoreIncomplete,
 from .file_check import describe as describe_file_check
 from .formats import FORMATS
 from .kinds import CONTAINER_KINDS
+from .memory import tune_allocators
 from .options import DumpOptions, RestoreOptions
 from .progress import Event, drain, human_bytes
 from .restore import RestoreReport, iter_restore
@@ -566,24 +566,11 @@ def verify(archive: str, as_json: bool, progress: bool | None) -> None:
 
 
 # ---------------------------------------------------------------------------- the error boundary
-def _choose_memory_pool() -> None:
-    """Arrow's jemalloc pool for the command's process, unless ``ARROW_DEFAULT_MEMORY_POOL``
-    says otherwise: pyarrow's default (mimalloc) kept freed batches' memory, and a scale-1
-    restore peaked 30-60 MB higher (docs/PERFORMANCE.md, "Session 4"). The CLI owns the
-    process; the library leaves the choice to its caller."""
-    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
-        return
-    import pyarrow as pa
-
-    with contextlib.suppress(NotImplementedError, AttributeError):  # a build without it
-        pa.set_memory_pool(pa.jemalloc_memory_pool())
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map errors to messages and exit codes."""
     args = list(sys.argv[1:] if argv is None else argv)
     show_tb = "--traceback" in args or os.environ.get("DBCRATE_TRACEBACK") == "1"
-    _choose_memory_pool()
+    tune_allocators()  # the CLI owns its process (dbcrate.memory)
     try:
         cli.main(args=args, prog_name="dbcrate", standalone_mode=False)
     except click.exceptions.Abort:

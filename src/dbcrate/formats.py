@@ -51,6 +51,9 @@ class DataFormat:
         ``schema`` is the Arrow schema the manifest implies. A self-describing format may ignore
         it (the caller compares every batch's schema with it); a text format decodes with it.
         Decoding failures raise ``ValueError``, ``OSError``, ``EOFError`` or an Arrow error.
+    :param reads_by_range: ``read`` seeks to the parts it needs (Parquet: the footer, then one
+        column chunk at a time) and decodes in the calling thread, so it is given the member
+        as a file read on demand instead of a buffer holding the whole member.
     """
 
     name: str
@@ -58,6 +61,7 @@ class DataFormat:
     open_writer: Callable[[IO[bytes], pa.Schema, int], ChunkWriter]
     read: Callable[[IO[bytes], pa.Schema], Iterator[pa.RecordBatch]]
     description: str = ""
+    reads_by_range: bool = False
 
 
 class _ParquetWriter:
@@ -113,6 +117,7 @@ FORMATS: dict[str, DataFormat] = {
         _ParquetWriter,
         _read_parquet,
         "Apache Parquet, zstd-compressed column chunks (default)",
+        reads_by_range=True,
     ),
     "arrow": DataFormat(
         "arrow",

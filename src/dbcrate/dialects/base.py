@@ -437,3 +437,15 @@ def generic_logical_type(t: Any) -> LogicalType:
     if isinstance(t, sqltypes.Uuid):
         return LogicalType("uuid")
     return LogicalType("other")
+
+
+def batch_pieces(batch: pa.RecordBatch, max_bytes: int) -> Iterator[pa.RecordBatch]:
+    """``batch`` in zero-copy slices of about ``max_bytes`` of Arrow data, so that what a
+    loader builds from each (encoded rows, a text block) stays small, and its offsets far
+    from any limit, whatever the batch's size."""
+    if batch.num_rows == 0:
+        return
+    per_row = max(1, batch.nbytes // batch.num_rows)
+    step = max(1, max_bytes // per_row)
+    for start in range(0, batch.num_rows, step):
+        yield batch.slice(start, step)

@@ -30,7 +30,7 @@ from ..errors import DatabaseError
 from ..logical import LogicalType
 from ..schema import Column, Table
 from ..values import time_texts
-from .base import Dialect, generic_logical_type
+from .base import Dialect, batch_pieces, generic_logical_type
 from .mysql_fast import FastReader
 from .pyvalues import fetch_batches
 
@@ -418,7 +418,8 @@ class MySQL(Dialect):
                 if batch.num_rows == 0:
                     continue
                 with open(path, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
-                    fh.write(load_data_block(batch, table, bit_bytes))
+                    for piece in batch_pieces(batch, LOAD_PIECE_BYTES):  # bounded memory
+                        fh.write(load_data_block(piece, table, bit_bytes))
                 loaded = cur.execute(sql, (path,))
                 warnings = cur.execute("SHOW WARNINGS LIMIT 3") and cur.fetchall()
                 if warnings or loaded != batch.num_rows:
@@ -451,6 +452,8 @@ def _rename_columns(table: Table, fix: dict[str, str]) -> Table:
 
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
 _BIN = pa.large_binary()
+#: Arrow bytes turned into one LOAD DATA text block at once (the block is a few times larger)
+LOAD_PIECE_BYTES = 4 * 1024 * 1024
 
 
 def _load_data_column(arr: pa.Array, col: Column) -> pa.Array:
@@ -475,7 +478,7 @@ def _load_data_column(arr: pa.Array, col: Column) -> pa.Array:
 
 def load_data_block(
     batch: pa.RecordBatch, table: Table, bit_bytes: dict[str, int] | None = None
-) -> bytes:
+) -> pa.Buffer:
     """A record batch as the bytes of a LOAD DATA file: escaped fields, tab, newline."""
     columns = []
     for i, c in enumerate(table.columns):
@@ -489,11 +492,12 @@ def load_data_block(
             c = Column(c.name, LogicalType("binary"), c.engine_type)
         columns.append(_load_data_column(arr, c))
     lines = pc.binary_join_element_wise(*columns, pa.scalar(b"\t", _BIN))
-    empty = pa.array([b""] * len(lines), _BIN)
-    lines = pc.binary_join_element_wise(lines, empty, pa.scalar(b"\n", _BIN))
-    # the lines' data buffer is exactly the concatenation of every line
+    # each line, an empty string, joined by a newline: the line and its newline (scalars
+    # broadcast, so no array of empty strings is built)
+    lines = pc.binary_join_element_wise(lines, pa.scalar(b"", _BIN), pa.scalar(b"\n", _BIN))
+    # the lines' data buffer is exactly the concatenation of every line: a zero-copy slice
     offsets = lines.buffers()[1]
     first, last = (pa.Array.from_buffers(pa.int64(), len(lines) + 1, [None, offsets])
                    .to_numpy()[[0, -1]])
-    data: bytes = lines.buffers()[2].to_pybytes()[int(first) : int(last)]
+    data: pa.Buffer = lines.buffers()[2][int(first) : int(last)]
     return data

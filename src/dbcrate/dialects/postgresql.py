@@ -36,7 +36,7 @@ from ..logical import (
 )
 from ..schema import Column, Table
 from . import pgbinary
-from .base import Dialect, generic_logical_type
+from .base import Dialect, batch_pieces, generic_logical_type
 
 CSV_BLOCK_BYTES = 8 * 1024 * 1024
 # date32 days / timestamp micros of 0001-01-01 and 9999-12-31: inside this range Arrow's own
@@ -284,7 +284,7 @@ class PostgreSQL(Dialect):
             if encoders is not None:
                 copy.write(pgbinary.SIGNATURE)
                 for batch in rest:
-                    for piece in _pieces(batch):
+                    for piece in batch_pieces(batch, BINARY_PIECE_BYTES):
                         try:
                             copy.write(pgbinary.encode_batch(piece, encoders))
                         except (pgbinary.EncodeError, pa.ArrowException) as exc:
@@ -332,18 +332,7 @@ LEFT JOIN pg_type b ON t.typtype = 'd' AND b.oid = t.typbasetype
 WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
 #: bytes of Arrow data encoded at once (the encoded rows are about as large)
-BINARY_PIECE_BYTES = 16 * 1024 * 1024
-
-
-def _pieces(batch: pa.RecordBatch) -> Iterator[pa.RecordBatch]:
-    """``batch`` in slices of about :data:`BINARY_PIECE_BYTES`, so that the encoded copy of a
-    large batch stays small and its offsets stay far from any limit."""
-    if batch.num_rows == 0:
-        return
-    per_row = max(1, batch.nbytes // batch.num_rows)
-    step = max(1, BINARY_PIECE_BYTES // per_row)
-    for start in range(0, batch.num_rows, step):
-        yield batch.slice(start, step)
+BINARY_PIECE_BYTES = 4 * 1024 * 1024
 
 
 def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[bytearray]:
