@@ -71,7 +71,9 @@ class _ParquetWriter:
             schema,
             compression="zstd",
             compression_level=level,
-            use_dictionary=True,
+            # plain values: zstd compresses them better than dictionary indexes, and the
+            # writer is faster (scale 1: 349 -> 321 MB, 2.2 -> 1.4 s; docs/FORMAT.md)
+            use_dictionary=False,
             write_statistics=False,
             store_schema=True,
         )

@@ -96,8 +96,8 @@ class Dialect:
     parallel_dump: ClassVar[bool] = False
     parallel_restore: ClassVar[bool] = True
     #: a dump reads the next batch in a thread while this one encodes: worth it where reading
-    #: holds no GIL (SQLite's ADBC reader: 16 s -> 11.5 s at scale 1); slower for MariaDB and
-    #: no faster for PostgreSQL, whose readers hold it in part (docs/PERFORMANCE.md)
+    #: and encoding do not both hold the GIL (SQLite's ADBC reader: 16 s -> 11.5 s at scale 1;
+    #: PostgreSQL 7 s -> 6 s); slower for MariaDB, whose reader holds it (docs/PERFORMANCE.md)
     read_ahead: ClassVar[bool] = False
     #: VARCHAR(n)/VARBINARY(n) lengths are enforced (values longer than n are errors)
     enforces_length: ClassVar[bool] = True
