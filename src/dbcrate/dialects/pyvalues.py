@@ -322,8 +322,10 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-#: aim for record batches of about this many bytes when rows are wide (blobs, long texts)
-TARGET_BATCH_BYTES = 16 * 1024 * 1024
+#: aim for record batches of about this many bytes when rows are wide (blobs, long texts):
+#: 4 MiB, not 16, took about 70-100 MB off the scale-1 MariaDB and SQLite dumps' peak RSS
+#: at the same speed (docs/PERFORMANCE.md, "Session 5")
+TARGET_BATCH_BYTES = 4 * 1024 * 1024
 
 
 def fetch_batches(cur: Any, table: Table, schema: pa.Schema, batch_rows: int,
