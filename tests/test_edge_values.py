@@ -177,7 +177,7 @@ def test_a_row_larger_than_every_read_block_round_trips(kind: str, dbs: Database
     dst = dbs.new(kind)
     assert dbcrate.restore(archive, dst).ok
     assert snapshot(dst, ["b"]) == snapshot(src, ["b"])
-    got = dict(((r[0], (r[1], r[2])) for r in _rows(dst, "SELECT id, v, t FROM b")))
+    got = {r[0]: (r[1], r[2]) for r in _rows(dst, "SELECT id, v, t FROM b")}
     assert bytes(got[1][0]) == blob and got[2][1] == text and got[3] == (None, None)
 
 
