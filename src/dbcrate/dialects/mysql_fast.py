@@ -58,6 +58,12 @@ _TEXT_FIELDS = frozenset({
 #: field types whose value is raw bytes, never text (whatever the column's logical type)
 _BYTES_FIELDS = frozenset({FIELD_TYPE.BIT, FIELD_TYPE.GEOMETRY})
 
+#: Arrow bytes per fetched batch: half the other readers' target, because a batch is first
+#: a list of Python rows (several times its Arrow size), and the reader thread holds one while
+#: the queue and the encoder hold two more. Scale-1 dump peak RSS: 242 -> 190-203 MB, with
+#: -j 2 257 -> 225-227 MB, at the same speed (docs/PERFORMANCE.md, "Session 5")
+FETCH_BATCH_BYTES = TARGET_BATCH_BYTES // 2
+
 _ZEROFILL_FLAG = 64  # MySQLdb.constants.FLAG.ZEROFILL
 #: a MariaDB TIME that is a time of day (not negative, not past 24 h), as Python reads it
 _TIME_RE = r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?$"
@@ -171,7 +177,7 @@ class FastReader:
                     if not put(batch):
                         return
                     per_row = max(1, batch.nbytes // max(1, batch.num_rows))
-                    size = max(1, min(batch_rows, TARGET_BATCH_BYTES // per_row))
+                    size = max(1, min(batch_rows, FETCH_BATCH_BYTES // per_row))
                 put(None)
             except BaseException as exc:  # handed to the reading thread, raised there
                 put(_translate(driver, exc))
