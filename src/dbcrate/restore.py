@@ -29,7 +29,7 @@ import itertools
 import os
 import time
 from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -742,8 +742,8 @@ def _recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targe
         else:
             data[name] = graph.add(partial(_create_and_load, arch, plan, dialect, targets, options,
                                            result, runner, source, loaded),
-                                   # every load before any index; one session: in order
-                                   priority=(1, weight if jobs > 1 else -position),
+                                   # every load before any index
+                                   priority=(1, _load_priority(source, position, jobs)),
                                    exclusive={name},
                                    payload=("data", source))
         steps[name] = [
@@ -778,6 +778,12 @@ def _recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targe
 
 def _weight(source: Source) -> float:
     return source.entry.size + ROW_WEIGHT * source.entry.rows
+
+
+def _load_priority(source: Source, position: int, jobs: int) -> float:
+    """Loads on several sessions: the largest first, so that the last to start is a small one
+    (no straggler); on one session: in the plan's (foreign-key) order."""
+    return _weight(source) if jobs > 1 else -position
 
 
 def _create_and_load(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: TargetTables,
@@ -841,6 +847,9 @@ def _foreign_key(runner: _Runner, add: Any, results: dict[str, TableResult], chi
 
 def _run_graph(graph: TaskGraph, jobs: int, plan: RestorePlan, options: RestoreOptions,
                results: dict[str, TableResult], runner: _Runner) -> Iterator[Event]:
+    """Run a restore's graph (payloads ``(phase, source)``) on ``jobs`` sessions, one event
+    per finished task; after a failed load with ``--exit-on-error``, the loads not started are
+    skipped (with ``--single-transaction``, everything not started)."""
     totals: dict[str, int] = {}
     for task in graph.tasks:
         totals[task.payload[0]] = totals.get(task.payload[0], 0) + 1
@@ -891,30 +900,6 @@ def _already_built(step: list[Any], have: set[str] | None) -> bool:
         elif target.name is None or target.name not in have:
             return False
     return True
-
-
-def _run_parallel(todo: list[Source], fn: Callable[[Source], None], plan: RestorePlan,
-                  options: RestoreOptions, dialect: Dialect, results: dict[str, TableResult],
-                  runner: _Runner, phase: str) -> Iterator[Event]:
-    parallel = dialect.parallel_restore and not runner.single
-    if plan.mode == "into-existing" and dialect.name == "postgresql":
-        parallel = False  # its foreign keys are checked while loading: parents first, in order
-    jobs = max(1, min(options.jobs, len(todo))) if parallel else 1
-    if jobs > 1:  # biggest first: the last table to start is a small one (no straggler)
-        todo = sorted(todo, key=lambda s: -s.entry.size)
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="dbcrate-restore") as pool:
-        futures = {pool.submit(fn, s): s for s in todo}
-        for done, future in enumerate(as_completed(futures), start=1):
-            source = futures[future]
-            future.result()
-            result = results[source.name]
-            yield Event(phase, done, len(todo), f"Restore table {source.name}", source.name,
-                        rows=result.rows)
-            if result.status == "failed" and (options.exit_on_error or runner.single):
-                for f in futures:
-                    f.cancel()
-                _skip_rest(plan, results, source.name, runner.single)
-                break
 
 
 def _skip_rest(plan: RestorePlan, results: dict[str, TableResult], failed: str, single: bool) -> None:
@@ -1074,7 +1059,14 @@ def _load_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
         finally:
             result.seconds = time.monotonic() - t0
 
-    yield from _run_parallel(plan.sources, one, plan, options, dialect, results, runner, "data")
+    jobs = _sessions(dialect, runner, options.jobs, len(plan.sources))
+    if dialect.name == "postgresql":
+        jobs = 1  # its foreign keys are checked while loading: parents first, in order
+    graph = TaskGraph()
+    for position, source in enumerate(plan.sources):
+        graph.add(partial(one, source), priority=(_load_priority(source, position, jobs),),
+                  exclusive={source.name}, payload=("data", source))
+    yield from _run_graph(graph, jobs, plan, options, results, runner)
     # second pass, once every table is in: the cyclic foreign key columns loaded as NULL
     for source in plan.sources:
         nulled = plan.cyclic_columns.get(source.name, [])
