@@ -9,16 +9,26 @@ fsynced. A crash or an error therefore never leaves a half-written output under 
 A directory output replaces an existing directory only when asked (``overwrite``) and only
 when that directory is itself a dbcrate dump: an ``--overwrite`` pointed at the wrong place
 must not delete someone's home directory.
+
+A name dbcrate chose itself (:class:`AutoName`: ``dump URL DIR/``) never replaces anything:
+the finished output is moved there with a rename that fails when the name exists
+(:func:`rename_noreplace`), and the next name (``-2``, ``-3``, ...) is tried, so two dumps of
+databases with the same name in the same second, even two processes racing, both keep their
+archive.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import secrets
 import shutil
 import stat
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from .errors import OutputError
 
@@ -56,6 +66,21 @@ def create_private_file(path: Path, *, dir_fd: int | None = None) -> int:
         ) from None
     os.fchmod(fd, 0o600)
     return fd
+
+
+def write_failed(path: object, exc: OSError, doing: str = "write") -> OutputError:
+    """The error (exit 12) for an ``OSError`` while writing the output ``path``, worded like
+    every kind's (``cannot write PATH: [Errno 28] No space left on device``), with a hint for
+    the usual causes."""
+    hints = {
+        errno.ENOSPC: "free space on the output's filesystem, or write the archive elsewhere",
+        errno.EDQUOT: "the disk quota is exhausted: free space or write the archive elsewhere",
+        errno.EPIPE: "the program reading standard output stopped before the archive was "
+                     "complete",
+        errno.EACCES: "check that the output directory is writable",
+        errno.EROFS: "the output's filesystem is read-only; write the archive elsewhere",
+    }
+    return OutputError(f"cannot {doing} {path}: {exc}", hint=hints.get(exc.errno or 0))
 
 
 def fsync_path(path: Path) -> None:
@@ -166,7 +191,7 @@ class AtomicDirectory:
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
         except OSError as exc:
-            raise OutputError(f"cannot finish {self.final}: {exc}") from None
+            raise write_failed(self.final, exc, "finish") from None
 
     def abort(self) -> None:
         """Remove the temp directory (the final name is never touched)."""
@@ -174,3 +199,126 @@ class AtomicDirectory:
             self._done = True
             with contextlib.suppress(OSError):
                 shutil.rmtree(self.tmp)
+
+
+class AutoName(os.PathLike[str]):
+    """An output name dbcrate chose (``dump URL DIR/``: ``<database>_<UTC>...crate``), which must
+    never replace an existing file or directory.
+
+    Writers that know it publish the finished output with :func:`publish_noreplace`: the first
+    free name among ``first``, ``<stem>-2<suffix>``, ``<stem>-3<suffix>``, ... is taken, and
+    :attr:`path` (also what ``str()`` and ``os.fspath()`` give) becomes the name written. Until
+    then it is ``first``, so code that only needs a path (messages, checks) can use it as one.
+
+    :param first: the preferred name.
+    :param suffix: the extension kept at the end of every candidate (``.crate``, ``.sqlite``,
+        or ``""``).
+    """
+
+    #: candidates tried before giving up (a directory with 1,000 dumps of one second is broken)
+    MAX_TRIES = 1000
+
+    def __init__(self, first: Path, suffix: str = "") -> None:
+        self.first = first
+        self.suffix = suffix if suffix and first.name.endswith(suffix) else ""
+        self.path = first
+
+    def candidates(self) -> Iterator[Path]:
+        """``first``, then the same name with ``-2``, ``-3``, ... before the suffix."""
+        stem = self.first.name[: len(self.first.name) - len(self.suffix)]
+        yield self.first
+        for number in range(2, self.MAX_TRIES + 1):
+            yield self.first.parent / f"{stem}-{number}{self.suffix}"
+
+    @property
+    def moved(self) -> bool:
+        """Whether the output went to another name than ``first`` (it was taken)."""
+        return self.path != self.first
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    def __repr__(self) -> str:
+        return f"AutoName({str(self.path)!r})"
+
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _load_renameat2() -> Callable[..., int] | None:
+    """Linux's ``renameat2`` from the C library (glibc 2.28+), or ``None`` where there is none."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        function: Any = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                         ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function  # type: ignore[no-any-return]
+
+
+#: ``renameat2`` or ``None`` (then :func:`rename_noreplace` links, or claims with ``mkdir``)
+RENAMEAT2 = _load_renameat2()
+
+
+def rename_noreplace(src: Path, dst: Path) -> None:
+    """Move ``src`` (a file or a directory) to ``dst`` atomically, only if ``dst`` does not
+    exist: two processes racing for one name cannot both get it, and neither replaces the
+    other's output.
+
+    ``renameat2(RENAME_NOREPLACE)`` where the kernel and the filesystem have it; otherwise a
+    file is hard-linked to ``dst`` (``link`` never replaces) and then unlinked, and a directory
+    claims ``dst`` with ``mkdir`` (which never replaces) and is then renamed over that empty
+    directory of its own.
+
+    :raises FileExistsError: ``dst`` exists (nothing was moved).
+    :raises OSError: the move failed otherwise (nothing was moved).
+    """
+    if RENAMEAT2 is not None:
+        if RENAMEAT2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst),
+                     _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        # EINVAL/ENOSYS/ENOTSUP: this kernel or filesystem cannot; fall back below
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), str(src), None, str(dst))
+    if stat.S_ISDIR(src.lstat().st_mode):
+        os.mkdir(dst, 0o700)
+        try:
+            os.rename(src, dst)  # replaces the empty directory this call just made
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.rmdir(dst)
+            raise
+        return
+    os.link(src, dst, follow_symlinks=False)
+    os.unlink(src)
+
+
+def publish_noreplace(src: Path, name: AutoName) -> Path:
+    """Move the finished output ``src`` to the first free candidate of ``name``, fsync the
+    directory, and return the name written (also ``name.path`` from now on).
+
+    :raises OutputError: every candidate is taken, or the move failed (``src`` stays).
+    """
+    for candidate in name.candidates():
+        try:
+            rename_noreplace(src, candidate)
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise write_failed(candidate, exc, "finish") from None
+        name.path = candidate
+        try:
+            fsync_path(candidate.parent)
+        except OSError as exc:
+            raise write_failed(candidate, exc, "finish") from None
+        return candidate
+    raise OutputError(
+        f"cannot name the archive: {name.first} and {name.MAX_TRIES - 1} numbered variants of "
+        "it exist already", hint="give the archive a file name, or clean up the directory")

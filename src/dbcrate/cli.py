@@ -12,7 +12,6 @@ import os
 import sys
 import traceback
 from collections.abc import Generator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -30,24 +29,40 @@ from rich.text import Text
 
 from . import __version__
 from .archive import Archive, open_archive
+from .atomic import write_failed
+from .cli_output import (
+    RESUME_NOTE,
+    StdoutProxy,
+    print_dump_result,
+    print_restore_report,
+    release_stdout,
+    resolve_dump_output,
+)
 from .compare import compare_with
+from .conflicts import POLICIES, Policy
 from .connect import parse_url, public_url
 from .convert import iter_convert, iter_dump_as
-from .dump import default_name
 from .dump import plan as plan_dump
-from .errors import EXIT_CODES, DbcrateError, DumpIncomplete, RestoreIncomplete, UsageError
+from .errors import (
+    EXIT_CODES,
+    DbcrateError,
+    DumpIncomplete,
+    OutputError,
+    UsageError,
+)
 from .file_check import describe as describe_file_check
 from .formats import FORMATS
 from .kinds import CONTAINER_KINDS
 from .memory import tune_allocators
 from .options import DumpOptions, RestoreOptions
 from .progress import Event, drain, human_bytes
-from .restore import RestoreReport, iter_restore
+from .restore import iter_restore
 from .storage_restore import reader_of, summarize
 
 T = TypeVar("T")
 err = Console(stderr=True, highlight=False)
-out = Console(highlight=False, soft_wrap=True)
+STDOUT = StdoutProxy()  # what out writes to: a failed write is an output error, not a bug
+out = Console(file=STDOUT, highlight=False, soft_wrap=True)  # type: ignore[arg-type]
 
 EXAMPLES_MAIN = """
 \b
@@ -177,10 +192,11 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
          progress: bool | None) -> None:
     """Dump a database (any SQLAlchemy URL), and directories of files, into one archive.
 
-    OUTPUT is a file name, an existing directory (the archive is named
-    <database>_<UTC time>[_data][_storages].crate) or - for standard output. The
-    archive appears under its name only when it is complete; it is created with
-    mode 0600 (see --chmod).
+    OUTPUT is a file name, a directory (the archive is named
+    <database>_<UTC time>[_data][_storages].crate, -2, -3, ... when that name is
+    taken; DIR/ is created when missing) or - for standard output. The archive
+    appears under its name only when it is complete; it is created with mode 0600
+    (see --chmod). --as directory and --as python: OUTPUT is the dump directory.
     """
     try:
         mode = int(archive_mode, 8)
@@ -216,70 +232,22 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
                 out.print(f"    {w}", markup=False)
         return
     # a directory kind's OUTPUT is the dump directory itself; a file kind's may be a folder
-    if output != "-" and Path(output).is_dir() and kind in ("tar", "sqlite"):
-        output = str(default_name(url, Path(output), data=not no_data,
-                                  storages=bool(storages) and not no_storages,
-                                  suffix={"tar": ".crate", "sqlite": ".sqlite"}.get(kind, "")))
-    result = _run(iter_dump_as(url, output, kind, options, max_row_count=max_row_count,
-                               overwrite=overwrite),
-                  _show_progress(progress) and output != "-", "Dumping")
+    target = resolve_dump_output(output, kind, url, data=not no_data,
+                                 storages=bool(storages) and not no_storages)
+    try:
+        result = _run(iter_dump_as(url, target.output, kind, options,
+                                   max_row_count=max_row_count, overwrite=overwrite),
+                      _show_progress(progress) and not target.to_stdout, "Dumping")
+    except BaseException:
+        target.discard()
+        raise
+    print_dump_result(result, target, as_json, out, err)
     m = result.manifest
-    console = err if output == "-" else out
-    if as_json:
-        payload = {"archive": result.path, "tables": len(m.tables), "rows": m.rows,
-                   "bytes": m.size, "seconds": round(result.seconds, 3),
-                   "storage": ({"files": m.storage.files, "bytes": m.storage.bytes,
-                                "file_check": m.storage.file_check} if m.storage else None),
-                   "warnings": result.warnings, "complete": m.complete,
-                   "failed": [t.name for t in m.tables if t.status != "ok"]}
-        console.print_json(json.dumps(payload))
-    else:
-        for w in result.warnings[:50]:
-            err.print(f"warning: {w}", markup=False)
-        if m.storage and m.storage.file_check:
-            for w in describe_file_check(m.storage.file_check):
-                err.print(f"warning: {w}", markup=False)
-        stored = (f" and {m.storage.files:,} storage files ({_human(m.storage.bytes)})"
-                  if m.storage else "")
-        console.print(
-            f"dumped {len(m.tables)} tables, {m.rows:,} rows ({_human(m.size)} of data){stored} "
-            f"to {result.path} in {result.seconds:.1f}s"
-        )
     if not m.complete:
         raise DumpIncomplete(result.path, [t.name for t in m.tables if t.status != "ok"])
 
 
 # ------------------------------------------------------------------------------------- restore
-def _print_report(report: RestoreReport, dry_run: bool) -> None:
-    table = RichTable(show_edge=False, box=None)
-    for col in ("table", "status", "rows", "seconds", "notes"):
-        table.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
-    for t in report.tables:
-        notes = "; ".join(([t.error] if t.error else []) + (t.plan if dry_run else []) + t.warnings)
-        style = "red" if t.status == "failed" else None
-        table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes, style=style)
-    out.print(table)
-    for w in report.warnings:
-        out.print(f"warning: {w}", markup=False)
-    if report.storages:
-        st = report.storages
-        if dry_run:
-            out.print(f"storages: {st['files']:,} files would be restored under "
-                      f"{st['destination']} (policy {st['policy']})", markup=False)
-        else:
-            out.print(f"storages: {st['written']:,} files written ({_human(st['bytes_written'])}),"
-                      f" {st['unchanged']:,} already identical, under {st['destination']}",
-                      markup=False)
-    restored = sum(1 for t in report.tables if t.status == "restored")
-    failed = sum(1 for t in report.tables if t.status == "failed")
-    if dry_run:
-        out.print(f"dry run: {len(report.tables)} tables would be restored into {report.target}; "
-                  "nothing was changed")
-    else:
-        out.print(f"restored {restored} tables ({report.rows:,} rows) into {report.target}"
-                  + (f"; {failed} failed" if failed else "") + f" in {report.seconds:.1f}s")
-
-
 @cli.command(epilog="""
 \b
 Examples:
@@ -306,8 +274,13 @@ Examples:
               help="recreate: drop and recreate existing tables; into-existing: empty the "
               "selected tables first.")
 @click.option("--data-only", is_flag=True, help="Load rows into existing tables (no DDL).")
-@click.option("--on-conflict", type=click.Choice(["error", "skip", "update"]), default="error",
-              show_default=True, help="Rows whose primary key exists (into-existing).")
+@click.option("--on-conflict", type=click.Choice(POLICIES), default="error",
+              show_default=True,
+              help="Rows whose primary key exists (into-existing): fail the table, skip them, "
+              "update them, or check (write nothing; list the rows that differ, exit 17).")
+@click.option("--strict", is_flag=True,
+              help="Any warning (an object not recreated, a default dropped ...) fails the "
+              "restore (exit 16).")
 @click.option("--single-transaction", is_flag=True,
               help="All or nothing (refused where the engine cannot roll DDL back).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
@@ -333,7 +306,8 @@ Examples:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: on a terminal).")
 def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
-            mode: str, clean: bool, data_only: bool, on_conflict: str, single_transaction: bool,
+            mode: str, clean: bool, data_only: bool, on_conflict: Policy, strict: bool,
+            single_transaction: bool,
             jobs: int, exit_on_error: bool, schema_only: bool, hooks: str | None,
             migrations: str | None, target_schema_version: str | None, resume: bool,
             storages_to: str | None, storages_policy: str, no_storages: bool, no_data: bool,
@@ -348,7 +322,7 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
     options = RestoreOptions(
         include=list(include), exclude=list(exclude), clean=clean, exit_on_error=exit_on_error,
         schema_only=schema_only, dry_run=dry_run, jobs=jobs, mode=mode, data_only=data_only,
-        on_conflict=on_conflict, single_transaction=single_transaction, hooks=hooks,
+        on_conflict=on_conflict, strict=strict, single_transaction=single_transaction, hooks=hooks,
         migrations=migrations, target_schema_version=target_schema_version, resume=resume,
         storages_to=storages_to, storages_policy=storages_policy, no_storages=no_storages,
         no_data=no_data,
@@ -363,9 +337,8 @@ def _restore_and_report(archive: str, url: str, options: RestoreOptions, as_json
     if as_json:
         out.print_json(json.dumps(report.to_dict(), default=str))
     else:
-        _print_report(report, dry_run)
-    if not report.ok:
-        raise RestoreIncomplete(report)
+        print_restore_report(report, dry_run, out)
+    report.raise_for_failures()
 
 
 @cli.command(epilog="""
@@ -381,13 +354,13 @@ Examples:
 @click.option("--mode", type=click.Choice(["recreate", "into-existing"]), default="recreate",
               show_default=True)
 @click.option("--clean", is_flag=True)
-@click.option("--on-conflict", type=click.Choice(["error", "skip", "update"]), default="error",
+@click.option("--on-conflict", type=click.Choice(POLICIES), default="error",
               show_default=True)
 @click.option("--migrations", metavar="FILE.toml")
 @click.option("--target-schema-version", metavar="LABEL")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
 def plan(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...], mode: str,
-         clean: bool, on_conflict: str, migrations: str | None,
+         clean: bool, on_conflict: Policy, migrations: str | None,
          target_schema_version: str | None, as_json: bool) -> None:
     """Preflight a restore without touching the target (the same as restore --dry-run).
 
@@ -567,36 +540,61 @@ def verify(archive: str, as_json: bool, progress: bool | None) -> None:
 
 # ---------------------------------------------------------------------------- the error boundary
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: run the CLI and map errors to messages and exit codes."""
+    """Entry point: run the CLI and map errors to messages and exit codes.
+
+    Standard output is flushed before the exit: when that fails (``> /dev/full``, a reader that
+    closed the pipe) the command ends with exit 12 and one message, and nothing more is
+    printed at interpreter exit (see :func:`dbcrate.cli_output.release_stdout`).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     show_tb = "--traceback" in args or os.environ.get("DBCRATE_TRACEBACK") == "1"
     tune_allocators()  # the CLI owns its process (dbcrate.memory)
+    code = _dispatch(args, show_tb)
+    failed = release_stdout()
+    if failed is not None and code == 0:
+        _print_error(write_failed("standard output", failed))
+        code = OutputError.exit_code
+    sys.exit(code)
+
+
+def _print_error(exc: DbcrateError) -> None:
+    err.print(Text.assemble(("error: ", "bold red"), exc.message))
+    if exc.hint:
+        err.print(f"hint: {exc.hint}", markup=False)
+
+
+def _dispatch(args: list[str], show_tb: bool) -> int:
+    """Run the command; returns the exit code (a message is printed for every failure)."""
     try:
         cli.main(args=args, prog_name="dbcrate", standalone_mode=False)
     except click.exceptions.Abort:
-        err.print("interrupted")
-        sys.exit(130)
+        err.print("interrupted" + (RESUME_NOTE if "restore" in args[:3] else ""))
+        return 130
     except click.ClickException as exc:
         exc.show()
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        return exc.exit_code
     except DbcrateError as exc:
         if show_tb:
             traceback.print_exc()
-        err.print(Text.assemble(("error: ", "bold red"), exc.message))
-        if exc.hint:
-            err.print(f"hint: {exc.hint}", markup=False)
-        sys.exit(exc.exit_code)
+        _print_error(exc)
+        return exc.exit_code
     except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
-    except BrokenPipeError:
-        sys.exit(1)
+        err.print("interrupted" + (RESUME_NOTE if "restore" in args[:3] else ""))
+        return 130
+    except BrokenPipeError as exc:  # the reader of standard output went away
+        release_stdout()
+        _print_error(write_failed("standard output", exc))
+        return OutputError.exit_code
     except Exception as exc:  # a bug: say so, show the traceback only when asked
+        if isinstance(exc, OSError) and (release_stdout() is not None
+                                         or STDOUT.failed is not None):
+            _print_error(write_failed("standard output", exc))  # e.g. ls > /dev/full
+            return OutputError.exit_code
         if show_tb:
             traceback.print_exc()
         err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
         err.print("this is a bug in dbcrate; rerun with --traceback and report it", markup=False)
-        sys.exit(1)
-    sys.exit(0)
+        return 1
+    return 0

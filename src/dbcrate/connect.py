@@ -53,6 +53,26 @@ def public_url(url: URL) -> str:
     return url._replace(password=None).set(query=query).render_as_string(hide_password=False)
 
 
+def new_sqlite_file(text: str) -> Path | None:
+    """The path of the SQLite database ``text`` names if that file does not exist yet (opening
+    it will create it), else None: a restore that writes nothing removes it again."""
+    try:
+        url = parse_url(text)
+    except ConnectionFailed:
+        return None
+    path = url.database or ""
+    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return None if Path(path).exists() else Path(path)
+
+
+def discard_if_empty(path: Path | None) -> None:
+    """Remove the SQLite file that :func:`new_sqlite_file` named if nothing was written to it
+    (a dry run, a refused restore): no 0-byte database is left behind."""
+    if path is not None and path.is_file() and path.stat().st_size == 0:
+        path.unlink()
+
+
 def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect, URL]:
     """Create and test an engine for ``text``.
 

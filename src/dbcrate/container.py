@@ -30,6 +30,7 @@ from typing import IO, BinaryIO
 
 import pyarrow as pa
 
+from .atomic import AutoName, publish_noreplace, write_failed
 from .errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from .manifest import (
     BASE_FORMAT_VERSION,
@@ -90,6 +91,8 @@ class ArchiveWriter:
         self.format_version = format_version
         self.mode = mode
         self.final: Path | None = None
+        #: a name dbcrate chose: published without replacing anything (dbcrate.atomic)
+        self.auto = path if isinstance(path, AutoName) else None
         self._tmp: Path | None = None
         self._raw: BinaryIO
         if str(path) == "-":
@@ -102,9 +105,14 @@ class ArchiveWriter:
             tar_mode = "w|"
         else:
             self.final = Path(path)
-            if self.final.is_dir():
+            if self.final.is_dir() and self.auto is None:
                 raise OutputError(
                     f"the output {self.final} is a directory",
+                    hint="give a file name for the archive, e.g. backup.crate",
+                )
+            if str(path).endswith(("/", os.sep)):  # Path() drops it: a directory was meant
+                raise OutputError(
+                    f"the output {path} ends with / (a directory), but the archive is a file",
                     hint="give a file name for the archive, e.g. backup.crate",
                 )
             parent = self.final.parent
@@ -153,7 +161,7 @@ class ArchiveWriter:
         try:
             self._tar.addfile(self._info(name, size), reader)  # type: ignore[arg-type]
         except OSError as exc:
-            raise OutputError(f"cannot write {self.final or 'stdout'}: {exc}") from None
+            raise write_failed(self.final or "stdout", exc) from None
         if reader.count != size:
             raise OutputError(f"member {name}: wrote {reader.count} bytes instead of {size}")
         return reader.sha.hexdigest()
@@ -177,11 +185,15 @@ class ArchiveWriter:
                     os.fchmod(self._raw.fileno(), self.mode)
                 os.fsync(self._raw.fileno())
                 self._raw.close()
-                os.replace(self._tmp, self.final)
-                self._tmp = None
-                _fsync_dir(self.final.parent)
+                if self.auto is not None:
+                    self.final = publish_noreplace(self._tmp, self.auto)
+                    self._tmp = None
+                else:
+                    os.replace(self._tmp, self.final)
+                    self._tmp = None
+                    _fsync_dir(self.final.parent)
         except OSError as exc:
-            raise OutputError(f"cannot finish {self.final or 'stdout'}: {exc}") from None
+            raise write_failed(self.final or "stdout", exc, "finish") from None
         self._closed = True
 
     def abort(self) -> None:
@@ -190,7 +202,13 @@ class ArchiveWriter:
             return
         self._closed = True
         if self.final is None:
-            return  # a stream: nothing to remove; the reader sees no manifest
+            # a stream: nothing to remove; the reader sees no manifest. The tar stream must not
+            # flush its buffer into the failed output when it is collected: that write fails
+            # again and Python prints it as an ignored exception after the clean error
+            stream = getattr(getattr(self, "_tar", None), "fileobj", None)
+            if stream is not None and hasattr(stream, "closed"):
+                stream.closed = True
+            return
         with contextlib.suppress(OSError):
             self._raw.close()
         if self._tmp is not None:

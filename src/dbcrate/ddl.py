@@ -31,6 +31,14 @@ class TargetTables:
     used_names: set[str] = field(default_factory=set)
     #: per table, the primary key added after the data (``Dialect.primary_key_after_data``)
     primary_keys: dict[str, Any] = field(default_factory=dict)
+    #: per table, the foreign keys added after the data (engines that can ``ALTER TABLE``)
+    foreign_keys: dict[str, list[sa.ForeignKeyConstraint]] = field(default_factory=dict)
+    #: per table, ``(kind, name, reason)`` of each object of the archive not recreated
+    not_recreated: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+    def skip(self, table: str, kind: str, name: str, reason: str) -> None:
+        """Record an object of ``table`` that is not recreated, and why."""
+        self.not_recreated.setdefault(table, []).append((kind, name, reason))
 
 
 def keyed_columns(table: Table) -> set[str]:
@@ -49,7 +57,7 @@ def column_type(dialect: Dialect, col: Column, *, same_engine: bool, keyed: bool
     return dialect.sa_type(col, same_engine=same_engine, keyed=keyed)
 
 
-def _default(col: Column, dialect: Dialect, same_engine: bool, warnings: list[str], table: str) -> Any:
+def _default(col: Column, dialect: Dialect, same_engine: bool, out: TargetTables, table: str) -> Any:
     d = col.default
     if d is None:
         return None
@@ -64,7 +72,9 @@ def _default(col: Column, dialect: Dialect, same_engine: bool, warnings: list[st
                 dialect=dialect.sa_dialect, compile_kwargs={"literal_binds": True}
             )
             return sa.text(str(literal))
-    warnings.append(f"{table}.{col.name}: default {d.sql or d.value!r} not recreated")
+    out.skip(table, "default", f"{col.name} = {d.sql or d.value!r}",
+             "only literal defaults and CURRENT_TIMESTAMP are recreated (no SQL from the archive "
+             "runs in the target)")
     return None
 
 
@@ -128,7 +138,7 @@ def build_tables(
                     t,
                     *args,
                     nullable=col.nullable if col.name not in table.primary_key else False,
-                    server_default=_default(col, dialect, same_engine, out.warnings, table.name),
+                    server_default=_default(col, dialect, same_engine, out, table.name),
                     autoincrement=bool(is_auto),
                     comment=col.comment if dialect.name != "sqlite" else None,
                 )
@@ -158,10 +168,13 @@ def build_tables(
             pk = out.tables[table.name].primary_key
             out.primary_keys[table.name] = sa.schema.AddConstraint(pk)
         out.types[table.name] = types
-    if inline_foreign_keys:
-        for table in tables:
-            for fkc in foreign_keys(table, out, dialect, existing):
+    for table in tables:
+        fks = foreign_keys(table, out, dialect, existing)
+        if inline_foreign_keys:
+            for fkc in fks:
                 out.tables[table.name].append_constraint(fkc)
+        else:  # added after the data (the restore appends them when it plans the adds)
+            out.foreign_keys[table.name] = fks
     return out
 
 
@@ -177,17 +190,17 @@ def foreign_keys(
 ) -> list[sa.ForeignKeyConstraint]:
     result = []
     for fk in table.foreign_keys:
+        shown = fk_label(fk.name, fk.columns, fk.ref_table)
         if fk.ref_table not in out.tables and fk.ref_table not in existing:
-            out.warnings.append(
-                f"{table.name}: foreign key {fk.name or fk.columns} skipped: "
-                f"table {fk.ref_table!r} is neither restored nor present in the target"
-            )
+            out.skip(table.name, "foreign key", shown,
+                     f"table {fk.ref_table!r} is neither restored nor present in the target")
             continue
         ref = _ref_table(fk.ref_table, fk.ref_columns, out)
         try:
             refcols = [ref.c[c] for c in fk.ref_columns]
         except KeyError:
-            out.warnings.append(f"{table.name}: foreign key {fk.name} skipped: unknown columns")
+            out.skip(table.name, "foreign key", shown,
+                     f"table {fk.ref_table!r} has no column(s) {', '.join(fk.ref_columns)}")
             continue
         name = None
         if dialect.name != "sqlite":
@@ -206,6 +219,11 @@ def foreign_keys(
             )
         )
     return result
+
+
+def fk_label(name: str | None, columns: list[str], ref_table: str) -> str:
+    """How a foreign key is named in messages: its name, or its columns and target."""
+    return name or f"({', '.join(columns)}) -> {ref_table}"
 
 
 def index_objects(table: Table, out: TargetTables, dialect: Dialect) -> list[Any]:

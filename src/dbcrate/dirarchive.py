@@ -29,7 +29,7 @@ from typing import IO, BinaryIO, cast
 import pyarrow as pa
 
 from .archive import MemberArchive, MemberReader, arrow_schema, check_marker, checked_manifest
-from .atomic import AtomicDirectory, create_private_file
+from .atomic import AtomicDirectory, create_private_file, write_failed
 from .container import (
     COPY_BUFFER,
     MANIFEST,
@@ -334,7 +334,10 @@ class DirectoryWriter(ContainerWriter):
     (0700 directories, 0600 files, each fsynced) that is renamed into place by ``commit``.
 
     An existing non-empty directory is refused unless ``overwrite`` and it is a dump directory
-    (see :func:`dbcrate.atomic.check_directory_target`).
+    (see :func:`dbcrate.atomic.check_directory_target`). An ``OSError`` while writing (a full
+    disk, a quota) is the :class:`OutputError` the tar kind gives (exit 12, ``cannot write
+    PATH: ...``); the caller's abort then removes the temp directory, so nothing is left under
+    the final name.
     """
 
     kind = "directory"
@@ -367,6 +370,12 @@ class DirectoryWriter(ContainerWriter):
         handle.close()
 
     def add_file(self, name: str, source: IO[bytes], size: int) -> str:
+        try:
+            return self._add_file(name, source, size)
+        except OSError as exc:
+            raise write_failed(self._out.final, exc) from None
+
+    def _add_file(self, name: str, source: IO[bytes], size: int) -> str:
         with self._create(name) as handle:
             sink = HashingSink(handle)
             left = size
@@ -387,11 +396,14 @@ class DirectoryWriter(ContainerWriter):
     def write_chunk(self, number: int, index: int, entry: TableEntry,
                     batches: Iterable[pa.RecordBatch]) -> Chunk:
         member = member_name(number, index, self.format.extension)
-        with self._create(member) as handle:
-            sink = HashingSink(handle)
-            rows = encode_batches(self.format, arrow_schema(entry), batches,
-                                  cast(IO[bytes], sink), self.level)
-            self._finish(handle)
+        try:
+            with self._create(member) as handle:
+                sink = HashingSink(handle)
+                rows = encode_batches(self.format, arrow_schema(entry), batches,
+                                      cast(IO[bytes], sink), self.level)
+                self._finish(handle)
+        except OSError as exc:  # Arrow passes the sink's own OSError through
+            raise write_failed(self._out.final, exc) from None
         return Chunk(member, rows, sink.count, sink.sha.hexdigest())
 
     def commit(self, manifest: Manifest) -> None:

@@ -32,6 +32,8 @@ EXIT_CODES: dict[int, str] = {
     14: "storage files cannot be restored safely (differing files, links or unsafe paths in the "
         "destination)",
     15: "dump finished but some tables failed (--tolerate); the archive is marked incomplete",
+    16: "restore finished with warnings, and --strict makes any warning a failure",
+    17: "--on-conflict check: rows of the archive differ from the target's",
     130: "interrupted",
 }
 
@@ -163,9 +165,60 @@ class RestoreIncomplete(DbcrateError):
     def __init__(self, report: Any) -> None:
         self.report = report
         failed = [t.name for t in report.tables if t.status == "failed"]
+        partial = [t.name for t in report.tables if t.status == "failed" and t.rows]
+        hint = "see the report above: each failed table's notes say what state it is in"
+        if partial:
+            hint += ("; rows of " + ", ".join(partial) + " stay committed: fix the cause and "
+                     "rerun with --resume to continue")
         super().__init__(
-            f"{len(failed)} table(s) failed to restore: {', '.join(failed)}",
-            hint="see the report above; failed tables were rolled back and are absent or unchanged",
+            f"{len(failed)} {'table' if len(failed) == 1 else 'tables'} failed to restore: "
+            + ", ".join(failed),
+            hint=hint,
+        )
+
+
+class StrictWarnings(DbcrateError):
+    """``--strict``: the restore finished, but with warnings (something was not carried)."""
+
+    exit_code = 16
+
+    def __init__(self, warnings: list[str]) -> None:
+        self.warnings = warnings
+        shown = "\n".join("  - " + w for w in warnings[:50])
+        more = f"\n  ... and {len(warnings) - 50} more" if len(warnings) > 50 else ""
+        super().__init__(
+            f"the restore finished with {len(warnings)} "
+            f"{'warning' if len(warnings) == 1 else 'warnings'} (--strict):\n{shown}{more}",
+            hint="fix what the warnings name, or restore without --strict to accept them",
+        )
+
+
+class RowsDiffer(DbcrateError):
+    """``--on-conflict check``: some archive rows differ from the target's (nothing was written)."""
+
+    exit_code = 17
+
+    def __init__(self, tables: dict[str, int]) -> None:
+        self.tables = tables
+        listed = ", ".join(f"{name} ({n:,} rows)" for name, n in tables.items())
+        super().__init__(
+            f"archive rows differ from the target's in {len(tables)} "
+            f"{'table' if len(tables) == 1 else 'tables'}: {listed}; nothing was written",
+            hint="the report lists the differing keys; --on-conflict update takes the "
+            "archive's values",
+        )
+
+
+class UnfinishedRestore(DbcrateError):
+    """The target's journal holds an unfinished restore of this archive."""
+
+    exit_code = 8
+
+    def __init__(self, url: str, entries: int) -> None:
+        super().__init__(
+            f"an earlier restore of this archive into {url} did not finish "
+            f"({entries} tables or chunks of it are committed)",
+            hint="add --resume to continue it, or --clean to start over",
         )
 
 
@@ -227,6 +280,35 @@ def driver_message(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip()
     return text.splitlines()[0] if text else type(orig).__name__
+
+
+#: driver error codes that mean the session is gone (MariaDB/MySQL clients: 2006 "server has
+#: gone away", 2013 "lost connection during query", 4031 "disconnected by the server")
+_LOST_CODES = {2006, 2013, 4031}
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database session is gone (killed, server restarted, network)."""
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and args[0] in _LOST_CODES:
+        return True
+    # PyMySQL, asked to write on a connection it has already closed after a failure
+    if isinstance(orig, AttributeError) and "sendall" in str(orig):
+        return True
+    text = str(orig).lower()
+    return "server closed the connection" in text or "terminating connection" in text
+
+
+def failure_message(exc: BaseException) -> str:
+    """:func:`driver_message`, saying plainly when the cause is a lost connection."""
+    if connection_lost(exc):
+        said = driver_message(exc)
+        return ("the connection to the database server was lost (the server rolled back the "
+                f"open transaction): {said}")
+    return driver_message(exc)
 
 
 def details_of(exc: DbcrateError) -> ErrorDetails:

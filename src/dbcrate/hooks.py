@@ -15,6 +15,10 @@ library users), never anything from an archive. Every function is optional:
 ``transform(table, batch) -> batch``
     Called with the table name and every Arrow record batch on its way into the target; returns
     the batch to load (data migration: rename, compute, drop columns...).
+``empty_table(connection, table)``
+    Called instead of ``DELETE FROM table`` when ``--mode into-existing --clean`` empties a
+    target table (Camelot's ``delete_table_data``), inside the transaction that then loads it:
+    e.g. to turn checks off around the delete, or to keep some rows.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ HOOK_NAMES = (
     "prepare_schema_for_restore",
     "update_schema_after_restore",
     "transform",
+    "empty_table",
 )
 
 
@@ -47,6 +52,7 @@ class Hooks:
     prepare_schema_for_restore: Callable[..., Any] | None = None
     update_schema_after_restore: Callable[..., Any] | None = None
     transform: Callable[..., Any] | None = None
+    empty_table: Callable[..., Any] | None = None
 
 
 NO_HOOKS = Hooks()

@@ -44,6 +44,17 @@ DATE_NEG_INFINITY = -(2**31)
 TS_POS_INFINITY = 2**63 - 1
 TS_NEG_INFINITY = -(2**63)
 
+# The finite values of each temporal encoding: every integer strictly between its sentinels
+# (docs/FORMAT.md, "Dates and timestamps"). A finite source value outside these bounds has no
+# encoding and is refused when it is read, never written as a sentinel.
+#: 5877642-06-24 BC .. 5881580-07-10 (days since 1970-01-01)
+DATE_MIN_FINITE = DATE_NEG_INFINITY + 1
+DATE_MAX_FINITE = DATE_POS_INFINITY - 1
+#: 290309-12-21 19:59:05.224193 BC .. 294247-01-10 04:00:54.775806 (microseconds since 1970);
+#: PostgreSQL's own timestamps go on to 294276-12-31 23:59:59.999999, past the int64 range
+TS_MIN_FINITE = TS_NEG_INFINITY + 1
+TS_MAX_FINITE = TS_POS_INFINITY - 1
+
 ARROW_TYPES: dict[str, pa.DataType] = {
     "boolean": pa.bool_(),
     "int8": pa.int8(),

@@ -89,7 +89,11 @@ def load_migrations(path: str | os.PathLike[str]) -> list[Step]:
 
 
 def chain(steps: list[Step], start: str | None, end: str | None) -> list[Step]:
-    """The steps leading from version ``start`` to ``end`` (the last reachable one if None)."""
+    """The steps leading from version ``start`` to ``end`` (if None: as far as the steps go).
+
+    An archive whose version is outside the chain is refused (it would otherwise restore
+    unmigrated), unless it is already at the version the chain leads to.
+    """
     if start is None:
         raise UsageError(
             "the archive has no schema version, so migrations cannot be chained",
@@ -111,27 +115,69 @@ def chain(steps: list[Step], start: str | None, end: str | None) -> list[Step]:
             f"no chain of migration steps leads from schema version {start} to {end} "
             f"(it stops at {version})"
         )
+    known = {s.source for s in steps} | {s.target for s in steps}
+    if not out and steps and start not in known:
+        heads = sorted({s.target for s in steps} - set(by_source)) or sorted(known)
+        raise UsageError(
+            f"the archive's schema version {start} is not in the migration chain, which "
+            f"goes {_describe_chain(steps)}: it would be restored unmigrated",
+            hint=f"give migration steps that start at version {start}, or restore an archive "
+            f"at version {', '.join(heads)}",
+        )
     return out
+
+
+def _describe_chain(steps: list[Step]) -> str:
+    return ", ".join(f"{s.source} -> {s.target}" for s in steps)
 
 
 BatchFn = Callable[[pa.RecordBatch], pa.RecordBatch]
 
 
-def apply_to_table(table: Table, steps: list[Step]) -> tuple[Table | None, list[BatchFn]]:
-    """The table after the steps (None if dropped) and the batch transforms to apply in order."""
+def apply_to_table(table: Table, steps: list[Step],
+                   notes: list[str] | None = None) -> tuple[Table | None, list[BatchFn]]:
+    """The table after the steps (None if dropped) and the batch transforms to apply in order.
+
+    Indexes and foreign keys follow the renames of their columns and of the tables they point
+    to; one that names a dropped column or table is left out, with a line in ``notes``.
+    """
     fns: list[BatchFn] = []
+    notes = notes if notes is not None else []
     for step in steps:
         if table.name in step.drop_tables:
             return None, fns
         ts = step.tables.get(table.name)
-        if ts is None:
-            continue
-        table, fn = _apply_step(table, ts)
-        fns.append(fn)
+        if ts is not None:
+            table, fn = _apply_step(table, ts, notes)
+            fns.append(fn)
+        table = _follow_references(table, step, notes)
     return table, fns
 
 
-def _apply_step(table: Table, ts: TableStep) -> tuple[Table, BatchFn]:
+def _follow_references(table: Table, step: Step, notes: list[str]) -> Table:
+    """``table``'s foreign keys after ``step`` renamed or dropped the tables they point to."""
+    kept = []
+    for fk in table.foreign_keys:
+        label = fk.name or f"({', '.join(fk.columns)}) -> {fk.ref_table}"
+        if fk.ref_table in step.drop_tables:
+            notes.append(f"{table.name}: foreign key {label} not recreated: the migration from "
+                         f"{step.source} to {step.target} drops table {fk.ref_table!r}")
+            continue
+        ref = step.tables.get(fk.ref_table)
+        if ref is not None:
+            gone = [c for c in fk.ref_columns if c in ref.drop_columns]
+            if gone:
+                notes.append(f"{table.name}: foreign key {label} not recreated: the migration "
+                             f"from {step.source} to {step.target} drops {fk.ref_table}."
+                             + ", ".join(gone))
+                continue
+            fk = replace(fk, ref_table=ref.rename_to or fk.ref_table,
+                         ref_columns=[ref.rename_columns.get(c, c) for c in fk.ref_columns])
+        kept.append(fk)
+    return replace(table, foreign_keys=kept)
+
+
+def _apply_step(table: Table, ts: TableStep, notes: list[str]) -> tuple[Table, BatchFn]:
     columns: list[Column] = []
     for col in table.columns:
         if col.name in ts.drop_columns:
@@ -148,13 +194,36 @@ def _apply_step(table: Table, ts: TableStep) -> tuple[Table, BatchFn]:
         columns.append(Column(name, LogicalType(kind), "", nullable=True))
     rename = dict(ts.rename_columns)
     pk = [rename.get(c, c) for c in table.primary_key if c not in ts.drop_columns]
+    new_name = ts.rename_to or table.name
+    indexes = []
+    for index in table.indexes:
+        if set(index.columns) & set(ts.drop_columns):
+            notes.append(f"{new_name}: index {index.name or index.columns} not recreated: the "
+                         "migration drops its column(s)")
+            continue
+        indexes.append(replace(index, columns=[rename.get(c, c) for c in index.columns]))
+    fks = []
+    for fk in table.foreign_keys:
+        if set(fk.columns) & set(ts.drop_columns):
+            notes.append(f"{new_name}: foreign key {fk.name or fk.columns} not recreated: the "
+                         "migration drops its column(s)")
+            continue
+        ref_columns = fk.ref_columns
+        if fk.ref_table == table.name:  # a self-reference follows the table's own renames
+            ref_columns = [rename.get(c, c) for c in fk.ref_columns]
+        fks.append(replace(fk, columns=[rename.get(c, c) for c in fk.columns],
+                           ref_table=new_name if fk.ref_table == table.name else fk.ref_table,
+                           ref_columns=ref_columns))
+    if table.primary_key and len(pk) != len(table.primary_key):
+        notes.append(f"{new_name}: primary key not recreated: the migration drops its column(s)")
+        pk = []
     new_table = replace(
         table,
-        name=ts.rename_to or table.name,
+        name=new_name,
         columns=columns,
         primary_key=pk,
-        indexes=[],
-        foreign_keys=[],
+        indexes=indexes,
+        foreign_keys=fks,
     )
     by_old = {c.name: c for c in table.columns}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from .formats import DEFAULT_COMPRESSION_LEVEL
 
@@ -86,8 +86,13 @@ class RestoreOptions:
     target's schema (it is the master) and load the rows into it"""
     data_only: bool = False
     """load rows into existing tables only, no DDL (the same as ``mode='into-existing'``)"""
-    on_conflict: str = "error"
-    """rows whose primary key already exists: ``error`` (the table fails), ``skip``, ``update``"""
+    on_conflict: Literal["error", "skip", "update", "check"] = "error"
+    """rows whose primary key already exists: ``error`` (the table fails), ``skip`` (keep the
+    target's row), ``update`` (take the archive's values), ``check`` (write nothing; list the
+    keys whose rows differ, and fail if any do); see :mod:`dbcrate.conflicts`"""
+    strict: bool = False
+    """any warning (an object not recreated, a default dropped, an orphan ...) makes the
+    restore fail (:class:`dbcrate.errors.StrictWarnings`, exit code 16)"""
     single_transaction: bool = False
     """all or nothing, in one transaction (refused where the engine cannot roll DDL back)"""
     hooks: Any = None

@@ -50,7 +50,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from .archive import Archive, arrow_schema, checked_manifest
-from .atomic import AtomicDirectory, create_private_file
+from .atomic import AtomicDirectory, create_private_file, write_failed
 from .container import MANIFEST, MANIFEST_DIGEST
 from .dirarchive import ConfinedDirectory, check_listing, open_confined
 from .errors import ArchiveCorrupt, NotAnArchive, UsageError
@@ -182,6 +182,13 @@ class PythonWriter(ContainerWriter):
 
     def write_chunk(self, number: int, index: int, entry: TableEntry,
                     batches: Iterable[pa.RecordBatch]) -> Chunk:
+        try:
+            return self._write_chunk(number, index, entry, batches)
+        except OSError as exc:  # a full disk: the same clean error as every kind
+            raise write_failed(self._out.final, exc) from None
+
+    def _write_chunk(self, number: int, index: int, entry: TableEntry,
+                     batches: Iterable[pa.RecordBatch]) -> Chunk:
         member = member_name(number, index, "py")
         codecs = [codec_of(f.type) for f in arrow_schema(entry)]
         one = len(codecs) == 1
@@ -214,6 +221,12 @@ class PythonWriter(ContainerWriter):
 
     def commit(self, manifest: Manifest) -> None:
         """Write manifest.json, manifest.sha256 and the launcher; rename into place."""
+        try:
+            self._commit(manifest)
+        except OSError as exc:
+            raise write_failed(self._out.final, exc) from None
+
+    def _commit(self, manifest: Manifest) -> None:
         self.check_manifest(manifest)
         raw = manifest.to_json()
         for name, data, mode in ((MANIFEST, raw, 0o600),

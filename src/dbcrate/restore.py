@@ -41,16 +41,21 @@ from sqlalchemy.engine import Connection
 
 from . import journal, storage_restore
 from .archive import Archive
-from .connect import open_engine, public_url
-from .ddl import CombinedDDL, TargetTables, build_tables, foreign_keys, index_steps
+from .conflicts import POLICIES, ConflictCounts, load_with_policy, probe_policy
+from .connect import discard_if_empty, new_sqlite_file, open_engine, public_url
+from .ddl import CombinedDDL, TargetTables, build_tables, fk_label, index_steps
 from .dialects import Dialect, engine_name
 from .errors import (
     Incompatibility,
     NotPortable,
     RestoreIncomplete,
+    RowsDiffer,
+    StrictWarnings,
     TargetConflict,
+    UnfinishedRestore,
     UsageError,
     driver_message,
+    failure_message,
 )
 from .file_check import FileCheck
 from .file_check import describe as describe_file_check
@@ -70,7 +75,10 @@ from .taskgraph import Task, TaskGraph
 
 @dataclass
 class TableResult:
-    """The outcome for one table: ``restored``, ``failed``, ``skipped`` or ``planned``."""
+    """The outcome for one table: ``restored``, ``failed``, ``skipped``, ``planned`` or
+    ``checked`` (``--on-conflict check``). ``error`` says why it failed and what state the
+    table is in; ``warnings`` name what was not carried and why; ``not_recreated`` is the same
+    for objects of the schema, as data (``kind``, ``name``, ``reason``)."""
 
     name: str
     status: str = "pending"
@@ -79,6 +87,14 @@ class TableResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
+    not_recreated: list[dict[str, str]] = field(default_factory=list)
+    #: what the ``--on-conflict`` policy did (:meth:`ConflictCounts.to_dict`), into-existing
+    conflicts: dict[str, Any] | None = None
+
+    def skip_object(self, kind: str, name: str, reason: str) -> None:
+        """Record a schema object (foreign key, index, default ...) that is not recreated."""
+        self.not_recreated.append({"kind": kind, "name": name, "reason": reason})
+        self.warnings.append(f"{kind} {name} not recreated: {reason}")
 
 
 @dataclass
@@ -93,23 +109,45 @@ class RestoreReport:
     #: what restoring the storages did (``None``: the archive has none, or they were skipped)
     storages: dict[str, Any] | None = None
 
+    #: ``--strict``: :meth:`raise_for_failures` raises for any warning too
+    strict: bool = False
+
     @property
     def ok(self) -> bool:
         return all(t.status != "failed" for t in self.tables)
+
+    @property
+    def all_warnings(self) -> list[str]:
+        """The report's warnings and every table's, each table's prefixed with its name."""
+        return [*self.warnings, *(f"{t.name}: {w}" for t in self.tables for w in t.warnings)]
+
+    @property
+    def differing(self) -> dict[str, int]:
+        """``--on-conflict check``: table -> rows that differ from the target's."""
+        return {t.name: t.conflicts["differing"] for t in self.tables
+                if t.conflicts and t.conflicts.get("differing")}
 
     @property
     def rows(self) -> int:
         return sum(t.rows for t in self.tables)
 
     def raise_for_failures(self) -> None:
+        """Raise :class:`RestoreIncomplete` if a table failed, :class:`RowsDiffer` if a
+        ``check`` found differing rows, and with ``strict``, :class:`StrictWarnings` if
+        anything was not carried."""
         if not self.ok:
             raise RestoreIncomplete(self)
+        if self.differing:
+            raise RowsDiffer(self.differing)
+        if self.strict and self.all_warnings:
+            raise StrictWarnings(self.all_warnings)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "target": self.target,
             "mode": self.mode,
-            "ok": self.ok,
+            "ok": self.ok and not self.differing
+            and not (self.strict and self.all_warnings),
             "rows": self.rows,
             "seconds": round(self.seconds, 3),
             "warnings": self.warnings,
@@ -146,6 +184,10 @@ class RestorePlan:
     cyclic_columns: dict[str, list[str]] = field(default_factory=dict)
     #: target columns (by archive table) that cannot hold 4-byte UTF-8 (MariaDB utf8mb3)
     narrow_text: dict[str, set[str]] = field(default_factory=dict)
+    #: the journal holds an unfinished earlier run of this archive, and ``clean`` starts over
+    forget_journal: bool = False
+    #: the hook that empties a table for ``clean`` into an existing schema (else DELETE)
+    empty_table: Callable[[Connection, str], Any] | None = None
 
 
 def iter_restore(
@@ -174,9 +216,12 @@ def _check_options(options: RestoreOptions) -> None:
     if options.mode not in ("recreate", "into-existing"):
         raise UsageError(f"unknown restore mode {options.mode!r}",
                          hint="modes: recreate, into-existing")
-    if options.on_conflict not in ("error", "skip", "update"):
+    if options.on_conflict not in POLICIES:
         raise UsageError(f"unknown conflict policy {options.on_conflict!r}",
-                         hint="policies: error, skip, update")
+                         hint="policies: " + ", ".join(POLICIES))
+    if options.on_conflict == "check" and options.clean:
+        raise UsageError("--on-conflict check compares the archive with the target's rows; "
+                         "--clean would empty them first", hint="leave out --clean")
     if options.schema_only and (options.data_only or options.mode == "into-existing"):
         raise UsageError("--schema-only creates tables; it cannot be combined with --data-only")
     if options.on_conflict != "error" and not (options.data_only or options.mode == "into-existing"):
@@ -204,7 +249,8 @@ def _sources(arch: Archive, options: RestoreOptions, hooks: Hooks) -> tuple[list
                       options.target_schema_version)
     sources = []
     for entry in entries:
-        schema, fns = apply_to_table(entry.schema, steps) if steps else (entry.schema, [])
+        schema, fns = (apply_to_table(entry.schema, steps, warnings) if steps
+                       else (entry.schema, []))
         if schema is None:
             warnings.append(f"{entry.name}: dropped by the migrations")
             continue
@@ -290,13 +336,13 @@ def _restore_with_storages(arch: Archive, url: str,
                                                      options.storages_policy, planned)
     report.storages = planned.to_dict()
     if storage.file_columns:
-        result = _check_files(arch, storage)
+        result = check_files(arch, storage)
         report.storages["file_check"] = result
         report.warnings.extend(describe_file_check(result))
     return report
 
 
-def _check_files(arch: Archive, storage: StorageManifest) -> dict[str, Any]:
+def check_files(arch: Archive, storage: StorageManifest) -> dict[str, Any]:
     """The row <-> file check on the archive's own rows and files."""
     check = FileCheck()
     try:
@@ -321,6 +367,15 @@ def _check_files(arch: Archive, storage: StorageManifest) -> dict[str, Any]:
 
 
 def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
+    created = new_sqlite_file(url)
+    try:
+        return (yield from _restore_tables(arch, url, options))
+    finally:
+        discard_if_empty(created)
+
+
+def _restore_tables(arch: Archive, url: str,
+                    options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
     hooks = load_hooks(options.hooks)
     sources, warnings = _sources(arch, options, hooks)
     mode = "into-existing" if options.data_only else options.mode
@@ -342,23 +397,36 @@ def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Even
         by_name = {s.name: s for s in sources}
         sources = [by_name[t.name] for t in ordered]
         archive_id = hashlib.sha256(arch.manifest.to_json()).hexdigest()
-        plan = RestorePlan(sources, same_engine, [], shown, mode, archive_id)
+        plan = RestorePlan(sources, same_engine, [], shown, mode, archive_id,
+                           empty_table=hooks.empty_table)
+        with engine.connect() as conn:
+            earlier = journal.done(conn, dialect, archive_id)
         if options.resume:
-            with engine.connect() as conn:
-                plan.done = journal.done(conn, dialect, archive_id)
+            plan.done = earlier
+        elif any(chunks - {journal.STARTED} for chunks in earlier.values()) and not options.clean:
+            # appending again would duplicate what the earlier run committed
+            raise UnfinishedRestore(shown, sum(len(chunks) for chunks in earlier.values()))
+        else:
+            plan.forget_journal = bool(earlier)
         present = _target_tables(engine, dialect)
         if mode == "recreate":
             targets = _plan_recreate(plan, dialect, present, options)
         else:
             targets = None
             _plan_into_existing(plan, dialect, present, options)
-        report = RestoreReport(shown, [TableResult(s.name) for s in sources], warnings, mode=mode)
+        report = RestoreReport(shown, [TableResult(s.name) for s in sources], warnings, mode=mode,
+                               strict=options.strict)
         results = {r.name: r for r in report.tables}
         _describe_plan(plan, results, targets, options)
+        if mode == "into-existing" and options.on_conflict != "error":
+            _probe_policies(plan, dialect, options)
         yield Event("plan", 0, len(sources), f"{len(sources)} tables to restore")
         yield from _preflight(arch, plan, dialect, targets, options)
         if targets is not None:
             report.warnings.extend(targets.warnings)
+            for name, skipped in targets.not_recreated.items():
+                for kind, obj, reason in skipped:
+                    results[name].skip_object(kind, obj, reason)
         if options.dry_run:
             for r in report.tables:
                 r.status = "planned"
@@ -388,9 +456,12 @@ def _plan_recreate(plan: RestorePlan, dialect: Dialect, present: set[str],
     else:
         existing = {s.name for s in plan.sources if s.name in present}
     committed = {n for n, chunks in plan.done.items() if journal.WHOLE_TABLE in chunks}
+    # --resume replaces only what this archive's unfinished restore created (and did not
+    # commit whole); any other existing table is the user's: refused as without --resume
+    started = {n for n, chunks in plan.done.items() if journal.STARTED in chunks}
     pending_existing = existing - committed
-    if pending_existing and not (options.clean or options.resume):
-        raise TargetConflict(sorted(pending_existing), plan.target)
+    if not options.clean and pending_existing - started:
+        raise TargetConflict(sorted(pending_existing - started), plan.target)
     plan.replace = sorted(pending_existing)
     return build_tables(
         [s.schema for s in plan.sources],
@@ -561,9 +632,32 @@ def _report_conflicts(arch: Archive, plan: RestorePlan, dialect: Dialect,
                     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {q(stage.name)}")
         if count:
             outcome = {"error": "the table would fail", "skip": "they would be skipped",
-                       "update": "they would overwrite the target's rows"}[options.on_conflict]
+                       "update": "they would overwrite the target's rows",
+                       "check": "they would be compared with the target's"}[options.on_conflict]
             results[source.name].plan.append(
                 f"conflicts: {count} archive rows have a key the target already holds ({outcome})")
+
+
+def _probe_policies(plan: RestorePlan, dialect: Dialect, options: RestoreOptions) -> None:
+    """Before anything is written: run each table's ``--on-conflict`` statements on an empty
+    stage, in a transaction rolled back, so that a statement the target refuses is found now
+    and not after other tables were loaded."""
+    problems = []
+    for source in plan.sources:
+        tmap = plan.maps[source.name]
+        with dialect.engine.connect() as conn:
+            dialect.prepare_restore_session(conn)
+            _begin(conn, dialect)
+            try:
+                probe_policy(conn, dialect, tmap.load_schema(), options.on_conflict)
+            except sa.exc.DBAPIError as exc:
+                problems.append(Incompatibility(
+                    source.name, None, f"--on-conflict {options.on_conflict} cannot run on the "
+                    f"target table: {driver_message(exc)}"))
+            finally:
+                _rollback(conn)
+    if problems:
+        raise NotPortable(plan.target, problems)
 
 
 def _four_byte_problems(batch: pa.RecordBatch, columns: set[str]) -> list[tuple[str, str, Any]]:
@@ -606,11 +700,13 @@ def _decimal_targets(table: Table, types: dict[str, Any]) -> dict[str, tuple[int
 
 
 def _begin(conn: Connection, dialect: Dialect) -> None:
-    conn.exec_driver_sql("BEGIN" if dialect.name != "mysql" else "START TRANSACTION")
+    conn.exec_driver_sql(dialect.begin_sql)
 
 
 def _rollback(conn: Connection) -> None:
-    with contextlib.suppress(sa.exc.DBAPIError):
+    # any failure here (a lost connection: PyMySQL's socket is gone) must not hide the error
+    # that made the rollback necessary; the server rolls back a lost session's transaction
+    with contextlib.suppress(Exception):
         conn.exec_driver_sql("ROLLBACK")
 
 
@@ -618,17 +714,23 @@ class _Runner:
     """Where statements run: a fresh connection and transaction per unit of work, or - for
     ``single_transaction`` - one shared connection inside one transaction."""
 
-    def __init__(self, dialect: Dialect, single: bool) -> None:
+    def __init__(self, dialect: Dialect, single: bool, archive_id: str = "") -> None:
         self.dialect = dialect
         self.single = single
+        self.archive_id = archive_id
         self.shared: Connection | None = None
+
+    def record(self, conn: Connection, table: str, chunk: int, rows: int) -> None:
+        """Journal what ``conn``'s transaction commits (nothing with one transaction)."""
+        if not self.single:
+            journal.record(conn, self.dialect, self.archive_id, table, chunk, rows)
 
     def open_shared(self) -> None:
         if self.single:
             self.shared = self.dialect.engine.connect()
             self.dialect.prepare_restore_session(self.shared)
             _begin(self.shared, self.dialect)
-            if self.dialect.name == "postgresql":
+            if self.dialect.fk_checks_off_sql is None:
                 self.shared.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")
 
     def unit(self, fn: Callable[[Connection], Any]) -> Any:
@@ -660,18 +762,19 @@ class _Runner:
 
 def _session_fk_off(conn: Connection, dialect: Dialect) -> None:
     # loading order cannot satisfy cycles; the checks run afterwards (orphan check)
-    if dialect.name == "mysql":
-        conn.exec_driver_sql("SET foreign_key_checks = 0")
-    elif dialect.name == "sqlite":
-        conn.exec_driver_sql("PRAGMA foreign_keys = OFF")
+    if dialect.fk_checks_off_sql is not None:
+        conn.exec_driver_sql(dialect.fk_checks_off_sql)
 
 
 def _execute(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: TargetTables | None,
              options: RestoreOptions, hooks: Hooks, results: dict[str, TableResult],
              report: RestoreReport) -> Iterator[Event]:
-    runner = _Runner(dialect, options.single_transaction)
-    with dialect.engine.connect() as conn:
-        journal.ensure(conn, dialect)
+    runner = _Runner(dialect, options.single_transaction, plan.archive_id)
+    if not runner.single:  # all or nothing keeps no journal: a failure must leave nothing
+        with dialect.engine.connect() as conn:
+            if plan.forget_journal:  # --clean over an unfinished earlier run: start over
+                journal.forget(conn, dialect, plan.archive_id)
+            journal.ensure(conn, dialect)
     if hooks.prepare_schema_for_restore is not None:
         with dialect.engine.begin() as conn:
             hooks.prepare_schema_for_restore(conn, arch.manifest)
@@ -687,16 +790,16 @@ def _execute(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Target
         ok = report.ok
         if runner.single and not ok:
             for r in report.tables:
-                if r.status == "restored":
+                if r.status in ("restored", "checked"):
                     r.status = "failed"
-                    r.error = "rolled back (single transaction)"
+                    r.error = "rolled back with the rest (single transaction): the target is unchanged"
                     r.rows = 0
     finally:
         runner.close_shared(ok)
     if hooks.update_schema_after_restore is not None and report.ok:
         with dialect.engine.begin() as conn:
             hooks.update_schema_after_restore(conn, arch.manifest)
-    if report.ok:
+    if report.ok and not runner.single:
         with dialect.engine.connect() as conn:
             journal.finish(conn, dialect, plan.archive_id)
 
@@ -718,7 +821,6 @@ def _recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targe
     fill the sessions that the last loads leave idle; a foreign key is ready once both its
     tables have their indexes. The graph's locks keep two sessions off the same table where
     they would wait for each other. Then the orphan check and the sequences."""
-    present = _target_tables(dialect.engine, dialect)
     if plan.replace:
         with dialect.engine.connect() as conn:
             _drop_foreign_keys_into(conn, dialect, set(plan.replace), {s.name for s in plan.sources})
@@ -754,7 +856,7 @@ def _recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targe
         ]
     if dialect.alter_add_foreign_key:
         for source in plan.sources:
-            for fkc in foreign_keys(source.schema, targets, dialect, present):
+            for fkc in targets.foreign_keys.get(source.name, []):
                 targets.tables[source.name].append_constraint(fkc)
                 add = sa.schema.AddConstraint(fkc)  # also takes it out of CREATE TABLE
                 if _already_built([add], built.get(source.name)):
@@ -794,10 +896,16 @@ def _create_and_load(arch: Archive, plan: RestorePlan, dialect: Dialect, targets
     others."""
     t0 = time.monotonic()
     created = False
+    replacing = source.name in plan.replace
+    marked = journal.STARTED in plan.done.get(source.name, set())
+    if not dialect.transactional_ddl and not runner.single and not marked:
+        # committed before CREATE TABLE (which commits by itself here): --resume may then
+        # replace this table, and only the tables so marked
+        runner.unit(lambda conn: runner.record(conn, source.name, journal.STARTED, 0))
 
     def work(conn: Connection) -> int:
         nonlocal created
-        if source.name in plan.replace:
+        if replacing:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(source.name)}")
             if not dialect.transactional_ddl:
                 result.warnings.append("the old table was dropped (DDL cannot roll back)")
@@ -809,7 +917,7 @@ def _create_and_load(arch: Archive, plan: RestorePlan, dialect: Dialect, targets
             batches = itertools.chain.from_iterable(
                 _batches(arch, source, chunk, verify=False) for chunk in source.entry.chunks)
             rows = dialect.load(conn, source.schema, batches, fresh=True)
-        journal.record(conn, dialect, plan.archive_id, source.name, journal.WHOLE_TABLE, rows)
+        runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
         return rows
 
     try:
@@ -820,11 +928,25 @@ def _create_and_load(arch: Archive, plan: RestorePlan, dialect: Dialect, targets
         if created and not dialect.transactional_ddl and not runner.single:
             with dialect.engine.connect() as conn:
                 _drop_quietly(conn, dialect, source.name)
+                with contextlib.suppress(sa.exc.DBAPIError):
+                    journal.unmark(conn, dialect, plan.archive_id, source.name, journal.STARTED)
         result.status = "failed"
         result.rows = 0
-        result.error = driver_message(exc)
+        result.error = f"{failure_message(exc)}; {_recreate_state(dialect, runner, replacing)}"
     finally:
         result.seconds = time.monotonic() - t0
+
+
+def _recreate_state(dialect: Dialect, runner: _Runner, replacing: bool) -> str:
+    """What a failed create-and-load left of the table."""
+    if runner.single:
+        return "rolled back with the rest (single transaction): the target is unchanged"
+    if dialect.transactional_ddl:
+        return ("rolled back: the table keeps its earlier definition and rows" if replacing
+                else "rolled back: the table was not created")
+    return ("the old table was dropped (this engine cannot roll DDL back) and the new one "
+            "removed: the table is absent" if replacing
+            else "the table was removed again: it is absent")
 
 
 def _index(runner: _Runner, step: list[Any], result: TableResult, loaded: set[str]) -> None:
@@ -837,10 +959,16 @@ def _index(runner: _Runner, step: list[Any], result: TableResult, loaded: set[st
 def _foreign_key(runner: _Runner, add: Any, results: dict[str, TableResult], child: str,
                  parent: str) -> None:
     """Add one foreign key, unless either table failed (a table outside the restore counts as
-    there: the key was only planned if it is)."""
+    there: the key was only planned if it is); a key left out because its parent failed is a
+    warning of the child's."""
     if results[child].status != "restored":
         return
     if parent in results and results[parent].status != "restored":
+        fkc = add.element
+        name = fkc.name if isinstance(fkc.name, str) else None
+        label = fk_label(name, [c.name for c in fkc.columns], parent)
+        results[child].skip_object("foreign key", label,
+                                   f"table {parent!r} failed to restore ({results[parent].status})")
         return
     _step(runner, [add], results[child], "foreign key")
 
@@ -1018,54 +1146,26 @@ def _set_sequence(runner: _Runner, dialect: Dialect, table: Table, result: Table
 def _load_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
                         options: RestoreOptions, results: dict[str, TableResult],
                         runner: _Runner) -> Iterator[Event]:
-    clean_marker = "*clean*"
-    if options.clean and clean_marker not in plan.done:
-        def clean(conn: Connection) -> None:
-            for source in reversed(plan.sources):
-                conn.exec_driver_sql(f"DELETE FROM {dialect.quote(plan.maps[source.name].target.name)}")
-            journal.record(conn, dialect, plan.archive_id, clean_marker, journal.WHOLE_TABLE, 0)
+    """Load every table into the existing schema. Without ``clean`` each chunk is its own
+    transaction (a killed restore resumes per chunk); with ``clean`` a table is emptied and
+    loaded in one transaction, so that a failure leaves its earlier rows - and where the engine
+    checks foreign keys while loading, tables linked by them are emptied and loaded together
+    (children emptied first), as emptying a parent alone would break its children's keys."""
+    units = _clean_groups(plan, dialect) if options.clean else [[s] for s in plan.sources]
 
-        runner.unit(clean)
-        yield Event("clean", 1, 1, "Emptied the selected tables")
+    def one(group: list[Source]) -> None:
+        if options.clean:
+            _clean_and_load(arch, plan, dialect, options, results, runner, group)
+        else:
+            _append_chunks(arch, plan, dialect, options, results[group[0].name], runner, group[0])
 
-    def one(source: Source) -> None:
-        result = results[source.name]
-        tmap = plan.maps[source.name]
-        load_schema = tmap.load_schema()
-        nulled = plan.cyclic_columns.get(source.name, [])
-        t0 = time.monotonic()
-        committed = plan.done.get(source.name, set())
-        try:
-            for number, chunk in enumerate(source.entry.chunks):
-                if number in committed:
-                    result.rows += chunk.rows
-                    continue
-
-                def work(conn: Connection, chunk: Chunk = chunk, number: int = number) -> int:
-                    batches = (tmap.convert(b) for b in _batches(arch, source, chunk, verify=False))
-                    if nulled:
-                        batches = (_null_columns(b, nulled) for b in batches)
-                    rows = _load_with_policy(conn, dialect, load_schema, batches, options.on_conflict)
-                    journal.record(conn, dialect, plan.archive_id, source.name, number, rows)
-                    return rows
-
-                result.rows += runner.unit(work)
-            result.status = "restored"
-        except Exception as exc:
-            result.status = "failed"
-            result.error = driver_message(exc) + (
-                f" ({result.rows} rows of earlier chunks stay committed; --resume continues)"
-                if result.rows and not runner.single else "")
-        finally:
-            result.seconds = time.monotonic() - t0
-
-    jobs = _sessions(dialect, runner, options.jobs, len(plan.sources))
-    if dialect.name == "postgresql":
+    jobs = _sessions(dialect, runner, options.jobs, len(units))
+    if dialect.fk_checks_off_sql is None:
         jobs = 1  # its foreign keys are checked while loading: parents first, in order
     graph = TaskGraph()
-    for position, source in enumerate(plan.sources):
-        graph.add(partial(one, source), priority=(_load_priority(source, position, jobs),),
-                  exclusive={source.name}, payload=("data", source))
+    for position, group in enumerate(units):
+        graph.add(partial(one, group), priority=(_load_priority(group[0], position, jobs),),
+                  exclusive={s.name for s in group}, payload=("data", group[0]))
     yield from _run_graph(graph, jobs, plan, options, results, runner)
     # second pass, once every table is in: the cyclic foreign key columns loaded as NULL
     for source in plan.sources:
@@ -1076,8 +1176,141 @@ def _load_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
                 _update_cyclic(arch, source, plan.maps[source.name], nulled, dialect, runner)
             except Exception as exc:
                 result.status = "failed"
-                result.error = f"rows loaded, but setting {', '.join(nulled)} failed: {driver_message(exc)}"
+                result.error = (f"rows loaded, but setting {', '.join(nulled)} failed: "
+                                f"{failure_message(exc)}; the rows stay, with those columns NULL")
             yield Event("constraints", 1, 1, f"Cyclic keys of {source.name}", source.name)
+
+
+def _clean_groups(plan: RestorePlan, dialect: Dialect) -> list[list[Source]]:
+    """The units a ``clean`` load empties and loads in one transaction each: every table on
+    its own where the loading session turns foreign-key checks off, else the tables linked by
+    foreign keys among the selected ones together (in plan order)."""
+    if dialect.fk_checks_off_sql is not None:
+        return [[s] for s in plan.sources]
+    group_of = {s.name: s.name for s in plan.sources}
+
+    def root(name: str) -> str:
+        while group_of[name] != name:
+            name = group_of[name]
+        return name
+
+    by_target = {plan.maps[s.name].target.name: s.name for s in plan.sources}
+    for source in plan.sources:
+        for fk in plan.maps[source.name].target.foreign_keys:
+            parent = by_target.get(fk.ref_table)
+            if parent is not None:
+                group_of[root(source.name)] = root(parent)
+    groups: dict[str, list[Source]] = {}
+    for source in plan.sources:
+        groups.setdefault(root(source.name), []).append(source)
+    return list(groups.values())
+
+
+def _source_batches(arch: Archive, plan: RestorePlan, source: Source,
+                    chunk: Chunk) -> Iterator[pa.RecordBatch]:
+    """A chunk's rows as the target takes them: converted, cyclic key columns NULL."""
+    tmap = plan.maps[source.name]
+    nulled = plan.cyclic_columns.get(source.name, [])
+    for batch in _batches(arch, source, chunk, verify=False):
+        batch = tmap.convert(batch)
+        yield _null_columns(batch, nulled) if nulled else batch
+
+
+def _finish_counts(result: TableResult, counts: ConflictCounts, policy: str) -> None:
+    if policy != "error":
+        result.conflicts = counts.to_dict()
+    if policy == "check":
+        result.status = "checked"
+
+
+def _append_chunks(arch: Archive, plan: RestorePlan, dialect: Dialect, options: RestoreOptions,
+                   result: TableResult, runner: _Runner, source: Source) -> None:
+    """Append a table's chunks, one transaction each (``check``: compare, write nothing)."""
+    load_schema = plan.maps[source.name].load_schema()
+    counts = ConflictCounts(options.on_conflict)
+    committed = plan.done.get(source.name, set())
+    t0 = time.monotonic()
+    try:
+        for number, chunk in enumerate(source.entry.chunks):
+            if number in committed:
+                result.rows += chunk.rows
+                continue
+
+            def work(conn: Connection, chunk: Chunk = chunk, number: int = number) -> int:
+                rows = load_with_policy(conn, dialect, load_schema,
+                                        _source_batches(arch, plan, source, chunk),
+                                        options.on_conflict, counts)
+                if options.on_conflict != "check":
+                    runner.record(conn, source.name, number, rows)
+                return rows
+
+            result.rows += runner.unit(work)
+        result.status = "restored"
+        _finish_counts(result, counts, options.on_conflict)
+    except Exception as exc:
+        result.status = "failed"
+        if runner.single:
+            state = "rolled back with the rest (single transaction): the target is unchanged"
+        elif result.rows and options.on_conflict != "check":
+            state = (f"{result.rows:,} rows of its earlier chunks stay committed; fix the cause "
+                     "and rerun with --resume to load the rest")
+        else:
+            state = "nothing of it was written: the table is unchanged"
+        result.error = f"{failure_message(exc)}; {state}"
+    finally:
+        result.seconds = time.monotonic() - t0
+
+
+def _clean_and_load(arch: Archive, plan: RestorePlan, dialect: Dialect, options: RestoreOptions,
+                    results: dict[str, TableResult], runner: _Runner, group: list[Source]) -> None:
+    """Empty the group's tables (children first) and load them, in one transaction."""
+    done = [s for s in group if journal.WHOLE_TABLE in plan.done.get(s.name, set())]
+    for source in done:
+        results[source.name].status, results[source.name].rows = "restored", source.entry.rows
+        results[source.name].warnings.append("committed by an earlier run (resume)")
+    todo = [s for s in group if s not in done]
+    if not todo:
+        return
+    counts = {s.name: ConflictCounts(options.on_conflict) for s in todo}
+    q = dialect.quote
+    t0 = time.monotonic()
+
+    def work(conn: Connection) -> dict[str, int]:
+        for source in reversed(todo):
+            target = plan.maps[source.name].target.name
+            if plan.empty_table is not None:
+                plan.empty_table(conn, target)
+            else:
+                conn.exec_driver_sql(f"DELETE FROM {q(target)}")
+        loaded = {}
+        for source in todo:
+            load_schema = plan.maps[source.name].load_schema()
+            batches = itertools.chain.from_iterable(
+                _source_batches(arch, plan, source, chunk) for chunk in source.entry.chunks)
+            loaded[source.name] = load_with_policy(conn, dialect, load_schema, batches,
+                                                   options.on_conflict, counts[source.name])
+            runner.record(conn, source.name, journal.WHOLE_TABLE, loaded[source.name])
+        return loaded
+
+    try:
+        loaded = runner.unit(work)
+        for source in todo:
+            result = results[source.name]
+            result.status, result.rows = "restored", loaded[source.name]
+            _finish_counts(result, counts[source.name], options.on_conflict)
+    except Exception as exc:
+        together = (f" (emptied and loaded together with {', '.join(s.name for s in todo)}, "
+                    "which foreign keys link)" if len(todo) > 1 else "")
+        state = ("rolled back with the rest (single transaction): the target is unchanged"
+                 if runner.single else
+                 f"rolled back{together}: the table keeps its rows from before the restore")
+        for source in todo:
+            result = results[source.name]
+            result.status, result.rows = "failed", 0
+            result.error = f"{failure_message(exc)}; {state}"
+    finally:
+        for source in todo:
+            results[source.name].seconds = (time.monotonic() - t0) / len(todo)
 
 
 def _null_columns(batch: pa.RecordBatch, names: list[str]) -> pa.RecordBatch:
@@ -1116,41 +1349,6 @@ def _update_cyclic(arch: Archive, source: Source, tmap: TableMap, columns: list[
 def _load_temp(conn: Connection, dialect: Dialect, stage: Table, batches: Iterator[pa.RecordBatch]) -> int:
     """Load into a session-temporary table."""
     return dialect.load(conn, stage, batches, temporary=True)
-
-
-def _load_with_policy(conn: Connection, dialect: Dialect, table: Table,
-                      batches: Iterator[pa.RecordBatch], policy: str) -> int:
-    """Append rows; with ``skip``/``update`` through a staging table and one INSERT ... SELECT."""
-    if policy == "error":
-        return dialect.load(conn, table, batches)
-    q = dialect.quote
-    stage = Table(name=f"_dbcrate_stage_{os.urandom(4).hex()}", columns=table.columns,
-                  primary_key=table.primary_key)
-    cols = ", ".join(q(c.name) for c in table.columns)
-    conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {q(stage.name)} AS SELECT {cols} FROM "
-                         f"{q(table.name)} WHERE 1 = 0")
-    rows = _load_temp(conn, dialect, stage, batches)
-    pk = ", ".join(q(c) for c in table.primary_key)
-    others = [c.name for c in table.columns if c.name not in table.primary_key]
-    if dialect.name == "mysql":
-        if policy == "skip":
-            sql = f"INSERT IGNORE INTO {q(table.name)} ({cols}) SELECT {cols} FROM {q(stage.name)}"
-        else:
-            first = q(table.primary_key[0])
-            sets = ", ".join(f"{q(c)} = VALUES({q(c)})" for c in others) or f"{first} = {first}"
-            sql = (f"INSERT INTO {q(table.name)} ({cols}) SELECT {cols} FROM {q(stage.name)} "
-                   f"ON DUPLICATE KEY UPDATE {sets}")
-    else:
-        if policy == "skip" or not others:
-            action = "DO NOTHING"
-        else:
-            action = "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)
-        where = " WHERE true" if dialect.name == "sqlite" else ""
-        sql = (f"INSERT INTO {q(table.name)} ({cols}) SELECT {cols} FROM {q(stage.name)}{where} "
-               f"ON CONFLICT ({pk}) {action}")
-    conn.exec_driver_sql(sql)
-    conn.exec_driver_sql(f"DROP TABLE {q(stage.name)}")
-    return rows
 
 
 def _finish_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,

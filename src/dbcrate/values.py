@@ -18,13 +18,26 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .logical import (
+    DATE_MAX_FINITE,
+    DATE_MIN_FINITE,
     DATE_NEG_INFINITY,
     DATE_POS_INFINITY,
+    TS_MAX_FINITE,
+    TS_MIN_FINITE,
     TS_NEG_INFINITY,
     TS_POS_INFINITY,
 )
 
 US_PER_DAY = 86_400_000_000
+
+# PostgreSQL's finite range in archive units (its sources: JULIAN_MINYEAR .. DATE_END_JULIAN,
+# MIN_TIMESTAMP .. END_TIMESTAMP). Dates lie well inside the date32 sentinels. Timestamps
+# start far above TS_NEG_INFINITY but end *past* TS_POS_INFINITY: the instants from
+# 294247-01-10 04:00:54.775807 (exactly the sentinel) to PG_TS_MAX have no encoding.
+#: 4714-11-24 BC and 5874897-12-31, in days since 1970-01-01
+PG_DATE_MIN, PG_DATE_MAX = -2_440_588, 2_145_042_905
+#: 4714-11-24 00:00:00 BC and 294276-12-31 23:59:59.999999, in microseconds since 1970
+PG_TS_MIN, PG_TS_MAX = -210_866_803_200_000_000, 9_224_318_015_999_999_999
 
 
 def days_from_civil(y: int, m: int, d: int) -> int:
@@ -64,7 +77,11 @@ def _year(text: str, bc: str | None) -> int:
 
 
 def parse_pg_date(text: str) -> int:
-    """PostgreSQL ISO date text -> days since epoch (sentinels for ±infinity)."""
+    """PostgreSQL ISO date text -> days since epoch (sentinels for ±infinity).
+
+    :raises ValueError: unrecognised text, or a finite date outside ``DATE_MIN_FINITE ..
+        DATE_MAX_FINITE`` (a finite date never comes back as a sentinel).
+    """
     if text == "infinity":
         return DATE_POS_INFINITY
     if text == "-infinity":
@@ -72,11 +89,22 @@ def parse_pg_date(text: str) -> int:
     m = _PG_DATE.match(text)
     if not m:
         raise ValueError(f"unrecognised date {text!r}")
-    return days_from_civil(_year(m[1], m[4]), int(m[2]), int(m[3]))
+    days = days_from_civil(_year(m[1], m[4]), int(m[2]), int(m[3]))
+    if not DATE_MIN_FINITE <= days <= DATE_MAX_FINITE:  # unreachable from PostgreSQL
+        # (its dates end at day 2145042905), but a finite date must never become a sentinel
+        raise ValueError(
+            f"outside {format_pg_date(DATE_MIN_FINITE)} .. {format_pg_date(DATE_MAX_FINITE)}, the "
+            "archive's finite dates: the days beyond are its sentinels or past its 32-bit count")
+    return days
 
 
 def parse_pg_timestamp(text: str) -> int:
-    """PostgreSQL ISO timestamp(tz) text -> microseconds since epoch, UTC for zoned values."""
+    """PostgreSQL ISO timestamp(tz) text -> microseconds since epoch, UTC for zoned values
+    (sentinels for ±infinity).
+
+    :raises ValueError: unrecognised text, or a finite instant outside ``TS_MIN_FINITE ..
+        TS_MAX_FINITE`` (a finite instant never comes back as a sentinel).
+    """
     if text == "infinity":
         return TS_POS_INFINITY
     if text == "-infinity":
@@ -89,8 +117,19 @@ def parse_pg_timestamp(text: str) -> int:
     if m[8]:
         offset = int(m[9]) * 3600 + int(m[10] or 0) * 60 + int(m[11] or 0)
         secs -= offset if m[8] == "+" else -offset
-    micros = int((m[7] or "").ljust(6, "0"))
-    return days * US_PER_DAY + secs * 1_000_000 + micros
+    micros = days * US_PER_DAY + secs * 1_000_000 + int((m[7] or "").ljust(6, "0"))
+    if micros > TS_MAX_FINITE:
+        # PostgreSQL's last 30 years (294247-01-10 04:00:54.775807 .. 294276-12-31) land here:
+        # the first instant *is* the 'infinity' sentinel, the later ones overflow int64
+        raise ValueError(
+            f"later than {format_pg_timestamp(TS_MAX_FINITE, False)} (UTC for timestamptz), the "
+            "archive's last finite timestamp: 2^63-1 microseconds after 1970 is its 'infinity' "
+            "and later instants overflow its 64-bit count")
+    if micros < TS_MIN_FINITE:  # unreachable from PostgreSQL (it starts in 4714 BC)
+        raise ValueError(
+            f"earlier than {format_pg_timestamp(TS_MIN_FINITE, False)}, the archive's first "
+            "finite timestamp: -2^63 microseconds is its '-infinity'")
+    return micros
 
 
 def format_pg_date(days: int) -> str:

@@ -21,15 +21,18 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import IO, Any, ClassVar
 
 import pyarrow as pa
 
 from .archive import arrow_schema
+from .atomic import AutoName, check_parent, publish_noreplace, temp_name, write_failed
 from .container import ArchiveWriter
-from .errors import UsageError
+from .errors import OutputError, UsageError
 from .formats import DEFAULT_COMPRESSION_LEVEL, ChunkWriter, DataFormat, get_format
 from .manifest import Chunk, Manifest, Source, TableEntry
 from .schema import Table
@@ -270,14 +273,25 @@ class DumpWriter:
     caller's manifest describes what was written. Raw non-data members (storages) are refused
     by the row kinds.
 
+    An ``OSError`` while writing (a full disk, a quota) becomes the :class:`OutputError` every
+    kind gives (exit 12), whichever kind raised it.
+
     :param tables: the dumped tables, in manifest order (member ``data/tTTTT/...`` belongs to
         ``tables[TTTT - 1]``).
     :param data_format: the data format the dump encodes members in.
+    :param display: how messages name the output.
+    :param staged: with ``auto``: the private directory holding the writer's output, which
+        :meth:`commit` moves to the first free name of ``auto`` (see :func:`open_dump_writer`).
     """
 
-    def __init__(self, writer: ContainerWriter, tables: list[Table], data_format: str) -> None:
+    def __init__(self, writer: ContainerWriter, tables: list[Table], data_format: str, *,
+                 display: str = "the output", staged: Path | None = None,
+                 auto: AutoName | None = None) -> None:
         self.writer = writer
         self.format = get_format(data_format)
+        self.display = display
+        self._staged = staged
+        self._auto = auto
         self._entries = [TableEntry(schema=t) for t in tables]
         self._begun = 0
         self._chunks: dict[str, Chunk] = {}
@@ -290,6 +304,14 @@ class DumpWriter:
     def add_file(self, name: str, source: IO[bytes], size: int) -> str:
         """Add a member (a data member must come in table order); returns the SHA-256 that
         the caller records (the row kinds' own chunk hash: see :meth:`commit`)."""
+        try:
+            return self._add_file(name, source, size)
+        except OSError as exc:
+            raise write_failed(self.display, exc) from None
+        except OutputError as exc:
+            raise self._restated(exc) from None
+
+    def _add_file(self, name: str, source: IO[bytes], size: int) -> str:
         if self.writer.member_based:
             return self.writer.add_file(name, source, size)
         match = _DATA_MEMBER.match(name)
@@ -313,10 +335,32 @@ class DumpWriter:
             for entry in manifest.tables:
                 entry.chunks = [self._chunks[c.member] for c in entry.chunks]
             manifest.data_format = self.writer.data_format
-        self.writer.commit(manifest)
+        try:
+            self.writer.commit(manifest)
+            if self._staged is not None and self._auto is not None:
+                publish_noreplace(self._staged / self._auto.first.name, self._auto)
+                self._remove_staging()
+        except OSError as exc:
+            raise write_failed(self.display, exc, "finish") from None
+        except OutputError as exc:
+            raise self._restated(exc) from None
+
+    def _restated(self, exc: OutputError) -> OutputError:
+        if self._staged is None or self._auto is None:
+            return exc
+        return restated(exc, self._staged / self._auto.first.name, self.display)
+
+    def _remove_staging(self) -> None:
+        """Remove the staging directory and whatever is still in it (idempotent)."""
+        if self._staged is not None:
+            shutil.rmtree(self._staged, ignore_errors=True)
+            self._staged = None
 
     def abort(self) -> None:
-        self.writer.abort()
+        try:
+            self.writer.abort()
+        finally:
+            self._remove_staging()
 
     def __enter__(self) -> DumpWriter:
         return self
@@ -326,17 +370,53 @@ class DumpWriter:
             self.abort()
 
 
+def restated(exc: OutputError, staged: Path, display: str) -> OutputError:
+    """``exc`` naming the output as the user knows it (``display``), not its staging path."""
+    return OutputError(exc.message.replace(str(staged), display), hint=exc.hint)
+
+
 def open_dump_writer(output: str | os.PathLike[str], kind: str, *, tables: list[Table],
                      data_format: str, mtime: float, format_version: int = 1,
                      overwrite: bool = False) -> DumpWriter:
     """A :class:`DumpWriter` for a dump into ``kind`` (for the tar kind the dump keeps its
-    own :class:`~dbcrate.container.ArchiveWriter`)."""
+    own :class:`~dbcrate.container.ArchiveWriter`).
+
+    ``output`` may be an :class:`~dbcrate.atomic.AutoName` (a name dbcrate chose, which must
+    replace nothing): the kind's writer then writes, as usual, into a private staging directory
+    beside it (``.<name>.dbcrate-auto-XXXXXXXXXXXX``), and the finished output is moved from
+    there to the first free name (:func:`~dbcrate.atomic.publish_noreplace`).
+
+    :raises OutputError: a file kind's ``output`` ends with ``/`` (a directory was meant;
+        ``dbcrate dump`` resolves that to a name inside it before it gets here).
+    """
     from .kinds import get_kind  # here: the registry imports this module
 
     info = get_kind(kind)
-    writer = info.writer(output, data_format=data_format if info.member_based else None,
-                         mtime=mtime, overwrite=overwrite, format_version=format_version)
-    return DumpWriter(writer, tables, data_format)
+    if not info.is_directory and str(output).endswith(("/", os.sep)):
+        raise OutputError(f"the output {output} ends with / (a directory), but a {kind} "
+                          "archive is a file", hint="give a file name for the archive")
+    auto = output if isinstance(output, AutoName) else None
+    staged: Path | None = None
+    target: str | os.PathLike[str] = output
+    if auto is not None:
+        check_parent(auto.first)
+        staged = temp_name(auto.first, "auto")
+        try:
+            os.mkdir(staged, 0o700)
+        except OSError as exc:
+            raise write_failed(staged, exc, "create") from None
+        target = staged / auto.first.name
+    try:
+        writer = info.writer(target, data_format=data_format if info.member_based else None,
+                             mtime=mtime, overwrite=overwrite, format_version=format_version)
+    except BaseException as exc:
+        if staged is None:
+            raise
+        shutil.rmtree(staged, ignore_errors=True)
+        if isinstance(exc, OutputError):
+            raise restated(exc, Path(target), str(output)) from None
+        raise
+    return DumpWriter(writer, tables, data_format, display=str(output), staged=staged, auto=auto)
 
 
 class ArchiveBuilder:

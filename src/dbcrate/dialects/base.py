@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
@@ -105,6 +105,22 @@ class Dialect:
     #: pg_restore does): one sorted build instead of a b-tree insert and its WAL per row.
     #: False where the primary key is how rows are stored (InnoDB, SQLite rowid tables)
     primary_key_after_data: ClassVar[bool] = False
+    #: the column type of the restore journal's table names (part of its primary key)
+    journal_text_type: ClassVar[str] = "TEXT"
+    #: how an ``INSERT ... SELECT`` meets rows whose key exists: ``on_conflict`` (``ON CONFLICT
+    #: (primary key)``: another unique key's clash is an error) or ``on_duplicate_key``
+    #: (MariaDB: any unique key matches, so the load checks afterwards that every archive
+    #: key landed, or a row with another key would be changed unseen)
+    upsert_style: ClassVar[Literal["on_conflict", "on_duplicate_key"]] = "on_conflict"
+    #: SQL comparing two values exactly, NULL equal to NULL (``{a}``, ``{b}``: expressions);
+    #: the stage's column comes first, so its (binary) collation decides where that matters
+    same_value_sql: ClassVar[str] = "{a} IS NOT DISTINCT FROM {b}"
+    #: the statement that turns foreign-key checks off for a loading session (cycles cannot be
+    #: loaded in order; the orphan check runs afterwards); None: the engine checks them while
+    #: loading, so parents are loaded first, one table at a time
+    fk_checks_off_sql: ClassVar[str | None] = None
+    #: the statement that opens a transaction
+    begin_sql: ClassVar[str] = "BEGIN"
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -334,6 +350,30 @@ class Dialect:
         transaction, so no other session can see it before the commit (PostgreSQL writes
         its rows frozen: ``COPY ... FREEZE``)."""
         raise NotImplementedError
+
+    def merge_sql(self, table: str, stage: str, columns: list[str], key: list[str],
+                  policy: Literal["skip", "update"]) -> str:
+        """One ``INSERT ... SELECT`` from ``stage`` into ``table`` where a row whose ``key``
+        exists is kept (``skip``) or gets the stage's values (``update``)."""
+        q = self.quote
+        cols = ", ".join(q(c) for c in columns)
+        others = [c for c in columns if c not in key]
+        insert = f"INSERT INTO {q(table)} ({cols}) SELECT {cols} FROM {q(stage)}"
+        if self.upsert_style == "on_duplicate_key":
+            # qualified with the table's name: unqualified, a column of the SELECT's table
+            # is ambiguous (error 1052), e.g. in a table whose columns are all key columns
+            t = q(table)
+            if policy == "update" and others:
+                sets = ", ".join(f"{t}.{q(c)} = VALUES({q(c)})" for c in others)
+            else:  # a no-op assignment: the row is kept (INSERT IGNORE would also hide errors)
+                sets = f"{t}.{q(key[0])} = {t}.{q(key[0])}"
+            return f"{insert} ON DUPLICATE KEY UPDATE {sets}"
+        if policy == "skip" or not others:
+            action = "DO NOTHING"
+        else:
+            action = "DO UPDATE SET " + ", ".join(f"{q(c)} = excluded.{q(c)}" for c in others)
+        # WHERE true: SQLite's parser otherwise takes ON CONFLICT for a join's ON
+        return f"{insert} WHERE true ON CONFLICT ({', '.join(q(c) for c in key)}) {action}"
 
     def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:
         """Make the next INSERT without a value for ``column`` get at least ``value``."""

@@ -7,17 +7,27 @@ server-side cursor. Restore loads with ``LOAD DATA LOCAL INFILE`` in strict mode
 ``NO_AUTO_VALUE_ON_ZERO`` (so an id 0 stays 0) and creates tables as utf8mb4 with a binary,
 no-pad collation when the source was another engine (so that 'a', 'A' and 'a ' stay distinct
 keys, as they were there).
+
+**Character sets.** Text is UTF-8 in the archive whatever the column's character set: the dump
+session reads it as utf8mb4, and every load tells the server its bytes are utf8mb4 (``LOAD
+DATA ... CHARACTER SET utf8mb4``), so that the server converts them into each column's own
+character set (binary columns take the bytes as they are). A value the column's character set
+cannot hold (an emoji into latin1) is a warning of the load, which fails the table rather
+than leave a '?'. From MariaDB to MariaDB every text column is recreated with the character set
+and collation of the source: reflection spells both out in the column's engine type (also
+where SHOW CREATE TABLE leaves them implicit), and the table keeps its default ones.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import tempfile
 import weakref
 from collections.abc import Iterator
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,7 +41,7 @@ from ..logical import LogicalType
 from ..schema import Column, Table
 from ..values import time_texts
 from .base import Dialect, batch_pieces, generic_logical_type
-from .mysql_fast import FastReader
+from .mysql_fast import DISABLE_ENV, FastReader
 from .pyvalues import fetch_batches
 
 # longest VARCHAR/VARBINARY dbcrate creates inline; longer or unbounded values go to LONGTEXT/
@@ -40,6 +50,12 @@ INLINE_MAX = 1024
 KEY_TEXT_CHARS = 768
 KEY_BINARY_BYTES = 3072
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_]+$")
+#: the reflected types of MariaDB's text columns (those that have a character set)
+_TEXT_TYPE = re.compile(r"^(?:CHAR|VARCHAR|TINYTEXT|TEXT|MEDIUMTEXT|LONGTEXT|ENUM|SET)\b")
+#: a character set and collation at the end of a type's spelling, as SQLAlchemy renders them
+_CHARSET_TAIL = re.compile(
+    r"(?: CHARACTER SET (?P<charset>[A-Za-z0-9_]+))?(?: COLLATE (?P<collation>[A-Za-z0-9_]+))?$"
+)
 _SNAPSHOT_STATEMENTS = (
     "SET time_zone = '+00:00'",
     "SET NAMES utf8mb4",
@@ -80,6 +96,12 @@ class MySQL(Dialect):
     max_identifier_chars: ClassVar[int | None] = 64
     case_insensitive_columns: ClassVar[bool] = True
     transactional_ddl: ClassVar[bool] = False
+    journal_text_type: ClassVar[str] = "VARCHAR(255)"  # a key part: TEXT needs a prefix length
+    upsert_style: ClassVar[Literal["on_conflict", "on_duplicate_key"]] = "on_duplicate_key"
+    # BINARY: a case-insensitive collation would take 'abc' and 'ABC' for the same value
+    same_value_sql: ClassVar[str] = "BINARY {a} <=> BINARY {b}"
+    fk_checks_off_sql: ClassVar[str | None] = "SET foreign_key_checks = 0"
+    begin_sql: ClassVar[str] = "START TRANSACTION"
     holds_nan: ClassVar[bool] = False
     holds_infinity: ClassVar[bool] = False
     holds_negative_zero: ClassVar[bool] = False
@@ -215,23 +237,27 @@ class MySQL(Dialect):
         return int(value) if value is not None else None
 
     def reflect(self, conn: Connection, name: str) -> Table:
+        """The table as :meth:`Dialect.reflect` reads it, with the true column names, each text
+        column's character set and collation spelled out in its engine type, and the table's
+        engine and default character set and collation in ``options``."""
         table = super().reflect(conn, name)
         # SQLAlchemy parses SHOW CREATE TABLE and keeps a doubled backtick doubled; the
         # information schema has the true names (in the same order)
-        true_names = [
-            r[0]
-            for r in conn.execute(
-                sa.text(
-                    "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = "
-                    "DATABASE() AND TABLE_NAME = :t ORDER BY ORDINAL_POSITION"
-                ),
-                {"t": name},
-            )
-        ]
-        if len(true_names) == len(table.columns):
-            fix = {c.name: t for c, t in zip(table.columns, true_names) if c.name != t}
+        described = conn.execute(
+            sa.text(
+                "SELECT COLUMN_NAME, CHARACTER_SET_NAME, COLLATION_NAME FROM "
+                "information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t "
+                "ORDER BY ORDINAL_POSITION"
+            ),
+            {"t": name},
+        ).all()
+        if len(described) == len(table.columns):
+            fix = {c.name: str(r[0]) for c, r in zip(table.columns, described) if c.name != r[0]}
             if fix:
                 table = _rename_columns(table, fix)
+            table.columns = [
+                _with_charset(c, r[1], r[2]) for c, r in zip(table.columns, described)
+            ]
         opts = sa.inspect(conn).get_table_options(name)
         for src, dst in (
             ("mysql_engine", "engine"),
@@ -250,6 +276,7 @@ class MySQL(Dialect):
         batch_rows: int,
         key_range: tuple[int, int] | None = None,
     ) -> Iterator[pa.RecordBatch]:
+        import pymysql.connections
         import pymysql.cursors
 
         raw = _driver_connection(conn)
@@ -262,6 +289,14 @@ class MySQL(Dialect):
             # another snapshot (an error of the reader fails the table instead)
             yield from reader.read(sql, table, schema, batch_rows)
             return
+        if not isinstance(raw, pymysql.connections.Connection):
+            # a mysql+mysqldb:// URL without mysqlclient's reader: the rows are converted as
+            # PyMySQL converts them, which another driver's connection cannot do
+            raise DatabaseError(
+                "a mysql+mysqldb:// dump reads its rows with mysqlclient's reader, which is "
+                "switched off or could not connect",
+                hint=f"dump from a mysql+pymysql:// URL, or unset {DISABLE_ENV}=0",
+            )
         cur = raw.cursor(pymysql.cursors.SSCursor)
         try:
             cur.execute(sql)
@@ -319,6 +354,18 @@ class MySQL(Dialect):
         if min(int(heap), int(tmp)) < RESTORE_TEMP_TABLE_BYTES:
             conn.exec_driver_sql(f"SET SESSION max_heap_table_size = {RESTORE_TEMP_TABLE_BYTES}, "
                                  f"tmp_table_size = {RESTORE_TEMP_TABLE_BYTES}")
+
+    def sa_type(self, column: Column, *, same_engine: bool, keyed: bool) -> Any:
+        """The source's type from the same engine; where its spelling cannot be reused (ENUM
+        and SET labels are never taken from an archive) the logical type, still with the
+        source column's character set and collation, so that its text is stored alike."""
+        chosen = super().sa_type(column, same_engine=same_engine, keyed=keyed)
+        if same_engine and isinstance(chosen, mysql.CHAR | mysql.VARCHAR | mysql.LONGTEXT):
+            tail = _CHARSET_TAIL.search(column.engine_type)
+            if tail and tail["charset"] and tail["collation"]:
+                chosen.charset = tail["charset"]
+                chosen.collation = tail["collation"]
+        return chosen
 
     def table_kwargs(self, table: Table, *, same_engine: bool) -> dict[str, Any]:
         is_mariadb = bool(getattr(self.sa_dialect, "is_mariadb", False))
@@ -393,7 +440,13 @@ class MySQL(Dialect):
     ) -> int:
         """``LOAD DATA LOCAL INFILE`` per batch, from an escaped tab-separated block that Arrow
         kernels build (no Python object per value). LOCAL makes the server turn data errors
-        into warnings, so any warning, or a row count that differs, fails the table."""
+        into warnings, so any warning, or a row count that differs, fails the table.
+
+        The block's text is UTF-8 and the statement says so (``CHARACTER SET utf8mb4``): the
+        server converts it into each column's character set, and takes the bytes of binary
+        and BIT columns as they are. (``CHARACTER SET binary`` stored the UTF-8 bytes
+        unconverted: 'café' became 'cafÃ©' in a latin1 column.) A character the column's
+        character set cannot hold is a warning (error 1366), so it fails the table too."""
         raw = conn.connection.driver_connection
         assert raw is not None
         with raw.cursor() as cur:
@@ -407,7 +460,7 @@ class MySQL(Dialect):
             bit_bytes = {name: (int(bits) + 7) // 8 for name, bits in cur.fetchall()}
         cols = ", ".join(self.quote(c.name) for c in table.columns)
         sql = (
-            f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.quote(table.name)} CHARACTER SET binary "
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.quote(table.name)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
             f"({cols})"
         )
@@ -423,11 +476,7 @@ class MySQL(Dialect):
                 loaded = cur.execute(sql, (path,))
                 warnings = cur.execute("SHOW WARNINGS LIMIT 3") and cur.fetchall()
                 if warnings or loaded != batch.num_rows:
-                    detail = "; ".join(str(w[2]) for w in warnings or [])
-                    raise DatabaseError(
-                        f"table {table.name!r}: the server changed or rejected values while "
-                        f"loading ({loaded} of {batch.num_rows} rows): {detail}"
-                    )
+                    raise _load_failed(table, loaded, batch.num_rows, warnings or [])
                 rows += batch.num_rows
         return rows
 
@@ -435,9 +484,44 @@ class MySQL(Dialect):
         conn.exec_driver_sql(f"ALTER TABLE {self.quote(table.name)} AUTO_INCREMENT = {int(value)}")
 
 
-def _rename_columns(table: Table, fix: dict[str, str]) -> Table:
-    import dataclasses
+#: MariaDB's warning for a character that the column's character set cannot hold ('?' stored)
+_INCORRECT_STRING = 1366
 
+
+def _load_failed(table: Table, loaded: int, expected: int,
+                 warnings: Any) -> DatabaseError:
+    """The error of a LOAD DATA that warned or loaded another number of rows than sent."""
+    detail = "; ".join(str(w[2]) for w in warnings)
+    hint = None
+    if any(int(w[1]) == _INCORRECT_STRING for w in warnings):
+        # the report of a restore shows the message only: the reason is said there
+        detail += (" (the column's character set cannot hold a character of the archive; "
+                   "MariaDB would have stored '?')")
+        hint = "give the column a character set that holds every character (utf8mb4)"
+    return DatabaseError(
+        f"table {table.name!r}: the server changed or rejected values while loading "
+        f"({loaded} of {expected} rows): {detail}",
+        hint=hint,
+    )
+
+
+def _with_charset(col: Column, charset: Any, collation: Any) -> Column:
+    """``col`` with its character set and collation at the end of its engine type (replacing
+    the ones SQLAlchemy rendered, if any). SHOW CREATE TABLE leaves out a character set or a
+    collation equal to the table's default, and the ENUM/SET fallback of :meth:`MySQL.sa_type`
+    needs them: spelled out, the column is recreated alike in any table. Columns without a
+    character set (numbers, binary strings) and names that are not plain words are left as
+    they are."""
+    if not (isinstance(charset, str) and isinstance(collation, str)
+            and _PLAIN_WORD.match(charset) and _PLAIN_WORD.match(collation)
+            and _TEXT_TYPE.match(col.engine_type)):
+        return col
+    base = _CHARSET_TAIL.sub("", col.engine_type, count=1)
+    return dataclasses.replace(
+        col, engine_type=f"{base} CHARACTER SET {charset} COLLATE {collation}")
+
+
+def _rename_columns(table: Table, fix: dict[str, str]) -> Table:
     def ren(names: list[str]) -> list[str]:
         return [fix.get(n, n) for n in names]
 

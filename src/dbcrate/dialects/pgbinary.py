@@ -219,7 +219,9 @@ def _variable(arr: pa.Array, version: bytes = b"") -> pa.Array:
 def _date(arr: pa.Array) -> pa.Array:
     days = arr.cast(pa.int32()).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
     shifted = days - _EPOCH_DAYS
-    # out of PostgreSQL's range either way: keep it out of range instead of wrapping around
+    # out of PostgreSQL's range either way: keep it out of range instead of wrapping around,
+    # and off _I32.min / _I32.max, PostgreSQL's own '-infinity' / 'infinity' (DATEVAL_NOBEGIN,
+    # DATEVAL_NOEND), which only the sentinels may become
     shifted = np.clip(shifted, _I32.min + 1, _I32.max - 1)
     shifted[days == DATE_POS_INFINITY] = _I32.max
     shifted[days == DATE_NEG_INFINITY] = _I32.min
@@ -229,9 +231,12 @@ def _date(arr: pa.Array) -> pa.Array:
 
 def _timestamp(arr: pa.Array) -> pa.Array:
     us = arr.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-    # out of PostgreSQL's range either way: keep it out of range instead of wrapping around
+    # out of PostgreSQL's range either way: keep it out of range instead of wrapping around.
+    # "<=": the finite value _I64.min + _EPOCH_US (290279-12-22 19:59:05.224192 BC) would
+    # shift to exactly _I64.min, PostgreSQL's '-infinity' (DT_NOBEGIN), not to an error.
+    # Finite values cannot shift to _I64.max ('infinity'): they end at TS_MAX_FINITE.
     with np.errstate(over="ignore"):
-        shifted = np.where(us < _I64.min + _EPOCH_US, _I64.min + 1, us - _EPOCH_US)
+        shifted = np.where(us <= _I64.min + _EPOCH_US, _I64.min + 1, us - _EPOCH_US)
     shifted[us == TS_POS_INFINITY] = _I64.max
     shifted[us == TS_NEG_INFINITY] = _I64.min
     out = shifted.astype(">i8")

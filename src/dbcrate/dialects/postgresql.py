@@ -66,6 +66,9 @@ class PostgreSQL(Dialect):
     max_identifier_bytes: ClassVar[int | None] = 63
     default_schema: ClassVar[str | None] = "public"
     holds_nul_in_text: ClassVar[bool] = False
+    # compared as text: json, xml and point have no equality operator, and a column's text
+    # form is exact (both sides have the same type and typmod, in one session)
+    same_value_sql: ClassVar[str] = "{a}::text IS NOT DISTINCT FROM {b}::text"
     parallel_dump: ClassVar[bool] = True
     primary_key_after_data: ClassVar[bool] = True
     #: the next COPY block is read (libpq, a Python loop per row) while this one is parsed
@@ -193,8 +196,7 @@ class PostgreSQL(Dialect):
                         raise SourceValueError(
                             f"table {table.name!r}, column {col.name!r}: a value cannot be "
                             f"stored exactly as {col.type.describe()} ({exc})",
-                            hint="timestamps must lie within ±292,000 years of 1970; fix the "
-                            "value or exclude the table with -T",
+                            hint=_unstorable_hint(col),
                         ) from None
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
@@ -386,6 +388,15 @@ def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[bytearray
 def _drain(pgconn: Any) -> None:
     while pgconn.get_result() is not None:
         pass
+
+
+def _unstorable_hint(col: Column) -> str:
+    """What to do about a source value of ``col`` that the archive cannot hold exactly."""
+    if col.type.kind in ("datetime", "timestamptz"):
+        # PostgreSQL accepts 30 more years (to 294276-12-31) than the archive's int64 can hold
+        return ("change the value (to 'infinity' if that is what it means) or exclude the "
+                "table with -T; docs/FORMAT.md, 'Dates and timestamps', gives the archive's range")
+    return "fix the value or exclude the table with -T"
 
 
 def _from_pg_text(arr: pa.Array, col: Column) -> pa.Array:

@@ -102,6 +102,8 @@ class SQLite(Dialect):
     #: NUMERIC affinity turns decimal text into a REAL when 15 significant digits survive
     decimal_significant_digits: ClassVar[int | None] = 15
     read_ahead: ClassVar[bool] = True
+    same_value_sql: ClassVar[str] = "{a} IS {b}"
+    fk_checks_off_sql: ClassVar[str | None] = "PRAGMA foreign_keys = OFF"
 
     def begin_snapshot(self, conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")

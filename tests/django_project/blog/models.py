@@ -19,3 +19,20 @@ class Comment(models.Model):
     post = models.ForeignKey(Post, on_delete=models.CASCADE)
     parent = models.ForeignKey("self", null=True, on_delete=models.CASCADE)
     text = models.TextField()
+
+
+class PinnedPost(Post):
+    """A proxy: its rows are in blog_post (dbcrate's settings check says so)."""
+
+    class Meta:
+        proxy = True
+
+
+class LegacyCode(models.Model):
+    """Not managed by Django: no table is created, dbcrate leaves it out."""
+
+    code = models.CharField(max_length=10)
+
+    class Meta:
+        managed = False
+        db_table = "legacy_codes"

@@ -1,7 +1,9 @@
 """Settings of the test project. The database and media root come from the environment:
 TEST_DB is ``sqlite:PATH`` or ``postgresql:NAME`` (127.0.0.1, user postgres, trust auth);
-TEST_MEDIA_ROOT is the media directory; TEST_DEFINITIONS=1 adds named table definitions."""
+TEST_MEDIA_ROOT is the media directory; TEST_DEFINITIONS=1 adds named table definitions;
+TEST_DBCRATE is a JSON object merged into DBCRATE (storages, definitions, bad settings)."""
 
+import json
 import os
 
 SECRET_KEY = "only-for-tests"
@@ -31,3 +33,5 @@ if os.environ.get("TEST_DEFINITIONS") == "1":
         {"name": "content", "models": ["blog", "auth.User"]},
         {"name": "rest", "drain": True, "exclude_models": ["sessions.Session"]},
     ]
+if os.environ.get("TEST_DBCRATE"):
+    DBCRATE.update(json.loads(os.environ["TEST_DBCRATE"]))

@@ -96,12 +96,14 @@ def media_name(basepath: str | None) -> str | None:
 
 
 # ---------------------------------------------------------------------------------- selection
-def _concrete_models() -> list[type[models.Model]]:
+def concrete_models() -> list[type[models.Model]]:
+    """The models that have a table of their own (managed, not proxies, not swapped out),
+    auto-created many-to-many tables included."""
     return [m for m in apps.get_models(include_auto_created=True)
             if m._meta.managed and not m._meta.proxy and not m._meta.swapped]
 
 
-def _matches(model: type[models.Model], labels: list[str]) -> bool:
+def matches(model: type[models.Model], labels: list[str]) -> bool:
     """A model matches ``app_label`` or ``app_label.ModelName`` (case-insensitive, globs ok);
     an auto-created many-to-many table follows the model that declares it."""
     meta = model._meta
@@ -130,9 +132,9 @@ def select(app_args: list[str], exclude_models: list[str]) -> Selection:
     :raises UsageError: an argument that matches no definition and no model.
     """
     definitions = {str(d["name"]): d for d in options().get("applications", [])}
-    every = _concrete_models()
+    every = concrete_models()
     claimed = [m for d in definitions.values() if not d.get("drain")
-               for m in every if _matches(m, list(d.get("models", [])))]
+               for m in every if matches(m, list(d.get("models", [])))]
     chosen: list[type[models.Model]] = []
     wanted = app_args or (list(definitions) if definitions else ["*"])
     for arg in wanted:
@@ -141,18 +143,18 @@ def select(app_args: list[str], exclude_models: list[str]) -> Selection:
             if definition.get("drain"):
                 found = [m for m in every if m not in claimed]
             else:
-                found = [m for m in every if _matches(m, list(definition.get("models", [])))]
+                found = [m for m in every if matches(m, list(definition.get("models", [])))]
             found = [m for m in found
-                     if not _matches(m, list(definition.get("exclude_models", [])))]
+                     if not matches(m, list(definition.get("exclude_models", [])))]
         else:
-            found = [m for m in every if _matches(m, [arg])]
+            found = [m for m in every if matches(m, [arg])]
             if not found:
                 raise UsageError(f"--app {arg!r} names no definition, application or model",
                                  hint="definitions: " + (", ".join(definitions) or "none")
                                  + "; applications: "
                                  + ", ".join(sorted({a.label for a in apps.get_app_configs()})))
         chosen.extend(m for m in found if m not in chosen)
-    chosen = [m for m in chosen if not _matches(m, exclude_models)]
+    chosen = [m for m in chosen if not matches(m, exclude_models)]
     selection = Selection()
     for model in chosen:
         table = model._meta.db_table

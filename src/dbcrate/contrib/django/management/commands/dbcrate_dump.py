@@ -8,7 +8,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from dbcrate.contrib.django import config
+from dbcrate.atomic import AutoName
+from dbcrate.contrib.django import config, validation
 from dbcrate.contrib.django.commands import human, run
 from dbcrate.dump import default_name, dump
 from dbcrate.dump import plan as plan_dump
@@ -39,13 +40,18 @@ class Command(BaseCommand):
         parser.add_argument("-j", "--jobs", type=int, default=1)
         parser.add_argument("--chmod", default=None, help="archive permissions (octal, 600)")
         parser.add_argument("--check", action="store_true",
-                            help="print what would be dumped; write nothing")
+                            help="check settings.DBCRATE and print what would be dumped "
+                            "(each definition's tables, estimated rows, storages); write nothing")
         parser.add_argument("--print-plan", action="store_true", help="the plan as JSON")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         run(lambda: self._handle(opts))
 
     def _handle(self, opts: dict[str, Any]) -> None:
+        # every definition, option and argument is checked before the database is opened
+        # (the configured storages must exist unless --storage or --no-storages sets them aside)
+        validation.validate(dump=not (opts["no_storages"] or opts["storage"]))
+        validation.check_arguments(opts["app"], opts["exclude_model"])
         settings = config.options()
         url = config.database_url(opts["database"])
         storages = [] if opts["no_storages"] else (opts["storage"] or config.default_storages())
@@ -82,6 +88,7 @@ class Command(BaseCommand):
             if opts["print_plan"]:
                 self.stdout.write(json.dumps(plan.to_dict(), indent=1))
                 return
+            self._print_definitions()
             for t in plan.tables:
                 est = plan.estimated_rows.get(t.name)
                 self.stdout.write(f"would dump {t.name} (~{est if est is not None else '?'} rows)")
@@ -89,10 +96,11 @@ class Command(BaseCommand):
                 self.stdout.write(f"would store {st['name']}: {st['files']:,} files, "
                                   f"{human(st['bytes'])}")
             return
-        output = opts["output"] or str(settings.get("archive_dir") or ".")
+        output: str | AutoName = opts["output"] or str(settings.get("archive_dir") or ".")
         if Path(output).is_dir():
-            output = str(default_name(url, Path(output), data=not opts["no_data"],
-                                                  storages=bool(storages)))
+            # a name dbcrate chooses never replaces an earlier backup (-2, -3 ... instead)
+            output = AutoName(default_name(url, Path(output), data=not opts["no_data"],
+                                           storages=bool(storages)), ".crate")
         result = dump(url, output, options)
         m = result.manifest
         for w in result.warnings[:50]:
@@ -103,3 +111,14 @@ class Command(BaseCommand):
         if m.storage and m.storage.file_check:
             for line in describe(m.storage.file_check):
                 self.stderr.write(f"warning: {line}")
+
+    def _print_definitions(self) -> None:
+        """``--check``: settings.DBCRATE is valid (it was checked), and what each definition
+        selects."""
+        definitions = config.options().get("applications") or []
+        self.stdout.write(f"settings.DBCRATE is valid ({len(definitions)} definitions)")
+        for d in definitions:
+            tables = sorted(config.select([str(d["name"])], []).tables)
+            kind = "drain, " if d.get("drain") else ""
+            self.stdout.write(f"definition {d['name']!r} ({kind}{len(tables)} tables): "
+                              + ", ".join(tables))

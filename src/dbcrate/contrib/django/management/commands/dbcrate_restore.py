@@ -2,22 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from dbcrate.contrib.django import config
+from dbcrate.archive import open_archive
+from dbcrate.contrib.django import config, storages, validation
 from dbcrate.contrib.django.commands import human, run
 from dbcrate.errors import RestoreIncomplete
 from dbcrate.options import RestoreOptions
-from dbcrate.restore import restore
+from dbcrate.restore import RestoreReport, restore
 
 
 class Command(BaseCommand):
-    help = ("Restore a dbcrate archive: its tables into the database (settings.DATABASES) and "
-            "its storages beside MEDIA_ROOT.")
+    help = ("Restore a dbcrate archive: its tables into the database (settings.DATABASES), its "
+            "media storage into MEDIA_ROOT and its other storages into DBCRATE['storages'].")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("archive")
@@ -30,8 +29,9 @@ class Command(BaseCommand):
         parser.add_argument("--clean", action="store_true")
         parser.add_argument("--on-conflict", choices=["error", "skip", "update"], default="error")
         parser.add_argument("--storages-to", default=None, metavar="DIR",
-                            help="where the storages go (default: the parent of MEDIA_ROOT, so "
-                            "that the media storage lands in MEDIA_ROOT)")
+                            help="restore each storage as DIR/<its name in the archive> "
+                            "(default: the media storage into MEDIA_ROOT whatever its name, the "
+                            "others into the DBCRATE['storages'] directories of the same name)")
         parser.add_argument("--storages", dest="policy", choices=["refuse", "merge", "replace"],
                             default="refuse")
         parser.add_argument("--no-storages", action="store_true")
@@ -43,22 +43,32 @@ class Command(BaseCommand):
         run(lambda: self._handle(opts))
 
     def _handle(self, opts: dict[str, Any]) -> None:
+        validation.validate(dump=False)  # before the archive or the database is opened
+        validation.check_arguments(opts["app"], [])
         url = config.database_url(opts["database"])
         include = []
         if opts["app"]:
             include = [config.exact(t) for t in config.select(opts["app"], []).tables]
-        target = opts["storages_to"]
-        media = str(getattr(settings, "MEDIA_ROOT", None) or "")
-        if target is None and media:
-            target = str(config.storages_basepath(config.default_storages())
-                         or Path(media).resolve().parent)
         options = RestoreOptions(
             include=include, mode=opts["mode"], clean=opts["clean"],
-            on_conflict=opts["on_conflict"], storages_to=target, storages_policy=opts["policy"],
-            no_storages=opts["no_storages"], no_data=opts["no_data"], jobs=opts["jobs"],
-            dry_run=opts["dry_run"],
+            on_conflict=opts["on_conflict"], storages_to=opts["storages_to"],
+            storages_policy=opts["policy"], no_storages=opts["no_storages"],
+            no_data=opts["no_data"], jobs=opts["jobs"], dry_run=opts["dry_run"],
         )
-        report = restore(opts["archive"], url, options)
+        with open_archive(opts["archive"]) as archive:
+            storage = archive.manifest.storage
+            placements = []
+            if storage is not None and options.storages_to is None and not options.no_storages:
+                placements = storages.place(storage)  # [] when the project names no directory
+            if placements:
+                report = storages.restore_placed(archive, url, options, placements)
+            else:  # --storages-to DIR (each storage as DIR/<name>), or no storage to place
+                report = restore(archive, url, options)
+        self._print(report)
+        if not report.ok:
+            raise RestoreIncomplete(report)
+
+    def _print(self, report: RestoreReport) -> None:
         for t in report.tables:
             line = f"{t.name}: {t.status}, {t.rows:,} rows"
             self.stdout.write(line + (f" ({t.error})" if t.error else ""))
@@ -69,5 +79,6 @@ class Command(BaseCommand):
             self.stdout.write(f"storages: {st.get('written', 0):,} files written "
                               f"({human(st.get('bytes_written', 0))}), "
                               f"{st.get('unchanged', 0):,} identical, under {st['destination']}")
-        if not report.ok:
-            raise RestoreIncomplete(report)
+            for root in st.get("roots", []):
+                self.stdout.write(f"  {root['name']} -> {root['destination']} ({root['why']}): "
+                                  f"{root['written']:,} written, {root['unchanged']:,} identical")
