@@ -83,3 +83,66 @@ def with_member(members: list[Member], name: str, data: bytes) -> list[Member]:
 
 def data_members(members: list[Member]) -> list[str]:
     return [m.name for m in members if m.name.startswith("data/")]
+
+
+def with_chunk(members: list[Member], name: str, data: bytes, rows: int) -> list[Member]:
+    """Replace a data member's bytes and row count, keeping the manifest consistent (size,
+    SHA-256, the chunk's and the table's rows and bytes, the manifest digest): a crafted member
+    then reaches the decoder."""
+    doc = manifest_of(with_member(members, name, data))
+    for table in doc["tables"]:
+        for chunk in table["chunks"]:
+            if chunk["member"] == name:
+                chunk["rows"] = rows
+        table["rows"] = sum(c["rows"] for c in table["chunks"])
+    replaced = [Member(m.name, data) if m.name == name else m for m in members]
+    return with_manifest(replaced, doc)
+
+
+#: a node of a JSON document: keys and list positions from the root
+JsonPath = tuple[str | int, ...]
+
+
+def json_paths(doc: Any, at: JsonPath = ()) -> list[JsonPath]:
+    """Every node of a JSON document but the root, containers before their items."""
+    out: list[JsonPath] = [at] if at else []
+    if isinstance(doc, dict):
+        for key, value in doc.items():
+            out += json_paths(value, (*at, key))
+    elif isinstance(doc, list):
+        for i, value in enumerate(doc):
+            out += json_paths(value, (*at, i))
+    return out
+
+
+def get_at(doc: Any, path: JsonPath) -> Any:
+    for step in path:
+        doc = doc[step]
+    return doc
+
+
+def render(path: JsonPath) -> str:
+    """A path as the validator names it: ``tables[1].schema.columns[1].type.length``."""
+    out = ""
+    for step in path:
+        out += f"[{step}]" if isinstance(step, int) else (f".{step}" if out else step)
+    return out
+
+
+def mutate(doc: Any, path: JsonPath, how: str, value: Any = None) -> Any:
+    """Apply one mutation at ``path`` (``set``, ``delete``, ``wrap_list``, ``wrap_object``,
+    ``add_key``, ``append``); returns the document."""
+    parent, key = get_at(doc, path[:-1]), path[-1]
+    if how == "set":
+        parent[key] = value
+    elif how == "delete":
+        del parent[key]
+    elif how == "wrap_list":
+        parent[key] = [parent[key]]
+    elif how == "wrap_object":
+        parent[key] = {"value": parent[key]}
+    elif how == "add_key" and isinstance(parent[key], dict):
+        parent[key]["zz_unknown"] = value
+    elif how == "append" and isinstance(parent[key], list):
+        parent[key].append(value)
+    return doc

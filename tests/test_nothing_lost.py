@@ -500,3 +500,17 @@ def test_an_interrupted_restore_says_how_to_continue(kind: str, dbs: Databases,
     again = cli("restore", str(archive), dst, "--resume")
     assert again.returncode == 0, again.stdout + again.stderr
     assert rows(dst, "SELECT id, v FROM two ORDER BY id") == [(1, "x"), (2, "y")]
+
+
+@pytest.mark.parametrize("ddl", ['CREATE TABLE "" (id INTEGER)', 'CREATE TABLE t ("" INTEGER)'])
+def test_an_empty_name_is_refused_at_dump_time(ddl: str, dbs: Databases, tmp_path: Path) -> None:
+    """SQLite accepts empty names; an archive cannot hold them (its reader refuses them), so
+    the dump refuses first, and leaves no archive."""
+    src = dbs.new("sqlite")
+    run_sql(src, ddl)
+    out = tmp_path / "e.crate"
+    done = cli("dump", src, str(out))
+    assert done.returncode == 11, done.stdout + done.stderr
+    assert "an archive cannot name it" in " ".join(done.stderr.split())
+    assert not out.exists()
+    assert list(tmp_path.glob("*.crate*")) == []

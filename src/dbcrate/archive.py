@@ -24,11 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Literal, Protocol, overload
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from .container import MAX_MARKER_BYTES, ArchiveReader
 from .errors import ArchiveCorrupt, NotAnArchive, UnknownTable, UsageError
-from .formats import FORMATS, DataFormat, get_format
+from .formats import FORMATS, DataFormat, check_parquet, get_format
 from .manifest import FORMAT_NAME, MAX_MANIFEST_BYTES, Chunk, Manifest, TableEntry, check_format_version
 from .progress import Event
 
@@ -318,20 +317,24 @@ class MemberArchive(Archive):
         return self._reader.open_member(member)
 
     def check_chunk_structure(self, entry: TableEntry, chunk: Chunk) -> None:
-        """Row count and schema of a member, as cheaply as the format allows (a Parquet footer;
-        other formats are decoded). Raises :class:`ArchiveCorrupt`."""
+        """Row count and schema of a member, as cheaply as the format allows (a Parquet footer
+        and page headers, checked against the decoding budget; other formats are decoded).
+        Raises :class:`ArchiveCorrupt`."""
         if self.format.name != "parquet":
             for _ in self.chunk_batches(entry, chunk, verify=False):
                 pass
             return
         try:
-            with self._open_for_format(chunk.member) as source:  # only the footer is read
-                meta = pq.ParquetFile(source).metadata
+            with self._open_for_format(chunk.member) as source:  # the footer, page headers
+                # the sizes it declares, within its budget: a bomb is refused before a restore
+                # writes anything, not halfway through a table
+                meta = check_parquet(source)[0].metadata
             schema = meta.schema.to_arrow_schema()
         except (pa.ArrowException, OSError, ValueError) as exc:
             raise ArchiveCorrupt(
                 f"{self.path}: member {chunk.member} (table {entry.name}) cannot be decoded: {exc}",
                 member=chunk.member,
+                hint=getattr(exc, "hint", None),  # a decoding limit names its setting
             ) from None
         expected = arrow_schema(entry)
         if meta.num_rows != chunk.rows or not schema.remove_metadata().equals(expected):

@@ -129,11 +129,24 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
         driver=url.get_driver_name(),
     )
     tables = [dialect.reflect(conn, n) for n in names]
+    _refuse_empty_names(tables)
     hooks = load_hooks(options.hooks)
     if hooks.dump_table_filter is not None:
         tables = [t for t in tables if hooks.dump_table_filter(t)]
         names = [t.name for t in tables]
     return DumpPlan(source, tables, {n: _estimate_rows(conn, dialect, n) for n in names})
+
+
+def _refuse_empty_names(tables: list[Table]) -> None:
+    """SQLite accepts a table or column named ``""``; no archive can name it (the manifest
+    requires non-empty names), so the dump refuses it before writing anything."""
+    for table in tables:
+        empty = [i for i, c in enumerate(table.columns, start=1) if not c.name]
+        if not table.name or empty:
+            where = ("a table named ''" if not table.name else
+                     f"table {table.name!r}, column {empty[0]} is named ''")
+            raise SourceValueError(f"{where}: an archive cannot name it",
+                                   hint="rename it in the source, or leave the table out with -T")
 
 
 def plan(url: str, options: DumpOptions | None = None) -> DumpPlan:

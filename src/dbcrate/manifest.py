@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import NotAnArchive, UnsupportedFormatVersion
+from .manifest_check import ManifestFieldError, check_manifest
 from .schema import Table
 from .storage_index import StorageManifest
 
@@ -191,7 +192,8 @@ class Manifest:
 
     @classmethod
     def from_json(cls, raw: bytes, where: str = "manifest.json") -> Manifest:
-        """Parse and validate a manifest; the format version is checked first.
+        """Parse and validate a manifest; the format version is checked first, then every
+        field's type and range (:mod:`dbcrate.manifest_check`), then how fields relate.
 
         :raises NotAnArchive: not JSON, not a dbcrate manifest, or malformed.
         :raises UnsupportedFormatVersion: written by a newer dbcrate.
@@ -211,21 +213,20 @@ class Manifest:
             json.dumps(data, ensure_ascii=False).encode("utf-8")
         except UnicodeEncodeError:
             raise NotAnArchive(f"{where} holds a string that is not valid Unicode") from None
+        try:  # every field by type and range first, naming it by its path
+            check_manifest(data)
+        except ManifestFieldError as exc:
+            raise NotAnArchive(f"{where} is malformed: {exc}") from None
         try:
-            tables = data.get("tables")
-            if not isinstance(tables, list):
-                raise ValueError("'tables' must be a list")
             manifest = cls(
                 source=Source.from_dict(data.get("source") or {}),
-                created_at=str(data.get("created_at", "")),
-                dbcrate_version=str(data.get("dbcrate_version", "")),
-                data_format=str(data.get("data_format", "parquet")),
-                tables=[TableEntry.from_dict(t) for t in tables],
+                created_at=data.get("created_at") or "",
+                dbcrate_version=data.get("dbcrate_version") or "",
+                data_format=data.get("data_format", "parquet"),
+                tables=[TableEntry.from_dict(t) for t in data["tables"]],
                 format_version=int(data["format_version"]),
-                complete=data.get("complete", True) is True,
-                schema_version=data.get("schema_version")
-                if isinstance(data.get("schema_version"), str)
-                else None,
+                complete=data.get("complete", True),
+                schema_version=data.get("schema_version"),
             )
             if "storage" in data:
                 if manifest.format_version < 2:

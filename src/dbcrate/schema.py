@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .logical import LogicalType
+from .manifest_check import MAX_TYPE_PARAMETER, NEXT_VALUE_RANGE
 
 
 def _str(data: dict[str, Any], key: str, *, optional: bool = False) -> Any:
@@ -104,7 +105,7 @@ class Column:
             raise ValueError(f"unknown identity kind {identity!r}")
         return cls(
             name=_str(data, "name"),
-            type=LogicalType.from_dict(data.get("type") or {}),
+            type=_logical_type(data.get("type")),
             engine_type=_str(data, "engine_type"),
             nullable=_bool(data, "nullable", True),
             default=DefaultValue.from_dict(default) if isinstance(default, dict) else None,
@@ -274,7 +275,7 @@ class Table:
             options={
                 str(k): str(v)
                 for k, v in (data.get("options") or {}).items()
-                if isinstance(v, str | int)
+                if isinstance(v, str | int) and not isinstance(v, bool)
             },
         )
         known = set(names)
@@ -289,11 +290,25 @@ class Table:
         return table
 
 
+def _logical_type(data: Any) -> LogicalType:
+    """A column's logical type, its parameters within what any engine accepts (a length of
+    ``10**30`` would otherwise reach Arrow's compute functions and the DDL as is)."""
+    if not isinstance(data, dict):
+        raise ValueError("a column needs a logical type object")
+    for name in ("length", "precision", "scale"):
+        value = data.get(name)
+        if isinstance(value, int) and not 0 <= value <= MAX_TYPE_PARAMETER:
+            raise ValueError(f"logical type field {name!r} is out of range 0..{MAX_TYPE_PARAMETER}")
+    return LogicalType.from_dict(data)
+
+
 def _next_value(value: Any) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
         raise ValueError("'next_value' must be an integer or null")
+    if not NEXT_VALUE_RANGE[0] <= value <= NEXT_VALUE_RANGE[1]:
+        raise ValueError("'next_value' is out of the range of 64-bit counters")
     return value
 
 
