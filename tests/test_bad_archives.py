@@ -33,7 +33,7 @@ import pytest
 import sqlalchemy as sa
 
 import dbcrate
-from dbcrate import cli as dbcrate_cli
+from dbcrate.cli import commands as dbcrate_cli
 from dbcrate.errors import (
     ArchiveCorrupt,
     DbcrateError,
@@ -168,7 +168,7 @@ def cli_many(*argvs: list[str], stdin: bytes | None = None) -> list[Run]:
 
 
 def cli(*argv: str) -> Run:
-    """Run ``dbcrate`` in this process through dbcrate.cli.main, capturing SystemExit.
+    """Run ``dbcrate`` in this process through dbcrate.cli.commands.main, capturing SystemExit.
 
     Any exception other than SystemExit escaping main() is a bug and fails the test as is.
     """
@@ -837,9 +837,9 @@ def test_member_count_limit_is_checked_while_scanning(tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """More members than the limit: refused while the tar is scanned, before the manifest is
     looked for (the limit, 2,000,000 by default, lowered here to keep the test fast)."""
-    import dbcrate.container
+    import dbcrate.containers.tar
 
-    monkeypatch.setattr(dbcrate.container, "MAX_MEMBERS", 1_000)
+    monkeypatch.setattr(dbcrate.containers.tar, "MAX_MEMBERS", 1_000)
     flood = _flood(tmp_path, 1_001)
     with pytest.raises(NotAnArchive, match="more than 1000 members"):
         dbcrate.open_archive(flood)

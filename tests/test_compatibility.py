@@ -18,7 +18,7 @@ ARCHIVES = sorted(FIXTURES.glob("format-v*/*.crate"))
 
 
 def test_every_format_version_has_a_fixture() -> None:
-    from dbcrate.manifest import FORMAT_VERSION
+    from dbcrate.model.manifest import FORMAT_VERSION
 
     versions = {int(p.parent.name.removeprefix("format-v")) for p in ARCHIVES}
     assert versions == set(range(1, FORMAT_VERSION + 1))

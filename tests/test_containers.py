@@ -30,11 +30,11 @@ import pyarrow as pa
 import pytest
 
 import dbcrate
+from dbcrate.containers.kinds import CONTAINER_KINDS, detect_kind, get_kind
+from dbcrate.containers.writers import open_dump_writer
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
-from dbcrate.kinds import CONTAINER_KINDS, detect_kind, get_kind
-from dbcrate.logical import LogicalType
-from dbcrate.schema import Column, Table
-from dbcrate.writers import open_dump_writer
+from dbcrate.model.logical import LogicalType
+from dbcrate.model.schema import Column, Table
 from test_edge_values import assert_same_archives
 
 from conftest import ENGINES, Databases, engine_of
@@ -565,7 +565,7 @@ def test_registry_detection_and_explicit_kinds(tmp_path: Path) -> None:
 
 def _cli(*argv: str) -> tuple[int, str, str]:
     """``dbcrate`` in this process (its exit code, stdout, stderr)."""
-    from dbcrate import cli
+    from dbcrate.cli import commands as cli
 
     out, err = io.StringIO(), io.StringIO()
     code: Any = 0

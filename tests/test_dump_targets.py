@@ -29,7 +29,7 @@ import pytest
 import dbcrate
 from dbcrate import atomic
 from dbcrate.atomic import AutoName, rename_noreplace
-from dbcrate.convert import dump_as
+from dbcrate.containers.convert import dump_as
 from dbcrate.errors import OutputError
 from test_faults import small_fs  # noqa: F401  (a real 2 MiB tmpfs, mounted as root)
 

@@ -4,7 +4,7 @@
   unless the archive is complete, an older archive there stays byte-identical, and what is
   left behind is an identifiable 0600 temp file ``.NAME.dbcrate-tmp-XXXXXXXXXXXX``;
 - the disk filling up, on a real 2 MiB tmpfs (when this process may mount one) and through
-  failure seams in dbcrate.container (ENOSPC at the Nth write, at the Nth fsync, at the rename);
+  failure seams in dbcrate.containers.tar (ENOSPC at the Nth write, at the Nth fsync, at the rename);
 - the server connection killed mid-dump (``pg_terminate_backend``, MariaDB ``KILL``): a clear
   error, no archive; killed mid-restore: every table fully restored or absent, the report says
   which, and ``--resume`` completes it;
@@ -36,7 +36,7 @@ import pytest
 import sqlalchemy as sa
 
 import dbcrate
-from dbcrate import container
+from dbcrate.containers import tar as container
 from dbcrate.errors import OutputError
 
 from conftest import MY_ADMIN, PG_ADMIN, Databases, engine_of, run_sql

@@ -24,10 +24,10 @@ from archive_tools import (
     with_manifest,
     with_member,
 )
-from dbcrate import formats as formats_module
-from dbcrate import textformats
 from dbcrate.errors import ArchiveCorrupt, SourceValueError, UsageError
-from dbcrate.formats import FORMATS, DataFormat, get_format, load_entry_points, register
+from dbcrate.formats import registry as formats_module
+from dbcrate.formats import text as textformats
+from dbcrate.formats.registry import FORMATS, DataFormat, get_format, load_entry_points, register
 from dbcrate.testing.formats import (
     MEMORY_SCHEMA,
     check_bounded_memory,

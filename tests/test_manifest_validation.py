@@ -53,7 +53,7 @@ from archive_tools import (
     tar_bytes,
     with_manifest,
 )
-from dbcrate import cli as dbcrate_cli
+from dbcrate.cli import commands as dbcrate_cli
 from dbcrate.errors import (
     ArchiveCorrupt,
     DbcrateError,
@@ -61,11 +61,11 @@ from dbcrate.errors import (
     NotPortable,
     UnsupportedFormatVersion,
 )
-from dbcrate.manifest import Manifest
+from dbcrate.model.manifest import Manifest
 
 from conftest import Databases
 
-restore_module = importlib.import_module("dbcrate.restore")  # (dbcrate.restore is the function)
+restore_module = importlib.import_module("dbcrate.restore.run")  # (dbcrate.restore is the function)
 EXAMPLES = int(os.environ.get("DBCRATE_MANIFEST_EXAMPLES", "120"))
 PG_EXAMPLES = int(os.environ.get("DBCRATE_MANIFEST_PG_EXAMPLES", "25"))
 ENV = {**os.environ, "COLUMNS": "1000", "NO_COLOR": "1", "TERM": "dumb"}

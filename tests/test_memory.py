@@ -1,4 +1,4 @@
-"""The CLI's allocator settings (dbcrate.memory): applied in a fresh process, skipped when the
+"""The CLI's allocator settings (dbcrate.cli.memory): applied in a fresh process, skipped when the
 environment sets them."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 PROBE = """
 import pyarrow as pa
-from dbcrate.memory import tune_allocators
+from dbcrate.cli.memory import tune_allocators
 done = tune_allocators()
 print(pa.default_memory_pool().backend_name)
 print(";".join(done))
@@ -43,7 +43,7 @@ def test_the_environment_wins(pool: str) -> None:
 
 
 def test_the_cli_applies_it() -> None:
-    code = ("import sys, pyarrow as pa, dbcrate.cli as c\n"
+    code = ("import sys, pyarrow as pa, dbcrate.cli.commands as c\n"
             "sys.argv = ['dbcrate', '--version']\n"
             "try:\n    c.main()\nexcept SystemExit:\n    pass\n"
             "print(pa.default_memory_pool().backend_name)")

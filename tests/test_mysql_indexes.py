@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from dbcrate.ddl import CombinedDDL
 from dbcrate.dialects import dialect_for
-from dbcrate.restore import TableResult, _Runner, _step
+from dbcrate.restore.ddl import CombinedDDL
+from dbcrate.restore.run import TableResult, _Runner, _step
 
 from conftest import Databases, engine_of
 

@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from dbcrate.dialects import dialect_for, pgbinary
 from dbcrate.errors import SourceValueError
-from dbcrate.logical import DATE_NEG_INFINITY, DATE_POS_INFINITY, TS_NEG_INFINITY, TS_POS_INFINITY
-from dbcrate.schema import Table
+from dbcrate.model.logical import DATE_NEG_INFINITY, DATE_POS_INFINITY, TS_NEG_INFINITY, TS_POS_INFINITY
+from dbcrate.model.schema import Table
 
 from conftest import Databases
 
@@ -174,7 +174,7 @@ def test_values_property(pg: sa.Engine, ints: list[int | None], stamps: list[int
 def test_calendar_matches_postgresql_before_the_common_era(pg: sa.Engine) -> None:
     """dbcrate 0.2.0 and older put dates before 1 BC (astronomical year -1) one day or more
     off PostgreSQL's proleptic Gregorian calendar; the binary path exposed it."""
-    from dbcrate import values
+    from dbcrate.model import values
 
     years = [1, 2, 3, 4, 5, 99, 100, 101, 222, 401, 4713]
     with pg.connect() as conn:

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from dbcrate.dialects import pyvalues
 from dbcrate.errors import DbcrateError
-from dbcrate.logical import LogicalType
-from dbcrate.schema import Column
-from dbcrate.values import decimal_fits, decimal_misfits, decimal_text, significant_digits
+from dbcrate.model.logical import LogicalType
+from dbcrate.model.schema import Column
+from dbcrate.model.values import decimal_fits, decimal_misfits, decimal_text, significant_digits
 
 
 def _column(kind: str) -> Column:

@@ -48,7 +48,7 @@ import zstandard
 
 import dbcrate
 from archive_tools import data_members, manifest_of, read_members, tar_bytes, with_manifest, with_member
-from dbcrate import container
+from dbcrate.containers import tar as container
 from dbcrate.errors import ArchiveCorrupt, DbcrateError, NotAnArchive, OutputError
 
 from conftest import MY_ADMIN, PG_ADMIN, ROOT, Databases, run_sql

@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 import dbcrate
 from dbcrate.dialects import dialect_for, sqlitestage
-from dbcrate.logical import LogicalType
+from dbcrate.model.logical import LogicalType
+from dbcrate.model.schema import Column, Table
+from dbcrate.model.values import decimal_text
 from dbcrate.options import RestoreOptions
-from dbcrate.schema import Column, Table
-from dbcrate.values import decimal_text
 
 pytestmark = pytest.mark.skipif(not sqlitestage.usable(), reason="adbc-driver-sqlite missing")
 

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 import dbcrate
 from archive_tools import Member, manifest_of, read_members, tar_bytes, with_manifest
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, StorageConflict, UsageError
-from dbcrate.storage_dump import StorageWriter, is_excluded
-from dbcrate.storage_index import PackInfo, StorageManifest, StorageRoot, read_index
+from dbcrate.storages.dump import StorageWriter, is_excluded
+from dbcrate.storages.index import PackInfo, StorageManifest, StorageRoot, read_index
 
 from conftest import engine_of, run_sql
 
@@ -146,7 +146,7 @@ def test_many_small_files_across_packs(tmp_path: Path, monkeypatch: pytest.Monke
         d = src / "media" / f"d{i % 50:02d}"
         d.mkdir(parents=True, exist_ok=True)
         (d / f"f{i:05d}.txt").write_text(f"file {i}\n" * (i % 7))
-    monkeypatch.setattr(sys.modules["dbcrate.dump"], "StorageWriter",
+    monkeypatch.setattr(sys.modules["dbcrate.dump.run"], "StorageWriter",
                         functools.partial(StorageWriter, pack_bytes=8 * 1024))
     archive = tmp_path / "many.crate"
     run_sql(f"sqlite:///{tmp_path / 'db.sqlite'}", "CREATE TABLE t (id INTEGER PRIMARY KEY)")
@@ -544,7 +544,7 @@ def test_names_that_differ_only_in_case_or_normalization(tmp_path: Path,
     """``a.txt``/``A.txt`` and a composed/decomposed ``é`` are distinct here (restored both);
     on a filesystem that folds names they would be one file: the restore is refused, naming
     both, with nothing written (the fold is simulated: this kernel has no casefolding fs)."""
-    import dbcrate.storage_restore as storage_restore
+    import dbcrate.storages.restore as storage_restore
 
     src = tmp_path / "s" / "m"
     src.mkdir(parents=True)

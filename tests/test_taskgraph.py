@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from dbcrate.taskgraph import Task, TaskGraph
+from dbcrate.restore.taskgraph import Task, TaskGraph
 
 
 def _recorder() -> tuple[list[str], threading.Lock]:

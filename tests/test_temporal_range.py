@@ -28,11 +28,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dbcrate
-from dbcrate import values
 from dbcrate.dialects import dialect_for, pgbinary
 from dbcrate.dialects.postgresql import PostgreSQL
 from dbcrate.errors import SourceValueError
-from dbcrate.logical import (
+from dbcrate.formats.text import MemberDecodeError, parse_date, parse_timestamp
+from dbcrate.model import values
+from dbcrate.model.logical import (
     DATE_MAX_FINITE,
     DATE_MIN_FINITE,
     DATE_NEG_INFINITY,
@@ -42,8 +43,7 @@ from dbcrate.logical import (
     TS_NEG_INFINITY,
     TS_POS_INFINITY,
 )
-from dbcrate.schema import Table
-from dbcrate.textformats import MemberDecodeError, parse_date, parse_timestamp
+from dbcrate.model.schema import Table
 
 from conftest import Databases, engine_of
 

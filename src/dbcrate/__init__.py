@@ -14,24 +14,24 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-from .archive import Archive as Archive
-from .archive import open_archive as open_archive
-from .convert import ConvertResult as ConvertResult
-from .convert import convert as convert
-from .convert import dump_as as dump_as
-from .convert import iter_convert as iter_convert
-from .convert import iter_dump_as as iter_dump_as
-from .dump import DumpResult as DumpResult
-from .dump import dump as dump
-from .dump import iter_dump as iter_dump
-from .errors import DbcrateError as DbcrateError
-from .kinds import CONTAINER_KINDS as CONTAINER_KINDS
-from .options import DumpOptions as DumpOptions
-from .options import RestoreOptions as RestoreOptions
-from .progress import Event as Event
-from .restore import RestoreReport as RestoreReport
-from .restore import iter_restore as iter_restore
-from .restore import restore as restore
+from dbcrate.containers.archive import Archive as Archive
+from dbcrate.containers.archive import open_archive as open_archive
+from dbcrate.containers.convert import ConvertResult as ConvertResult
+from dbcrate.containers.convert import convert as convert
+from dbcrate.containers.convert import dump_as as dump_as
+from dbcrate.containers.convert import iter_convert as iter_convert
+from dbcrate.containers.convert import iter_dump_as as iter_dump_as
+from dbcrate.containers.kinds import CONTAINER_KINDS as CONTAINER_KINDS
+from dbcrate.dump.run import DumpResult as DumpResult
+from dbcrate.dump.run import dump as dump
+from dbcrate.dump.run import iter_dump as iter_dump
+from dbcrate.errors import DbcrateError as DbcrateError
+from dbcrate.options import DumpOptions as DumpOptions
+from dbcrate.options import RestoreOptions as RestoreOptions
+from dbcrate.progress import Event as Event
+from dbcrate.restore.run import RestoreReport as RestoreReport
+from dbcrate.restore.run import iter_restore as iter_restore
+from dbcrate.restore.run import restore as restore
 
 __all__ = [
     "CONTAINER_KINDS",

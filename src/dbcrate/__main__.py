@@ -1,3 +1,3 @@
-from .cli import main
+from dbcrate.cli.commands import main
 
 main()

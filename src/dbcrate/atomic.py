@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError
+from dbcrate.errors import OutputError
 
 #: names whose presence marks a directory as a dbcrate dump (directory or python kind)
 DUMP_DIRECTORY_MARKS = ("dbcrate-archive.json", "manifest.json")

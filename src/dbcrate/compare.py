@@ -6,9 +6,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .archive import Archive
-from .connect import open_engine
-from .mapping import plan_table
+from dbcrate.connect import open_engine
+from dbcrate.containers.archive import Archive
+from dbcrate.restore.mapping import plan_table
 
 
 def compare_with(archive: Archive, url: str) -> list[dict[str, Any]]:

@@ -8,8 +8,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from .dialects import Dialect, dialect_for
-from .errors import ConnectionFailed
+from dbcrate.dialects import Dialect, dialect_for
+from dbcrate.errors import ConnectionFailed
 
 #: a bare scheme -> the driver dbcrate ships with
 DEFAULT_DRIVERS = {

@@ -4,7 +4,7 @@ The module is the *user's* code (given with ``--hooks path/to/hooks.py`` or as a
 library users), never anything from an archive. Every function is optional:
 
 ``dump_table_filter(table) -> bool``
-    Called with each source :class:`~dbcrate.schema.Table` before dumping; False leaves it out.
+    Called with each source :class:`~dbcrate.model.schema.Table` before dumping; False leaves it out.
 ``restore_table_filter(table) -> bool``
     Called with each archive table before restoring; False skips it (schema-version tables...).
 ``prepare_schema_for_restore(connection, manifest)``
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from .errors import UsageError
+from dbcrate.errors import UsageError
 
 HOOK_NAMES = (
     "dump_table_filter",

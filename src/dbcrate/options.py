@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .formats import DEFAULT_COMPRESSION_LEVEL
+from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL
 
 
 @dataclass(frozen=True)
@@ -17,7 +17,7 @@ class DumpOptions:
     exclude: list[str] = field(default_factory=list)
     """glob patterns of tables to leave out (``-T``); applied after ``include``"""
     data_format: str = "parquet"
-    """data member format (a key of ``dbcrate.formats.FORMATS``)"""
+    """data member format (a key of ``dbcrate.formats.registry.FORMATS``)"""
     compression_level: int = DEFAULT_COMPRESSION_LEVEL
     """zstd level inside the data members (1 = fastest, 22 = smallest)"""
     chunk_rows: int = 250_000
@@ -98,7 +98,7 @@ class RestoreOptions:
     hooks: Any = None
     """a hooks module, module name or .py path (see dbcrate.hooks)"""
     migrations: str | None = None
-    """a TOML file of declarative migration steps (see dbcrate.migrations)"""
+    """a TOML file of declarative migration steps (see dbcrate.restore.migrations)"""
     target_schema_version: str | None = None
     """the schema version to migrate to (default: as far as the steps go)"""
     resume: bool = False

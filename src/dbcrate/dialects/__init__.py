@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Engine
 
-from ..errors import ConnectionFailed
-from .base import Dialect
-from .mysql import MySQL
-from .postgresql import PostgreSQL
-from .sqlite import SQLite
+from dbcrate.dialects.base import Dialect
+from dbcrate.dialects.mysql import MySQL
+from dbcrate.dialects.postgresql import PostgreSQL
+from dbcrate.dialects.sqlite import SQLite
+from dbcrate.errors import ConnectionFailed
 
 DIALECTS: dict[str, type[Dialect]] = {
     "postgresql": PostgreSQL,

@@ -18,9 +18,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import UserDefinedType
 
-from ..errors import Incompatibility
-from ..logical import LogicalType
-from ..schema import Column, DefaultValue, ForeignKey, Index, Table
+from dbcrate.errors import Incompatibility
+from dbcrate.model.logical import LogicalType
+from dbcrate.model.schema import Column, DefaultValue, ForeignKey, Index, Table
 
 #: an engine type spelled like this can be reused verbatim in DDL on the same engine; anything
 #: else (quotes, semicolons, enum labels ...) falls back to the logical type, so that an archive

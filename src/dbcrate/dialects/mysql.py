@@ -36,13 +36,13 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
-from ..errors import DatabaseError
-from ..logical import LogicalType
-from ..schema import Column, Table
-from ..values import time_texts
-from .base import Dialect, batch_pieces, generic_logical_type
-from .mysql_fast import DISABLE_ENV, FastReader
-from .pyvalues import fetch_batches
+from dbcrate.dialects.base import Dialect, batch_pieces, generic_logical_type
+from dbcrate.dialects.mysql_fast import DISABLE_ENV, FastReader
+from dbcrate.dialects.pyvalues import fetch_batches
+from dbcrate.errors import DatabaseError
+from dbcrate.model.logical import LogicalType
+from dbcrate.model.schema import Column, Table
+from dbcrate.model.values import time_texts
 
 # longest VARCHAR/VARBINARY dbcrate creates inline; longer or unbounded values go to LONGTEXT/
 # LONGBLOB, except in keys, which need a bounded type (768 utf8mb4 chars = 3072 bytes)

@@ -38,8 +38,8 @@ import sqlalchemy as sa
 from pymysql import converters
 from pymysql.constants import FIELD_TYPE
 
-from ..schema import Column, Table
-from .pyvalues import TARGET_BATCH_BYTES, BadValue, column_to_arrow, rows_to_batch
+from dbcrate.dialects.pyvalues import TARGET_BATCH_BYTES, BadValue, column_to_arrow, rows_to_batch
+from dbcrate.model.schema import Column, Table
 
 log = logging.getLogger(__name__)
 

@@ -25,18 +25,18 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
-from .. import values
-from ..errors import DatabaseError, SourceValueError
-from ..logical import (
+from dbcrate.dialects import pgbinary
+from dbcrate.dialects.base import Dialect, batch_pieces, generic_logical_type
+from dbcrate.errors import DatabaseError, SourceValueError
+from dbcrate.model import values
+from dbcrate.model.logical import (
     DATE_NEG_INFINITY,
     DATE_POS_INFINITY,
     TS_NEG_INFINITY,
     TS_POS_INFINITY,
     LogicalType,
 )
-from ..schema import Column, Table
-from . import pgbinary
-from .base import Dialect, batch_pieces, generic_logical_type
+from dbcrate.model.schema import Column, Table
 
 #: COPY text parsed at once by a dump: 2 MB, not 8, took 40-70 MB off the scale-1 dump's peak
 #: RSS with read-ahead, at the same speed (docs/PERFORMANCE.md, "Session 5")

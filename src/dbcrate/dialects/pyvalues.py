@@ -16,9 +16,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import SourceValueError
-from ..schema import Column, Table
-from ..values import decimal_text
+from dbcrate.errors import SourceValueError
+from dbcrate.model.schema import Column, Table
+from dbcrate.model.values import decimal_text
 
 
 class BadValue(ValueError):

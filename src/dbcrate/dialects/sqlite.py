@@ -22,19 +22,19 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.types import UserDefinedType
 
-from ..errors import SourceValueError
-from ..logical import LogicalType
-from ..schema import Column, Table
-from ..values import time_texts
-from . import sqlitestage
-from .base import Dialect, RawType
-from .pyvalues import (
+from dbcrate.dialects import sqlitestage
+from dbcrate.dialects.base import Dialect, RawType
+from dbcrate.dialects.pyvalues import (
     TARGET_BATCH_BYTES,
     fetch_batches,
     float_decimal_texts,
     iso_array,
     rows_to_batch,
 )
+from dbcrate.errors import SourceValueError
+from dbcrate.model.logical import LogicalType
+from dbcrate.model.schema import Column, Table
+from dbcrate.model.values import time_texts
 
 try:  # the Arrow-native reader (optional: without it, tables are read through sqlite3)
     import adbc_driver_sqlite.dbapi as _adbc

@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
-from ..errors import DatabaseError, driver_message
+from dbcrate.errors import DatabaseError, driver_message
 
 try:
     import adbc_driver_sqlite.dbapi as _adbc

@@ -1,6 +1,6 @@
 """Compliance suite for data formats: plain functions that raise ``AssertionError``.
 
-Any :class:`~dbcrate.formats.DataFormat` — built-in or a third party's, registered through the
+Any :class:`~dbcrate.formats.registry.DataFormat` — built-in or a third party's, registered through the
 ``dbcrate.formats`` entry point group — must pass :func:`check_format`::
 
     from dbcrate.testing.formats import check_bounded_memory, check_format
@@ -32,8 +32,8 @@ from typing import IO, Any
 import numpy as np
 import pyarrow as pa
 
-from ..formats import DataFormat
-from ..logical import (
+from dbcrate.formats.registry import DataFormat
+from dbcrate.model.logical import (
     ARROW_TYPES,
     DATE_NEG_INFINITY,
     DATE_POS_INFINITY,

@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import models
 
 from dbcrate.errors import UsageError
-from dbcrate.storage_index import FileColumn
+from dbcrate.storages.index import FileColumn
 
 DRIVERS = {
     "django.db.backends.sqlite3": "sqlite",

@@ -23,20 +23,20 @@ from typing import IO, Any, cast
 
 from django.conf import settings
 
-from dbcrate import storage_restore
-from dbcrate.archive import Archive
-from dbcrate.container import ArchiveReader
+from dbcrate.containers.archive import Archive
+from dbcrate.containers.tar import ArchiveReader
 from dbcrate.contrib.django import config
 from dbcrate.errors import UsageError
-from dbcrate.file_check import describe as describe_file_check
 from dbcrate.options import RestoreOptions
 from dbcrate.progress import drain
-from dbcrate.restore import (
+from dbcrate.restore.run import (
     RestoreReport,
     check_files,  # the same check as a core restore
     restore,
 )
-from dbcrate.storage_index import (
+from dbcrate.storages import restore as storage_restore
+from dbcrate.storages.file_check import describe as describe_file_check
+from dbcrate.storages.index import (
     INDEX_MEMBER,
     IndexWriter,
     StorageEntry,
@@ -77,7 +77,7 @@ def configured_storages() -> list[tuple[Path, str]]:
     base = config.storages_basepath([str(p) for p in paths])
     named = []
     for path in paths:
-        try:  # as dbcrate.storage_dump.resolve_storages names them
+        try:  # as dbcrate.storages.dump.resolve_storages names them
             name = path.relative_to(Path(str(base)).resolve()).as_posix()
         except ValueError:
             name = path.name

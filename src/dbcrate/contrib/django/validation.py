@@ -28,7 +28,7 @@ from django.db import models
 
 from dbcrate.contrib.django import config
 from dbcrate.errors import UsageError
-from dbcrate.formats import get_format
+from dbcrate.formats.registry import get_format
 
 #: the keys of settings.DBCRATE
 OPTION_KEYS = ("applications", "archive_dir", "chmod", "format", "storage_exclude", "storages",

@@ -11,10 +11,10 @@ from django.core.management.base import BaseCommand, CommandParser
 from dbcrate.atomic import AutoName
 from dbcrate.contrib.django import config, validation
 from dbcrate.contrib.django.commands import human, run
-from dbcrate.dump import default_name, dump
-from dbcrate.dump import plan as plan_dump
-from dbcrate.file_check import describe
+from dbcrate.dump.run import default_name, dump
+from dbcrate.dump.run import plan as plan_dump
 from dbcrate.options import DumpOptions
+from dbcrate.storages.file_check import describe
 
 
 class Command(BaseCommand):

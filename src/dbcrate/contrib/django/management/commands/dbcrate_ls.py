@@ -6,9 +6,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from dbcrate.archive import open_archive
+from dbcrate.containers.archive import open_archive
 from dbcrate.contrib.django.commands import human, run
-from dbcrate.storage_restore import reader_of, summarize
+from dbcrate.storages.restore import reader_of, summarize
 
 
 class Command(BaseCommand):

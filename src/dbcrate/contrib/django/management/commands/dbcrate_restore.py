@@ -6,12 +6,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from dbcrate.archive import open_archive
+from dbcrate.containers.archive import open_archive
 from dbcrate.contrib.django import config, storages, validation
 from dbcrate.contrib.django.commands import human, run
 from dbcrate.errors import RestoreIncomplete
 from dbcrate.options import RestoreOptions
-from dbcrate.restore import RestoreReport, restore
+from dbcrate.restore.run import RestoreReport, restore
 
 
 class Command(BaseCommand):

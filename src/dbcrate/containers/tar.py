@@ -1,0 +1,514 @@
+"""The tar container: writing an archive atomically, and reading one defensively.
+
+Layout (docs/FORMAT.md): an uncompressed POSIX tar whose first member is ``dbcrate-archive.json``
+(format name and version, so that the version is checked before anything else), then the data
+members (each one compressed on its own by its data format), then ``manifest.json`` and last
+``manifest.sha256``. The manifest is written last because it describes members that already
+exist; a reader reads it first (for a file it seeks; for a pipe it spools to a private temp file).
+
+Writing goes to a temp file beside the final name (created 0600 with O_EXCL), is fsynced, then
+renamed over the final name and the directory is fsynced: a crash or an error never leaves a
+half-written archive under the final name, and an older archive there survives until the new
+one is complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import secrets
+import shutil
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, BinaryIO
+
+import pyarrow as pa
+
+from dbcrate.atomic import AutoName, publish_noreplace, write_failed
+from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
+from dbcrate.model.manifest import (
+    BASE_FORMAT_VERSION,
+    FORMAT_NAME,
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    check_format_version,
+)
+
+MARKER = "dbcrate-archive.json"
+MANIFEST = "manifest.json"
+MANIFEST_DIGEST = "manifest.sha256"
+#: a tar with more members than this is refused while scanning (member floods)
+MAX_MEMBERS = 2_000_000
+#: the marker member is tiny; a large one is not ours
+MAX_MARKER_BYTES = 4096
+COPY_BUFFER = 1024 * 1024
+
+
+class _HashingReader(io.RawIOBase):
+    """Reads from ``source`` and hashes what passes through."""
+
+    def __init__(self, source: IO[bytes]) -> None:
+        self.source = source
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.source.read(size)
+        self.sha.update(data)
+        self.count += len(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class ArchiveWriter:
+    """Writes members into a tar archive; ``commit()`` makes it appear under its final name.
+
+    :param path: the archive's final path, or ``"-"`` for standard output.
+    :param mtime: the modification time recorded on every member (the dump's start time).
+    :param format_version: the version written in the marker; the manifest must say the same.
+    :param mode: the permissions the finished archive gets (0600 unless asked otherwise; the
+        temp file is always 0600).
+
+    Use as a context manager: leaving the block with an exception removes the temp file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], mtime: float,
+                 format_version: int = BASE_FORMAT_VERSION, mode: int = 0o600) -> None:
+        self.mtime = int(mtime)
+        self.format_version = format_version
+        self.mode = mode
+        self.final: Path | None = None
+        #: a name dbcrate chose: published without replacing anything (dbcrate.atomic)
+        self.auto = path if isinstance(path, AutoName) else None
+        self._tmp: Path | None = None
+        self._raw: BinaryIO
+        if str(path) == "-":
+            if sys.stdout.isatty():
+                raise UsageError(
+                    "refusing to write a binary archive to a terminal",
+                    hint="redirect standard output to a file or a pipe, or give a file name",
+                )
+            self._raw = sys.stdout.buffer
+            tar_mode = "w|"
+        else:
+            self.final = Path(path)
+            if self.final.is_dir() and self.auto is None:
+                raise OutputError(
+                    f"the output {self.final} is a directory",
+                    hint="give a file name for the archive, e.g. backup.crate",
+                )
+            if str(path).endswith(("/", os.sep)):  # Path() drops it: a directory was meant
+                raise OutputError(
+                    f"the output {path} ends with / (a directory), but the archive is a file",
+                    hint="give a file name for the archive, e.g. backup.crate",
+                )
+            parent = self.final.parent
+            if not parent.is_dir():
+                raise OutputError(
+                    f"the output directory {parent} does not exist",
+                    hint="create it first or choose another path",
+                )
+            self._tmp = parent / f".{self.final.name}.dbcrate-tmp-{secrets.token_hex(6)}"
+            try:
+                fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            except OSError as exc:
+                raise OutputError(
+                    f"cannot create {self._tmp}: {exc.strerror}",
+                    hint="check that the directory is writable",
+                ) from None
+            os.fchmod(fd, 0o600)  # whatever the umask
+            self._raw = os.fdopen(fd, "wb", buffering=COPY_BUFFER)
+            tar_mode = "w:"
+        self._closed = False
+        try:
+            self._tar = tarfile.open(  # type: ignore[call-overload]
+                fileobj=self._raw, mode=tar_mode, format=tarfile.PAX_FORMAT
+            )
+            self.add_bytes(
+                MARKER,
+                json.dumps({"format": FORMAT_NAME, "format_version": format_version}).encode(),
+            )
+        except BaseException:
+            self.abort()  # the caller's with-block has not started: clean up here
+            raise
+
+    def _info(self, name: str, size: int) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mode = 0o600
+        info.mtime = self.mtime
+        info.type = tarfile.REGTYPE
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        return info
+
+    def add_file(self, name: str, source: IO[bytes], size: int) -> str:
+        """Append a member of ``size`` bytes read from ``source``; returns its SHA-256 (hex)."""
+        reader = _HashingReader(source)
+        try:
+            self._tar.addfile(self._info(name, size), reader)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise write_failed(self.final or "stdout", exc) from None
+        if reader.count != size:
+            raise OutputError(f"member {name}: wrote {reader.count} bytes instead of {size}")
+        return reader.sha.hexdigest()
+
+    def add_bytes(self, name: str, data: bytes) -> str:
+        return self.add_file(name, io.BytesIO(data), len(data))
+
+    def commit(self, manifest: Manifest) -> None:
+        """Write the manifest and its digest, close, fsync and rename into place."""
+        if manifest.format_version != self.format_version:
+            raise ValueError(f"the manifest says format {manifest.format_version}, the marker "
+                             f"{self.format_version}")
+        raw = manifest.to_json()
+        self.add_bytes(MANIFEST, raw)
+        self.add_bytes(MANIFEST_DIGEST, (hashlib.sha256(raw).hexdigest() + "\n").encode())
+        try:
+            self._tar.close()
+            self._raw.flush()
+            if self.final is not None and self._tmp is not None:
+                if self.mode != 0o600:
+                    os.fchmod(self._raw.fileno(), self.mode)
+                os.fsync(self._raw.fileno())
+                self._raw.close()
+                if self.auto is not None:
+                    self.final = publish_noreplace(self._tmp, self.auto)
+                    self._tmp = None
+                else:
+                    os.replace(self._tmp, self.final)
+                    self._tmp = None
+                    _fsync_dir(self.final.parent)
+        except OSError as exc:
+            raise write_failed(self.final or "stdout", exc, "finish") from None
+        self._closed = True
+
+    def abort(self) -> None:
+        """Drop everything written so far (the final name is never touched)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.final is None:
+            # a stream: nothing to remove; the reader sees no manifest. The tar stream must not
+            # flush its buffer into the failed output when it is collected: that write fails
+            # again and Python prints it as an ignored exception after the clean error
+            stream = getattr(getattr(self, "_tar", None), "fileobj", None)
+            if stream is not None and hasattr(stream, "closed"):
+                stream.closed = True
+            return
+        with contextlib.suppress(OSError):
+            self._raw.close()
+        if self._tmp is not None:
+            self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class RangeStream(io.RawIOBase):
+    """The bytes ``[start, start + size)`` of an open file descriptor, as a seekable read-only
+    stream of their own. Reads are positional (``preadv``), so several streams over one file
+    never disturb each other. Closing the stream closes the descriptor.
+
+    :raises ArchiveCorrupt: when the file ends before ``start + size`` (truncated).
+    """
+
+    def __init__(self, fd: int, start: int, size: int) -> None:
+        super().__init__()
+        self._fd = fd
+        self._start = start
+        self._size = size
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
+        self._pos = max(0, min(self._size, base + offset))
+        return self._pos
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        want = min(len(buffer), self._size - self._pos)
+        if want <= 0:
+            return 0
+        got = os.preadv(self._fd, [memoryview(buffer)[:want]], self._start + self._pos)
+        if got == 0:
+            raise ArchiveCorrupt("the archive is truncated inside a member", member=None)
+        self._pos += got
+        return got
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self._fd)
+        super().close()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ArchiveReader:
+    """Reads a dbcrate archive: checks the marker first, then the manifest and the member list.
+
+    After construction, ``manifest`` is parsed and every data member it lists is known to exist
+    exactly once with the recorded size; no unlisted or non-regular member exists. Contents are
+    checked against their SHA-256 by :meth:`open_member` (``verify=True``) or :meth:`check_member`.
+
+    :param path: an archive file, or ``"-"`` to read standard input (spooled to a private temp
+        file first, because the manifest is at the end of the stream).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self._spool: IO[bytes] | None = None
+        if self.path == "-":
+            # a named (0600) temp file, deleted on close: members are read from it by name
+            self._spool = tempfile.NamedTemporaryFile(prefix="dbcrate-stdin-")
+            shutil.copyfileobj(sys.stdin.buffer, self._spool, COPY_BUFFER)
+            self._spool.flush()
+            self._spool.seek(0)
+            fileobj: IO[bytes] = self._spool
+            self._map_path = self._spool.name
+            self.display = "standard input"
+        else:
+            p = Path(self.path)
+            self.display = self.path
+            if p.is_dir():
+                raise NotAnArchive(
+                    f"{p} is a directory, not a dbcrate archive",
+                    hint="give the path of a .crate file",
+                )
+            self._map_path = str(p)
+            try:
+                fileobj = open(p, "rb")
+            except FileNotFoundError:
+                raise NotAnArchive(f"{p} does not exist") from None
+            except OSError as exc:
+                raise NotAnArchive(f"cannot open {p}: {exc.strerror}") from None
+        self._file = fileobj
+
+        try:
+            self._tar = tarfile.open(fileobj=fileobj, mode="r:")
+        except (tarfile.TarError, EOFError, OSError):
+            self.close()
+            raise NotAnArchive(
+                f"{self.display} is not a dbcrate archive (not a tar file)",
+                hint="dbcrate archives are written by 'dbcrate dump'",
+            ) from None
+        try:
+            self.members = self._scan()
+            self.manifest = self._read_manifest()
+            self._check_members()
+        except BaseException:
+            self.close()
+            raise
+
+    def _scan(self) -> dict[str, tarfile.TarInfo]:
+        members: dict[str, tarfile.TarInfo] = {}
+        first = True
+        while True:
+            try:
+                info = self._tar.next()
+            except tarfile.TarError as exc:
+                raise ArchiveCorrupt(
+                    f"{self.display}: damaged tar structure ({exc})", member=None
+                ) from None
+            if info is None:
+                break
+            if first:
+                first = False
+                self._check_marker(info)
+            if not info.isreg():
+                raise NotAnArchive(
+                    f"{self.display}: member {info.name!r} is not a regular file; "
+                    "dbcrate archives hold only regular files"
+                )
+            if info.name in members:
+                raise NotAnArchive(f"{self.display}: member {info.name!r} appears twice")
+            members[info.name] = info
+            if len(members) > MAX_MEMBERS:
+                raise NotAnArchive(f"{self.display}: more than {MAX_MEMBERS} members")
+        if first:
+            raise NotAnArchive(f"{self.display} is an empty tar file, not a dbcrate archive")
+        return members
+
+    def _check_marker(self, info: tarfile.TarInfo) -> None:
+        if info.name != MARKER or not info.isreg() or info.size > MAX_MARKER_BYTES:
+            raise NotAnArchive(
+                f"{self.display} is a tar file but not a dbcrate archive",
+                hint="dbcrate archives are written by 'dbcrate dump'",
+            )
+        handle = self._tar.extractfile(info)
+        assert handle is not None
+        try:
+            marker = json.loads(handle.read())
+        except (ValueError, tarfile.TarError):
+            raise NotAnArchive(f"{self.display}: unreadable archive marker") from None
+        if not isinstance(marker, dict) or marker.get("format") != FORMAT_NAME:
+            raise NotAnArchive(f"{self.display} is a tar file but not a dbcrate archive")
+        check_format_version(marker.get("format_version"))
+        self.marker_version = int(marker["format_version"])
+
+    def _read_manifest(self) -> Manifest:
+        if MANIFEST not in self.members:
+            raise ArchiveCorrupt(
+                f"{self.display} has no manifest: the archive is incomplete "
+                "(the dump was interrupted or the file was truncated)",
+                member=MANIFEST,
+            )
+        if self.members[MANIFEST].size > MAX_MANIFEST_BYTES:
+            raise NotAnArchive(f"{self.display}: manifest.json is larger than the limit")
+        raw = self._read_all(MANIFEST)
+        digest_info = self.members.get(MANIFEST_DIGEST)
+        if digest_info is None or digest_info.size > 200:
+            raise ArchiveCorrupt(f"{self.display}: manifest digest missing", member=MANIFEST_DIGEST)
+        expected = self._read_all(MANIFEST_DIGEST).decode("ascii", "replace").strip()
+        if hashlib.sha256(raw).hexdigest() != expected:
+            raise ArchiveCorrupt(
+                f"{self.display}: manifest.json does not match its SHA-256", member=MANIFEST
+            )
+        manifest = Manifest.from_json(raw, where=f"{self.display}: manifest.json")
+        if manifest.format_version != self.marker_version:
+            raise NotAnArchive(
+                f"{self.display}: the marker says format {self.marker_version}, the manifest "
+                f"says {manifest.format_version}"
+            )
+        return manifest
+
+    def _read_all(self, name: str) -> bytes:
+        handle = self._tar.extractfile(self.members[name])
+        assert handle is not None
+        try:
+            data = handle.read()
+        except (tarfile.TarError, OSError) as exc:
+            raise ArchiveCorrupt(f"{self.display}: cannot read {name}: {exc}", member=name) from None
+        if len(data) != self.members[name].size:
+            raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
+        return data
+
+    def _check_members(self) -> None:
+        listed = {MARKER, MANIFEST, MANIFEST_DIGEST}
+        for table in self.manifest.tables:
+            for chunk in table.chunks:
+                listed.add(chunk.member)
+                info = self.members.get(chunk.member)
+                if info is None:
+                    raise ArchiveCorrupt(
+                        f"{self.display}: member {chunk.member} (table {table.name}) is missing",
+                        member=chunk.member,
+                    )
+                if info.size != chunk.size:
+                    raise ArchiveCorrupt(
+                        f"{self.display}: member {chunk.member} (table {table.name}) has "
+                        f"{info.size} bytes, the manifest says {chunk.size}",
+                        member=chunk.member,
+                    )
+        if self.manifest.storage is not None:
+            for member, size, _sha in self.manifest.storage.members():
+                listed.add(member)
+                info = self.members.get(member)
+                if info is None or info.size != size:
+                    raise ArchiveCorrupt(
+                        f"{self.display}: storage member {member} is "
+                        + ("missing" if info is None else f"{info.size} bytes, the manifest "
+                           f"says {size}"), member=member)
+        extra = sorted(set(self.members) - listed)
+        if extra:
+            raise ArchiveCorrupt(
+                f"{self.display}: members not listed in the manifest: {', '.join(extra[:5])}",
+                member=extra[0],
+            )
+        end = max((i.offset_data + i.size for i in self.members.values()), default=0)
+        self._file.seek(0, os.SEEK_END)
+        if self._file.tell() < end:
+            raise ArchiveCorrupt(f"{self.display} is truncated")
+
+    def member_buffer(self, name: str) -> pa.Buffer:
+        """A member's bytes in an Arrow-owned buffer (thread-safe: each call reads with its own
+        file handle).
+
+        Arrow-owned, not Python ``bytes``: Arrow's threads can free it without the interpreter
+        (a Python-owned buffer released by an Arrow thread during shutdown aborts the process).
+        Read per member rather than memory-mapped, so that the process only ever holds the
+        members it is decoding.
+        """
+        info = self.members[name]
+        with pa.OSFile(self._map_path, "r") as handle:
+            if info.offset_data + info.size > handle.size():
+                raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
+            handle.seek(info.offset_data)
+            buffer = handle.read_buffer(info.size)
+        if buffer.size != info.size:
+            raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
+        return buffer
+
+    def member_stream(self, name: str) -> BinaryIO:
+        """A seekable read-only stream over one member's bytes, on its own file handle (for
+        members too big to hold in memory: storage packs). Close it after use."""
+        info = self.members[name]
+        fd = os.open(self._map_path, os.O_RDONLY)
+        return RangeStream(fd, info.offset_data, info.size)  # type: ignore[return-value]
+
+    def open_member(self, name: str) -> pa.BufferReader:
+        """A seekable, read-only view of a member's bytes (not checked; see check_member)."""
+        return pa.BufferReader(self.member_buffer(name))
+
+    def check_member(self, name: str, sha256: str) -> None:
+        """Hash a member and compare with the manifest.
+
+        :raises ArchiveCorrupt: naming the member, if the bytes differ or cannot be read.
+        """
+        sha = hashlib.sha256()
+        count = 0
+        try:
+            with self.member_stream(name) as stream:
+                while block := stream.read(COPY_BUFFER):
+                    sha.update(block)
+                    count += len(block)
+        except OSError as exc:
+            raise ArchiveCorrupt(f"{self.display}: cannot read {name}: {exc}", member=name) from None
+        if count != self.members[name].size:
+            raise ArchiveCorrupt(f"{self.display}: {name} is truncated", member=name)
+        if sha.hexdigest() != sha256:
+            raise ArchiveCorrupt(
+                f"{self.display}: member {name} does not match its SHA-256 in the manifest",
+                member=name,
+            )
+
+    def iter_members(self) -> Iterator[tarfile.TarInfo]:
+        return iter(self.members.values())
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            if self._spool is not None:
+                self._spool.close()

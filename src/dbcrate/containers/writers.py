@@ -1,0 +1,514 @@
+"""Writing archives of every container kind: one interface, the tar writer, and a builder.
+
+A :class:`ContainerWriter` receives, table by table in manifest order, ``begin_table`` and then
+the table's chunks (``write_chunk``: Arrow record batches of one chunk, consumed as they come,
+so memory stays bounded by a batch), then ``commit(manifest)`` with the manifest whose chunks
+are the ones it returned. Leaving its ``with`` block with an exception (or ``abort()``) leaves
+nothing under the final name. *Member-based* kinds (``tar``, ``directory``) also accept raw
+members (``add_file``, the interface of :class:`dbcrate.containers.tar.ArchiveWriter`): chunks
+copied byte for byte, and storage members.
+
+:func:`write_table` cuts a stream of batches into chunks of at most N rows; the
+:class:`ArchiveBuilder` (``dbcrate.open_archive(path, "w", kind=...)``) writes tables given as
+Arrow data into any kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+import pyarrow as pa
+
+from dbcrate.atomic import AutoName, check_parent, publish_noreplace, temp_name, write_failed
+from dbcrate.containers.archive import arrow_schema
+from dbcrate.containers.tar import ArchiveWriter
+from dbcrate.errors import OutputError, UsageError
+from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, ChunkWriter, DataFormat, get_format
+from dbcrate.model.manifest import Chunk, Manifest, Source, TableEntry
+from dbcrate.model.schema import Table
+
+
+def member_name(number: int, index: int, extension: str) -> str:
+    """``data/tTTTT/cCCCCCC.EXT``: the chunk ``index`` (0-based) of table ``number`` (1-based),
+    as docs/FORMAT.md names data members (the row kinds use the same names for their chunks)."""
+    return f"data/t{number:04d}/c{index:06d}.{extension}"
+
+
+class HashingSink(io.RawIOBase):
+    """A write-only file that passes everything to ``target`` and counts and hashes it."""
+
+    def __init__(self, target: IO[bytes]) -> None:
+        super().__init__()
+        self.target = target
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.target.write(view)
+        self.sha.update(view)
+        self.count += len(view)
+        return len(view)
+
+    def tell(self) -> int:
+        return self.count
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+def encode_batches(fmt: DataFormat, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
+                   sink: IO[bytes], level: int) -> int:
+    """Encode ``batches`` as one data member of format ``fmt`` into ``sink``; returns the rows.
+
+    ``sink`` stays open. On an error the format's writer is closed before the error goes on (a
+    writer collected later would write into a closed file).
+    """
+    writer: ChunkWriter = fmt.open_writer(sink, schema, level)
+    rows = 0
+    try:
+        for batch in batches:
+            writer.write(batch)
+            rows += batch.num_rows
+    except BaseException:
+        with contextlib.suppress(Exception):
+            writer.close()
+        raise
+    writer.close()
+    return rows
+
+
+class ContainerWriter:
+    """The writing side of a container kind (see the module docstring for the protocol).
+
+    :param path: the final path of the output.
+    :param data_format: the data format of member-based kinds (default ``parquet``); the row
+        kinds store values themselves and accept only ``None`` or their own name.
+    :param mtime: the dump's start time (Unix seconds), recorded where the kind records times.
+    :param overwrite: directory kinds: replace an existing dump directory.
+    :param format_version: the archive format version of the manifest that will be committed
+        (the tar marker is written first and must agree with it).
+    :param compression_level: zstd level of re-encoded data members.
+    """
+
+    #: the kind's name (a key of ``dbcrate.containers.kinds.CONTAINER_KINDS``)
+    kind: ClassVar[str] = ""
+    #: chunks are data members in a data format, and raw members can be added
+    member_based: ClassVar[bool] = False
+    #: what the manifest's ``data_format`` says for this output
+    data_format: str
+
+    def __init__(self, path: str | os.PathLike[str], *, data_format: str | None = None,
+                 mtime: float | None = None, overwrite: bool = False, format_version: int = 1,
+                 compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
+        raise NotImplementedError
+
+    def begin_table(self, number: int, entry: TableEntry) -> None:
+        """Called once per table (1-based ``number``, in manifest order) before its chunks,
+        also for a table without rows."""
+
+    def write_chunk(self, number: int, index: int, entry: TableEntry,
+                    batches: Iterable[pa.RecordBatch]) -> Chunk:
+        """Write chunk ``index`` (0-based) of table ``number`` from ``batches`` (each with
+        exactly ``arrow_schema(entry)``; consumed to the end); returns its manifest record."""
+        raise NotImplementedError
+
+    def add_file(self, name: str, source: IO[bytes], size: int) -> str:
+        """Add a raw member of ``size`` bytes read from ``source``; returns its SHA-256 (hex).
+        Member-based kinds only."""
+        raise UsageError(f"the {self.kind} kind stores no raw archive members ({name})",
+                         hint="storages and byte-exact members need the tar or directory kind")
+
+    def commit(self, manifest: Manifest) -> None:
+        """Write the manifest and make the output appear under its final name."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Drop everything written so far (the final name is never touched; idempotent)."""
+        raise NotImplementedError
+
+    def check_manifest(self, manifest: Manifest) -> None:
+        """What every kind checks at commit: the data format it wrote, and (row kinds) that
+        there are no storages, which only member-based kinds can hold."""
+        if manifest.data_format != self.data_format:
+            raise ValueError(f"the manifest says data format {manifest.data_format!r}, "
+                             f"this {self.kind} output holds {self.data_format!r}")
+        if not self.member_based:
+            refuse_storages(manifest, self.kind)
+
+    def __enter__(self) -> ContainerWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def refuse_storages(manifest: Manifest, kind: str) -> None:
+    """Storages (files beside the data, manifest format 2) live in raw archive members, which
+    only the tar and directory kinds hold.
+
+    :raises UsageError: the manifest describes storages.
+    """
+    if getattr(manifest, "storage", None):
+        raise UsageError(
+            f"the archive holds storages (files beside the data): storages need the tar or "
+            f"directory kind, the {kind} kind cannot hold them",
+            hint="convert or dump with --as tar or --as directory",
+        )
+
+
+def row_kind_format(kind: str, data_format: str | None) -> str:
+    """The manifest ``data_format`` of a row kind (its own name); refuses another format."""
+    if data_format not in (None, kind):
+        raise UsageError(
+            f"the {kind} kind stores values itself; a data format ({data_format!r}) applies to "
+            "the tar and directory kinds only",
+            hint=f"leave out the format with --as {kind}",
+        )
+    return kind
+
+
+class TarWriter(ContainerWriter):
+    """The ``tar`` kind: :class:`dbcrate.containers.tar.ArchiveWriter` (docs/FORMAT.md); each chunk is
+    encoded into a private temp file first, because a tar header states the member's size."""
+
+    kind = "tar"
+    member_based = True
+
+    def __init__(self, path: str | os.PathLike[str], *, data_format: str | None = None,
+                 mtime: float | None = None, overwrite: bool = False, format_version: int = 1,
+                 compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
+        self.format = get_format(data_format or "parquet")
+        self.data_format = self.format.name
+        self.level = compression_level
+        stamp = dt.datetime.now(dt.UTC).timestamp() if mtime is None else mtime
+        self._writer = ArchiveWriter(path, stamp, format_version)
+
+    def write_chunk(self, number: int, index: int, entry: TableEntry,
+                    batches: Iterable[pa.RecordBatch]) -> Chunk:
+        member = member_name(number, index, self.format.extension)
+        with tempfile.TemporaryFile(prefix="dbcrate-chunk-") as spool:
+            rows = encode_batches(self.format, arrow_schema(entry), batches, spool, self.level)
+            size = spool.tell()
+            spool.seek(0)
+            sha = self._writer.add_file(member, spool, size)
+        return Chunk(member, rows, size, sha)
+
+    def add_file(self, name: str, source: IO[bytes], size: int) -> str:
+        return self._writer.add_file(name, source, size)
+
+    def commit(self, manifest: Manifest) -> None:
+        self.check_manifest(manifest)
+        self._writer.commit(manifest)
+
+    def abort(self) -> None:
+        self._writer.abort()
+
+
+class _RowStream:
+    """Rows of a stream of batches, taken N at a time as slices (no copy, no concatenation)."""
+
+    def __init__(self, batches: Iterable[pa.RecordBatch]) -> None:
+        self._batches = iter(batches)
+        self._current: pa.RecordBatch | None = None
+        self._pos = 0
+
+    def has_more(self) -> bool:
+        while self._current is None or self._pos >= self._current.num_rows:
+            nxt = next(self._batches, None)
+            if nxt is None:
+                return False
+            self._current, self._pos = nxt, 0
+        return True
+
+    def take(self, rows: int) -> Iterator[pa.RecordBatch]:
+        left = rows
+        while left > 0 and self.has_more():
+            assert self._current is not None
+            count = min(left, self._current.num_rows - self._pos)
+            yield self._current.slice(self._pos, count)
+            self._pos += count
+            left -= count
+
+
+def write_table(writer: ContainerWriter, number: int, entry: TableEntry,
+                batches: Iterable[pa.RecordBatch], max_rows: int) -> list[Chunk]:
+    """Write a table's rows as chunks of at most ``max_rows`` rows (streaming: one batch at a
+    time is held); returns the chunks. ``begin_table`` must have been called."""
+    if max_rows < 1:
+        raise UsageError(f"the most rows per chunk must be at least 1 (got {max_rows})")
+    stream = _RowStream(batches)
+    chunks: list[Chunk] = []
+    while stream.has_more():
+        chunks.append(writer.write_chunk(number, len(chunks), entry, stream.take(max_rows)))
+    return chunks
+
+
+_DATA_MEMBER = re.compile(r"^data/t([0-9]{4,8})/c([0-9]{6,9})\.[a-z0-9]{1,16}$")
+
+
+class DumpWriter:
+    """The interface of :class:`dbcrate.containers.tar.ArchiveWriter` (``add_file``, ``commit``,
+    ``abort``, a context manager) onto a writer of any kind, so that the dump loop, which
+    encodes each chunk into a spool file in its data format and appends it, writes into any
+    kind directly.
+
+    Member-based kinds take the members as they are. For the row kinds each data member is
+    decoded (with the dump's data format and the table's schema) into the writer's chunk;
+    :meth:`commit` then rewrites the manifest's chunk records and data format in place, so the
+    caller's manifest describes what was written. Raw non-data members (storages) are refused
+    by the row kinds.
+
+    An ``OSError`` while writing (a full disk, a quota) becomes the :class:`OutputError` every
+    kind gives (exit 12), whichever kind raised it.
+
+    :param tables: the dumped tables, in manifest order (member ``data/tTTTT/...`` belongs to
+        ``tables[TTTT - 1]``).
+    :param data_format: the data format the dump encodes members in.
+    :param display: how messages name the output.
+    :param staged: with ``auto``: the private directory holding the writer's output, which
+        :meth:`commit` moves to the first free name of ``auto`` (see :func:`open_dump_writer`).
+    """
+
+    def __init__(self, writer: ContainerWriter, tables: list[Table], data_format: str, *,
+                 display: str = "the output", staged: Path | None = None,
+                 auto: AutoName | None = None) -> None:
+        self.writer = writer
+        self.format = get_format(data_format)
+        self.display = display
+        self._staged = staged
+        self._auto = auto
+        self._entries = [TableEntry(schema=t) for t in tables]
+        self._begun = 0
+        self._chunks: dict[str, Chunk] = {}
+
+    def _begin_through(self, number: int) -> None:
+        while self._begun < number:
+            self._begun += 1
+            self.writer.begin_table(self._begun, self._entries[self._begun - 1])
+
+    def add_file(self, name: str, source: IO[bytes], size: int) -> str:
+        """Add a member (a data member must come in table order); returns the SHA-256 that
+        the caller records (the row kinds' own chunk hash: see :meth:`commit`)."""
+        try:
+            return self._add_file(name, source, size)
+        except OSError as exc:
+            raise write_failed(self.display, exc) from None
+        except OutputError as exc:
+            raise self._restated(exc) from None
+
+    def _add_file(self, name: str, source: IO[bytes], size: int) -> str:
+        if self.writer.member_based:
+            return self.writer.add_file(name, source, size)
+        match = _DATA_MEMBER.match(name)
+        if match is None:
+            return self.writer.add_file(name, source, size)  # refused with a clear message
+        number, index = int(match.group(1)), int(match.group(2))
+        if not self._begun <= number <= len(self._entries):
+            raise ValueError(f"member {name} is out of table order")
+        self._begin_through(number)
+        entry = self._entries[number - 1]
+        chunk = self.writer.write_chunk(number, index, entry,
+                                        self.format.read(source, arrow_schema(entry)))
+        self._chunks[name] = chunk
+        return chunk.sha256
+
+    def commit(self, manifest: Manifest) -> None:
+        """Begin the tables without rows, point the manifest at the chunks as written (in
+        place), and commit the writer."""
+        if not self.writer.member_based:
+            self._begin_through(len(manifest.tables))
+            for entry in manifest.tables:
+                entry.chunks = [self._chunks[c.member] for c in entry.chunks]
+            manifest.data_format = self.writer.data_format
+        try:
+            self.writer.commit(manifest)
+            if self._staged is not None and self._auto is not None:
+                publish_noreplace(self._staged / self._auto.first.name, self._auto)
+                self._remove_staging()
+        except OSError as exc:
+            raise write_failed(self.display, exc, "finish") from None
+        except OutputError as exc:
+            raise self._restated(exc) from None
+
+    def _restated(self, exc: OutputError) -> OutputError:
+        if self._staged is None or self._auto is None:
+            return exc
+        return restated(exc, self._staged / self._auto.first.name, self.display)
+
+    def _remove_staging(self) -> None:
+        """Remove the staging directory and whatever is still in it (idempotent)."""
+        if self._staged is not None:
+            shutil.rmtree(self._staged, ignore_errors=True)
+            self._staged = None
+
+    def abort(self) -> None:
+        try:
+            self.writer.abort()
+        finally:
+            self._remove_staging()
+
+    def __enter__(self) -> DumpWriter:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def restated(exc: OutputError, staged: Path, display: str) -> OutputError:
+    """``exc`` naming the output as the user knows it (``display``), not its staging path."""
+    return OutputError(exc.message.replace(str(staged), display), hint=exc.hint)
+
+
+def open_dump_writer(output: str | os.PathLike[str], kind: str, *, tables: list[Table],
+                     data_format: str, mtime: float, format_version: int = 1,
+                     overwrite: bool = False) -> DumpWriter:
+    """A :class:`DumpWriter` for a dump into ``kind`` (for the tar kind the dump keeps its
+    own :class:`~dbcrate.containers.tar.ArchiveWriter`).
+
+    ``output`` may be an :class:`~dbcrate.atomic.AutoName` (a name dbcrate chose, which must
+    replace nothing): the kind's writer then writes, as usual, into a private staging directory
+    beside it (``.<name>.dbcrate-auto-XXXXXXXXXXXX``), and the finished output is moved from
+    there to the first free name (:func:`~dbcrate.atomic.publish_noreplace`).
+
+    :raises OutputError: a file kind's ``output`` ends with ``/`` (a directory was meant;
+        ``dbcrate dump`` resolves that to a name inside it before it gets here).
+    """
+    from dbcrate.containers.kinds import get_kind  # here: the registry imports this module
+
+    info = get_kind(kind)
+    if not info.is_directory and str(output).endswith(("/", os.sep)):
+        raise OutputError(f"the output {output} ends with / (a directory), but a {kind} "
+                          "archive is a file", hint="give a file name for the archive")
+    auto = output if isinstance(output, AutoName) else None
+    staged: Path | None = None
+    target: str | os.PathLike[str] = output
+    if auto is not None:
+        check_parent(auto.first)
+        staged = temp_name(auto.first, "auto")
+        try:
+            os.mkdir(staged, 0o700)
+        except OSError as exc:
+            raise write_failed(staged, exc, "create") from None
+        target = staged / auto.first.name
+    try:
+        writer = info.writer(target, data_format=data_format if info.member_based else None,
+                             mtime=mtime, overwrite=overwrite, format_version=format_version)
+    except BaseException as exc:
+        if staged is None:
+            raise
+        shutil.rmtree(staged, ignore_errors=True)
+        if isinstance(exc, OutputError):
+            raise restated(exc, Path(target), str(output)) from None
+        raise
+    return DumpWriter(writer, tables, data_format, display=str(output), staged=staged, auto=auto)
+
+
+class ArchiveBuilder:
+    """Writes a new archive of any kind from Arrow data (``dbcrate.open_archive(path, "w")``).
+
+    Tables are added one at a time (:meth:`add_table`); leaving the ``with`` block normally
+    commits (the archive appears under ``path``), with an exception aborts (nothing appears).
+
+    :param kind: a key of ``dbcrate.containers.kinds.CONTAINER_KINDS``.
+    :param data_format: data format of the tar and directory kinds (default ``parquet``).
+    :param max_row_count: most rows per chunk (default: the kind's, see ``ContainerKind``).
+    :param overwrite: directory kinds: replace an existing dump directory.
+    :param source: what the manifest says the data came from (default: nothing).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, kind: str = "tar",
+                 data_format: str | None = None, max_row_count: int | None = None,
+                 overwrite: bool = False, source: Source | None = None,
+                 schema_version: str | None = None) -> None:
+        from dbcrate import __version__
+        from dbcrate.containers.kinds import get_kind  # here: the registry imports this module
+
+        info = get_kind(kind)
+        created = dt.datetime.now(dt.UTC)
+        self.path = str(path)
+        self.max_rows = max_row_count or info.default_max_rows
+        if self.max_rows < 1:
+            raise UsageError(f"max_row_count must be at least 1 (got {max_row_count})")
+        self._writer = info.writer(path, data_format=data_format, mtime=created.timestamp(),
+                                   overwrite=overwrite)
+        self.manifest = Manifest(
+            source=source or Source(engine="", server_version="", url=""),
+            created_at=created.isoformat().replace("+00:00", "Z"),
+            dbcrate_version=__version__,
+            data_format=self._writer.data_format,
+            schema_version=schema_version,
+        )
+        self._finished = False
+
+    def add_table(self, table: Table, data: Iterable[pa.RecordBatch] | pa.Table) -> TableEntry:
+        """Add a table: its portable schema and its rows (record batches or an Arrow table,
+        whose schema must be exactly the Arrow schema the logical types give).
+
+        :raises UsageError: a table of that name was added already, or the data does not
+            have the table's Arrow schema.
+        """
+        if self._finished:
+            raise UsageError("the archive is already committed or aborted")
+        if any(t.name == table.name for t in self.manifest.tables):
+            raise UsageError(f"table {table.name!r} is already in the archive")
+        entry = TableEntry(schema=table)
+        expected = arrow_schema(entry)
+        batches = data.to_batches() if isinstance(data, pa.Table) else data
+
+        def checked() -> Iterator[pa.RecordBatch]:
+            for batch in batches:
+                if not batch.schema.remove_metadata().equals(expected):
+                    raise UsageError(
+                        f"table {table.name!r}: a batch has the schema {batch.schema}, the "
+                        f"table's logical types need {expected}")
+                # drop schema metadata (pandas' and the like): the members carry none
+                yield (pa.RecordBatch.from_arrays(batch.columns, schema=expected)
+                       if batch.schema.metadata else batch)
+
+        number = len(self.manifest.tables) + 1
+        self._writer.begin_table(number, entry)
+        entry.chunks = write_table(self._writer, number, entry, checked(), self.max_rows)
+        self.manifest.tables.append(entry)
+        return entry
+
+    def commit(self) -> Manifest:
+        """Write the manifest; the archive appears under its path."""
+        if self._finished:
+            raise UsageError("the archive is already committed or aborted")
+        self._finished = True
+        try:
+            self._writer.commit(self.manifest)
+        except BaseException:
+            self._writer.abort()
+            raise
+        return self.manifest
+
+    def abort(self) -> None:
+        """Drop the archive (nothing appears under its path)."""
+        self._finished = True
+        self._writer.abort()
+
+    def __enter__(self) -> ArchiveBuilder:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._finished:
+            self.commit()

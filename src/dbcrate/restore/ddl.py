@@ -1,0 +1,269 @@
+"""Portable schema -> SQLAlchemy tables, constraints and indexes for a target engine.
+
+Only names (quoted by the dialect) and validated type spellings reach the DDL; defaults are
+recreated only when they are literals (re-rendered by the dialect) or CURRENT_TIMESTAMP, never
+as SQL text taken from the archive.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from dbcrate.dialects.base import Dialect
+from dbcrate.model.schema import Column, Table
+
+_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+
+
+@dataclass
+class TargetTables:
+    """The SQLAlchemy objects for all tables of one restore, in one MetaData."""
+
+    metadata: sa.MetaData
+    tables: dict[str, sa.Table]
+    types: dict[str, dict[str, Any]]
+    warnings: list[str] = field(default_factory=list)
+    used_names: set[str] = field(default_factory=set)
+    #: per table, the primary key added after the data (``Dialect.primary_key_after_data``)
+    primary_keys: dict[str, Any] = field(default_factory=dict)
+    #: per table, the foreign keys added after the data (engines that can ``ALTER TABLE``)
+    foreign_keys: dict[str, list[sa.ForeignKeyConstraint]] = field(default_factory=dict)
+    #: per table, ``(kind, name, reason)`` of each object of the archive not recreated
+    not_recreated: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+
+    def skip(self, table: str, kind: str, name: str, reason: str) -> None:
+        """Record an object of ``table`` that is not recreated, and why."""
+        self.not_recreated.setdefault(table, []).append((kind, name, reason))
+
+
+def keyed_columns(table: Table) -> set[str]:
+    cols = set(table.primary_key)
+    for index in table.indexes:
+        cols.update(index.columns)
+    for fk in table.foreign_keys:
+        cols.update(fk.columns)
+    return cols
+
+
+def column_type(dialect: Dialect, col: Column, *, same_engine: bool, keyed: bool) -> Any:
+    if col.autoincrement or col.identity:
+        # autoincrement needs the engine's integer class (SERIAL, AUTO_INCREMENT, rowid alias)
+        return dialect.type_for_logical(col.type, keyed=keyed)
+    return dialect.sa_type(col, same_engine=same_engine, keyed=keyed)
+
+
+def _default(col: Column, dialect: Dialect, same_engine: bool, out: TargetTables, table: str) -> Any:
+    d = col.default
+    if d is None:
+        return None
+    if d.kind == "current_timestamp" and col.type.kind in ("datetime", "timestamptz"):
+        return sa.text("CURRENT_TIMESTAMP")
+    if d.kind == "literal" and d.value is not None:
+        numeric = col.type.kind.startswith(("int", "uint", "float", "decimal"))
+        if numeric and _NUMBER.match(d.value):
+            return sa.text(d.value)
+        if col.type.kind == "string" or (same_engine and not numeric):
+            literal = sa.literal(d.value, sa.String()).compile(
+                dialect=dialect.sa_dialect, compile_kwargs={"literal_binds": True}
+            )
+            return sa.text(str(literal))
+    out.skip(table, "default", f"{col.name} = {d.sql or d.value!r}",
+             "only literal defaults and CURRENT_TIMESTAMP are recreated (no SQL from the archive "
+             "runs in the target)")
+    return None
+
+
+def constraint_name(dialect: Dialect, preferred: str | None, parts: list[str], used: set[str]) -> str | None:
+    """The source's constraint name when usable; ``None`` lets the engine name it."""
+    if preferred is None:
+        return None
+    return unique_name(dialect, preferred, parts, used)
+
+
+def unique_name(dialect: Dialect, preferred: str | None, parts: list[str], used: set[str]) -> str:
+    """A constraint/index name that is valid in the target and not used yet in this restore."""
+    if preferred and not dialect.identifier_problem(preferred) and preferred not in used:
+        used.add(preferred)
+        return preferred
+    base = "_".join(parts)
+    if not dialect.identifier_problem(base) and base not in used and len(base) <= 60:
+        used.add(base)
+        return base
+    digest = hashlib.sha1(base.encode(), usedforsecurity=False).hexdigest()[:8]
+    name = f"{base[:40]}_{digest}"
+    while name in used:
+        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]
+        name = f"{base[:40]}_{digest}"
+    used.add(name)
+    return name
+
+
+def build_tables(
+    tables: list[Table],
+    dialect: Dialect,
+    *,
+    same_engine: bool,
+    inline_foreign_keys: bool,
+    existing: set[str] | None = None,
+) -> TargetTables:
+    """SQLAlchemy ``Table`` objects with columns and primary keys (plus foreign keys when
+    ``inline_foreign_keys``, for engines that cannot add them later)."""
+    md = sa.MetaData()
+    out = TargetTables(md, {}, {})
+    existing = existing or set()
+    for table in tables:
+        keyed = keyed_columns(table)
+        types: dict[str, Any] = {}
+        columns = []
+        autoinc = table.autoincrement_column
+        for col in table.columns:
+            t = column_type(dialect, col, same_engine=same_engine, keyed=col.name in keyed)
+            types[col.name] = t
+            args: list[Any] = []
+            is_auto = (
+                autoinc is not None
+                and col.name == autoinc.name
+                and table.primary_key[:1] == [col.name]
+            )
+            if col.identity and dialect.name == "postgresql":
+                args.append(sa.Identity(always=col.identity == "always"))
+            columns.append(
+                sa.Column(
+                    col.name,
+                    t,
+                    *args,
+                    nullable=col.nullable if col.name not in table.primary_key else False,
+                    server_default=_default(col, dialect, same_engine, out, table.name),
+                    autoincrement=bool(is_auto),
+                    comment=col.comment if dialect.name != "sqlite" else None,
+                )
+            )
+        constraints: list[Any] = []
+        if table.primary_key:
+            constraints.append(
+                sa.PrimaryKeyConstraint(
+                    *table.primary_key,
+                    name=constraint_name(
+                        dialect, table.primary_key_name, [table.name, "pkey"], out.used_names
+                    )
+                    if dialect.name == "postgresql"
+                    else None,
+                )
+            )
+        out.tables[table.name] = sa.Table(
+            table.name,
+            md,
+            *columns,
+            *constraints,
+            **dialect.table_kwargs(table, same_engine=same_engine),
+        )
+        if table.primary_key and dialect.primary_key_after_data:
+            # an AddConstraint takes its constraint out of CREATE TABLE; the columns stay
+            # primary-key columns for SQLAlchemy (NOT NULL, SERIAL)
+            pk = out.tables[table.name].primary_key
+            out.primary_keys[table.name] = sa.schema.AddConstraint(pk)
+        out.types[table.name] = types
+    for table in tables:
+        fks = foreign_keys(table, out, dialect, existing)
+        if inline_foreign_keys:
+            for fkc in fks:
+                out.tables[table.name].append_constraint(fkc)
+        else:  # added after the data (the restore appends them when it plans the adds)
+            out.foreign_keys[table.name] = fks
+    return out
+
+
+def _ref_table(name: str, columns: list[str], out: TargetTables) -> sa.Table:
+    if name in out.tables:
+        return out.tables[name]
+    # a table outside this restore that exists in the target: a stub to resolve the reference
+    return sa.Table(name, out.metadata, *[sa.Column(c, sa.Integer) for c in columns])
+
+
+def foreign_keys(
+    table: Table, out: TargetTables, dialect: Dialect, existing: set[str]
+) -> list[sa.ForeignKeyConstraint]:
+    result = []
+    for fk in table.foreign_keys:
+        shown = fk_label(fk.name, fk.columns, fk.ref_table)
+        if fk.ref_table not in out.tables and fk.ref_table not in existing:
+            out.skip(table.name, "foreign key", shown,
+                     f"table {fk.ref_table!r} is neither restored nor present in the target")
+            continue
+        ref = _ref_table(fk.ref_table, fk.ref_columns, out)
+        try:
+            refcols = [ref.c[c] for c in fk.ref_columns]
+        except KeyError:
+            out.skip(table.name, "foreign key", shown,
+                     f"table {fk.ref_table!r} has no column(s) {', '.join(fk.ref_columns)}")
+            continue
+        name = None
+        if dialect.name != "sqlite":
+            name = constraint_name(dialect, fk.name, [table.name, *fk.columns, "fkey"], out.used_names)
+        result.append(
+            sa.ForeignKeyConstraint(
+                fk.columns,
+                refcols,
+                name=name,
+                ondelete=fk.on_delete,
+                onupdate=fk.on_update,
+                deferrable=fk.deferrable if dialect.name == "postgresql" else None,
+                initially=("DEFERRED" if fk.initially_deferred else None)
+                if dialect.name == "postgresql"
+                else None,
+            )
+        )
+    return result
+
+
+def fk_label(name: str | None, columns: list[str], ref_table: str) -> str:
+    """How a foreign key is named in messages: its name, or its columns and target."""
+    return name or f"({', '.join(columns)}) -> {ref_table}"
+
+
+def index_objects(table: Table, out: TargetTables, dialect: Dialect) -> list[Any]:
+    """DDL elements for the secondary indexes and unique constraints of ``table``."""
+    sa_table = out.tables[table.name]
+    elements: list[Any] = []
+    for index in table.indexes:
+        cols = [sa_table.c[c] for c in index.columns]
+        parts = [table.name, *index.columns, "key" if index.unique else "idx"]
+        if index.constraint and dialect.name != "sqlite":
+            uc = sa.UniqueConstraint(
+                *cols, name=constraint_name(dialect, index.name, parts, out.used_names)
+            )
+            sa_table.append_constraint(uc)
+            elements.append(sa.schema.AddConstraint(uc))
+        else:
+            name = unique_name(dialect, index.name, parts, out.used_names)
+            ix = sa.Index(name, *cols, unique=index.unique)
+            ix._set_parent(sa_table)  # attach without emitting it in CREATE TABLE
+            elements.append(sa.schema.CreateIndex(ix))
+    return elements
+
+
+@dataclass(frozen=True)
+class CombinedDDL:
+    """One statement for several DDL elements of one table (``Dialect.combined_index_ddl``);
+    if it fails, the elements run one by one, so that the good ones are built and the error
+    names the bad one."""
+
+    sql: str
+    parts: list[Any]
+
+
+def index_steps(table: Table, out: TargetTables, dialect: Dialect) -> list[list[Any]]:
+    """The units of work that build ``table``'s primary key (where it comes after the data)
+    and indexes: one per element, or one for them all where the engine builds them in one
+    pass. The primary key comes first: other tables' foreign keys need it."""
+    elements = index_objects(table, out, dialect)
+    combined = dialect.combined_index_ddl(elements)
+    steps = [[CombinedDDL(combined, elements)]] if combined is not None else [[e] for e in elements]
+    if table.name in out.primary_keys:
+        steps.insert(0, [out.primary_keys[table.name]])
+    return steps
