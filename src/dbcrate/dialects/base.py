@@ -121,6 +121,23 @@ class Dialect:
     fk_checks_off_sql: ClassVar[str | None] = None
     #: the statement that opens a transaction
     begin_sql: ClassVar[str] = "BEGIN"
+    #: the keyword of ``ALTER TABLE ... DROP <keyword> name`` for a foreign key
+    drop_foreign_key_keyword: ClassVar[str] = "CONSTRAINT"
+    #: the target schema is read inside one snapshot (a consistent view of every table)
+    reflect_in_snapshot: ClassVar[bool] = True
+    #: ``GENERATED ... AS IDENTITY`` columns are recreated as such
+    identity_columns: ClassVar[bool] = False
+    #: column comments are kept in the table definition
+    column_comments: ClassVar[bool] = True
+    #: a primary key constraint keeps its name (elsewhere the engine names it)
+    named_primary_keys: ClassVar[bool] = False
+    #: foreign keys and unique constraints are created with a name, and unique constraints as
+    #: constraints (``ADD CONSTRAINT ... UNIQUE``) rather than unique indexes
+    named_constraints: ClassVar[bool] = True
+    #: ``DEFERRABLE`` / ``INITIALLY DEFERRED`` foreign keys
+    deferrable_constraints: ClassVar[bool] = False
+    #: exact decimals hold NaN and ±Infinity (PostgreSQL's numeric; SQLite keeps them as text)
+    holds_decimal_specials: ClassVar[bool] = True
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -301,6 +318,16 @@ class Dialect:
         if identity:
             return "always" if identity.get("always") else "by default"
         return None
+
+    def inspect_target(self, conn: Connection) -> None:
+        """Learn the target's server settings that change how names compare (before a restore
+        plans anything)."""
+
+    def estimate_rows(self, conn: Connection, name: str) -> int | None:
+        """The engine's cheap estimate of a table's row count (for plans), or None; here an
+        exact count (engines with statistics override it)."""
+        value = conn.exec_driver_sql(f"SELECT count(*) FROM {self.quote(name)}").scalar()
+        return int(value) if value is not None else None
 
     def next_value(self, conn: Connection, table: Table) -> int | None:
         return None

@@ -102,6 +102,8 @@ class MySQL(Dialect):
     same_value_sql: ClassVar[str] = "BINARY {a} <=> BINARY {b}"
     fk_checks_off_sql: ClassVar[str | None] = "SET foreign_key_checks = 0"
     begin_sql: ClassVar[str] = "START TRANSACTION"
+    drop_foreign_key_keyword: ClassVar[str] = "FOREIGN KEY"
+    holds_decimal_specials: ClassVar[bool] = False
     holds_nan: ClassVar[bool] = False
     holds_infinity: ClassVar[bool] = False
     holds_negative_zero: ClassVar[bool] = False
@@ -223,6 +225,14 @@ class MySQL(Dialect):
 
     def is_autoincrement(self, info: dict[str, Any], pk: list[str]) -> bool:
         return info.get("autoincrement") is True
+
+    def estimate_rows(self, conn: Connection, name: str) -> int | None:
+        value = conn.execute(
+            sa.text("SELECT TABLE_ROWS FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"),
+            {"t": name},
+        ).scalar()
+        return int(value) if value is not None else None
 
     def next_value(self, conn: Connection, table: Table) -> int | None:
         if table.autoincrement_column is None:

@@ -66,6 +66,9 @@ class PostgreSQL(Dialect):
     max_identifier_bytes: ClassVar[int | None] = 63
     default_schema: ClassVar[str | None] = "public"
     holds_nul_in_text: ClassVar[bool] = False
+    identity_columns: ClassVar[bool] = True
+    named_primary_keys: ClassVar[bool] = True
+    deferrable_constraints: ClassVar[bool] = True
     # compared as text: json, xml and point have no equality operator, and a column's text
     # form is exact (both sides have the same type and typmod, in one session)
     same_value_sql: ClassVar[str] = "{a}::text IS NOT DISTINCT FROM {b}::text"
@@ -131,6 +134,13 @@ class PostgreSQL(Dialect):
         return conn.execute(
             sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": qualified, "c": column}
         ).scalar()
+
+    def estimate_rows(self, conn: Connection, name: str) -> int | None:
+        value = conn.execute(
+            sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"),
+            {"t": f"{self.quote(self.default_schema or 'public')}.{self.quote(name)}"},
+        ).scalar()
+        return int(value) if value is not None and int(value) >= 0 else None  # -1: never analyzed
 
     def next_value(self, conn: Connection, table: Table) -> int | None:
         col = table.autoincrement_column

@@ -104,6 +104,9 @@ class SQLite(Dialect):
     read_ahead: ClassVar[bool] = True
     same_value_sql: ClassVar[str] = "{a} IS {b}"
     fk_checks_off_sql: ClassVar[str | None] = "PRAGMA foreign_keys = OFF"
+    reflect_in_snapshot: ClassVar[bool] = False  # a read transaction would block the loads
+    column_comments: ClassVar[bool] = False
+    named_constraints: ClassVar[bool] = False
 
     def begin_snapshot(self, conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")

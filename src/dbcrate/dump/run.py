@@ -97,24 +97,9 @@ class DumpResult:
 
 def _estimate_rows(conn: sa.Connection, dialect: Dialect, name: str) -> int | None:
     try:
-        if dialect.name == "postgresql":
-            value = conn.execute(
-                sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"),
-                {"t": f"{dialect.quote('public')}.{dialect.quote(name)}"},
-            ).scalar()
-        elif dialect.name == "mysql":
-            value = conn.execute(
-                sa.text(
-                    "SELECT TABLE_ROWS FROM information_schema.TABLES "
-                    "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"
-                ),
-                {"t": name},
-            ).scalar()
-        else:
-            value = conn.exec_driver_sql(f"SELECT count(*) FROM {dialect.quote(name)}").scalar()
+        return dialect.estimate_rows(conn, name)
     except sa.exc.DBAPIError:
         return None
-    return int(value) if value is not None and int(value) >= 0 else None
 
 
 def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpOptions) -> DumpPlan:

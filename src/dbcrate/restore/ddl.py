@@ -130,7 +130,7 @@ def build_tables(
                 and col.name == autoinc.name
                 and table.primary_key[:1] == [col.name]
             )
-            if col.identity and dialect.name == "postgresql":
+            if col.identity and dialect.identity_columns:
                 args.append(sa.Identity(always=col.identity == "always"))
             columns.append(
                 sa.Column(
@@ -140,7 +140,7 @@ def build_tables(
                     nullable=col.nullable if col.name not in table.primary_key else False,
                     server_default=_default(col, dialect, same_engine, out, table.name),
                     autoincrement=bool(is_auto),
-                    comment=col.comment if dialect.name != "sqlite" else None,
+                    comment=col.comment if dialect.column_comments else None,
                 )
             )
         constraints: list[Any] = []
@@ -151,7 +151,7 @@ def build_tables(
                     name=constraint_name(
                         dialect, table.primary_key_name, [table.name, "pkey"], out.used_names
                     )
-                    if dialect.name == "postgresql"
+                    if dialect.named_primary_keys
                     else None,
                 )
             )
@@ -203,7 +203,7 @@ def foreign_keys(
                      f"table {fk.ref_table!r} has no column(s) {', '.join(fk.ref_columns)}")
             continue
         name = None
-        if dialect.name != "sqlite":
+        if dialect.named_constraints:
             name = constraint_name(dialect, fk.name, [table.name, *fk.columns, "fkey"], out.used_names)
         result.append(
             sa.ForeignKeyConstraint(
@@ -212,9 +212,9 @@ def foreign_keys(
                 name=name,
                 ondelete=fk.on_delete,
                 onupdate=fk.on_update,
-                deferrable=fk.deferrable if dialect.name == "postgresql" else None,
+                deferrable=fk.deferrable if dialect.deferrable_constraints else None,
                 initially=("DEFERRED" if fk.initially_deferred else None)
-                if dialect.name == "postgresql"
+                if dialect.deferrable_constraints
                 else None,
             )
         )
@@ -233,7 +233,7 @@ def index_objects(table: Table, out: TargetTables, dialect: Dialect) -> list[Any
     for index in table.indexes:
         cols = [sa_table.c[c] for c in index.columns]
         parts = [table.name, *index.columns, "key" if index.unique else "idx"]
-        if index.constraint and dialect.name != "sqlite":
+        if index.constraint and dialect.named_constraints:
             uc = sa.UniqueConstraint(
                 *cols, name=constraint_name(dialect, index.name, parts, out.used_names)
             )

@@ -95,7 +95,7 @@ def batch_problems(
         elif kind == "decimal":
             precision, scale = decimal_limits.get(col.name, (None, None))
             limits = target.decimal_limits
-            special_ok = target.name in ("postgresql", "sqlite")
+            special_ok = target.holds_decimal_specials
             p = precision if precision is not None else (limits[0] if limits else None)
             # NUMERIC(p) means scale 0
             s = (scale or 0) if precision is not None else (limits[1] if limits else None)

@@ -41,7 +41,7 @@ from sqlalchemy.engine import Connection
 
 from dbcrate.connect import discard_if_empty, new_sqlite_file, open_engine, public_url
 from dbcrate.containers.archive import Archive
-from dbcrate.dialects import Dialect, engine_name
+from dbcrate.dialects import Dialect, engine_family, engine_name
 from dbcrate.errors import (
     Incompatibility,
     NotPortable,
@@ -391,9 +391,8 @@ def _restore_tables(arch: Archive, url: str,
                 "transactional), or restore one transaction per table",
             )
         with engine.connect() as conn:
-            if hasattr(dialect, "inspect_target"):
-                dialect.inspect_target(conn)
-        same_engine = engine_name(dialect) == arch.manifest.source.engine
+            dialect.inspect_target(conn)
+        same_engine = engine_family(engine_name(dialect)) == engine_family(arch.manifest.source.engine)
         ordered = dependency_order([s.schema for s in sources])
         by_name = {s.name: s for s in sources}
         sources = [by_name[t.name] for t in ordered]
@@ -478,7 +477,7 @@ def _plan_into_existing(plan: RestorePlan, dialect: Dialect, present: set[str],
     problems: list[Incompatibility] = []
     lookup = {p.lower() if dialect.case_insensitive_tables else p: p for p in present}
     with dialect.engine.connect() as conn:
-        if dialect.name in ("postgresql", "mysql"):
+        if dialect.reflect_in_snapshot:
             dialect.begin_snapshot(conn)
         for source in plan.sources:
             key = source.name.lower() if dialect.case_insensitive_tables else source.name
@@ -497,7 +496,7 @@ def _plan_into_existing(plan: RestorePlan, dialect: Dialect, present: set[str],
                 problems.append(Incompatibility(
                     source.name, None, f"--on-conflict {options.on_conflict} needs a primary key "
                     "in the target table"))
-        if dialect.name in ("postgresql", "mysql"):
+        if dialect.reflect_in_snapshot:
             dialect.end_snapshot(conn)
     if problems:
         raise NotPortable(plan.target, problems)
@@ -507,7 +506,7 @@ def _plan_into_existing(plan: RestorePlan, dialect: Dialect, present: set[str],
 def _cyclic_columns(plan: RestorePlan, dialect: Dialect) -> dict[str, list[str]]:
     """Foreign-key columns that close a cycle (self-references included) among the tables
     loaded into an existing PostgreSQL schema: they are loaded as NULL, then updated."""
-    if dialect.name != "postgresql":
+    if dialect.fk_checks_off_sql is not None:
         return {}  # MariaDB and SQLite turn the checks off for the session instead
     order = {s.name: i for i, s in enumerate(plan.sources)}
     out: dict[str, list[str]] = {}
@@ -871,7 +870,7 @@ def _recreate(arch: Archive, plan: RestorePlan, dialect: Dialect, targets: Targe
     yield from _run_graph(graph, jobs, plan, options, results, runner)
     fresh = [s for s in plan.sources if results[s.name].status == "restored"
              and s.name not in resumed]
-    if dialect.name != "postgresql":  # PostgreSQL validated every key as it added it
+    if dialect.fk_checks_off_sql is not None:  # PostgreSQL validated every key as it added it
         report.warnings.extend(_orphans(runner, dialect, [s.schema for s in fresh], options.jobs))
     for i, source in enumerate(plan.sources, start=1):
         if results[source.name].status == "restored":
@@ -1055,7 +1054,7 @@ def _drop_foreign_keys_into(conn: Connection, dialect: Dialect, replace: set[str
         for fk in insp.get_foreign_keys(name, schema=dialect.default_schema):
             fk_name = fk.get("name")
             if fk.get("referred_table") in restored and fk_name:
-                kw = "FOREIGN KEY" if dialect.name == "mysql" else "CONSTRAINT"
+                kw = dialect.drop_foreign_key_keyword
                 conn.exec_driver_sql(
                     f"ALTER TABLE {dialect.quote(name)} DROP {kw} {dialect.quote(fk_name)}"
                 )
@@ -1356,7 +1355,7 @@ def _finish_into_existing(arch: Archive, plan: RestorePlan, dialect: Dialect,
                           options: RestoreOptions, results: dict[str, TableResult],
                           report: RestoreReport, runner: _Runner) -> Iterator[Event]:
     loaded = [plan.maps[s.name].target for s in plan.sources if results[s.name].status == "restored"]
-    if dialect.name != "postgresql":  # loaded with the checks off: check now
+    if dialect.fk_checks_off_sql is not None:  # loaded with the checks off: check now
         report.warnings.extend(_orphans(runner, dialect, loaded, options.jobs))
     for i, target in enumerate(loaded, start=1):
         _set_sequence(runner, dialect, target, results[_source_name(plan, target.name)])
