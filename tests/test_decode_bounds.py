@@ -40,7 +40,8 @@ import pytest
 import dbcrate
 from archive_tools import data_members, read_members, tar_bytes, with_chunk
 from dbcrate.errors import ArchiveCorrupt
-from dbcrate.formats.registry import DECODE_FLOOR, DECODE_RATIO, DECODE_RATIO_ENV, FORMATS, check_parquet
+from dbcrate.formats.budget import DECODE_FLOOR, DECODE_RATIO, DECODE_RATIO_ENV, check_parquet
+from dbcrate.formats.registry import FORMATS
 
 ENV = {**os.environ, "COLUMNS": "1000", "NO_COLOR": "1", "TERM": "dumb"}
 ENV.pop("DBCRATE_TRACEBACK", None)
@@ -305,7 +306,8 @@ def test_arrow_buffer_of_negative_length_is_refused() -> None:
 FLIP_EVERY_BIT = '''
 import io, json, struct, sys
 import pyarrow as pa, pyarrow.ipc as ipc, pyarrow.parquet as pq
-from dbcrate.formats.registry import FORMATS, check_parquet
+from dbcrate.formats.budget import check_parquet
+from dbcrate.formats.registry import FORMATS
 from dbcrate.testing.formats import DECODE_ERRORS
 t = pa.table({"id": pa.array([1, 2, 3], pa.int64()), "s": pa.array(["ab", None, "cde"]),
               "f": pa.array([1.5, 2.5, None], pa.float32())})

@@ -25,9 +25,13 @@ from archive_tools import (
     with_member,
 )
 from dbcrate.errors import ArchiveCorrupt, SourceValueError, UsageError
+from dbcrate.formats import csv as csvformat
+from dbcrate.formats import framing, textvalues
 from dbcrate.formats import registry as formats_module
-from dbcrate.formats import text as textformats
+from dbcrate.formats import xml as xmlformat
+from dbcrate.formats import yaml as yamlformat
 from dbcrate.formats.registry import FORMATS, DataFormat, get_format, load_entry_points, register
+from dbcrate.model import temporal
 from dbcrate.testing.formats import (
     MEMORY_SCHEMA,
     check_bounded_memory,
@@ -182,7 +186,7 @@ def test_entry_points_are_loaded_lazily(clean_registry, monkeypatch: pytest.Monk
     assert calls == ["dbcrate.formats"]
     messages = " ".join(str(w.message) for w in caught)
     assert "broken" in messages and "notaformat" in messages and "shadow" in messages
-    assert FORMATS["csv"].read is textformats.read_csv  # a plugin cannot replace a built-in
+    assert FORMATS["csv"].read is csvformat.read_csv  # a plugin cannot replace a built-in
     with pytest.raises(UsageError, match="unknown data format"):
         get_format("nope")
     assert calls == ["dbcrate.formats"]  # scanned once per process
@@ -265,7 +269,7 @@ def test_yaml_resolver_shortcuts_match_pyyaml() -> None:
 
     import yaml
 
-    loader = textformats._YamlLoader("")
+    loader = yamlformat._YamlLoader("")
     reference = yaml.resolver.Resolver()
     rng = random.Random(0)
     words = ["null", "true", "false", "0", "-0", "00", "089", "1.", "1.0e+30", "1e+30", "-.inf",
@@ -284,20 +288,20 @@ def test_yaml_reads_with_the_pure_python_loader(monkeypatch: pytest.MonkeyPatch)
     import yaml
 
     class PurePython(yaml.SafeLoader):
-        resolve = textformats._YamlLoader.resolve
+        resolve = yamlformat._YamlLoader.resolve
 
-    monkeypatch.setattr(textformats, "_YamlLoader", PurePython)
+    monkeypatch.setattr(yamlformat, "_YamlLoader", PurePython)
     check_edge_values(FORMATS["yaml"])
 
 
 def test_xml_names_follow_sql_xml_mapping() -> None:
-    assert textformats.xml_name("Title") == "Title"
-    assert textformats.xml_name("a b") == "a_x0020_b"
-    assert textformats.xml_name("1st") == "_x0031_st"
-    assert textformats.xml_name("xmlData") == "_x0078_mlData"
-    assert textformats.xml_name("a_xb") == "a_x005F_xb"
-    assert textformats.xml_name("é😀") == "_x00E9__x1F600_"
-    assert textformats.xml_name("") == "_x_"
+    assert xmlformat.xml_name("Title") == "Title"
+    assert xmlformat.xml_name("a b") == "a_x0020_b"
+    assert xmlformat.xml_name("1st") == "_x0031_st"
+    assert xmlformat.xml_name("xmlData") == "_x0078_mlData"
+    assert xmlformat.xml_name("a_xb") == "a_x005F_xb"
+    assert xmlformat.xml_name("é😀") == "_x00E9__x1F600_"
+    assert xmlformat.xml_name("") == "_x_"
 
 
 def test_xml_text_with_illegal_characters_is_base64() -> None:
@@ -313,15 +317,15 @@ def test_xml_text_with_illegal_characters_is_base64() -> None:
     (-(2**31), "-infinity"), (-(2**31) + 1, "-5877641-06-24"), (2**31 - 2, "+5881580-07-10"),
 ])
 def test_dates(days: int, text: str) -> None:
-    assert textformats.format_date(days) == text
-    assert textformats.parse_date(text) == days
+    assert temporal.format_date(days) == text
+    assert temporal.parse_date(text) == days
 
 
 @pytest.mark.parametrize("bad", ["2021-02-29", "2021-13-01", "21-01-01", "2021-1-01", "+2021-01-1",
                                  "2021-01-01 ", "\uff12\uff10\uff12\uff11-01-01", "+5881580-07-11", "-5877641-06-23"])
 def test_bad_dates(bad: str) -> None:
     with pytest.raises(ValueError):
-        textformats.parse_date(bad)
+        temporal.parse_date(bad)
 
 
 def test_timestamps_and_times() -> None:
@@ -329,22 +333,22 @@ def test_timestamps_and_times() -> None:
              (2**63 - 2, "+294247-01-10T04:00:54.775806"),
              (-(2**63) + 1, "-290308-12-21T19:59:05.224193")]
     for us, text in cases:
-        assert textformats.format_timestamp(us, utc=False) == text
-        assert textformats.parse_timestamp(text, utc=False) == us
-        assert textformats.parse_timestamp(text + "Z", utc=True) == us
+        assert temporal.format_timestamp(us, utc=False) == text
+        assert temporal.parse_timestamp(text, utc=False) == us
+        assert temporal.parse_timestamp(text + "Z", utc=True) == us
     for bad in ["1970-01-01 00:00:00", "1970-01-01T00:00:00+00:00", "1970-01-01T24:00:00",
                 "1970-01-01T00:00:00.1234567", "+294247-01-10T04:00:54.775807"]:
         with pytest.raises(ValueError):
-            textformats.parse_timestamp(bad, utc=False)
+            temporal.parse_timestamp(bad, utc=False)
     with pytest.raises(ValueError):
-        textformats.parse_timestamp("1970-01-01T00:00:00", utc=True)
-    assert textformats.parse_time("12:30:00.5") == 45_000_500_000
-    assert textformats.format_time(45_000_500_000) == "12:30:00.500000"
+        temporal.parse_timestamp("1970-01-01T00:00:00", utc=True)
+    assert temporal.parse_time("12:30:00.5") == 45_000_500_000
+    assert temporal.format_time(45_000_500_000) == "12:30:00.500000"
     for bad in ["24:00:00.000001", "24:00:01", "12:60:00", "1:00:00"]:
         with pytest.raises(ValueError):
-            textformats.parse_time(bad)
+            temporal.parse_time(bad)
     with pytest.raises(ValueError):
-        textformats.format_time(86_400_000_001)
+        temporal.format_time(86_400_000_001)
 
 
 # --- readers refuse what they must -----------------------------------------------------------
@@ -480,7 +484,7 @@ def test_chinook_in_every_format(name: str, tmp_path: Path) -> None:
 
 def test_memory_schema_has_every_codec() -> None:
     """The bounded-memory table covers every value codec of the text formats."""
-    codecs = {textformats.codec_of(f.type) for f in MEMORY_SCHEMA}
+    codecs = {textvalues.codec_of(f.type) for f in MEMORY_SCHEMA}
     assert codecs >= {"int", "text", "float", "bool", "timestamptz", "date", "binary"}
     assert edge_table().num_rows > 50
 
@@ -502,9 +506,9 @@ def test_compressible_member_is_padded_within_the_ratio(name: str) -> None:
     assert len(text) > 5_000_000 + 1_000_000
     # the text alone compresses ~10,000-fold; the member is padded to the readers' bound
     frame = zstandard.ZstdCompressor(level=3).compress(text)
-    assert len(text) > textformats.MAX_RATIO * len(frame)
-    assert len(text) <= textformats.RATIO_FLOOR + textformats.MAX_RATIO * len(data)
-    assert len(data) * textformats.MAX_RATIO < len(text) + 2 * textformats.MAX_RATIO  # no more
+    assert len(text) > framing.MAX_RATIO * len(frame)
+    assert len(text) <= framing.RATIO_FLOOR + framing.MAX_RATIO * len(data)
+    assert len(data) * framing.MAX_RATIO < len(text) + 2 * framing.MAX_RATIO  # no more
     rows = read_member(FORMATS[name], io.BytesIO(data), table.schema)
     assert sum(b.num_rows for b in rows) == table.num_rows
     # without the padding, the same frame is refused as a bomb, early and naming the limit
@@ -522,11 +526,11 @@ def test_ordinary_members_are_not_padded(name: str) -> None:
 
 
 def test_padding_arithmetic() -> None:
-    floor, ratio = textformats.RATIO_FLOOR, 1000
-    assert textformats._padding(floor, 10, ratio) == 0
+    floor, ratio = framing.RATIO_FLOOR, 1000
+    assert framing._padding(floor, 10, ratio) == 0
     for text, written in [(floor + 1, 0), (floor + 10**9, 17), (floor + 999_999, 999),
                           (floor + 1_000_001, 1000), (10**13, 5)]:
-        pad = textformats._padding(text, written, ratio)
+        pad = framing._padding(text, written, ratio)
         assert pad >= 8 and text <= floor + ratio * (written + pad) < text + ratio * 8 + ratio
 
 
@@ -558,10 +562,10 @@ def test_bad_limit_settings_are_usage_errors(value: str, monkeypatch: pytest.Mon
 
 
 def test_limit_settings_accept_binary_suffixes(monkeypatch: pytest.MonkeyPatch) -> None:
-    for value, expected in [("", textformats.MAX_RECORD), ("123", 123), ("2k", 2048),
+    for value, expected in [("", framing.MAX_RECORD), ("123", 123), ("2k", 2048),
                             ("256M", 256 << 20), ("1GiB", 1 << 30)]:
         monkeypatch.setenv("DBCRATE_TEXT_MAX_RECORD", value)
-        assert textformats.max_record() == expected
+        assert framing.max_record() == expected
 
 
 def test_yaml_aliases_count_against_the_budget() -> None:
@@ -609,7 +613,7 @@ def test_compressible_table_dumps_verifies_and_restores(name: str, tmp_path: Pat
     obj = zstandard.ZstdDecompressor().decompressobj()
     text = obj.decompress(data)
     assert obj.unused_data[:4] == b"\x50\x2a\x4d\x18"  # padded with a skippable frame
-    assert len(text) > textformats.MAX_RATIO * (len(data) - len(obj.unused_data))
+    assert len(text) > framing.MAX_RATIO * (len(data) - len(obj.unused_data))
     target = tmp_path / "copy.db"
     report = dbcrate.restore(archive, f"sqlite:///{target}")
     assert report.ok, report.to_dict()

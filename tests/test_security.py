@@ -411,8 +411,8 @@ IMPORT_MACHINERY = {"exec_module", "load_module", "import_module", "spec_from_fi
 #: from an archive): the ``--hooks FILE.py|MODULE`` option / ``hooks=`` argument, and the data
 #: format plugins installed in the environment (the ``dbcrate.formats`` entry point group; an
 #: archive can only pick among the names already registered, see Archive.__init__).
-IMPORT_ALLOWED = {("hooks.py", "load_hooks"), ("formats.py", "load_entry_points")}
-IMPORT_ALLOWED_MODULES = {("hooks.py", "importlib.util"), ("formats.py", "importlib.metadata")}
+IMPORT_ALLOWED = {("hooks.py", "load_hooks"), ("registry.py", "load_entry_points")}
+IMPORT_ALLOWED_MODULES = {("hooks.py", "importlib.util"), ("registry.py", "importlib.metadata")}
 PYTHON_YAML_TAG = re.compile(r"(tag:yaml\.org,2002:python|!!python|python/(object|name|module))")
 
 

@@ -31,7 +31,6 @@ import dbcrate
 from dbcrate.dialects import dialect_for, pgbinary
 from dbcrate.dialects.postgresql import PostgreSQL
 from dbcrate.errors import SourceValueError
-from dbcrate.formats.text import MemberDecodeError, parse_date, parse_timestamp
 from dbcrate.model import values
 from dbcrate.model.logical import (
     DATE_MAX_FINITE,
@@ -44,6 +43,7 @@ from dbcrate.model.logical import (
     TS_POS_INFINITY,
 )
 from dbcrate.model.schema import Table
+from dbcrate.model.temporal import MemberDecodeError, parse_date, parse_timestamp
 
 from conftest import Databases, engine_of
 

@@ -33,10 +33,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from dbcrate.containers.archive import Archive, MemberArchive
+from dbcrate.containers.base import (
+    MANIFEST,
+    MANIFEST_DIGEST,
+    MARKER,
+    Archive,
+    ContainerWriter,
+    refuse_storages,
+)
 from dbcrate.containers.kinds import ContainerKind, get_kind
-from dbcrate.containers.tar import MANIFEST, MANIFEST_DIGEST, MARKER
-from dbcrate.containers.writers import ContainerWriter, refuse_storages, write_table
+from dbcrate.containers.members import MemberArchive
+from dbcrate.containers.writers import write_table
 from dbcrate.dump.run import DumpResult, iter_dump
 from dbcrate.errors import ArchiveCorrupt, UsageError
 from dbcrate.model.manifest import Chunk, Manifest, TableEntry

@@ -29,25 +29,23 @@ from typing import IO, BinaryIO, cast
 import pyarrow as pa
 
 from dbcrate.atomic import AtomicDirectory, create_private_file, write_failed
-from dbcrate.containers.archive import (
-    MemberArchive,
-    MemberReader,
-    arrow_schema,
-    check_marker,
-    checked_manifest,
-)
-from dbcrate.containers.tar import (
-    COPY_BUFFER,
+from dbcrate.containers.base import (
     MANIFEST,
     MANIFEST_DIGEST,
     MARKER,
     MAX_MARKER_BYTES,
-    MAX_MEMBERS,
-    RangeStream,
+    ContainerWriter,
+    HashingSink,
+    arrow_schema,
+    check_marker,
+    checked_manifest,
+    encode_batches,
 )
-from dbcrate.containers.writers import ContainerWriter, HashingSink, encode_batches, member_name
+from dbcrate.containers.members import MemberArchive, MemberReader
+from dbcrate.containers.tar import COPY_BUFFER, MAX_MEMBERS, RangeStream
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, get_format
+from dbcrate.model.chunks import member_name
 from dbcrate.model.manifest import FORMAT_NAME, MAX_MANIFEST_BYTES, Chunk, Manifest, TableEntry
 
 #: a member name a directory may hold: relative, '/'-separated, no empty, hidden or '..'

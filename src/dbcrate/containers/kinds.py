@@ -20,12 +20,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from dbcrate.containers.archive import Archive, TarArchive
+from dbcrate.containers.base import MANIFEST, MARKER, Archive, ContainerWriter, set_reader_lookup
 from dbcrate.containers.directory import DirectoryArchive, DirectoryWriter
+from dbcrate.containers.members import TarArchive
 from dbcrate.containers.python import LAUNCHER, PythonArchive, PythonWriter
-from dbcrate.containers.sqlite import SqliteArchive, SqliteWriter, is_sqlite_file
-from dbcrate.containers.tar import MANIFEST, MARKER
-from dbcrate.containers.writers import ContainerWriter, TarWriter
+from dbcrate.containers.sqlite import SqliteWriter
+from dbcrate.containers.sqlite_reader import SqliteArchive, is_sqlite_file
+from dbcrate.containers.tar import ArchiveWriter
 from dbcrate.errors import NotAnArchive, UsageError
 
 #: most rows per chunk of the tar, directory and sqlite kinds (the dump's ``chunk_rows``)
@@ -39,8 +40,8 @@ class ContainerKind:
     """One container kind.
 
     :param name: the registry key (``--as NAME``).
-    :param reader: the :class:`~dbcrate.containers.archive.Archive` subclass that reads it.
-    :param writer: the :class:`~dbcrate.containers.writers.ContainerWriter` subclass that writes it.
+    :param reader: the :class:`~dbcrate.containers.base.Archive` subclass that reads it.
+    :param writer: the :class:`~dbcrate.containers.base.ContainerWriter` subclass that writes it.
     :param is_directory: the output is a directory (refused when it exists and is not empty,
         unless overwriting).
     :param member_based: chunks are data members in a data format; storages can be held.
@@ -57,7 +58,7 @@ class ContainerKind:
 
 
 CONTAINER_KINDS: dict[str, ContainerKind] = {
-    "tar": ContainerKind("tar", TarArchive, TarWriter, False, True, DEFAULT_CHUNK_ROWS,
+    "tar": ContainerKind("tar", TarArchive, ArchiveWriter, False, True, DEFAULT_CHUNK_ROWS,
                          "one tar file (the default; docs/FORMAT.md)"),
     "directory": ContainerKind("directory", DirectoryArchive, DirectoryWriter, True, True,
                                DEFAULT_CHUNK_ROWS,
@@ -108,5 +109,9 @@ def detect_kind(path: str | os.PathLike[str]) -> str:
 
 
 def reader_class(path: str | os.PathLike[str]) -> type[Archive]:
-    """The :class:`~dbcrate.containers.archive.Archive` subclass that reads ``path``."""
+    """The :class:`~dbcrate.containers.base.Archive` subclass that reads ``path``."""
     return CONTAINER_KINDS[detect_kind(path)].reader
+
+
+# ``Archive(path)`` detects the kind through this registry (the base class knows no kind)
+set_reader_lookup(reader_class)

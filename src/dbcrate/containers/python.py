@@ -50,14 +50,22 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from dbcrate.atomic import AtomicDirectory, create_private_file, write_failed
-from dbcrate.containers.archive import Archive, arrow_schema, checked_manifest
+from dbcrate.containers.base import (
+    MANIFEST,
+    MANIFEST_DIGEST,
+    Archive,
+    ContainerWriter,
+    arrow_schema,
+    checked_manifest,
+    row_kind_format,
+)
 from dbcrate.containers.directory import ConfinedDirectory, check_listing, open_confined
-from dbcrate.containers.tar import MANIFEST, MANIFEST_DIGEST
-from dbcrate.containers.writers import ContainerWriter, member_name, row_kind_format
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL
-from dbcrate.formats.text import (
-    codec_of,
+from dbcrate.formats.textvalues import codec_of
+from dbcrate.model.chunks import member_name
+from dbcrate.model.manifest import MAX_MANIFEST_BYTES, Chunk, Manifest, TableEntry
+from dbcrate.model.temporal import (
     format_date,
     format_time,
     format_timestamp,
@@ -65,7 +73,6 @@ from dbcrate.formats.text import (
     parse_time,
     parse_timestamp,
 )
-from dbcrate.model.manifest import MAX_MANIFEST_BYTES, Chunk, Manifest, TableEntry
 
 KIND = "python"
 LAUNCHER = "restore.py"

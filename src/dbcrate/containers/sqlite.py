@@ -32,6 +32,9 @@ SQLite's journal off (a failed write is discarded whole). It is read with ``mode
 ``immutable=1`` (no lock, no journal or WAL file is touched), ``trusted_schema=OFF``, and only
 after checking that the schema holds nothing but the expected tables (no view, trigger or
 other object); the manifest is checked against its digest first.
+
+This module holds the layout, the value codec, the chunk digest and the writer; the reader is
+:mod:`dbcrate.containers.sqlite_reader`.
 """
 
 from __future__ import annotations
@@ -43,9 +46,8 @@ import math
 import os
 import re
 import sqlite3
-import stat
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,13 +55,20 @@ from typing import Any
 import pyarrow as pa
 
 from dbcrate.atomic import check_parent, create_private_file, fsync_path, temp_name
-from dbcrate.containers.archive import Archive, arrow_schema, check_marker, checked_manifest
-from dbcrate.containers.tar import MANIFEST, MANIFEST_DIGEST, MARKER
-from dbcrate.containers.writers import ContainerWriter, member_name, row_kind_format
-from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
+from dbcrate.containers.base import (
+    MANIFEST,
+    MANIFEST_DIGEST,
+    MARKER,
+    ContainerWriter,
+    arrow_schema,
+    row_kind_format,
+)
+from dbcrate.errors import OutputError, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL
-from dbcrate.formats.text import (
-    codec_of,
+from dbcrate.formats.textvalues import codec_of
+from dbcrate.model.chunks import member_name
+from dbcrate.model.manifest import FORMAT_NAME, Chunk, Manifest, TableEntry
+from dbcrate.model.temporal import (
     format_date,
     format_time,
     format_timestamp,
@@ -67,7 +76,6 @@ from dbcrate.formats.text import (
     parse_time,
     parse_timestamp,
 )
-from dbcrate.model.manifest import FORMAT_NAME, Chunk, Manifest, TableEntry
 
 KIND = "sqlite"
 #: the first 16 bytes of every SQLite 3 database file
@@ -85,7 +93,7 @@ _FLOAT = struct.Struct(">d")
 _LENGTH = struct.Struct(">Q")
 _UNSIGNED = re.compile(r"[0-9]{1,20}", re.ASCII)
 #: names SQLite reserves, or dbcrate uses for its metadata, are never data table names
-_RESERVED_PREFIXES = ("sqlite_", "dbcrate_")
+RESERVED_PREFIXES = ("sqlite_", "dbcrate_")
 
 
 def quote(name: str) -> str:
@@ -95,7 +103,7 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _fold(name: str) -> str:
+def fold(name: str) -> str:
     """SQLite compares identifiers case-insensitively, folding ASCII letters only."""
     return name.translate(_ASCII_LOWER)
 
@@ -103,7 +111,7 @@ def _fold(name: str) -> str:
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
-def _is_identifier(value: Any) -> bool:
+def is_identifier(value: Any) -> bool:
     """A string SQLite can hold as an identifier (a name read from a file is checked before it
     is quoted)."""
     return isinstance(value, str) and 0 < len(value) <= 10_000 and "\x00" not in value
@@ -113,16 +121,16 @@ def _safe_name(name: str) -> bool:
     """A name kept as it is: printable (no control character, so the shell shows it on one
     line) and not reserved."""
     return (0 < len(name) <= 200 and not any(ord(c) < 32 or ord(c) == 127 for c in name)
-            and not _fold(name).startswith(_RESERVED_PREFIXES))
+            and not fold(name).startswith(RESERVED_PREFIXES))
 
 
 def _pick(name: str, fallback: str, used: set[str]) -> str:
     """``name`` if it is safe and free (case-insensitively), else ``fallback`` (``_`` appended
     until free); records the choice in ``used``."""
-    choice = name if _safe_name(name) and _fold(name) not in used else fallback
-    while _fold(choice) in used:
+    choice = name if _safe_name(name) and fold(name) not in used else fallback
+    while fold(choice) in used:
         choice += "_"
-    used.add(_fold(choice))
+    used.add(fold(choice))
     return choice
 
 
@@ -229,11 +237,11 @@ def decode_column(values: list[Any], storage: str, field: pa.Field) -> pa.Array:
     return pa.array(decoded, field.type)
 
 
-def _digest_header(data_table: str, columns: list[str]) -> bytes:
+def digest_header(data_table: str, columns: list[str]) -> bytes:
     return b"dbcrate sqlite chunk\n" + json.dumps([data_table, columns]).encode() + b"\n"
 
 
-def _digest_rows(sha: Any, rows: Iterable[tuple[Any, ...]]) -> int:
+def digest_rows(sha: Any, rows: Iterable[tuple[Any, ...]]) -> int:
     """Feed stored rows to ``sha`` in the canonical serialization; returns its length.
 
     Per value: ``N`` (NULL); ``I`` + 8-byte big-endian signed integer; ``F`` + 8-byte
@@ -267,11 +275,11 @@ def _digest_rows(sha: Any, rows: Iterable[tuple[Any, ...]]) -> int:
 
 def chunk_digest(data_table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]) -> tuple[str, int]:
     """(SHA-256 hex, size) of a chunk: a header naming the data table and columns (JSON),
-    then the rows (see :func:`_digest_rows`)."""
+    then the rows (see :func:`digest_rows`)."""
     sha = hashlib.sha256()
-    header = _digest_header(data_table, columns)
+    header = digest_header(data_table, columns)
     sha.update(header)
-    size = len(header) + _digest_rows(sha, rows)
+    size = len(header) + digest_rows(sha, rows)
     return sha.hexdigest(), size
 
 
@@ -281,7 +289,7 @@ def chunk_digest(data_table: str, columns: list[str], rows: Iterable[tuple[Any, 
 
 
 @dataclass
-class _Layout:
+class Layout:
     """Where one archived table lives in the file."""
 
     number: int
@@ -316,8 +324,8 @@ class SqliteWriter(ContainerWriter):
         check_parent(self.final)
         self._tmp: Path | None = temp_name(self.final)
         os.close(create_private_file(self._tmp))  # 0600 and O_EXCL before SQLite opens it
-        self._layouts: dict[int, _Layout] = {}
-        self._used = {_fold(n) for n in (META_ARCHIVE, META_TABLES, META_COLUMNS)}
+        self._layouts: dict[int, Layout] = {}
+        self._used = {fold(n) for n in (META_ARCHIVE, META_TABLES, META_COLUMNS)}
         try:
             self._conn: sqlite3.Connection | None = sqlite3.connect(
                 self._tmp, isolation_level=None, check_same_thread=False)
@@ -351,11 +359,11 @@ class SqliteWriter(ContainerWriter):
     def begin_table(self, number: int, entry: TableEntry) -> None:
         schema = arrow_schema(entry)
         data_table = _pick(entry.name, f"t{number:04d}", self._used)
-        used_columns = {_fold(ROW_COLUMN)}
+        used_columns = {fold(ROW_COLUMN)}
         columns = [_pick(c.name, f"c{i:04d}", used_columns)
                    for i, c in enumerate(entry.schema.columns, start=1)]
         storages = [storage_of(f.type) for f in schema]
-        layout = _Layout(number, entry.name, data_table, columns, storages)
+        layout = Layout(number, entry.name, data_table, columns, storages)
         definitions = [f"{quote(ROW_COLUMN)} INTEGER PRIMARY KEY"]
         for column, logical, storage in zip(columns, entry.schema.columns, storages):
             declared, note = _DECLARED[storage]
@@ -383,7 +391,7 @@ class SqliteWriter(ContainerWriter):
                + ", ".join(quote(c) for c in [ROW_COLUMN, *layout.columns]) + ") VALUES ("
                + ", ".join("?" * (len(layout.columns) + 1)) + ")")
         sha = hashlib.sha256()
-        header = _digest_header(layout.data_table, layout.columns)
+        header = digest_header(layout.data_table, layout.columns)
         sha.update(header)
         size = len(header)
         rows = 0
@@ -399,7 +407,7 @@ class SqliteWriter(ContainerWriter):
                     db.executemany(sql, stored)
                 except sqlite3.Error as exc:
                     raise OutputError(f"cannot write {self.final}: {exc}") from None
-                size += _digest_rows(sha, stored)
+                size += digest_rows(sha, stored)
                 layout.rows += piece.num_rows
                 rows += piece.num_rows
         return Chunk(member_name(number, index, KIND), rows, size, sha.hexdigest())
@@ -443,244 +451,3 @@ class SqliteWriter(ContainerWriter):
             for suffix in ("", "-journal", "-wal", "-shm"):
                 Path(str(self._tmp) + suffix).unlink(missing_ok=True)
             self._tmp = None
-
-
-# --------------------------------------------------------------------------------------------
-# reading
-# --------------------------------------------------------------------------------------------
-
-
-def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a regular file starting with the SQLite 3 header (a pipe or a
-    device is never read here: its first bytes would be lost to the reader that follows)."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
-    except OSError:
-        return False
-
-
-@dataclass(frozen=True)
-class _ChunkPlace:
-    layout: _Layout
-    entry: TableEntry
-    first_row: int  # dbcrate_row of the chunk's first row
-
-
-class SqliteArchive(Archive):
-    """The ``sqlite`` kind, read (see the module docstring). Each read opens its own read-only
-    connection, so chunks can be read from several threads at once."""
-
-    kind = KIND
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = str(path)
-        file = Path(path)
-        if self.path == "-" or not file.is_file():
-            raise NotAnArchive(f"{self.path} is not an SQLite file",
-                               hint="an SQLite archive is read from a file, not a stream")
-        if not is_sqlite_file(file):
-            raise NotAnArchive(f"{self.path} is not an SQLite database file")
-        # immutable=1: no lock, no journal or WAL file is created or read beside it
-        self._uri = file.resolve().as_uri() + "?mode=ro&immutable=1"
-        self._places: dict[str, _ChunkPlace] = {}
-        with self._connection() as db:
-            try:
-                self._open(db)
-            except sqlite3.Error as exc:
-                raise NotAnArchive(f"{self.path}: unreadable SQLite archive: {exc}") from None
-
-    @contextlib.contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            db = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-        except sqlite3.Error as exc:
-            raise NotAnArchive(f"cannot open {self.path}: {exc}") from None
-        try:
-            db.execute("PRAGMA query_only = ON")
-            # no function or virtual table named in the schema runs (views and triggers are
-            # refused anyway)
-            db.execute("PRAGMA trusted_schema = OFF")
-            yield db
-        finally:
-            db.close()
-
-    def _open(self, db: sqlite3.Connection) -> None:
-        app_id = db.execute("PRAGMA application_id").fetchone()[0]
-        names = {row[0] for row in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")}
-        if app_id != APPLICATION_ID or META_ARCHIVE not in names:
-            raise NotAnArchive(f"{self.path} is an SQLite database, but not a dbcrate archive",
-                               hint="dbcrate SQLite archives are written by "
-                               "'dbcrate dump --as sqlite' or 'dbcrate convert'")
-        documents: dict[str, Any] = {}
-        for name, content in db.execute(f"SELECT name, content FROM {META_ARCHIVE}"):
-            documents[name] = content
-        for name in (MARKER, MANIFEST, MANIFEST_DIGEST):
-            if not isinstance(documents.get(name), str):
-                raise ArchiveCorrupt(f"{self.path}: {META_ARCHIVE} has no {name}", member=name)
-        version = check_marker(documents[MARKER].encode("utf-8"), self.path)
-        self.manifest = checked_manifest(
-            documents[MANIFEST].encode("utf-8"), documents[MANIFEST_DIGEST].encode("utf-8"),
-            self.path, version)
-        if self.manifest.data_format != KIND:
-            raise NotAnArchive(f"{self.path}: the manifest says data format "
-                               f"{self.manifest.data_format!r}, not {KIND!r}")
-        if getattr(self.manifest, "storage", None):
-            raise ArchiveCorrupt(f"{self.path}: an SQLite archive cannot hold storages")
-        layouts = self._read_layouts(db)
-        self._check_schema_objects(db, {lay.data_table for lay in layouts.values()})
-        for entry in self.manifest.tables:
-            layout = layouts.get(entry.name)
-            if layout is None:
-                raise ArchiveCorrupt(f"{self.path}: table {entry.name!r} has no data table")
-            self._check_data_table(db, entry, layout)
-            first = 1
-            for chunk in entry.chunks:
-                self._places[chunk.member] = _ChunkPlace(layout, entry, first)
-                first += chunk.rows
-
-    def _read_layouts(self, db: sqlite3.Connection) -> dict[str, _Layout]:
-        """The metadata tables' mapping, checked to be well-formed and to name exactly the
-        manifest's tables (names from the file only ever reach SQL quoted)."""
-        layouts: dict[str, _Layout] = {}
-        numbers: dict[int, _Layout] = {}
-        used: set[str] = set()
-
-        def bad(table: str) -> ArchiveCorrupt:
-            return ArchiveCorrupt(f"{self.path}: the metadata table {table} is malformed")
-
-        for number, name, data_table, rows in db.execute(
-                f"SELECT number, name, data_table, rows FROM {META_TABLES} ORDER BY number"):
-            if not (isinstance(name, str) and _is_identifier(data_table) and name not in layouts
-                    and _fold(data_table) not in used and type(rows) is int
-                    and not _fold(data_table).startswith(_RESERVED_PREFIXES)):
-                raise bad(META_TABLES)
-            used.add(_fold(data_table))
-            layouts[name] = numbers[number] = _Layout(number, name, data_table, [], [], rows, [])
-        if set(layouts) != {t.name for t in self.manifest.tables}:
-            raise ArchiveCorrupt(f"{self.path}: {META_TABLES} does not list the manifest's tables")
-        for number, position, name, data_column in db.execute(
-                f"SELECT table_number, position, name, data_column FROM {META_COLUMNS} "
-                "ORDER BY table_number, position"):
-            layout = numbers.get(number)
-            if (layout is None or layout.names is None or position != len(layout.columns) + 1
-                    or not isinstance(name, str) or not _is_identifier(data_column)):
-                raise bad(META_COLUMNS)
-            layout.columns.append(data_column)
-            layout.names.append(name)
-        return layouts
-
-    def _check_schema_objects(self, db: sqlite3.Connection, data_tables: set[str]) -> None:
-        """Nothing but the metadata and data tables (and SQLite's automatic indexes of their
-        keys): a view or trigger could run SQL, an unknown table would be data nobody lists."""
-        allowed = {META_ARCHIVE, META_TABLES, META_COLUMNS, *data_tables}
-        for kind, name, table in db.execute("SELECT type, name, tbl_name FROM sqlite_master"):
-            ok = (kind == "table" and name in allowed) or (
-                kind == "index" and isinstance(name, str)
-                and name.startswith("sqlite_autoindex_") and table in allowed)
-            if not ok:
-                raise NotAnArchive(f"{self.path}: unexpected {kind} {name!r} in the SQLite file; "
-                                   "a dbcrate SQLite archive holds only its data and metadata "
-                                   "tables")
-
-    def _check_data_table(self, db: sqlite3.Connection, entry: TableEntry,
-                          layout: _Layout) -> None:
-        if layout.names != [c.name for c in entry.schema.columns] or layout.rows != entry.rows:
-            raise ArchiveCorrupt(f"{self.path}: the metadata of table {entry.name!r} differs "
-                                 "from the manifest")
-        layout.storages = [storage_of(f.type) for f in arrow_schema(entry)]
-        info = db.execute(f"PRAGMA table_info({quote(layout.data_table)})").fetchall()
-        found = [row[1] for row in info]
-        if found != [ROW_COLUMN, *layout.columns] or info[0][5] != 1:
-            raise ArchiveCorrupt(f"{self.path}: data table {layout.data_table!r} (table "
-                                 f"{entry.name!r}) does not have the recorded columns")
-        low, high = db.execute(
-            f"SELECT min({quote(ROW_COLUMN)}), max({quote(ROW_COLUMN)}) FROM "
-            f"{quote(layout.data_table)}").fetchone()
-        # dbcrate_row is the key (unique integers), so min 1 and max n = entry.rows leave room
-        # for no other row (O(log n), not a count); each chunk read checks its range has no gap
-        expected = (1, entry.rows) if entry.rows else (None, None)
-        if (low, high) != expected:
-            raise ArchiveCorrupt(f"{self.path}: data table {layout.data_table!r} (table "
-                                 f"{entry.name!r}) holds rows the manifest does not list")
-
-    def _place(self, chunk: Chunk) -> _ChunkPlace:
-        place = self._places.get(chunk.member)
-        if place is None:
-            raise ArchiveCorrupt(f"{self.path}: no chunk {chunk.member}", member=chunk.member)
-        return place
-
-    def _rows(self, db: sqlite3.Connection, chunk: Chunk) -> Iterator[list[tuple[Any, ...]]]:
-        """The stored rows of a chunk, in batches, row numbers checked consecutive."""
-        place = self._place(chunk)
-        layout = place.layout
-        sql = (f"SELECT {', '.join(quote(c) for c in [ROW_COLUMN, *layout.columns])} "
-               f"FROM {quote(layout.data_table)} WHERE {quote(ROW_COLUMN)} >= ? AND "
-               f"{quote(ROW_COLUMN)} < ? ORDER BY {quote(ROW_COLUMN)}")
-        cursor = db.execute(sql, (place.first_row, place.first_row + chunk.rows))
-        expected = place.first_row
-        while rows := cursor.fetchmany(BATCH_ROWS):
-            for row in rows:
-                if row[0] != expected:
-                    raise ArchiveCorrupt(f"{self.path}: chunk {chunk.member} (table "
-                                         f"{place.entry.name!r}) misses row {expected}",
-                                         member=chunk.member)
-                expected += 1
-            yield rows
-        if expected != place.first_row + chunk.rows:
-            raise ArchiveCorrupt(f"{self.path}: chunk {chunk.member} (table {place.entry.name!r}) "
-                                 f"holds {expected - place.first_row} rows, the manifest says "
-                                 f"{chunk.rows}", member=chunk.member)
-
-    def check_chunk(self, chunk: Chunk) -> None:
-        place = self._place(chunk)
-        sha = hashlib.sha256()
-        header = _digest_header(place.layout.data_table, place.layout.columns)
-        sha.update(header)
-        size = len(header)
-        with self._connection() as db:
-            try:
-                for rows in self._rows(db, chunk):
-                    size += _digest_rows(sha, rows)
-            except (sqlite3.Error, TypeError) as exc:
-                raise ArchiveCorrupt(f"{self.path}: cannot read chunk {chunk.member}: {exc}",
-                                     member=chunk.member) from None
-        if size != chunk.size or sha.hexdigest() != chunk.sha256:
-            raise ArchiveCorrupt(
-                f"{self.path}: chunk {chunk.member} (table {place.entry.name!r}) does not match "
-                "its SHA-256 in the manifest", member=chunk.member)
-
-    def chunk_batches(self, entry: TableEntry, chunk: Chunk, *,
-                      verify: bool = True) -> Iterator[pa.RecordBatch]:
-        if verify:
-            self.check_chunk(chunk)
-        place = self._place(chunk)
-        if place.entry is not entry and place.entry.name != entry.name:
-            raise ArchiveCorrupt(f"{self.path}: chunk {chunk.member} is not of table "
-                                 f"{entry.name!r}", member=chunk.member)
-        schema = arrow_schema(entry)
-        storages = place.layout.storages
-        with self._connection() as db:
-            try:
-                for rows in self._rows(db, chunk):
-                    columns = list(zip(*rows))[1:] if rows else []
-                    arrays = [decode_column(list(values), storage, field)
-                              for values, storage, field in zip(columns, storages, schema)]
-                    yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-            except ArchiveCorrupt:
-                raise
-            except (sqlite3.Error, ValueError, TypeError, OverflowError,
-                    pa.ArrowException) as exc:
-                raise ArchiveCorrupt(
-                    f"{self.path}: chunk {chunk.member} (table {entry.name!r}) cannot be "
-                    f"decoded: {exc}", member=chunk.member) from None
-
-    def check_chunk_structure(self, entry: TableEntry, chunk: Chunk) -> None:
-        for _ in self.chunk_batches(entry, chunk, verify=False):
-            pass
-
-    def close(self) -> None:
-        """Nothing to release: every read opens and closes its own connection."""

@@ -15,6 +15,7 @@ one is complete.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import io
 import json
@@ -24,29 +25,37 @@ import shutil
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, BinaryIO
 
 import pyarrow as pa
 
 from dbcrate.atomic import AutoName, publish_noreplace, write_failed
+from dbcrate.containers.base import (
+    MANIFEST,
+    MANIFEST_DIGEST,
+    MARKER,
+    MAX_MARKER_BYTES,
+    ContainerWriter,
+    arrow_schema,
+    encode_batches,
+)
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
+from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, get_format
+from dbcrate.model.chunks import member_name
 from dbcrate.model.manifest import (
     BASE_FORMAT_VERSION,
     FORMAT_NAME,
     MAX_MANIFEST_BYTES,
+    Chunk,
     Manifest,
+    TableEntry,
     check_format_version,
 )
 
-MARKER = "dbcrate-archive.json"
-MANIFEST = "manifest.json"
-MANIFEST_DIGEST = "manifest.sha256"
 #: a tar with more members than this is refused while scanning (member floods)
 MAX_MEMBERS = 2_000_000
-#: the marker member is tiny; a large one is not ours
-MAX_MARKER_BYTES = 4096
 COPY_BUFFER = 1024 * 1024
 
 
@@ -73,20 +82,40 @@ class _HashingReader(io.RawIOBase):
         return len(data)
 
 
-class ArchiveWriter:
-    """Writes members into a tar archive; ``commit()`` makes it appear under its final name.
+class ArchiveWriter(ContainerWriter):
+    """The ``tar`` kind's writer (the :class:`~dbcrate.containers.base.ContainerWriter` of
+    docs/FORMAT.md's tar): members go into a tar archive; ``commit()`` makes it appear under its
+    final name. Chunks come either as Arrow batches (:meth:`write_chunk`, encoded in
+    ``data_format``) or as members already encoded (:meth:`add_file`: the dump, convert).
 
     :param path: the archive's final path, or ``"-"`` for standard output.
-    :param mtime: the modification time recorded on every member (the dump's start time).
+    :param mtime: the modification time recorded on every member (the dump's start time;
+        default now).
     :param format_version: the version written in the marker; the manifest must say the same.
     :param mode: the permissions the finished archive gets (0600 unless asked otherwise; the
         temp file is always 0600).
+    :param data_format: the format :meth:`write_chunk` encodes in (default ``parquet``).
+    :param overwrite: ignored (a file output is always replaced atomically).
+    :param compression_level: zstd level of the chunks :meth:`write_chunk` encodes.
 
     Use as a context manager: leaving the block with an exception removes the temp file.
     """
 
-    def __init__(self, path: str | os.PathLike[str], mtime: float,
-                 format_version: int = BASE_FORMAT_VERSION, mode: int = 0o600) -> None:
+    kind = "tar"
+    member_based = True
+
+    def __init__(self, path: str | os.PathLike[str], mtime: float | None = None,
+                 format_version: int = BASE_FORMAT_VERSION, mode: int = 0o600, *,
+                 data_format: str | None = None, overwrite: bool = False,
+                 compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
+        self.format = get_format(data_format or "parquet")
+        self.data_format = self.format.name
+        self.level = compression_level
+        #: the manifest must name this format at commit: it was asked for, or a chunk was
+        #: encoded in it (members added as they are carry the caller's format)
+        self._check_format = data_format is not None
+        if mtime is None:
+            mtime = dt.datetime.now(dt.UTC).timestamp()
         self.mtime = int(mtime)
         self.format_version = format_version
         self.mode = mode
@@ -104,33 +133,7 @@ class ArchiveWriter:
             self._raw = sys.stdout.buffer
             tar_mode = "w|"
         else:
-            self.final = Path(path)
-            if self.final.is_dir() and self.auto is None:
-                raise OutputError(
-                    f"the output {self.final} is a directory",
-                    hint="give a file name for the archive, e.g. backup.crate",
-                )
-            if str(path).endswith(("/", os.sep)):  # Path() drops it: a directory was meant
-                raise OutputError(
-                    f"the output {path} ends with / (a directory), but the archive is a file",
-                    hint="give a file name for the archive, e.g. backup.crate",
-                )
-            parent = self.final.parent
-            if not parent.is_dir():
-                raise OutputError(
-                    f"the output directory {parent} does not exist",
-                    hint="create it first or choose another path",
-                )
-            self._tmp = parent / f".{self.final.name}.dbcrate-tmp-{secrets.token_hex(6)}"
-            try:
-                fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            except OSError as exc:
-                raise OutputError(
-                    f"cannot create {self._tmp}: {exc.strerror}",
-                    hint="check that the directory is writable",
-                ) from None
-            os.fchmod(fd, 0o600)  # whatever the umask
-            self._raw = os.fdopen(fd, "wb", buffering=COPY_BUFFER)
+            self._raw = self._open_temp(path)
             tar_mode = "w:"
         self._closed = False
         try:
@@ -144,6 +147,37 @@ class ArchiveWriter:
         except BaseException:
             self.abort()  # the caller's with-block has not started: clean up here
             raise
+
+    def _open_temp(self, path: str | os.PathLike[str]) -> BinaryIO:
+        """Check the output path and create the private temp file beside it (sets ``final``
+        and ``_tmp``)."""
+        self.final = Path(path)
+        if self.final.is_dir() and self.auto is None:
+            raise OutputError(
+                f"the output {self.final} is a directory",
+                hint="give a file name for the archive, e.g. backup.crate",
+            )
+        if str(path).endswith(("/", os.sep)):  # Path() drops it: a directory was meant
+            raise OutputError(
+                f"the output {path} ends with / (a directory), but the archive is a file",
+                hint="give a file name for the archive, e.g. backup.crate",
+            )
+        parent = self.final.parent
+        if not parent.is_dir():
+            raise OutputError(
+                f"the output directory {parent} does not exist",
+                hint="create it first or choose another path",
+            )
+        self._tmp = parent / f".{self.final.name}.dbcrate-tmp-{secrets.token_hex(6)}"
+        try:
+            fd = os.open(self._tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except OSError as exc:
+            raise OutputError(
+                f"cannot create {self._tmp}: {exc.strerror}",
+                hint="check that the directory is writable",
+            ) from None
+        os.fchmod(fd, 0o600)  # whatever the umask
+        return os.fdopen(fd, "wb", buffering=COPY_BUFFER)
 
     def _info(self, name: str, size: int) -> tarfile.TarInfo:
         info = tarfile.TarInfo(name)
@@ -169,8 +203,23 @@ class ArchiveWriter:
     def add_bytes(self, name: str, data: bytes) -> str:
         return self.add_file(name, io.BytesIO(data), len(data))
 
+    def write_chunk(self, number: int, index: int, entry: TableEntry,
+                    batches: Iterable[pa.RecordBatch]) -> Chunk:
+        """Encode a chunk into a private temp file first (a tar header states the member's
+        size), then append it."""
+        member = member_name(number, index, self.format.extension)
+        self._check_format = True
+        with tempfile.TemporaryFile(prefix="dbcrate-chunk-") as spool:
+            rows = encode_batches(self.format, arrow_schema(entry), batches, spool, self.level)
+            size = spool.tell()
+            spool.seek(0)
+            sha = self.add_file(member, spool, size)
+        return Chunk(member, rows, size, sha)
+
     def commit(self, manifest: Manifest) -> None:
         """Write the manifest and its digest, close, fsync and rename into place."""
+        if self._check_format:
+            self.check_manifest(manifest)
         if manifest.format_version != self.format_version:
             raise ValueError(f"the manifest says format {manifest.format_version}, the marker "
                              f"{self.format_version}")

@@ -1,222 +1,32 @@
-"""Writing archives of every container kind: one interface, the tar writer, and a builder.
-
-A :class:`ContainerWriter` receives, table by table in manifest order, ``begin_table`` and then
-the table's chunks (``write_chunk``: Arrow record batches of one chunk, consumed as they come,
-so memory stays bounded by a batch), then ``commit(manifest)`` with the manifest whose chunks
-are the ones it returned. Leaving its ``with`` block with an exception (or ``abort()``) leaves
-nothing under the final name. *Member-based* kinds (``tar``, ``directory``) also accept raw
-members (``add_file``, the interface of :class:`dbcrate.containers.tar.ArchiveWriter`): chunks
-copied byte for byte, and storage members.
+"""Writing archives of any container kind through the one writing interface
+(:class:`~dbcrate.containers.base.ContainerWriter`, which every kind's writer implements).
 
 :func:`write_table` cuts a stream of batches into chunks of at most N rows; the
 :class:`ArchiveBuilder` (``dbcrate.open_archive(path, "w", kind=...)``) writes tables given as
-Arrow data into any kind.
+Arrow data into any kind; :class:`DumpWriter` (:func:`open_dump_writer`) lets the dump loop,
+which appends encoded members, write into any kind.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
-import io
 import os
-import re
 import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO
 
 import pyarrow as pa
 
+from dbcrate import __version__
 from dbcrate.atomic import AutoName, check_parent, publish_noreplace, temp_name, write_failed
-from dbcrate.containers.archive import arrow_schema
-from dbcrate.containers.tar import ArchiveWriter
+from dbcrate.containers.base import ContainerWriter, arrow_schema
+from dbcrate.containers.kinds import get_kind
 from dbcrate.errors import OutputError, UsageError
-from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, ChunkWriter, DataFormat, get_format
+from dbcrate.formats.registry import get_format
+from dbcrate.model.chunks import parse_member_name
 from dbcrate.model.manifest import Chunk, Manifest, Source, TableEntry
 from dbcrate.model.schema import Table
-
-
-def member_name(number: int, index: int, extension: str) -> str:
-    """``data/tTTTT/cCCCCCC.EXT``: the chunk ``index`` (0-based) of table ``number`` (1-based),
-    as docs/FORMAT.md names data members (the row kinds use the same names for their chunks)."""
-    return f"data/t{number:04d}/c{index:06d}.{extension}"
-
-
-class HashingSink(io.RawIOBase):
-    """A write-only file that passes everything to ``target`` and counts and hashes it."""
-
-    def __init__(self, target: IO[bytes]) -> None:
-        super().__init__()
-        self.target = target
-        self.sha = hashlib.sha256()
-        self.count = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        view = memoryview(data).cast("B")
-        self.target.write(view)
-        self.sha.update(view)
-        self.count += len(view)
-        return len(view)
-
-    def tell(self) -> int:
-        return self.count
-
-    def flush(self) -> None:
-        self.target.flush()
-
-
-def encode_batches(fmt: DataFormat, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
-                   sink: IO[bytes], level: int) -> int:
-    """Encode ``batches`` as one data member of format ``fmt`` into ``sink``; returns the rows.
-
-    ``sink`` stays open. On an error the format's writer is closed before the error goes on (a
-    writer collected later would write into a closed file).
-    """
-    writer: ChunkWriter = fmt.open_writer(sink, schema, level)
-    rows = 0
-    try:
-        for batch in batches:
-            writer.write(batch)
-            rows += batch.num_rows
-    except BaseException:
-        with contextlib.suppress(Exception):
-            writer.close()
-        raise
-    writer.close()
-    return rows
-
-
-class ContainerWriter:
-    """The writing side of a container kind (see the module docstring for the protocol).
-
-    :param path: the final path of the output.
-    :param data_format: the data format of member-based kinds (default ``parquet``); the row
-        kinds store values themselves and accept only ``None`` or their own name.
-    :param mtime: the dump's start time (Unix seconds), recorded where the kind records times.
-    :param overwrite: directory kinds: replace an existing dump directory.
-    :param format_version: the archive format version of the manifest that will be committed
-        (the tar marker is written first and must agree with it).
-    :param compression_level: zstd level of re-encoded data members.
-    """
-
-    #: the kind's name (a key of ``dbcrate.containers.kinds.CONTAINER_KINDS``)
-    kind: ClassVar[str] = ""
-    #: chunks are data members in a data format, and raw members can be added
-    member_based: ClassVar[bool] = False
-    #: what the manifest's ``data_format`` says for this output
-    data_format: str
-
-    def __init__(self, path: str | os.PathLike[str], *, data_format: str | None = None,
-                 mtime: float | None = None, overwrite: bool = False, format_version: int = 1,
-                 compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
-        raise NotImplementedError
-
-    def begin_table(self, number: int, entry: TableEntry) -> None:
-        """Called once per table (1-based ``number``, in manifest order) before its chunks,
-        also for a table without rows."""
-
-    def write_chunk(self, number: int, index: int, entry: TableEntry,
-                    batches: Iterable[pa.RecordBatch]) -> Chunk:
-        """Write chunk ``index`` (0-based) of table ``number`` from ``batches`` (each with
-        exactly ``arrow_schema(entry)``; consumed to the end); returns its manifest record."""
-        raise NotImplementedError
-
-    def add_file(self, name: str, source: IO[bytes], size: int) -> str:
-        """Add a raw member of ``size`` bytes read from ``source``; returns its SHA-256 (hex).
-        Member-based kinds only."""
-        raise UsageError(f"the {self.kind} kind stores no raw archive members ({name})",
-                         hint="storages and byte-exact members need the tar or directory kind")
-
-    def commit(self, manifest: Manifest) -> None:
-        """Write the manifest and make the output appear under its final name."""
-        raise NotImplementedError
-
-    def abort(self) -> None:
-        """Drop everything written so far (the final name is never touched; idempotent)."""
-        raise NotImplementedError
-
-    def check_manifest(self, manifest: Manifest) -> None:
-        """What every kind checks at commit: the data format it wrote, and (row kinds) that
-        there are no storages, which only member-based kinds can hold."""
-        if manifest.data_format != self.data_format:
-            raise ValueError(f"the manifest says data format {manifest.data_format!r}, "
-                             f"this {self.kind} output holds {self.data_format!r}")
-        if not self.member_based:
-            refuse_storages(manifest, self.kind)
-
-    def __enter__(self) -> ContainerWriter:
-        return self
-
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if exc_type is not None:
-            self.abort()
-
-
-def refuse_storages(manifest: Manifest, kind: str) -> None:
-    """Storages (files beside the data, manifest format 2) live in raw archive members, which
-    only the tar and directory kinds hold.
-
-    :raises UsageError: the manifest describes storages.
-    """
-    if getattr(manifest, "storage", None):
-        raise UsageError(
-            f"the archive holds storages (files beside the data): storages need the tar or "
-            f"directory kind, the {kind} kind cannot hold them",
-            hint="convert or dump with --as tar or --as directory",
-        )
-
-
-def row_kind_format(kind: str, data_format: str | None) -> str:
-    """The manifest ``data_format`` of a row kind (its own name); refuses another format."""
-    if data_format not in (None, kind):
-        raise UsageError(
-            f"the {kind} kind stores values itself; a data format ({data_format!r}) applies to "
-            "the tar and directory kinds only",
-            hint=f"leave out the format with --as {kind}",
-        )
-    return kind
-
-
-class TarWriter(ContainerWriter):
-    """The ``tar`` kind: :class:`dbcrate.containers.tar.ArchiveWriter` (docs/FORMAT.md); each chunk is
-    encoded into a private temp file first, because a tar header states the member's size."""
-
-    kind = "tar"
-    member_based = True
-
-    def __init__(self, path: str | os.PathLike[str], *, data_format: str | None = None,
-                 mtime: float | None = None, overwrite: bool = False, format_version: int = 1,
-                 compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
-        self.format = get_format(data_format or "parquet")
-        self.data_format = self.format.name
-        self.level = compression_level
-        stamp = dt.datetime.now(dt.UTC).timestamp() if mtime is None else mtime
-        self._writer = ArchiveWriter(path, stamp, format_version)
-
-    def write_chunk(self, number: int, index: int, entry: TableEntry,
-                    batches: Iterable[pa.RecordBatch]) -> Chunk:
-        member = member_name(number, index, self.format.extension)
-        with tempfile.TemporaryFile(prefix="dbcrate-chunk-") as spool:
-            rows = encode_batches(self.format, arrow_schema(entry), batches, spool, self.level)
-            size = spool.tell()
-            spool.seek(0)
-            sha = self._writer.add_file(member, spool, size)
-        return Chunk(member, rows, size, sha)
-
-    def add_file(self, name: str, source: IO[bytes], size: int) -> str:
-        return self._writer.add_file(name, source, size)
-
-    def commit(self, manifest: Manifest) -> None:
-        self.check_manifest(manifest)
-        self._writer.commit(manifest)
-
-    def abort(self) -> None:
-        self._writer.abort()
 
 
 class _RowStream:
@@ -256,9 +66,6 @@ def write_table(writer: ContainerWriter, number: int, entry: TableEntry,
     while stream.has_more():
         chunks.append(writer.write_chunk(number, len(chunks), entry, stream.take(max_rows)))
     return chunks
-
-
-_DATA_MEMBER = re.compile(r"^data/t([0-9]{4,8})/c([0-9]{6,9})\.[a-z0-9]{1,16}$")
 
 
 class DumpWriter:
@@ -314,10 +121,10 @@ class DumpWriter:
     def _add_file(self, name: str, source: IO[bytes], size: int) -> str:
         if self.writer.member_based:
             return self.writer.add_file(name, source, size)
-        match = _DATA_MEMBER.match(name)
-        if match is None:
+        parsed = parse_member_name(name)
+        if parsed is None:
             return self.writer.add_file(name, source, size)  # refused with a clear message
-        number, index = int(match.group(1)), int(match.group(2))
+        number, index = parsed.number, parsed.index
         if not self._begun <= number <= len(self._entries):
             raise ValueError(f"member {name} is out of table order")
         self._begin_through(number)
@@ -389,8 +196,6 @@ def open_dump_writer(output: str | os.PathLike[str], kind: str, *, tables: list[
     :raises OutputError: a file kind's ``output`` ends with ``/`` (a directory was meant;
         ``dbcrate dump`` resolves that to a name inside it before it gets here).
     """
-    from dbcrate.containers.kinds import get_kind  # here: the registry imports this module
-
     info = get_kind(kind)
     if not info.is_directory and str(output).endswith(("/", os.sep)):
         raise OutputError(f"the output {output} ends with / (a directory), but a {kind} "
@@ -436,9 +241,6 @@ class ArchiveBuilder:
                  data_format: str | None = None, max_row_count: int | None = None,
                  overwrite: bool = False, source: Source | None = None,
                  schema_version: str | None = None) -> None:
-        from dbcrate import __version__
-        from dbcrate.containers.kinds import get_kind  # here: the registry imports this module
-
         info = get_kind(kind)
         created = dt.datetime.now(dt.UTC)
         self.path = str(path)

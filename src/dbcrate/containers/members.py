@@ -1,0 +1,194 @@
+"""The member-based kinds' reader (``tar`` and ``directory``): chunks are data members
+encoded in a data format, found by name in a container that :class:`MemberReader` describes.
+:class:`TarArchive` (the tar kind's reader) is here too: it is :class:`MemberArchive` over
+:class:`~dbcrate.containers.tar.ArchiveReader`, which storages also read, so it cannot live in
+``tar.py`` without a cycle through :mod:`dbcrate.storages.restore`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from typing import BinaryIO, Protocol
+
+import pyarrow as pa
+
+from dbcrate.containers.base import Archive, arrow_schema
+from dbcrate.containers.tar import ArchiveReader
+from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
+from dbcrate.formats.budget import check_parquet
+from dbcrate.formats.registry import FORMATS, DataFormat, get_format
+from dbcrate.model.manifest import Chunk, Manifest, TableEntry
+from dbcrate.progress import Event
+from dbcrate.storages.restore import iter_verify_storages
+
+
+class SizedMember(Protocol):
+    @property
+    def size(self) -> int: ...
+
+
+class MemberReader(Protocol):
+    """What :class:`MemberArchive` needs of a container: the tar reader
+    (:class:`dbcrate.containers.tar.ArchiveReader`) and the directory reader provide it. After
+    construction the manifest is parsed and every member it lists exists with its size; no
+    unlisted member exists."""
+
+    display: str
+    manifest: Manifest
+
+    @property
+    def members(self) -> Mapping[str, SizedMember]: ...
+
+    def member_buffer(self, name: str) -> pa.Buffer: ...
+
+    def member_stream(self, name: str) -> BinaryIO: ...
+
+    def open_member(self, name: str) -> pa.BufferReader: ...
+
+    def check_member(self, name: str, sha256: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class MemberArchive(Archive):
+    """The kinds whose chunks are data members encoded in a data format (``tar`` and
+    ``directory``): members are found by name, checked against their SHA-256 and decoded by
+    the manifest's data format."""
+
+    _reader: MemberReader
+    format: DataFormat
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = str(path)
+        self._reader = self._open(path)
+        self.manifest = self._reader.manifest
+        try:
+            self.format = get_format(self.manifest.data_format)  # loads plugin formats too
+        except UsageError:
+            self._reader.close()
+            raise NotAnArchive(
+                f"{self.path}: data format {self.manifest.data_format!r} is not known here",
+                hint=f"known formats: {', '.join(sorted(FORMATS))}; a plugin may provide it",
+            ) from None
+
+    def _open(self, path: str | os.PathLike[str]) -> MemberReader:
+        """Open and check the container (marker, manifest, member list)."""
+        raise NotImplementedError
+
+    @property
+    def reader(self) -> MemberReader:
+        """The container reader (members by name; used to copy members and storages)."""
+        return self._reader
+
+    def member_names(self) -> list[str]:
+        """Every member, in container order (the tar's; a directory's sorted)."""
+        return list(self._reader.members)
+
+    def member_size(self, name: str) -> int:
+        return self._reader.members[name].size
+
+    def member_stream(self, name: str) -> BinaryIO:
+        """A stream of a member's stored bytes (not checked); close it after use."""
+        return self._reader.member_stream(name)
+
+    def check_chunk(self, chunk: Chunk) -> None:
+        self._reader.check_member(chunk.member, chunk.sha256)
+
+    def iter_verify(self) -> Iterator[Event]:
+        """Every chunk (see :meth:`Archive.iter_verify`), then the storages: the index and
+        every pack against their SHA-256, every file's own size and SHA-256."""
+        yield from super().iter_verify()
+        if self.manifest.storage is not None:
+            yield from iter_verify_storages(self._reader,  # type: ignore[arg-type]
+                                            self.manifest.storage)
+
+    def chunk_batches(
+        self, entry: TableEntry, chunk: Chunk, *, verify: bool = True
+    ) -> Iterator[pa.RecordBatch]:
+        if verify:
+            self.check_chunk(chunk)
+        expected = arrow_schema(entry)
+        rows = 0
+        try:
+            with self._open_for_format(chunk.member) as source:
+                for batch in self.format.read(source, expected):
+                    for column in batch.columns:  # invalid UTF-8 in a string column
+                        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                            column.validate(full=True)
+                    # (not the whole batch: time64 86,400,000,000 - PostgreSQL's 24:00:00 - is
+                    # outside Arrow's range of a time of day, and the format allows it)
+                    if not batch.schema.equals(expected):
+                        raise ArchiveCorrupt(
+                            f"{self.path}: member {chunk.member} (table {entry.name}) does not "
+                            "have the schema the manifest gives",
+                            member=chunk.member,
+                        )
+                    rows += batch.num_rows
+                    if rows > chunk.rows:
+                        break
+                    yield batch
+        except ArchiveCorrupt:
+            raise
+        except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
+            raise ArchiveCorrupt(
+                f"{self.path}: member {chunk.member} (table {entry.name}) cannot be decoded: {exc}",
+                member=chunk.member,
+                hint=getattr(exc, "hint", None),  # a text format's limit names its setting
+            ) from None
+        if rows != chunk.rows:
+            raise ArchiveCorrupt(
+                f"{self.path}: member {chunk.member} (table {entry.name}) holds {rows} rows, "
+                f"the manifest says {chunk.rows}",
+                member=chunk.member,
+            )
+
+    def _open_for_format(self, member: str) -> pa.NativeFile:
+        """The member as the format reads it best: a file read by range on demand for a format
+        that seeks (a 56 MB Parquet member of documents is then never held whole while it is
+        decoded), else the whole member in an Arrow-owned buffer."""
+        if self.format.reads_by_range:
+            return pa.PythonFile(self._reader.member_stream(member), mode="r")
+        return self._reader.open_member(member)
+
+    def check_chunk_structure(self, entry: TableEntry, chunk: Chunk) -> None:
+        """Row count and schema of a member, as cheaply as the format allows (a Parquet footer
+        and page headers, checked against the decoding budget; other formats are decoded).
+        Raises :class:`ArchiveCorrupt`."""
+        if self.format.name != "parquet":
+            for _ in self.chunk_batches(entry, chunk, verify=False):
+                pass
+            return
+        try:
+            with self._open_for_format(chunk.member) as source:  # the footer, page headers
+                # the sizes it declares, within its budget: a bomb is refused before a restore
+                # writes anything, not halfway through a table
+                meta = check_parquet(source)[0].metadata
+            schema = meta.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ArchiveCorrupt(
+                f"{self.path}: member {chunk.member} (table {entry.name}) cannot be decoded: {exc}",
+                member=chunk.member,
+                hint=getattr(exc, "hint", None),  # a decoding limit names its setting
+            ) from None
+        expected = arrow_schema(entry)
+        if meta.num_rows != chunk.rows or not schema.remove_metadata().equals(expected):
+            raise ArchiveCorrupt(
+                f"{self.path}: member {chunk.member} (table {entry.name}) holds {meta.num_rows} "
+                f"rows of schema {schema.names}, the manifest says {chunk.rows} rows of "
+                f"{expected.names}",
+                member=chunk.member,
+            )
+
+    def close(self) -> None:
+        self._reader.close()
+
+
+class TarArchive(MemberArchive):
+    """The ``tar`` kind: one uncompressed tar file (docs/FORMAT.md); ``"-"`` reads standard
+    input (spooled to a private temp file)."""
+
+    kind = "tar"
+
+    def _open(self, path: str | os.PathLike[str]) -> MemberReader:
+        return ArchiveReader(path)
