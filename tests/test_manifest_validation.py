@@ -65,7 +65,10 @@ from dbcrate.model.manifest import Manifest
 
 from conftest import Databases
 
-restore_module = importlib.import_module("dbcrate.restore.run")  # (dbcrate.restore is the function)
+#: the restore's modules that turn an exception into a failed table's message
+#: (``dbcrate.restore`` is the function, hence importlib)
+RESTORE_MODULES = [importlib.import_module(f"dbcrate.restore.{name}")
+                   for name in ("recreate", "existing", "preflight", "finish")]
 EXAMPLES = int(os.environ.get("DBCRATE_MANIFEST_EXAMPLES", "120"))
 PG_EXAMPLES = int(os.environ.get("DBCRATE_MANIFEST_PG_EXAMPLES", "25"))
 ENV = {**os.environ, "COLUMNS": "1000", "NO_COLOR": "1", "TERM": "dumb"}
@@ -199,7 +202,7 @@ def catching_table_failures() -> Iterator[list[BaseException]]:
     """Record every exception restore turns into a failed table (its messages go through
     ``failure_message``/``driver_message``)."""
     seen: list[BaseException] = []
-    real_failure, real_driver = restore_module.failure_message, restore_module.driver_message
+    real_failure, real_driver = dbcrate.errors.failure_message, dbcrate.errors.driver_message
 
     def failure(exc: BaseException) -> str:
         seen.append(exc)
@@ -209,8 +212,11 @@ def catching_table_failures() -> Iterator[list[BaseException]]:
         seen.append(exc)
         return real_driver(exc)
 
-    with mock.patch.object(restore_module, "failure_message", failure), \
-            mock.patch.object(restore_module, "driver_message", driver):
+    with contextlib.ExitStack() as stack:
+        for module in RESTORE_MODULES:
+            for name, fake in (("failure_message", failure), ("driver_message", driver)):
+                if hasattr(module, name):
+                    stack.enter_context(mock.patch.object(module, name, fake))
         yield seen
 
 

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from dbcrate.dialects import dialect_for
 from dbcrate.restore.ddl import CombinedDDL
-from dbcrate.restore.run import TableResult, _Runner, _step
+from dbcrate.restore.recreate import run_step
+from dbcrate.restore.report import TableResult
+from dbcrate.restore.session import Runner
 
 from conftest import Databases, engine_of
 
@@ -39,7 +41,7 @@ def _build(engine: sa.Engine, elements: list[Any]) -> TableResult:
     assert sql is not None and sql.startswith("ALTER TABLE `weird ``name``` ADD ")
     assert sql.count(" ADD ") == len(elements)
     result = TableResult("weird `name`", status="restored")
-    _step(_Runner(dialect, single=False), [CombinedDDL(sql, elements)], result, "index")
+    run_step(Runner(dialect, single=False), [CombinedDDL(sql, elements)], result, "index")
     return result
 
 

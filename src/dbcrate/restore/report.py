@@ -47,6 +47,9 @@ class RestoreReport:
 
     #: ``--strict``: :meth:`raise_for_failures` raises for any warning too
     strict: bool = False
+    #: the plan that was (or, for a dry run, would be) executed, as data
+    #: (:meth:`dbcrate.restore.plan.RestorePlan.to_dict`); ``None`` when no table was planned
+    plan: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -89,4 +92,5 @@ class RestoreReport:
             "warnings": self.warnings,
             "tables": [t.__dict__ for t in self.tables],
             "storages": self.storages,
+            "plan": self.plan,
         }

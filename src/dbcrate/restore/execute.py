@@ -1,0 +1,122 @@
+"""The one runner of a restore plan: it binds each task value to the code that performs it,
+runs them as a :class:`~dbcrate.restore.taskgraph.TaskGraph` on the plan's sessions (one
+progress event per finished task), and frames the run: the journal, the schema hooks, the
+shared transaction of ``single_transaction``, and what comes after the graph.
+
+With ``exit_on_error`` (or one transaction) a failed load stops the loads not started yet; with
+one transaction a failure rolls everything back, and every table is reported as such.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+from dbcrate.progress import Event
+from dbcrate.restore import existing, journal, recreate
+from dbcrate.restore.plan import AddForeignKey, BuildIndex, LoadInto, LoadTable, RestoreTask
+from dbcrate.restore.session import ROLLED_BACK_WITH_THE_REST, Execution
+from dbcrate.restore.taskgraph import Task, TaskGraph
+
+#: the code that performs each kind of task
+PERFORMERS: dict[type, Callable[[Execution, Any], None]] = {
+    LoadTable: recreate.create_and_load,
+    BuildIndex: recreate.build_index,
+    AddForeignKey: recreate.add_foreign_key,
+    LoadInto: existing.load_into,
+}
+
+#: how progress names each phase's tasks
+_LABELS = {"data": "Restore table", "indexes": "Index of", "constraints": "Foreign key of"}
+
+
+def perform(ctx: Execution, task: RestoreTask) -> None:
+    """Run one task (in a worker thread); failures are recorded in the report, not raised."""
+    PERFORMERS[type(task)](ctx, task)
+
+
+def execute(ctx: Execution) -> Iterator[Event]:
+    """Run the plan: journal and hooks around the shared transaction (if any) around the
+    graph and the steps after it."""
+    plan, dialect, runner, report = ctx.plan, ctx.dialect, ctx.runner, ctx.report
+    if not runner.single:  # all or nothing keeps no journal: a failure must leave nothing
+        with dialect.engine.connect() as conn:
+            if plan.forget_journal:  # --clean over an unfinished earlier run: start over
+                journal.forget(conn, dialect, plan.archive_id)
+            journal.ensure(conn, dialect)
+    if ctx.hooks.prepare_schema_for_restore is not None:
+        with dialect.engine.begin() as conn:
+            ctx.hooks.prepare_schema_for_restore(conn, ctx.arch.manifest)
+    runner.open_shared()
+    ok = False
+    try:
+        yield from _run(ctx)
+        ok = report.ok
+        if runner.single and not ok:
+            _all_rolled_back(ctx)
+    finally:
+        runner.close_shared(ok)
+    if ctx.hooks.update_schema_after_restore is not None and report.ok:
+        with dialect.engine.begin() as conn:
+            ctx.hooks.update_schema_after_restore(conn, ctx.arch.manifest)
+    if report.ok and not runner.single:
+        with dialect.engine.connect() as conn:
+            journal.finish(conn, dialect, plan.archive_id)
+
+
+def _run(ctx: Execution) -> Iterator[Event]:
+    for name in ctx.plan.resumed:
+        result = ctx.result(name)
+        result.status, result.rows = "restored", ctx.plan.source(name).entry.rows
+        result.warnings.append("committed by an earlier run (resume)")
+    if ctx.plan.mode == "recreate":
+        recreate.drop_foreign_keys_into(ctx)
+        yield from run_graph(ctx)
+        yield from recreate.finish(ctx)
+    else:
+        yield from run_graph(ctx)
+        yield from existing.finish(ctx)
+
+
+def _all_rolled_back(ctx: Execution) -> None:
+    for r in ctx.report.tables:
+        if r.status in ("restored", "checked"):
+            r.status, r.rows = "failed", 0
+            r.error = ROLLED_BACK_WITH_THE_REST
+
+
+def run_graph(ctx: Execution) -> Iterator[Event]:
+    """Run the plan's tasks on its sessions, one event per finished task; after a failed load
+    with ``exit_on_error``, the loads not started are skipped (with one transaction,
+    everything not started)."""
+    plan, single = ctx.plan, ctx.runner.single
+    graph = TaskGraph()
+    nodes: list[Task] = []
+    for scheduled in plan.tasks:
+        nodes.append(graph.add(partial(perform, ctx, scheduled.task), priority=scheduled.priority,
+                               after=[nodes[i] for i in scheduled.after],
+                               shared=set(scheduled.shared), exclusive=set(scheduled.exclusive),
+                               payload=scheduled))
+    totals: dict[str, int] = {}
+    for scheduled in plan.tasks:
+        totals[scheduled.phase] = totals.get(scheduled.phase, 0) + 1
+    done = dict.fromkeys(totals, 0)
+    for node in graph.run(plan.settings.sessions):
+        phase, table = node.payload.phase, node.payload.task.table
+        done[phase] += 1
+        result = ctx.result(table)
+        yield Event(phase, done[phase], totals[phase], f"{_LABELS[phase]} {table}", table,
+                    rows=result.rows)
+        if phase == "data" and result.status == "failed" and (plan.settings.exit_on_error or single):
+            # the tables not started are skipped; with one transaction, everything is
+            graph.drop(lambda t: not single and t.payload.phase != "data")
+            _skip_rest(ctx, table)
+
+
+def _skip_rest(ctx: Execution, failed: str) -> None:
+    why = "single transaction" if ctx.runner.single else "--exit-on-error"
+    for r in ctx.report.tables:
+        if r.status == "pending":
+            r.status = "skipped"
+            r.error = f"not attempted: stopped after {failed!r} failed ({why})"

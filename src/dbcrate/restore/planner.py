@@ -1,0 +1,251 @@
+"""Build the frozen :class:`~dbcrate.restore.plan.RestorePlan`: resolve the options, read what
+the target holds (tables, the journal of an earlier run, the existing tables' definitions) and
+schedule the work. Nothing here writes to the target; refusals (a name the target cannot hold,
+existing tables without ``clean``, an unfinished earlier run, incompatible columns) are raised
+here, before the preflight reads a single row."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import sqlalchemy as sa
+
+from dbcrate.containers.archive import Archive
+from dbcrate.dialects import Dialect, engine_family, engine_name
+from dbcrate.errors import Incompatibility, NotPortable, TargetConflict, UnfinishedRestore, UsageError
+from dbcrate.model.schema import dependency_order
+from dbcrate.options import RestoreOptions
+from dbcrate.restore import journal
+from dbcrate.restore.conflicts import POLICIES
+from dbcrate.restore.ddl import build_tables
+from dbcrate.restore.mapping import TableMap, plan_table
+from dbcrate.restore.plan import RestorePlan, Settings, Source
+from dbcrate.restore.report import TableResult
+from dbcrate.restore.schedule import schedule_into_existing, schedule_recreate
+
+
+def check_options(options: RestoreOptions) -> None:
+    """Refuse option combinations that make no sense, before anything is opened."""
+    if options.mode not in ("recreate", "into-existing"):
+        raise UsageError(f"unknown restore mode {options.mode!r}",
+                         hint="modes: recreate, into-existing")
+    if options.on_conflict not in POLICIES:
+        raise UsageError(f"unknown conflict policy {options.on_conflict!r}",
+                         hint="policies: " + ", ".join(POLICIES))
+    if options.on_conflict == "check" and options.clean:
+        raise UsageError("--on-conflict check compares the archive with the target's rows; "
+                         "--clean would empty them first", hint="leave out --clean")
+    if options.schema_only and (options.data_only or options.mode == "into-existing"):
+        raise UsageError("--schema-only creates tables; it cannot be combined with --data-only")
+    if options.on_conflict != "error" and not (options.data_only or options.mode == "into-existing"):
+        raise UsageError("--on-conflict applies when loading into existing tables",
+                         hint="add --mode into-existing")
+
+
+def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, target: str,
+                 sources: list[Source], warnings: list[str]) -> RestorePlan:
+    """The whole plan for restoring ``sources`` of ``arch`` into the target ``dialect`` opened
+    (``target`` is its URL without secrets, for messages)."""
+    mode = "into-existing" if options.data_only else options.mode
+    if options.single_transaction and not dialect.transactional_ddl and mode == "recreate":
+        raise UsageError(
+            f"{engine_name(dialect)} cannot roll back CREATE/DROP TABLE, so a recreating "
+            "restore cannot be all-or-nothing",
+            hint="use --mode into-existing with --single-transaction (rows are "
+            "transactional), or restore one transaction per table",
+        )
+    with dialect.engine.connect() as conn:
+        dialect.inspect_target(conn)
+    same_engine = engine_family(engine_name(dialect)) == engine_family(arch.manifest.source.engine)
+    by_name = {s.name: s for s in sources}
+    ordered = tuple(by_name[t.name] for t in dependency_order([s.schema for s in sources]))
+    archive_id = hashlib.sha256(arch.manifest.to_json()).hexdigest()
+    done, forget = _journal_state(dialect, archive_id, options, target)
+    parallel = dialect.parallel_restore and not options.single_transaction
+    settings = _settings(options, mode, same_engine, parallel)
+    common: dict[str, Any] = dict(target=target, archive_id=archive_id, same_engine=same_engine,
+                                  sources=ordered, done=done, forget_journal=forget,
+                                  warnings=tuple(warnings))
+    present = target_tables(dialect)
+    if mode == "recreate":
+        return _plan_recreate(common, settings, dialect, present, options)
+    return _plan_into_existing(common, settings, dialect, present, options)
+
+
+def _settings(options: RestoreOptions, mode: Any, same_engine: bool, parallel: bool) -> Settings:
+    check_values = ((mode == "into-existing" or not same_engine or bool(options.migrations))
+                    and not options.schema_only)
+    return Settings(
+        mode=mode, clean=options.clean, schema_only=options.schema_only,
+        on_conflict=options.on_conflict, single_transaction=options.single_transaction,
+        exit_on_error=options.exit_on_error, verify=options.verify, dry_run=options.dry_run,
+        check_values=check_values, parallel=parallel, jobs=options.jobs,
+        # recreate: not capped by the table count (one table's index builds run side by side)
+        sessions=max(1, options.jobs) if parallel else 1,
+    )
+
+
+def _journal_state(dialect: Dialect, archive_id: str, options: RestoreOptions,
+                   target: str) -> tuple[dict[str, frozenset[int]], bool]:
+    """What an earlier run of this archive committed (kept with ``resume``), and whether the
+    journal is to be forgotten (``clean`` starts over); an unfinished earlier run without
+    either is refused: appending again would duplicate what it committed."""
+    with dialect.engine.connect() as conn:
+        earlier = journal.done(conn, dialect, archive_id)
+    if options.resume:
+        return {name: frozenset(chunks) for name, chunks in earlier.items()}, False
+    if any(chunks - {journal.STARTED} for chunks in earlier.values()) and not options.clean:
+        raise UnfinishedRestore(target, sum(len(chunks) for chunks in earlier.values()))
+    return {}, bool(earlier)
+
+
+def target_tables(dialect: Dialect) -> set[str]:
+    with dialect.engine.connect() as conn:
+        return set(sa.inspect(conn).get_table_names(schema=dialect.default_schema))
+
+
+def _whole(done: dict[str, frozenset[int]]) -> frozenset[str]:
+    return frozenset(n for n, chunks in done.items() if journal.WHOLE_TABLE in chunks)
+
+
+def _plan_recreate(common: dict[str, Any], settings: Settings, dialect: Dialect,
+                   present: set[str], options: RestoreOptions) -> RestorePlan:
+    sources: tuple[Source, ...] = common["sources"]
+    names_wrong = dialect.name_problems([s.schema for s in sources])
+    if names_wrong:
+        raise NotPortable(common["target"], names_wrong)
+    if dialect.case_insensitive_tables:
+        lowered = {p.lower() for p in present}
+        existing = {s.name for s in sources if s.name.lower() in lowered}
+    else:
+        existing = {s.name for s in sources if s.name in present}
+    done = common["done"]
+    resumed = _whole(done)
+    # --resume replaces only what this archive's unfinished restore created (and did not
+    # commit whole); any other existing table is the user's: refused as without --resume
+    started = {n for n, chunks in done.items() if journal.STARTED in chunks}
+    pending_existing = existing - resumed
+    if not options.clean and pending_existing - started:
+        raise TargetConflict(sorted(pending_existing - started), common["target"])
+    ddl = build_tables([s.schema for s in sources], dialect, same_engine=common["same_engine"],
+                       inline_foreign_keys=not dialect.alter_add_foreign_key, existing=present)
+    replace = frozenset(pending_existing)
+    work = schedule_recreate(sources, ddl, dialect, replace=replace, resumed=resumed,
+                             built=structure_present(dialect, resumed), sessions=settings.sessions)
+    return RestorePlan(**common, settings=settings, replace=replace, resumed=resumed, ddl=ddl,
+                       index_steps=work.index_steps, foreign_keys=work.foreign_keys,
+                       tasks=tuple(work.tasks))
+
+
+def _plan_into_existing(common: dict[str, Any], settings: Settings, dialect: Dialect,
+                        present: set[str], options: RestoreOptions) -> RestorePlan:
+    sources: tuple[Source, ...] = common["sources"]
+    maps, narrow = _map_tables(sources, dialect, present, options, common["target"])
+    resumed = _whole(common["done"]) if options.clean else frozenset()
+    tasks, sessions = schedule_into_existing(sources, maps, dialect, clean=options.clean,
+                                             resumed=resumed, jobs=options.jobs,
+                                             parallel=settings.parallel)
+    settings = Settings(**{**settings.to_dict(), "sessions": sessions})
+    return RestorePlan(**common, settings=settings, resumed=resumed, maps=maps,
+                       narrow_text=narrow, cyclic_columns=_cyclic_columns(sources, maps, dialect),
+                       tasks=tuple(tasks))
+
+
+def _map_tables(sources: tuple[Source, ...], dialect: Dialect, present: set[str],
+                options: RestoreOptions,
+                target: str) -> tuple[dict[str, TableMap], dict[str, frozenset[str]]]:
+    """Each archive table's mapping onto the existing table of its name, and the target's
+    columns that hold at most 3 UTF-8 bytes per character; every problem refused at once."""
+    problems: list[Incompatibility] = []
+    maps: dict[str, TableMap] = {}
+    narrow: dict[str, frozenset[str]] = {}
+    lookup = {p.lower() if dialect.case_insensitive_tables else p: p for p in present}
+    with dialect.engine.connect() as conn:
+        if dialect.reflect_in_snapshot:
+            dialect.begin_snapshot(conn)
+        for source in sources:
+            real = lookup.get(source.name.lower() if dialect.case_insensitive_tables else source.name)
+            if real is None:
+                problems.append(Incompatibility(source.name, None, "the target has no such table "
+                                                "(into-existing mode creates nothing)"))
+                continue
+            existing = dialect.reflect(conn, real)
+            tmap = plan_table(source.schema, existing,
+                              case_insensitive=dialect.case_insensitive_columns)
+            maps[source.name] = tmap
+            narrow[source.name] = frozenset(dialect.three_byte_utf8_columns(conn, real))
+            problems.extend(Incompatibility(source.name, None, why) for why in tmap.blocking)
+            if options.on_conflict != "error" and not existing.primary_key:
+                problems.append(Incompatibility(
+                    source.name, None, f"--on-conflict {options.on_conflict} needs a primary key "
+                    "in the target table"))
+        if dialect.reflect_in_snapshot:
+            dialect.end_snapshot(conn)
+    if problems:
+        raise NotPortable(target, problems)
+    return maps, narrow
+
+
+def _cyclic_columns(sources: tuple[Source, ...], maps: dict[str, TableMap],
+                    dialect: Dialect) -> dict[str, tuple[str, ...]]:
+    """Foreign-key columns that close a cycle (self-references included) among the tables
+    loaded into an existing PostgreSQL schema: they are loaded as NULL, then updated."""
+    if dialect.fk_checks_off_sql is not None:
+        return {}  # MariaDB and SQLite turn the checks off for the session instead
+    order = {s.name: i for i, s in enumerate(sources)}
+    by_target = {maps[s.name].target.name: s.name for s in sources}
+    out: dict[str, tuple[str, ...]] = {}
+    for source in sources:
+        for fk in maps[source.name].target.foreign_keys:
+            ref = by_target.get(fk.ref_table)
+            if ref is not None and order[ref] >= order[source.name]:
+                out[source.name] = (*out.get(source.name, ()), *fk.columns)
+    return out
+
+
+def structure_present(dialect: Dialect, tables: frozenset[str]) -> dict[str, set[str]]:
+    """For tables committed by an earlier run (resume): the names of the indexes and
+    constraints they have, and ``""`` for a primary key, so that only the missing ones are built
+    (the earlier run may have stopped before or among them)."""
+    out: dict[str, set[str]] = {}
+    if not tables:
+        return out
+    with dialect.engine.connect() as conn:
+        insp = sa.inspect(conn)
+        schema = dialect.default_schema
+        for name in tables:
+            have = {ix["name"] for ix in insp.get_indexes(name, schema=schema) if ix["name"]}
+            have |= {uc["name"] for uc in insp.get_unique_constraints(name, schema=schema) if uc["name"]}
+            have |= {fk["name"] for fk in insp.get_foreign_keys(name, schema=schema) if fk["name"]}
+            if insp.get_pk_constraint(name, schema=schema).get("constrained_columns"):
+                have.add("")
+            out[name] = have
+    return out
+
+
+def describe_plan(plan: RestorePlan, results: dict[str, TableResult]) -> None:
+    """The plan in words, per table (``TableResult.plan``), and what it leaves out."""
+    settings = plan.settings
+    for source in plan.sources:
+        r = results[source.name]
+        rows = source.entry.rows
+        if plan.mode == "recreate":
+            verb = "drop and recreate" if source.name in plan.replace else "create"
+            if source.name in plan.resumed:
+                verb = "already restored (resume: skip)"
+            r.plan.append(f"{verb}; load {rows} rows" if not settings.schema_only else verb)
+        else:
+            tmap = plan.maps[source.name]
+            action = "empty, then load" if settings.clean else "append"
+            r.plan.append(f"{action} {rows} rows into existing {tmap.target.name!r} "
+                          f"(on conflict: {settings.on_conflict})")
+            r.plan.append("columns: " + ", ".join(c.describe() for c in tmap.columns))
+            if tmap.dropped:
+                r.warnings.append("archive columns not in the target, dropped: "
+                                  + ", ".join(tmap.dropped))
+            if plan.cyclic_columns.get(source.name):
+                r.plan.append("cyclic foreign key columns loaded as NULL, then updated: "
+                              + ", ".join(plan.cyclic_columns[source.name]))
+        for item in source.entry.schema.skipped:
+            r.warnings.append(f"not recreated: {item}")

@@ -1,0 +1,173 @@
+"""Recreate mode: the work of each task kind, and what comes after the graph.
+
+Each table is (dropped,) created and loaded in one transaction (:func:`create_and_load`); its
+primary key (where it comes after the data) and indexes are built once its rows are in
+(:func:`build_index`), its foreign keys once both tables have their indexes
+(:func:`add_foreign_key`); then the orphan check and the sequences (:func:`finish`). A failure
+is recorded in the table's result, never raised: one table's failure must not stop the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dbcrate.dialects import Dialect
+from dbcrate.errors import driver_message, failure_message
+from dbcrate.progress import Event
+from dbcrate.restore import journal
+from dbcrate.restore.ddl import CombinedDDL
+from dbcrate.restore.finish import orphans, set_sequence
+from dbcrate.restore.plan import AddForeignKey, BuildIndex, LoadTable
+from dbcrate.restore.report import TableResult
+from dbcrate.restore.session import ROLLED_BACK_WITH_THE_REST, Execution, Runner
+from dbcrate.restore.sources import batches
+
+
+def create_and_load(ctx: Execution, task: LoadTable) -> None:
+    """(Drop,) create and load one table in one transaction, then add it to ``ctx.loaded``;
+    a failure is recorded in its result, and where DDL cannot roll back, the half-made table
+    is removed again."""
+    dialect, runner, plan = ctx.dialect, ctx.runner, ctx.plan
+    source, result = plan.source(task.table), ctx.result(task.table)
+    assert plan.ddl is not None
+    sa_table = plan.ddl.tables[source.name]
+    t0 = time.monotonic()
+    created = False
+    if not dialect.transactional_ddl and not runner.single \
+            and journal.STARTED not in plan.done.get(source.name, frozenset()):
+        # committed before CREATE TABLE (which commits by itself here): --resume may then
+        # replace this table, and only the tables so marked
+        runner.unit(lambda conn: runner.record(conn, source.name, journal.STARTED, 0))
+
+    def work(conn: Connection) -> int:
+        nonlocal created
+        if task.replace:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(source.name)}")
+            if not dialect.transactional_ddl:
+                result.warnings.append("the old table was dropped (DDL cannot roll back)")
+        conn.execute(sa.schema.CreateTable(sa_table))
+        created = True
+        rows = 0
+        if not plan.settings.schema_only:
+            # one load for the whole table (one COPY, one staging file ...)
+            rows = dialect.load(conn, source.schema, itertools.chain.from_iterable(
+                batches(ctx.arch, source, chunk, verify=False) for chunk in source.entry.chunks),
+                fresh=True)
+        runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
+        return rows
+
+    try:
+        result.rows = runner.unit(work)
+        result.status = "restored"
+        ctx.loaded.add(source.name)
+    except Exception as exc:
+        if created and not dialect.transactional_ddl and not runner.single:
+            _remove_half_made(ctx, source.name)
+        result.status, result.rows = "failed", 0
+        result.error = f"{failure_message(exc)}; {_state_after_failure(dialect, runner, task.replace)}"
+    finally:
+        result.seconds = time.monotonic() - t0
+
+
+def _remove_half_made(ctx: Execution, table: str) -> None:
+    with ctx.dialect.engine.connect() as conn:
+        with contextlib.suppress(sa.exc.DBAPIError):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {ctx.dialect.quote(table)}")
+        with contextlib.suppress(sa.exc.DBAPIError):
+            journal.unmark(conn, ctx.dialect, ctx.plan.archive_id, table, journal.STARTED)
+
+
+def _state_after_failure(dialect: Dialect, runner: Runner, replacing: bool) -> str:
+    """What a failed create-and-load left of the table."""
+    if runner.single:
+        return ROLLED_BACK_WITH_THE_REST
+    if dialect.transactional_ddl:
+        return ("rolled back: the table keeps its earlier definition and rows" if replacing
+                else "rolled back: the table was not created")
+    return ("the old table was dropped (this engine cannot roll DDL back) and the new one "
+            "removed: the table is absent" if replacing
+            else "the table was removed again: it is absent")
+
+
+def build_index(ctx: Execution, task: BuildIndex) -> None:
+    """Build one index step of a table whose rows are in (a failed index does not stop the
+    table's other indexes)."""
+    if task.table in ctx.loaded:
+        step = ctx.plan.index_steps[task.table][task.step]
+        run_step(ctx.runner, list(step), ctx.result(task.table), "index")
+
+
+def add_foreign_key(ctx: Execution, task: AddForeignKey) -> None:
+    """Add one foreign key, unless either table failed (a table outside the restore counts as
+    there: the key was only planned if it is); a key left out because its parent failed is a
+    warning of the child's."""
+    child = ctx.result(task.table)
+    if child.status != "restored":
+        return
+    parent = ctx.results.get(task.parent)
+    if parent is not None and parent.status != "restored":
+        child.skip_object("foreign key", task.name,
+                          f"table {task.parent!r} failed to restore ({parent.status})")
+        return
+    run_step(ctx.runner, [ctx.plan.foreign_keys[task.table][task.number]], child, "foreign key")
+
+
+def run_step(runner: Runner, elements: list[Any], result: TableResult, what: str) -> None:
+    """Run DDL elements in one unit; a failure marks the table failed (its rows are in) and
+    names the missing structure. A combined statement that fails runs again part by part, so
+    that the good ones are built and the error names the bad one."""
+    def work(conn: Connection) -> None:
+        for element in elements:
+            if not isinstance(element, CombinedDDL):
+                conn.execute(element)
+                continue
+            try:
+                conn.exec_driver_sql(element.sql)
+            except sa.exc.DBAPIError:  # one by one: the good ones built, the bad one named
+                for part in element.parts:
+                    conn.execute(part)
+
+    try:
+        runner.unit(work)
+    except Exception as exc:  # the data is in; report the missing structure
+        result.status = "failed"
+        article = "an" if what[0] in "aeiou" else "a"
+        result.error = (f"rows restored, but {article} {what} could not be created: "
+                        f"{driver_message(exc)}")
+
+
+def drop_foreign_keys_into(ctx: Execution) -> None:
+    """Before replacing tables, drop foreign keys between tables this restore replaces."""
+    dialect, plan = ctx.dialect, ctx.plan
+    if not plan.replace or not dialect.alter_add_foreign_key:
+        return
+    restored = {s.name for s in plan.sources}
+    with dialect.engine.connect() as conn:
+        insp = sa.inspect(conn)
+        for name in sorted(plan.replace):
+            for fk in insp.get_foreign_keys(name, schema=dialect.default_schema):
+                fk_name = fk.get("name")
+                if fk.get("referred_table") in restored and fk_name:
+                    conn.exec_driver_sql(f"ALTER TABLE {dialect.quote(name)} DROP "
+                                         f"{dialect.drop_foreign_key_keyword} {dialect.quote(fk_name)}")
+
+
+def finish(ctx: Execution) -> Iterator[Event]:
+    """After the graph: the orphan check of the tables this run loaded (PostgreSQL validated
+    every key as it added it), then every restored table's sequence."""
+    plan = ctx.plan
+    fresh = [s for s in plan.sources
+             if ctx.result(s.name).status == "restored" and s.name not in plan.resumed]
+    if ctx.dialect.fk_checks_off_sql is not None:
+        ctx.report.warnings.extend(orphans(ctx, [s.schema for s in fresh]))
+    for i, source in enumerate(plan.sources, start=1):
+        if ctx.result(source.name).status == "restored":
+            set_sequence(ctx.runner, ctx.dialect, source.schema, ctx.result(source.name))
+        yield Event("sequences", i, len(plan.sources), f"Sequence of {source.name}", source.name)

@@ -1,0 +1,144 @@
+"""The restore plan is frozen data: options resolved into it, tasks as values that one runner
+executes, printed by ``plan --json`` and ``restore --dry-run --json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+import dbcrate
+from dbcrate.restore import run as restore_run
+from dbcrate.restore.execute import PERFORMERS
+from dbcrate.restore.plan import (
+    AddForeignKey,
+    BuildIndex,
+    LoadInto,
+    LoadTable,
+    RestorePlan,
+    RestoreTask,
+)
+
+from conftest import Databases, run_sql
+
+SCHEMA = [
+    "CREATE TABLE parent (id INTEGER PRIMARY KEY, name VARCHAR(40))",
+    "CREATE TABLE child (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES parent(id), "
+    "note VARCHAR(40))",
+    "CREATE INDEX child_note ON child (note)",
+    "CREATE TABLE lone (id INTEGER PRIMARY KEY, v VARCHAR(10))",
+    "INSERT INTO parent VALUES (1, 'a'), (2, 'b')",
+    "INSERT INTO child VALUES (10, 1, 'x'), (11, 2, 'y'), (12, NULL, 'z')",
+    "INSERT INTO lone VALUES (1, 'one')",
+]
+
+
+def _archive(dbs: Databases, kind: str, tmp_path: Path) -> Path:
+    src = dbs.new(kind)
+    run_sql(src, *SCHEMA)
+    path = tmp_path / f"{kind}.crate"
+    dbcrate.dump(src, path)
+    return path
+
+
+def _check_graph(plan: RestorePlan) -> None:
+    """Every task comes after tasks planned before it; each table loads exactly once."""
+    for number, scheduled in enumerate(plan.tasks):
+        assert all(0 <= i < number for i in scheduled.after), scheduled
+    loads = [name for s in plan.tasks for name in (
+        (s.task.table,) if isinstance(s.task, LoadTable)
+        else s.task.tables if isinstance(s.task, LoadInto) else ())]
+    assert sorted(loads) == sorted(s.name for s in plan.sources if s.name not in plan.resumed)
+
+
+def test_the_runner_performs_every_kind_of_task() -> None:
+    assert set(PERFORMERS) == set(typing.get_args(RestoreTask))
+
+
+def test_sqlite_plan_is_frozen_and_writes_nothing(dbs: Databases, tmp_path: Path) -> None:
+    archive = _archive(dbs, "sqlite", tmp_path)
+    target = tmp_path / "new.db"
+    plan = restore_run.plan(archive, f"sqlite:///{target}")
+    assert not target.exists(), "planning must not leave a database file behind"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.tasks = ()  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.settings.jobs = 4  # type: ignore[misc]
+    names = [s.name for s in plan.sources]
+    assert names.index("parent") < names.index("child")  # foreign-key order
+    _check_graph(plan)
+    kinds = [s.task.kind for s in plan.tasks]
+    assert kinds.count("load") == 3 and "foreign_key" not in kinds  # SQLite: keys inline
+    index = next(s for s in plan.tasks if isinstance(s.task, BuildIndex) and s.task.table == "child")
+    load = next(i for i, s in enumerate(plan.tasks)
+                if isinstance(s.task, LoadTable) and s.task.table == "child")
+    assert load in index.after and index.shared == frozenset({"child"})
+    assert "child_note" in index.task.objects
+    data = json.loads(json.dumps(plan.to_dict()))
+    assert data["mode"] == "recreate" and data["settings"]["sessions"] == 1
+    assert {t["name"]: t["action"] for t in data["tables"]} == {
+        "parent": "create", "child": "create", "lone": "create"}
+
+
+def test_postgresql_foreign_keys_wait_for_both_tables(dbs: Databases, tmp_path: Path) -> None:
+    archive = _archive(dbs, "postgresql", tmp_path)
+    dst = dbs.new("postgresql")
+    plan = restore_run.plan(archive, dst, dbcrate.RestoreOptions(jobs=2))
+    _check_graph(plan)
+    assert plan.settings.sessions == 2 and plan.same_engine
+    position = {(s.task.kind, s.task.table): i for i, s in enumerate(plan.tasks)
+                if isinstance(s.task, LoadTable)}
+    fks = [s for s in plan.tasks if isinstance(s.task, AddForeignKey)]
+    assert len(fks) == 1
+    fk = fks[0]
+    assert fk.task.table == "child" and fk.task.parent == "parent"
+    assert {position[("load", "child")], position[("load", "parent")]} <= set(fk.after)
+    assert fk.exclusive == frozenset({"child", "parent"})
+    # the plan the restore executes is the plan printed
+    report = dbcrate.restore(archive, dst, jobs=2)
+    assert report.ok, report.to_dict()
+    assert report.plan is not None
+    assert report.plan["tasks"] == plan.to_dict()["tasks"]
+    assert {t.status for t in report.tables} == {"restored"}
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mysql"])
+def test_clean_into_existing_groups_follow_the_engine(kind: str, dbs: Databases,
+                                                       tmp_path: Path) -> None:
+    """PostgreSQL checks foreign keys while loading: parent and child are emptied and loaded
+    together; MariaDB turns the checks off for the session: one table per task."""
+    archive = _archive(dbs, kind, tmp_path)
+    dst = dbs.new(kind)
+    run_sql(dst, *SCHEMA[:4])
+    plan = restore_run.plan(archive, dst, dbcrate.RestoreOptions(mode="into-existing", clean=True))
+    _check_graph(plan)
+    groups = sorted(tuple(sorted(s.task.tables)) for s in plan.tasks
+                    if isinstance(s.task, LoadInto))
+    if kind == "postgresql":
+        assert groups == [("child", "parent"), ("lone",)]
+    else:
+        assert groups == [("child",), ("lone",), ("parent",)]
+    assert all(s.task.clean for s in plan.tasks)
+
+
+def test_plan_json_prints_the_plan_data(dbs: Databases, tmp_path: Path) -> None:
+    archive = _archive(dbs, "sqlite", tmp_path)
+    target = tmp_path / "t.db"
+    env = {**os.environ, "NO_COLOR": "1"}
+    for args in (["plan", str(archive), f"sqlite:///{target}", "--json"],
+                 ["restore", str(archive), f"sqlite:///{target}", "--dry-run", "--json"]):
+        proc = subprocess.run([sys.executable, "-m", "dbcrate", *args], capture_output=True,
+                              text=True, env=env, check=False)
+        assert proc.returncode == 0, proc.stderr
+        plan = json.loads(proc.stdout)["plan"]
+        assert {t["kind"] for t in plan["tasks"]} == {"load", "index"}
+        assert {t["table"] for t in plan["tasks"] if t["kind"] == "load"} == {
+            "parent", "child", "lone"}
+        assert plan["settings"]["dry_run"] is True
+        assert not target.exists()
