@@ -157,3 +157,22 @@ def run_sql(url: str, *statements: str) -> None:
         for stmt in statements:
             c.exec_driver_sql(stmt)
     eng.dispose()
+
+
+def rows(url: str, sql: str) -> list[tuple]:
+    """The rows of a query, as tuples."""
+    eng = engine_of(url)
+    try:
+        with eng.connect() as c:
+            return [tuple(r) for r in c.exec_driver_sql(sql)]
+    finally:
+        eng.dispose()
+
+
+def tables(url: str) -> set[str]:
+    """The names of the database's tables (its default schema)."""
+    eng = engine_of(url)
+    try:
+        return set(sa.inspect(eng).get_table_names())
+    finally:
+        eng.dispose()

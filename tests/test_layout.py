@@ -3,6 +3,8 @@
 * no import cycle among dbcrate's modules (every import the code names counts, lazy ones and
   ``TYPE_CHECKING`` ones included: a cycle hidden in a function is still a cycle of concepts);
 * no module over 600 lines;
+* no function over 60 lines, unless the line just above its ``def`` (or above its first
+  decorator) is a comment ``# long: <reason>``;
 * no branch on an engine's name (``dialect.name == "postgresql"``, ``engine in ("mysql", ...)``)
   outside ``dialects/``: engine differences live in the dialects, behind capabilities.
 
@@ -24,12 +26,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "src" / "dbcrate"
 SHARED_TOOL = ROOT.parent / "shared" / "tools" / "layout_check.py"
 MAX_LINES = 600
+MAX_FUNCTION_LINES = 60
+LONG_MARK = "# long:"
 ENGINES = frozenset({"postgresql", "postgres", "mysql", "mariadb", "sqlite"})
 
 
@@ -167,19 +169,50 @@ def long_modules() -> list[str]:
     return sorted(out)
 
 
+def long_functions_in(source: str) -> list[tuple[int, str, int]]:
+    """(line, name, lines) of every function of ``source`` over :data:`MAX_FUNCTION_LINES`
+    lines without a ``# long:`` comment on the line just above it (above its decorators)."""
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        length = (node.end_lineno or node.lineno) - node.lineno + 1
+        if length <= MAX_FUNCTION_LINES:
+            continue
+        first = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        above = lines[first - 2].strip() if first >= 2 else ""
+        if not (above.startswith(LONG_MARK) and above[len(LONG_MARK):].strip()):
+            found.append((node.lineno, node.name, length))
+    return found
+
+
+def long_functions() -> list[str]:
+    out = []
+    for path in modules().values():
+        for line, name, length in long_functions_in(path.read_text(encoding="utf-8")):
+            out.append(f"{path.relative_to(ROOT)}:{line} {name}: {length} lines")
+    return sorted(out)
+
+
 # ------------------------------------------------------------------------------------- tests
 def test_no_import_cycle() -> None:
     found = cycles(import_graph())
     assert not found, "import cycles:\n" + "\n".join(" -> ".join(c) for c in found)
 
 
-@pytest.mark.xfail(strict=True, reason="restore/run.py (1,302 lines) is not split yet (issue 15 is open)")
 def test_no_module_over_600_lines() -> None:
     found = long_modules()
     assert not found, "modules over 600 lines:\n" + "\n".join(found)
 
 
-@pytest.mark.xfail(strict=True, reason="connect.py still branches on the backend name to build connect arguments (issue 15 is open)")
+def test_no_long_function_without_a_reason() -> None:
+    found = long_functions()
+    assert not found, (f"functions over {MAX_FUNCTION_LINES} lines (split them, or say why "
+                       f"not in a '{LONG_MARK} <reason>' comment just above the def):\n"
+                       + "\n".join(found))
+
+
 def test_no_engine_name_branch_outside_dialects() -> None:
     found = engine_branches()
     assert not found, ("engine-name branches outside dialects/ (ask the dialect for a "
@@ -198,9 +231,13 @@ def test_the_checks_see_what_they_check() -> None:
     assert isinstance(not_a_branch, ast.Expr) and isinstance(not_a_branch.value, ast.Compare)
     assert not _names_an_engine(not_a_branch.value.left)
     assert "dbcrate.errors" in modules() and len(modules()) > 20
+    body = "".join(f"    x = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    assert [f[1:] for f in long_functions_in(f"def f():\n{body}")] == [("f", 61)]
+    assert not long_functions_in(f"# long: one table's whole story\n@dec\ndef f():\n{body}")
+    assert long_functions_in(f"# long:\ndef f():\n{body}")  # a reason is required
+    assert not long_functions_in(f"def f():\n{body[:-10]}")
 
 
-@pytest.mark.xfail(strict=True, reason="restore/run.py (1,302 lines) is not split yet (issue 15 is open)")
 def test_shared_layout_check() -> None:
     """The team's tool, when it is beside the clone (../shared); otherwise the two rules it
     adds to the ones above: at least five subpackages, and the architecture page."""

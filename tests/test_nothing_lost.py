@@ -22,24 +22,7 @@ from dbcrate.errors import (
     UsageError,
 )
 
-from conftest import ENGINES, Databases, engine_of, run_sql
-
-
-def rows(url: str, sql: str) -> list[tuple]:
-    eng = engine_of(url)
-    try:
-        with eng.connect() as c:
-            return [tuple(r) for r in c.exec_driver_sql(sql)]
-    finally:
-        eng.dispose()
-
-
-def tables(url: str) -> set[str]:
-    eng = engine_of(url)
-    try:
-        return set(sa.inspect(eng).get_table_names())
-    finally:
-        eng.dispose()
+from conftest import ENGINES, Databases, engine_of, rows, run_sql, tables
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:

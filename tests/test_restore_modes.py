@@ -14,17 +14,8 @@ import sqlalchemy as sa
 import dbcrate
 from dbcrate.errors import NotPortable, UsageError
 
-from conftest import ENGINES, Databases, engine_of, run_sql
+from conftest import ENGINES, Databases, engine_of, rows, run_sql
 from content import snapshot
-
-
-def rows(url: str, sql: str) -> list[tuple]:
-    eng = engine_of(url)
-    try:
-        with eng.connect() as c:
-            return [tuple(r) for r in c.exec_driver_sql(sql)]
-    finally:
-        eng.dispose()
 
 
 def q(url: str, name: str) -> str:

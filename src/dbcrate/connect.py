@@ -8,7 +8,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
-from dbcrate.dialects import Dialect, dialect_for
+from dbcrate.dialects import Dialect, dialect_class, dialect_for
+from dbcrate.dialects.base import CONNECT_TIMEOUT
 from dbcrate.errors import ConnectionFailed
 
 #: a bare scheme -> the driver dbcrate ships with
@@ -18,7 +19,10 @@ DEFAULT_DRIVERS = {
     "mysql": "mysql+pymysql",
     "mariadb": "mariadb+pymysql",
 }
-CONNECT_TIMEOUT = 10
+__all__ = [
+    "CONNECT_TIMEOUT", "DEFAULT_DRIVERS", "discard_if_empty", "new_sqlite_file", "open_engine",
+    "parse_url", "public_url",
+]
 
 
 def parse_url(text: str) -> URL:
@@ -60,10 +64,8 @@ def new_sqlite_file(text: str) -> Path | None:
         url = parse_url(text)
     except ConnectionFailed:
         return None
-    path = url.database or ""
-    if url.get_backend_name() != "sqlite" or not path or path == ":memory:" or path.startswith("file:"):
-        return None
-    return None if Path(path).exists() else Path(path)
+    path = dialect_class(url.get_backend_name()).database_file(url)
+    return None if path is None or path.exists() else path
 
 
 def discard_if_empty(path: Path | None) -> None:
@@ -81,28 +83,9 @@ def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect,
     """
     url = original = parse_url(text)
     shown = public_url(url)
-    connect_args: dict[str, object] = {}
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        path = url.database or ""
-        if path and path != ":memory:":
-            if read_only and not Path(path).is_file():
-                raise ConnectionFailed(
-                    f"the SQLite database {path} does not exist",
-                    hint="check the path (sqlite:///relative.db, sqlite:////absolute.db)",
-                )
-            if not read_only and not Path(path).parent.is_dir():
-                raise ConnectionFailed(f"the directory of {path} does not exist")
-            if read_only:
-                url = sa.engine.make_url("sqlite:///file:" + path).update_query_dict(
-                    {"mode": "ro", "uri": "true"}
-                )
-    elif backend == "postgresql":
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT
-    elif backend in ("mysql", "mariadb"):
-        connect_args["connect_timeout"] = CONNECT_TIMEOUT
-        connect_args["charset"] = "utf8mb4"
-        connect_args["local_infile"] = not read_only  # restore loads with LOAD DATA LOCAL
+    cls = dialect_class(url.get_backend_name())
+    url = cls.connect_url(url, read_only=read_only)
+    connect_args = cls.connect_args(read_only=read_only)
     try:
         engine = sa.create_engine(
             url,

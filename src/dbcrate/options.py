@@ -1,11 +1,32 @@
-"""Options of dump and restore: typed, documented, with defaults (the CLI fills them)."""
+"""Options of dump and restore: typed, documented, with defaults (the CLI fills them).
+
+A field that takes one of a closed set of words is typed with a ``Literal`` alias below; the
+CLI takes its choices (:func:`choices_of`) and every default (:func:`default_of`) from here, so
+that an option's values are stated once. Each alias mirrors a registry that the library
+dispatches on (``tests/test_cli_options.py`` checks that they agree):
+``ContainerKindName`` the keys of ``dbcrate.containers.kinds.CONTAINER_KINDS``,
+``ConflictPolicy`` ``dbcrate.restore.conflicts.POLICIES``. ``data_format`` stays a ``str``:
+third-party formats register at run time (the ``dbcrate.formats`` entry point), so that set is
+open.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL
+
+#: the container kinds (``--as``; docs/CONTAINERS.md)
+ContainerKindName = Literal["tar", "directory", "sqlite", "python"]
+#: what to do with rows whose primary key already exists (``--on-conflict``)
+ConflictPolicy = Literal["error", "skip", "update", "check"]
+#: how a restore treats the target's schema (``--mode``)
+RestoreMode = Literal["recreate", "into-existing"]
+#: existing storage files that differ (``restore --storages``)
+StoragesPolicy = Literal["refuse", "merge", "replace"]
 
 
 @dataclass(frozen=True)
@@ -50,7 +71,7 @@ class DumpOptions:
     """``TABLE.COLUMN[=STORAGE]`` columns holding storage paths: checked against the files"""
     archive_mode: int = 0o600
     """permissions of the finished archive (``--chmod``)"""
-    container: str = "tar"
+    container: ContainerKindName = "tar"
     """the container kind written (``--as``): ``tar`` (one archive file), ``directory`` (the
     archive unpacked), ``sqlite`` (one SQLite database file), ``python`` (a directory of
     Python-literal modules); see docs/CONTAINERS.md"""
@@ -81,12 +102,12 @@ class RestoreOptions:
     """plan and preflight only (names, values, checksums); change nothing"""
     jobs: int = 1
     """tables loaded, and indexes built, in parallel (SQLite targets load one at a time)"""
-    mode: str = "recreate"
+    mode: RestoreMode = "recreate"
     """``recreate``: drop/create from the archive's schema; ``into-existing``: keep the
     target's schema (it is the master) and load the rows into it"""
     data_only: bool = False
     """load rows into existing tables only, no DDL (the same as ``mode='into-existing'``)"""
-    on_conflict: Literal["error", "skip", "update", "check"] = "error"
+    on_conflict: ConflictPolicy = "error"
     """rows whose primary key already exists: ``error`` (the table fails), ``skip`` (keep the
     target's row), ``update`` (take the archive's values), ``check`` (write nothing; list the
     keys whose rows differ, and fail if any do); see :mod:`dbcrate.conflicts`"""
@@ -106,10 +127,37 @@ class RestoreOptions:
     storages_to: str | None = None
     """directory to restore the archive's storages under (each as ``DIR/<its name>``);
     ``None``: storages are not restored"""
-    storages_policy: str = "refuse"
+    storages_policy: StoragesPolicy = "refuse"
     """existing files that differ: ``refuse`` (nothing is written), ``merge`` (overwrite them,
     keep other files), ``replace`` (each storage becomes exactly the archive's)"""
     no_storages: bool = False
     """do not restore storages even when ``storages_to`` is given"""
     no_data: bool = False
     """restore the storages only, no tables (the database is not opened)"""
+
+
+def choices_of(cls: type[Any], field_name: str) -> tuple[str, ...]:
+    """The words the ``Literal``-typed field ``field_name`` of the dataclass ``cls`` accepts,
+    in their declared order (the annotations are strings here: they are resolved first).
+
+    :raises TypeError: the field is not typed with a ``Literal``.
+    """
+    hint = typing.get_type_hints(cls)[field_name]
+    if typing.get_origin(hint) is not Literal:
+        raise TypeError(f"{cls.__name__}.{field_name} is not a Literal type: {hint!r}")
+    return tuple(str(choice) for choice in typing.get_args(hint))
+
+
+def default_of(cls: type[Any], field_name: str) -> Any:
+    """The default of the dataclass field ``field_name`` of ``cls`` (a fresh value when the
+    field has a ``default_factory``).
+
+    :raises KeyError: ``cls`` has no such field.
+    :raises TypeError: the field has no default.
+    """
+    found = {f.name: f for f in dataclasses.fields(cls)}[field_name]
+    if found.default is not dataclasses.MISSING:
+        return found.default
+    if found.default_factory is not dataclasses.MISSING:
+        return found.default_factory()
+    raise TypeError(f"{cls.__name__}.{field_name} has no default")

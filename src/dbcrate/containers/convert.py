@@ -29,7 +29,7 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pyarrow as pa
 
@@ -47,7 +47,7 @@ from dbcrate.containers.writers import write_table
 from dbcrate.dump.run import DumpResult, iter_dump
 from dbcrate.errors import ArchiveCorrupt, UsageError
 from dbcrate.model.manifest import Chunk, Manifest, TableEntry
-from dbcrate.options import DumpOptions
+from dbcrate.options import ContainerKindName, DumpOptions
 from dbcrate.progress import Event, drain
 
 
@@ -235,7 +235,8 @@ def iter_dump_as(url: str, output: str | os.PathLike[str], kind: str = "tar",
         options = dataclasses.replace(options, chunk_rows=max_rows)
     if not info.member_based:  # the members are decoded into rows at once: quick to write
         options = dataclasses.replace(options, data_format="arrow", compression_level=1)
-    options = dataclasses.replace(options, container=info.name, overwrite=overwrite)
+    kind_name = cast(ContainerKindName, info.name)  # a registered kind: get_kind checked it
+    options = dataclasses.replace(options, container=kind_name, overwrite=overwrite)
     return (yield from iter_dump(url, output, options))
 
 

@@ -9,6 +9,7 @@ which appends encoded members, write into any kind.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import shutil
@@ -24,7 +25,7 @@ from dbcrate.containers.base import ContainerWriter, arrow_schema
 from dbcrate.containers.kinds import get_kind
 from dbcrate.errors import OutputError, UsageError
 from dbcrate.formats.registry import get_format
-from dbcrate.model.chunks import parse_member_name
+from dbcrate.model.chunks import member_name, parse_member_name
 from dbcrate.model.manifest import Chunk, Manifest, Source, TableEntry
 from dbcrate.model.schema import Table
 
@@ -78,7 +79,9 @@ class DumpWriter:
     decoded (with the dump's data format and the table's schema) into the writer's chunk;
     :meth:`commit` then rewrites the manifest's chunk records and data format in place, so the
     caller's manifest describes what was written. Raw non-data members (storages) are refused
-    by the row kinds.
+    by the row kinds. (The dump hands the row kinds encoded members too, Arrow IPC at zstd
+    level 1, quick to write and decode: the encoded spool is what bounds the memory of the
+    parallel readers, docs/PERFORMANCE.md.)
 
     An ``OSError`` while writing (a full disk, a quota) becomes the :class:`OutputError` every
     kind gives (exit 12), whichever kind raised it.
@@ -111,12 +114,8 @@ class DumpWriter:
     def add_file(self, name: str, source: IO[bytes], size: int) -> str:
         """Add a member (a data member must come in table order); returns the SHA-256 that
         the caller records (the row kinds' own chunk hash: see :meth:`commit`)."""
-        try:
+        with self._output_errors():
             return self._add_file(name, source, size)
-        except OSError as exc:
-            raise write_failed(self.display, exc) from None
-        except OutputError as exc:
-            raise self._restated(exc) from None
 
     def _add_file(self, name: str, source: IO[bytes], size: int) -> str:
         if self.writer.member_based:
@@ -124,15 +123,35 @@ class DumpWriter:
         parsed = parse_member_name(name)
         if parsed is None:
             return self.writer.add_file(name, source, size)  # refused with a clear message
-        number, index = parsed.number, parsed.index
-        if not self._begun <= number <= len(self._entries):
-            raise ValueError(f"member {name} is out of table order")
-        self._begin_through(number)
-        entry = self._entries[number - 1]
-        chunk = self.writer.write_chunk(number, index, entry,
-                                        self.format.read(source, arrow_schema(entry)))
-        self._chunks[name] = chunk
+        schema = arrow_schema(self._entry(parsed.number))
+        chunk = self._write_batches(parsed.number, parsed.index, self.format.read(source, schema))
         return chunk.sha256
+
+    @contextlib.contextmanager
+    def _output_errors(self) -> Iterator[None]:
+        """An ``OSError`` while writing (a full disk) becomes the kind-independent
+        :class:`OutputError`; an ``OutputError`` names the output as the user gave it."""
+        try:
+            yield
+        except OSError as exc:
+            raise write_failed(self.display, exc) from None
+        except OutputError as exc:
+            raise self._restated(exc) from None
+
+    def _entry(self, number: int) -> TableEntry:
+        if not self._begun <= number <= len(self._entries):
+            raise ValueError(f"table {number} is out of table order")
+        return self._entries[number - 1]
+
+    def _write_batches(self, number: int, index: int,
+                       batches: Iterable[pa.RecordBatch]) -> Chunk:
+        entry = self._entry(number)
+        self._begin_through(number)
+        chunk = self.writer.write_chunk(number, index, entry, batches)
+        # keyed by the member's name: commit() points the manifest's records at the chunks
+        # as written
+        self._chunks[member_name(number, index, self.format.extension)] = chunk
+        return chunk
 
     def commit(self, manifest: Manifest) -> None:
         """Begin the tables without rows, point the manifest at the chunks as written (in

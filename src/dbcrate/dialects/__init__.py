@@ -30,6 +30,13 @@ def dialect_for(engine: Engine) -> Dialect:
     return cls(engine)
 
 
+def dialect_class(backend: str) -> type[Dialect]:
+    """The dialect class of a URL's backend name (``url.get_backend_name()``), for what is
+    decided before there is an engine (connect arguments, the URL); an engine dbcrate does not
+    know gets the defaults of :class:`Dialect` (:func:`dialect_for` refuses it afterwards)."""
+    return DIALECTS.get(backend, Dialect)
+
+
 def engine_family(name: str) -> str:
     """Normalise engine names (MariaDB is not MySQL: their type spellings and collations
     differ, so a restore from one into the other goes through the logical types)."""
@@ -43,4 +50,4 @@ def engine_name(dialect: Dialect) -> str:
     return dialect.name
 
 
-__all__ = ["DIALECTS", "Dialect", "dialect_for", "engine_family", "engine_name"]
+__all__ = ["DIALECTS", "Dialect", "dialect_class", "dialect_for", "engine_family", "engine_name"]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import UserDefinedType
 
@@ -58,6 +59,8 @@ class _SafeEngineType:
 
 SAFE_ENGINE_TYPE = _SafeEngineType()
 _LITERAL_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
+#: seconds a connection to a server may take before it is given up
+CONNECT_TIMEOUT = 10
 
 
 class Dialect:
@@ -138,6 +141,42 @@ class Dialect:
     deferrable_constraints: ClassVar[bool] = False
     #: exact decimals hold NaN and ±Infinity (PostgreSQL's numeric; SQLite keeps them as text)
     holds_decimal_specials: ClassVar[bool] = True
+    #: seconds the driver may take to connect (None: the driver has no such argument)
+    connect_timeout: ClassVar[int | None] = None
+    #: the client character set the driver is told to use (None: the driver's own)
+    client_charset: ClassVar[str | None] = None
+    #: a restore loads from client-side files (LOAD DATA LOCAL), which the driver must allow
+    loads_local_files: ClassVar[bool] = False
+
+    # ------------------------------------------------------------------ connecting
+    # class methods: they run before there is an engine (connect.open_engine builds it)
+    @classmethod
+    def connect_args(cls, *, read_only: bool) -> dict[str, object]:
+        """The driver's connect arguments, from the capabilities above; ``read_only`` for a
+        dump (no local files are loaded then)."""
+        args: dict[str, object] = {}
+        if cls.connect_timeout is not None:
+            args["connect_timeout"] = cls.connect_timeout
+        if cls.client_charset:
+            args["charset"] = cls.client_charset
+        if cls.loads_local_files:
+            args["local_infile"] = not read_only
+        return args
+
+    @classmethod
+    def connect_url(cls, url: URL, *, read_only: bool) -> URL:
+        """The URL to connect with, checked first where the engine can tell a mistake early
+        (a database file that does not exist).
+
+        :raises ConnectionFailed: the URL cannot name a usable database.
+        """
+        return url
+
+    @classmethod
+    def database_file(cls, url: URL) -> Path | None:
+        """The file the URL's database is kept in, where the engine keeps it in one file it
+        creates on first connection; None otherwise (a server, an in-memory database)."""
+        return None
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -218,43 +257,8 @@ class Dialect:
             primary_key=pk_cols,
             primary_key_name=pk.get("name"),
         )
-        seen_unique: set[tuple[str, ...]] = set()
-        for uc in insp.get_unique_constraints(name, schema=schema):
-            cols = list(uc.get("column_names") or [])
-            if cols and None not in cols:
-                table.indexes.append(Index(uc.get("name"), cols, unique=True, constraint=True))
-                seen_unique.add(tuple(cols))
-        for ix in insp.get_indexes(name, schema=schema):
-            dialect_options = ix.get("dialect_options") or {}
-            if any(k.endswith("_where") and v is not None for k, v in dialect_options.items()):
-                table.skipped.append(f"index {ix.get('name')} (partial index)")
-                continue
-            raw_cols = list(ix.get("column_names") or [])
-            if not raw_cols or any(c is None for c in raw_cols) or ix.get("expressions"):
-                table.skipped.append(f"index {ix.get('name')} (expression index)")
-                continue
-            cols = [str(c) for c in raw_cols]
-            if ix.get("duplicates_constraint") or (ix.get("unique") and tuple(cols) in seen_unique):
-                continue
-            table.indexes.append(Index(ix.get("name"), cols, unique=bool(ix.get("unique"))))
-        for fk in insp.get_foreign_keys(name, schema=schema):
-            ref_schema = fk.get("referred_schema")
-            if ref_schema not in (None, schema):
-                table.skipped.append(f"foreign key {fk.get('name')} to schema {ref_schema}")
-                continue
-            opts = fk.get("options") or {}
-            table.foreign_keys.append(
-                ForeignKey(
-                    name=fk.get("name"),
-                    columns=[str(c) for c in fk["constrained_columns"]],
-                    ref_table=fk["referred_table"],
-                    ref_columns=list(fk["referred_columns"]),
-                    on_delete=_fk_action(opts.get("ondelete")),
-                    on_update=_fk_action(opts.get("onupdate")),
-                    deferrable=bool(opts.get("deferrable")),
-                    initially_deferred=str(opts.get("initially", "")).upper() == "DEFERRED",
-                )
-            )
+        _reflect_indexes(insp, table, schema)
+        _reflect_foreign_keys(insp, table, schema)
         try:
             for ck in insp.get_check_constraints(name, schema=schema):
                 table.skipped.append(f"check constraint {ck.get('name')}: {ck.get('sqltext')}")
@@ -463,6 +467,52 @@ class RawType(UserDefinedType):  # type: ignore[type-arg]
 
     def get_col_spec(self, **kw: Any) -> str:
         return self.spelling
+
+
+def _reflect_indexes(insp: Any, table: Table, schema: str | None) -> None:
+    """Add the unique constraints and plain-column indexes to ``table``; partial and
+    expression indexes are listed as skipped (they cannot be carried portably)."""
+    seen_unique: set[tuple[str, ...]] = set()
+    for uc in insp.get_unique_constraints(table.name, schema=schema):
+        cols = list(uc.get("column_names") or [])
+        if cols and None not in cols:
+            table.indexes.append(Index(uc.get("name"), cols, unique=True, constraint=True))
+            seen_unique.add(tuple(cols))
+    for ix in insp.get_indexes(table.name, schema=schema):
+        dialect_options = ix.get("dialect_options") or {}
+        if any(k.endswith("_where") and v is not None for k, v in dialect_options.items()):
+            table.skipped.append(f"index {ix.get('name')} (partial index)")
+            continue
+        raw_cols = list(ix.get("column_names") or [])
+        if not raw_cols or any(c is None for c in raw_cols) or ix.get("expressions"):
+            table.skipped.append(f"index {ix.get('name')} (expression index)")
+            continue
+        cols = [str(c) for c in raw_cols]
+        if ix.get("duplicates_constraint") or (ix.get("unique") and tuple(cols) in seen_unique):
+            continue
+        table.indexes.append(Index(ix.get("name"), cols, unique=bool(ix.get("unique"))))
+
+
+def _reflect_foreign_keys(insp: Any, table: Table, schema: str | None) -> None:
+    """Add the foreign keys within ``schema`` to ``table``; one to another schema is skipped."""
+    for fk in insp.get_foreign_keys(table.name, schema=schema):
+        ref_schema = fk.get("referred_schema")
+        if ref_schema not in (None, schema):
+            table.skipped.append(f"foreign key {fk.get('name')} to schema {ref_schema}")
+            continue
+        opts = fk.get("options") or {}
+        table.foreign_keys.append(
+            ForeignKey(
+                name=fk.get("name"),
+                columns=[str(c) for c in fk["constrained_columns"]],
+                ref_table=fk["referred_table"],
+                ref_columns=list(fk["referred_columns"]),
+                on_delete=_fk_action(opts.get("ondelete")),
+                on_update=_fk_action(opts.get("onupdate")),
+                deferrable=bool(opts.get("deferrable")),
+                initially_deferred=str(opts.get("initially", "")).upper() == "DEFERRED",
+            )
+        )
 
 
 def _fk_action(value: Any) -> str | None:

@@ -36,7 +36,7 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
-from dbcrate.dialects.base import Dialect, batch_pieces, generic_logical_type
+from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
 from dbcrate.dialects.mysql_fast import DISABLE_ENV, FastReader
 from dbcrate.dialects.pyvalues import fetch_batches
 from dbcrate.errors import DatabaseError
@@ -111,6 +111,9 @@ class MySQL(Dialect):
     year_range: ClassVar[tuple[int, int] | None] = (1, 9999)
     decimal_limits: ClassVar[tuple[int, int] | None] = (65, 30)
     parallel_dump: ClassVar[bool] = True
+    connect_timeout: ClassVar[int | None] = CONNECT_TIMEOUT
+    client_charset: ClassVar[str | None] = "utf8mb4"
+    loads_local_files: ClassVar[bool] = True  # restore loads with LOAD DATA LOCAL
 
     case_insensitive_tables: bool = False  # set per server by inspect_target()
 

@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from pymysql import converters
 from pymysql.constants import FIELD_TYPE
 
+from dbcrate.dialects.base import CONNECT_TIMEOUT
 from dbcrate.dialects.pyvalues import TARGET_BATCH_BYTES, BadValue, column_to_arrow, rows_to_batch
 from dbcrate.model.schema import Column, Table
 
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 
 #: set to 0 to read with PyMySQL even when mysqlclient is installed
 DISABLE_ENV = "DBCRATE_MYSQLCLIENT"
-CONNECT_TIMEOUT = 10
 
 _INT_KINDS = frozenset({"int8", "int16", "int32", "int64", "uint64"})
 _TEXT_KINDS = frozenset({"string", "json", "other"})
@@ -165,19 +165,9 @@ class FastReader:
 
         def produce() -> None:
             try:
-                cur.execute(sql)
-                fields = [_Field(d[1], flags) for d, flags in
-                          zip(cur.description, cur.description_flags)]
-                size = min(batch_rows, 1024)
-                offset = 0
-                while rows := cur.fetchmany(size):
-                    batch = _to_batch(rows, fields, table, schema, offset)
-                    offset += len(rows)
-                    del rows  # the Python rows are freed before waiting for the consumer
+                for batch in _fetch(cur, sql, table, schema, batch_rows):
                     if not put(batch):
                         return
-                    per_row = max(1, batch.nbytes // max(1, batch.num_rows))
-                    size = max(1, min(batch_rows, FETCH_BATCH_BYTES // per_row))
                 put(None)
             except BaseException as exc:  # handed to the reading thread, raised there
                 put(_translate(driver, exc))
@@ -204,6 +194,24 @@ class FastReader:
                 # connection has nothing to read
                 with contextlib.suppress(Exception):
                     cur.close()
+
+
+def _fetch(cur: Any, sql: str, table: Table, schema: pa.Schema,
+           batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The rows of ``sql`` from a streaming cursor, converted a batch at a time; a batch has
+    at most ``batch_rows`` rows and about :data:`FETCH_BATCH_BYTES` bytes (the fetch size
+    follows the bytes per row seen so far)."""
+    cur.execute(sql)
+    fields = [_Field(d[1], flags) for d, flags in zip(cur.description, cur.description_flags)]
+    size = min(batch_rows, 1024)
+    offset = 0
+    while rows := cur.fetchmany(size):
+        batch = _to_batch(rows, fields, table, schema, offset)
+        offset += len(rows)
+        del rows  # the Python rows are freed before waiting for the consumer
+        yield batch
+        per_row = max(1, batch.nbytes // max(1, batch.num_rows))
+        size = max(1, min(batch_rows, FETCH_BATCH_BYTES // per_row))
 
 
 class _Field:

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
 from dbcrate.dialects import pgbinary
-from dbcrate.dialects.base import Dialect, batch_pieces, generic_logical_type
+from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
 from dbcrate.errors import DatabaseError, SourceValueError
 from dbcrate.model import values
 from dbcrate.model.logical import (
@@ -69,6 +69,7 @@ class PostgreSQL(Dialect):
     identity_columns: ClassVar[bool] = True
     named_primary_keys: ClassVar[bool] = True
     deferrable_constraints: ClassVar[bool] = True
+    connect_timeout: ClassVar[int | None] = CONNECT_TIMEOUT
     # compared as text: json, xml and point have no equality operator, and a column's text
     # form is exact (both sides have the same type and typmod, in one session)
     same_value_sql: ClassVar[str] = "{a}::text IS NOT DISTINCT FROM {b}::text"
@@ -198,17 +199,7 @@ class PostgreSQL(Dialect):
                 convert_options=convert_options,
             )
             for batch in parsed.to_batches():
-                arrays = []
-                for i, col in enumerate(table.columns):
-                    try:
-                        arrays.append(_from_pg_text(batch.column(i), col))
-                    except (ValueError, pa.ArrowInvalid) as exc:
-                        raise SourceValueError(
-                            f"table {table.name!r}, column {col.name!r}: a value cannot be "
-                            f"stored exactly as {col.type.describe()} ({exc})",
-                            hint=_unstorable_hint(col),
-                        ) from None
-                yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+                yield _from_csv_batch(batch, table, schema)
 
         # Each COPY message is exactly one row, so blocks of whole messages are valid CSV on
         # their own; parsing bounded blocks keeps memory flat (Arrow's streaming reader over a
@@ -407,6 +398,24 @@ def _unstorable_hint(col: Column) -> str:
         return ("change the value (to 'infinity' if that is what it means) or exclude the "
                 "table with -T; docs/FORMAT.md, 'Dates and timestamps', gives the archive's range")
     return "fix the value or exclude the table with -T"
+
+
+def _from_csv_batch(batch: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.RecordBatch:
+    """A batch as parsed from COPY's CSV into the table's Arrow schema.
+
+    :raises SourceValueError: a value the column's logical type cannot hold exactly.
+    """
+    arrays = []
+    for i, col in enumerate(table.columns):
+        try:
+            arrays.append(_from_pg_text(batch.column(i), col))
+        except (ValueError, pa.ArrowInvalid) as exc:
+            raise SourceValueError(
+                f"table {table.name!r}, column {col.name!r}: a value cannot be "
+                f"stored exactly as {col.type.describe()} ({exc})",
+                hint=_unstorable_hint(col),
+            ) from None
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 def _from_pg_text(arr: pa.Array, col: Column) -> pa.Array:

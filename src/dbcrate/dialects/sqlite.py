@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -27,7 +28,7 @@ from dbcrate.dialects.pyvalues import (
     fetch_batches,
 )
 from dbcrate.dialects.sqlite_arrow import _ArrowReader
-from dbcrate.errors import SourceValueError
+from dbcrate.errors import ConnectionFailed, SourceValueError
 from dbcrate.model.logical import LogicalType
 from dbcrate.model.schema import Column, Table
 from dbcrate.model.values import time_texts
@@ -102,6 +103,33 @@ class SQLite(Dialect):
     reflect_in_snapshot: ClassVar[bool] = False  # a read transaction would block the loads
     column_comments: ClassVar[bool] = False
     named_constraints: ClassVar[bool] = False
+
+    @classmethod
+    def connect_url(cls, url: sa.engine.URL, *, read_only: bool) -> sa.engine.URL:
+        """A dump (``read_only``) needs the file to exist and opens it read-only; a restore
+        needs its directory (sqlite3 creates the file)."""
+        path = url.database or ""
+        if not path or path == ":memory:":
+            return url
+        if read_only and not Path(path).is_file():
+            raise ConnectionFailed(
+                f"the SQLite database {path} does not exist",
+                hint="check the path (sqlite:///relative.db, sqlite:////absolute.db)",
+            )
+        if not read_only and not Path(path).parent.is_dir():
+            raise ConnectionFailed(f"the directory of {path} does not exist")
+        if read_only:
+            return sa.engine.make_url("sqlite:///file:" + path).update_query_dict(
+                {"mode": "ro", "uri": "true"}
+            )
+        return url
+
+    @classmethod
+    def database_file(cls, url: sa.engine.URL) -> Path | None:
+        path = url.database or ""
+        if not path or path == ":memory:" or path.startswith("file:"):
+            return None
+        return Path(path)
 
     def begin_snapshot(self, conn: Connection) -> None:
         conn.exec_driver_sql("BEGIN")

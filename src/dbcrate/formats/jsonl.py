@@ -21,7 +21,6 @@ from dbcrate.formats.framing import (
     BATCH_BYTES,
     BATCH_ROWS,
     MemberDecodeError,
-    ZstdSink,
     check_rows,
     decoding,
     max_record,
@@ -29,18 +28,16 @@ from dbcrate.formats.framing import (
     record_too_long,
 )
 from dbcrate.formats.textvalues import (
+    TokenSpelling,
     b64decode,
     b64encode,
     batch_of,
     check_schema,
     float_text,
-    literal_tokens,
     parse_numbers,
-    python_values,
-    row_slices,
     temporal_array,
-    temporal_text,
 )
+from dbcrate.formats.tokenrows import TokenRowsWriter
 
 
 class _Raw(str):
@@ -69,41 +66,26 @@ def _escape_line_breaks(text: str) -> str:
     return _JSON_LINE_BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
-def _json_tokens(array: pa.Array, codec: str) -> list[str]:
-    """One JSON token per value (``null`` for NULL)."""
-    if codec in ("bool", "int"):
-        return literal_tokens(array, codec)
-    if codec == "float":
-        text = float_text(array, *_JSON_FLOAT_SPECIALS)
-        text = pc.if_else(pc.equal(text, "-0"), "-0.0", text)
-        return list(text.fill_null("null").to_pylist())
-    values = python_values(array, codec)
-    if codec == "text":
-        return ["null" if v is None else _json_string(v) for v in values]
-    if codec == "binary":
-        return ["null" if v is None else f'"{b64encode(v)}"' for v in values]
-    return ["null" if v is None else f'"{v}"' for v in temporal_text(values, codec)]
+def _json_floats(array: pa.Array) -> list[str]:
+    text = float_text(array, *_JSON_FLOAT_SPECIALS)
+    text = pc.if_else(pc.equal(text, "-0"), "-0.0", text)
+    return list(text.fill_null("null").to_pylist())
 
 
-class JsonlWriter:
+class JsonlWriter(TokenRowsWriter):
     """One JSON object per row, keys = column names in column order, one line each (LF)."""
 
+    format_name = "jsonl"
+    spelling = TokenSpelling(floats=_json_floats, string=_json_string,
+                             binary=lambda v: f'"{b64encode(v)}"')
+
     def __init__(self, sink: IO[bytes], schema: pa.Schema, level: int) -> None:
-        self._codecs = check_schema(schema)
-        self._schema = schema
+        super().__init__(sink, schema, level)
         keys = [_json_string(name).replace("%", "%%") + ":%s" for name in schema.names]
-        self._template = _escape_line_breaks("{" + ",".join(keys) + "}\n")
-        self._out = ZstdSink(sink, level)
+        self.template = _escape_line_breaks("{" + ",".join(keys) + "}\n")
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        limit = max_record()
-        for part in row_slices(batch, self._schema):
-            columns = [_json_tokens(c, k) for c, k in zip(part.columns, self._codecs)]
-            lines = [self._template % row for row in zip(*columns)]
-            self._out.write(check_rows(lines, "jsonl", limit, _escape_line_breaks))
-
-    def close(self) -> None:
-        self._out.close()
+    def frame(self, rows: list[str], limit: int) -> bytes:
+        return check_rows(rows, "jsonl", limit, _escape_line_breaks)
 
 
 def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

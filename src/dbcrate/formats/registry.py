@@ -2,10 +2,10 @@
 
 A data member holds a bounded slice of one table's rows as Arrow record batches. A format
 declares its capabilities as data (:class:`DataFormat`) and provides a writer and a reader.
-The built-in formats are Parquet (the default; chosen by measurement, see docs/FORMAT.md) and
-Arrow IPC, both compressing with zstd inside the member, and the text formats JSON Lines, CSV,
-XML and YAML (:mod:`dbcrate.formats.jsonl` and its siblings), each one zstd frame, so the
-container never compresses again.
+The built-in formats are Parquet (the default; chosen by measurement, see docs/PERFORMANCE.md,
+"Why Parquet") and Arrow IPC, both compressing with zstd inside the member, and the text
+formats JSON Lines, CSV, XML and YAML (:mod:`dbcrate.formats.jsonl` and its siblings), each
+one zstd frame, so the container never compresses again.
 
 Third-party formats register themselves through the entry point group ``dbcrate.formats``
 (each entry point is a callable returning a :class:`DataFormat`, or a :class:`DataFormat`);

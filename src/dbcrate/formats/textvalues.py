@@ -23,7 +23,7 @@ from __future__ import annotations
 import binascii
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +195,31 @@ def temporal_array(values: Sequence[str | None], arrow_type: pa.DataType, codec:
         utc = codec == "timestamptz"
         ints = [None if v is None else parse_timestamp(v, utc) for v in values]
     return pa.array(ints, arrow_type)
+
+
+@dataclass(frozen=True)
+class TokenSpelling:
+    """How a token format (JSON Lines, YAML) spells the values that are not plain literals;
+    each callable gets a non-null value (``floats`` a whole float column, nulls included)."""
+
+    floats: Callable[[pa.Array], list[str]]
+    string: Callable[[str], str]
+    binary: Callable[[bytes], str]
+
+
+def value_tokens(array: pa.Array, codec: str, spelling: TokenSpelling) -> list[str]:
+    """One token per value of a column, ``null`` for NULL: booleans, integers and temporal
+    values (double-quoted) as JSON and YAML share them, the rest as ``spelling`` says."""
+    if codec in ("bool", "int"):
+        return literal_tokens(array, codec)
+    if codec == "float":
+        return spelling.floats(array)
+    values = python_values(array, codec)
+    if codec == "text":
+        return ["null" if v is None else spelling.string(v) for v in values]
+    if codec == "binary":
+        return ["null" if v is None else spelling.binary(v) for v in values]
+    return ["null" if v is None else f'"{v}"' for v in temporal_text(values, codec)]
 
 
 def batch_of(columns: Sequence[pa.Array], schema: pa.Schema) -> pa.RecordBatch:

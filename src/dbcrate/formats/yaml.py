@@ -23,7 +23,6 @@ from dbcrate.formats.framing import (
     BATCH_ROWS,
     READ_SLACK,
     MemberDecodeError,
-    ZstdSink,
     ZstdSource,
     budget_of,
     check_rows,
@@ -33,17 +32,15 @@ from dbcrate.formats.framing import (
     record_too_long,
 )
 from dbcrate.formats.textvalues import (
+    TokenSpelling,
     b64decode,
     b64encode,
     batch_of,
     check_schema,
-    literal_tokens,
     parse_numbers,
-    python_values,
-    row_slices,
     temporal_array,
-    temporal_text,
 )
+from dbcrate.formats.tokenrows import TokenRowsWriter
 
 _FLOAT_TAG = "tag:yaml.org,2002:float"
 _YAML_SPECIALS = {"nan": ".nan", "inf": ".inf", "-inf": "-.inf", "-0": "-0.0"}
@@ -88,20 +85,15 @@ def _yaml_float_text(text: str) -> str:
     return mantissa + e + exponent
 
 
-def _yaml_tokens(array: pa.Array, codec: str) -> list[str]:
-    """One YAML flow scalar per value: ``null``, ``true``/``false``, plain integers and floats
-    (``.nan``, ``.inf``, ``-.inf``), double-quoted strings, ``!!binary "<base64>"``."""
-    if codec in ("bool", "int"):
-        return literal_tokens(array, codec)
-    if codec == "float":
-        return ["null" if v is None else _yaml_float_text(v)
-                for v in array.cast(pa.string()).to_pylist()]
-    values = python_values(array, codec)
-    if codec == "text":
-        return ["null" if v is None else _yaml_string(v) for v in values]
-    if codec == "binary":
-        return ["null" if v is None else f'!!binary "{b64encode(v)}"' for v in values]
-    return ["null" if v is None else f'"{v}"' for v in temporal_text(values, codec)]
+def _yaml_floats(array: pa.Array) -> list[str]:
+    return ["null" if v is None else _yaml_float_text(v)
+            for v in array.cast(pa.string()).to_pylist()]
+
+
+#: YAML flow scalars: plain floats (``.nan``, ``.inf``, ``-.inf``), double-quoted strings,
+#: ``!!binary "<base64>"`` (booleans, integers, temporal values: the shared spellings)
+_YAML_SPELLING = TokenSpelling(floats=_yaml_floats, string=_yaml_string,
+                               binary=lambda v: f'!!binary "{b64encode(v)}"')
 
 
 _LoaderBase: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -152,30 +144,23 @@ class _YamlLoader(_LoaderBase):  # type: ignore[misc]
         return resolved
 
 
-class YamlWriter:
+class YamlWriter(TokenRowsWriter):
     """One YAML document (``---``) per slice of at most :data:`BATCH_ROWS` rows: a mapping of
     ``columns`` (the column names, in order) and ``rows`` (one flow sequence per row, values
     in column order)."""
 
+    format_name = "yaml"
+    spelling = _YAML_SPELLING
+
     def __init__(self, sink: IO[bytes], schema: pa.Schema, level: int) -> None:
-        self._codecs = check_schema(schema)
-        self._schema = schema
+        super().__init__(sink, schema, level)
         names = ", ".join(_yaml_string(name) for name in schema.names)
-        self._head = f"---\ncolumns: [{names}]\nrows:\n"
-        self._template = "- [" + ", ".join(["%s"] * len(schema)) + "]\n"
-        self._out = ZstdSink(sink, level)
+        self._head = f"---\ncolumns: [{names}]\nrows:\n".encode()
+        self.template = "- [" + ", ".join(["%s"] * len(schema)) + "]\n"
 
-    def write(self, batch: pa.RecordBatch) -> None:
-        limit = max_record()
-        for part in row_slices(batch, self._schema):
-            if part.num_rows == 0:
-                continue
-            columns = [_yaml_tokens(c, k) for c, k in zip(part.columns, self._codecs)]
-            rows = [self._template % row for row in zip(*columns)]
-            self._out.write(self._head.encode("utf-8") + check_rows(rows, "yaml", limit))
-
-    def close(self) -> None:
-        self._out.close()
+    def frame(self, rows: list[str], limit: int) -> bytes | None:
+        """A document per slice; an empty slice writes none."""
+        return self._head + check_rows(rows, "yaml", limit) if rows else None
 
 
 #: a scalar as the reader keeps it: (resolved tag, text)

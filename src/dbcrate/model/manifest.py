@@ -8,12 +8,12 @@ with a clear message instead of a confusing error about some field.
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from dbcrate.errors import NotAnArchive, UnsupportedFormatVersion
-from dbcrate.model.manifest_check import ManifestFieldError, check_manifest
+from dbcrate.model.chunks import MEMBER_NAME
+from dbcrate.model.manifest_check import SHA256_HEX, ManifestFieldError, check_manifest
 from dbcrate.model.schema import Table
 from dbcrate.storages.index import StorageManifest
 
@@ -28,9 +28,6 @@ BASE_FORMAT_VERSION = 1
 MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 #: JSON nesting deeper than this is refused
 MAX_JSON_DEPTH = 64
-
-MEMBER_NAME = re.compile(r"^data/t[0-9]{4,8}/c[0-9]{6,9}\.[a-z0-9]{1,16}$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from dbcrate.model.chunks import MEMBER_NAME
 from dbcrate.model.logical import KINDS
 
 #: counts and sizes (rows, bytes, files): what a signed 64-bit integer holds
@@ -37,7 +38,6 @@ MAX_TYPE_PARAMETER = 2**31 - 1
 NEXT_VALUE_RANGE = (-(2**63), 2**64 - 1)
 
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-DATA_MEMBER = re.compile(r"^data/t[0-9]{4,8}/c[0-9]{6,9}\.[a-z0-9]{1,16}$")
 FORMAT_NAME = re.compile(r"^[a-z0-9]{1,16}$")
 FK_ACTIONS = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
 
@@ -304,7 +304,7 @@ TABLE_SCHEMA = Obj(_fields(
 ))
 
 CHUNK = Obj(_fields(
-    member=_required(Text(pattern=DATA_MEMBER)),
+    member=_required(Text(pattern=MEMBER_NAME)),
     rows=_required(COUNT),
     size=_required(COUNT),
     sha256=_required(SHA256),

@@ -103,6 +103,39 @@ def unique_name(dialect: Dialect, preferred: str | None, parts: list[str], used:
     return name
 
 
+def _target_columns(
+    table: Table, dialect: Dialect, same_engine: bool, out: TargetTables
+) -> tuple[list[sa.Column[Any]], dict[str, Any]]:
+    """The table's SQLAlchemy columns, and column -> the type each is created with."""
+    keyed = keyed_columns(table)
+    types: dict[str, Any] = {}
+    columns: list[sa.Column[Any]] = []
+    autoinc = table.autoincrement_column
+    for col in table.columns:
+        t = column_type(dialect, col, same_engine=same_engine, keyed=col.name in keyed)
+        types[col.name] = t
+        args: list[Any] = []
+        is_auto = (
+            autoinc is not None
+            and col.name == autoinc.name
+            and table.primary_key[:1] == [col.name]
+        )
+        if col.identity and dialect.identity_columns:
+            args.append(sa.Identity(always=col.identity == "always"))
+        columns.append(
+            sa.Column(
+                col.name,
+                t,
+                *args,
+                nullable=col.nullable if col.name not in table.primary_key else False,
+                server_default=_default(col, dialect, same_engine, out, table.name),
+                autoincrement=bool(is_auto),
+                comment=col.comment if dialect.column_comments else None,
+            )
+        )
+    return columns, types
+
+
 def build_tables(
     tables: list[Table],
     dialect: Dialect,
@@ -117,32 +150,7 @@ def build_tables(
     out = TargetTables(md, {}, {})
     existing = existing or set()
     for table in tables:
-        keyed = keyed_columns(table)
-        types: dict[str, Any] = {}
-        columns = []
-        autoinc = table.autoincrement_column
-        for col in table.columns:
-            t = column_type(dialect, col, same_engine=same_engine, keyed=col.name in keyed)
-            types[col.name] = t
-            args: list[Any] = []
-            is_auto = (
-                autoinc is not None
-                and col.name == autoinc.name
-                and table.primary_key[:1] == [col.name]
-            )
-            if col.identity and dialect.identity_columns:
-                args.append(sa.Identity(always=col.identity == "always"))
-            columns.append(
-                sa.Column(
-                    col.name,
-                    t,
-                    *args,
-                    nullable=col.nullable if col.name not in table.primary_key else False,
-                    server_default=_default(col, dialect, same_engine, out, table.name),
-                    autoincrement=bool(is_auto),
-                    comment=col.comment if dialect.column_comments else None,
-                )
-            )
+        columns, types = _target_columns(table, dialect, same_engine, out)
         constraints: list[Any] = []
         if table.primary_key:
             constraints.append(

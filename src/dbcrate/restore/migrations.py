@@ -36,7 +36,7 @@ import pyarrow as pa
 
 from dbcrate.errors import UsageError
 from dbcrate.model.logical import KINDS, LogicalType
-from dbcrate.model.schema import Column, Table
+from dbcrate.model.schema import Column, ForeignKey, Index, Table
 from dbcrate.restore.mapping import cast_exact
 
 
@@ -177,24 +177,12 @@ def _follow_references(table: Table, step: Step, notes: list[str]) -> Table:
     return replace(table, foreign_keys=kept)
 
 
-def _apply_step(table: Table, ts: TableStep, notes: list[str]) -> tuple[Table, BatchFn]:
-    columns: list[Column] = []
-    for col in table.columns:
-        if col.name in ts.drop_columns:
-            continue
-        new = replace(col, name=ts.rename_columns.get(col.name, col.name))
-        if col.name in ts.casts:
-            new = replace(new, type=LogicalType(ts.casts[col.name]), engine_type="")
-        columns.append(new)
-    added = [c for c in ts.defaults if c not in {x.name for x in columns}]
-    for name in added:
-        value = ts.defaults[name]
-        kind = "boolean" if isinstance(value, bool) else "int64" if isinstance(value, int) else (
-            "float64" if isinstance(value, float) else "string")
-        columns.append(Column(name, LogicalType(kind), "", nullable=True))
+def _migrated_keys(
+    table: Table, ts: TableStep, new_name: str, notes: list[str]
+) -> tuple[list[Index], list[ForeignKey]]:
+    """The table's indexes and foreign keys after a step's renames; one on a dropped column is
+    left out, with a note."""
     rename = dict(ts.rename_columns)
-    pk = [rename.get(c, c) for c in table.primary_key if c not in ts.drop_columns]
-    new_name = ts.rename_to or table.name
     indexes = []
     for index in table.indexes:
         if set(index.columns) & set(ts.drop_columns):
@@ -214,6 +202,28 @@ def _apply_step(table: Table, ts: TableStep, notes: list[str]) -> tuple[Table, B
         fks.append(replace(fk, columns=[rename.get(c, c) for c in fk.columns],
                            ref_table=new_name if fk.ref_table == table.name else fk.ref_table,
                            ref_columns=ref_columns))
+    return indexes, fks
+
+
+def _apply_step(table: Table, ts: TableStep, notes: list[str]) -> tuple[Table, BatchFn]:
+    columns: list[Column] = []
+    for col in table.columns:
+        if col.name in ts.drop_columns:
+            continue
+        new = replace(col, name=ts.rename_columns.get(col.name, col.name))
+        if col.name in ts.casts:
+            new = replace(new, type=LogicalType(ts.casts[col.name]), engine_type="")
+        columns.append(new)
+    added = [c for c in ts.defaults if c not in {x.name for x in columns}]
+    for name in added:
+        value = ts.defaults[name]
+        kind = "boolean" if isinstance(value, bool) else "int64" if isinstance(value, int) else (
+            "float64" if isinstance(value, float) else "string")
+        columns.append(Column(name, LogicalType(kind), "", nullable=True))
+    rename = dict(ts.rename_columns)
+    pk = [rename.get(c, c) for c in table.primary_key if c not in ts.drop_columns]
+    new_name = ts.rename_to or table.name
+    indexes, fks = _migrated_keys(table, ts, new_name, notes)
     if table.primary_key and len(pk) != len(table.primary_key):
         notes.append(f"{new_name}: primary key not recreated: the migration drops its column(s)")
         pk = []

@@ -26,9 +26,10 @@ from typing import IO, Any
 
 import zstandard
 
+from dbcrate.model.manifest_check import SHA256_HEX
+
 INDEX_MEMBER = "storage/index.jsonl.zst"
 PACK_MEMBER = re.compile(r"^storage/p[0-9]{6,9}\.pack$")
-SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 #: one index line longer than this is refused (a path is at most a few KB)
 MAX_INDEX_LINE = 64 * 1024
 #: a path component longer than this is refused (every common filesystem stops at 255 bytes)

@@ -236,6 +236,11 @@ def preflight(reader: ArchiveReader, storage: StorageManifest, destination: str 
 
 def _preflight_entries(reader: ArchiveReader, storage: StorageManifest, dest: Path, policy: str,
                        packs: _PackReader | None) -> StorageReport:
+    """Walk the archive's entries against ``dest`` (reading every block when ``packs``) and
+    count them; nothing is written.
+
+    :raises StorageConflict: something in the way, or too little space.
+    """
     report = StorageReport(str(dest), policy)
     unsafe: list[str] = []
     differing: list[str] = []
@@ -279,6 +284,16 @@ def _preflight_entries(reader: ArchiveReader, storage: StorageManifest, dest: Pa
         unsafe.extend(f"{a!r} and {b!r} are one name on this filesystem (it ignores case or "
                       "Unicode normalization): one would overwrite the other"
                       for a, b in collisions.found[:SHOWN])
+    _refuse_conflicts(dest, unsafe, differing)
+    _check_space(dest, needed)
+    return report
+
+def _refuse_conflicts(dest: Path, unsafe: list[str], differing: list[str]) -> None:
+    """Raise what the preflight found in the way, if anything (the first :data:`SHOWN`).
+
+    :raises StorageConflict: unsafe paths (links, non-files, folded names) or, with policy
+        ``refuse``, files that differ from the archive's.
+    """
     if unsafe:
         raise StorageConflict(
             f"cannot restore the storages into {dest} safely; nothing was written:\n"
@@ -293,8 +308,6 @@ def _preflight_entries(reader: ArchiveReader, storage: StorageManifest, dest: Pa
             hint="--storages merge overwrites them (other files stay), --storages replace makes "
             "each storage exactly the archive's",
         )
-    _check_space(dest, needed)
-    return report
 
 
 class _Collisions:

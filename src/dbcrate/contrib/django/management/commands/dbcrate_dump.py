@@ -84,17 +84,7 @@ class Command(BaseCommand):
             archive_mode=int(mode, 8) if isinstance(mode, str) else int(mode),
         )
         if opts["check"] or opts["print_plan"]:
-            plan = plan_dump(url, options)
-            if opts["print_plan"]:
-                self.stdout.write(json.dumps(plan.to_dict(), indent=1))
-                return
-            self._print_definitions()
-            for t in plan.tables:
-                est = plan.estimated_rows.get(t.name)
-                self.stdout.write(f"would dump {t.name} (~{est if est is not None else '?'} rows)")
-            for st in plan.storages:
-                self.stdout.write(f"would store {st['name']}: {st['files']:,} files, "
-                                  f"{human(st['bytes'])}")
+            self._preview(url, options, as_json=opts["print_plan"])
             return
         output: str | AutoName = opts["output"] or str(settings.get("archive_dir") or ".")
         if Path(output).is_dir():
@@ -111,6 +101,21 @@ class Command(BaseCommand):
         if m.storage and m.storage.file_check:
             for line in describe(m.storage.file_check):
                 self.stderr.write(f"warning: {line}")
+
+    def _preview(self, url: str, options: DumpOptions, *, as_json: bool) -> None:
+        """``--print-plan`` (the dump plan as JSON) or ``--check`` (the definitions, then what
+        would be dumped and stored); nothing is written."""
+        plan = plan_dump(url, options)
+        if as_json:
+            self.stdout.write(json.dumps(plan.to_dict(), indent=1))
+            return
+        self._print_definitions()
+        for t in plan.tables:
+            est = plan.estimated_rows.get(t.name)
+            self.stdout.write(f"would dump {t.name} (~{est if est is not None else '?'} rows)")
+        for st in plan.storages:
+            self.stdout.write(f"would store {st['name']}: {st['files']:,} files, "
+                              f"{human(st['bytes'])}")
 
     def _print_definitions(self) -> None:
         """``--check``: settings.DBCRATE is valid (it was checked), and what each definition

@@ -1,0 +1,116 @@
+"""The ``dbcrate`` command group and its one error boundary.
+
+:func:`main` is the only place where errors become messages and exit codes: a
+:class:`~dbcrate.errors.DbcrateError` prints ``error:``/``hint:`` and exits with its
+``exit_code`` (the table :data:`dbcrate.errors.EXIT_CODES`, documented in docs/CLI.md); a usage
+error of click exits 2, an interrupt 130, an output that cannot be written 12, and anything
+else is a bug (exit 1, a traceback only with ``--traceback`` or ``DBCRATE_TRACEBACK=1``). A user
+error never shows a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+import click
+
+from dbcrate import __version__
+from dbcrate.atomic import write_failed
+from dbcrate.cli.console import STDOUT, err, print_error
+from dbcrate.cli.convert_cmd import convert
+from dbcrate.cli.dump_cmd import dump
+from dbcrate.cli.memory import tune_allocators
+from dbcrate.cli.output import RESUME_NOTE, release_stdout
+from dbcrate.cli.read_cmds import ls, verify
+from dbcrate.cli.restore_cmd import plan, restore
+from dbcrate.errors import EXIT_CODES, DbcrateError, OutputError
+
+EXAMPLES_MAIN = """
+\b
+Examples:
+  dbcrate dump sqlite:///app.db app.crate
+  dbcrate dump postgresql://postgres@127.0.0.1/shop shop.crate -t 'order*' -T audit_log
+  dbcrate ls shop.crate
+  dbcrate verify shop.crate
+  dbcrate restore shop.crate mysql+pymysql://root@127.0.0.1/shop_copy
+  dbcrate dump sqlite:///app.db - | dbcrate restore - postgresql://postgres@127.0.0.1/app
+
+\b
+Exit codes:
+""" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+
+
+@click.group(help="Dump, list, verify and restore SQL databases through one portable archive.\n"
+             + EXAMPLES_MAIN)
+@click.version_option(__version__, prog_name="dbcrate")
+@click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks (debugging).")
+@click.pass_context
+def cli(ctx: click.Context, traceback: bool) -> None:
+    ctx.ensure_object(dict)
+    ctx.obj["traceback"] = traceback
+
+
+for _command in (dump, restore, plan, convert, ls, verify):
+    cli.add_command(_command)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map errors to messages and exit codes.
+
+    Standard output is flushed before the exit: when that fails (``> /dev/full``, a reader that
+    closed the pipe) the command ends with exit 12 and one message, and nothing more is
+    printed at interpreter exit (see :func:`dbcrate.cli.output.release_stdout`).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    show_tb = "--traceback" in args or os.environ.get("DBCRATE_TRACEBACK") == "1"
+    tune_allocators()  # the CLI owns its process (dbcrate.cli.memory)
+    code = _dispatch(args, show_tb)
+    failed = release_stdout()
+    if failed is not None and code == 0:
+        print_error(write_failed("standard output", failed))
+        code = OutputError.exit_code
+    sys.exit(code)
+
+
+def _dispatch(args: list[str], show_tb: bool) -> int:
+    """Run the command; returns the exit code (a message is printed for every failure)."""
+    interrupted = "interrupted" + (RESUME_NOTE if "restore" in args[:3] else "")
+    try:
+        cli.main(args=args, prog_name="dbcrate", standalone_mode=False)
+    except click.exceptions.Abort:
+        err.print(interrupted)
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except DbcrateError as exc:
+        if show_tb:
+            traceback.print_exc()
+        print_error(exc)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print(interrupted)
+        return 130
+    except BrokenPipeError as exc:  # the reader of standard output went away
+        release_stdout()
+        print_error(write_failed("standard output", exc))
+        return OutputError.exit_code
+    except Exception as exc:  # a bug: say so, show the traceback only when asked
+        return _unexpected(exc, show_tb)
+    return 0
+
+
+def _unexpected(exc: Exception, show_tb: bool) -> int:
+    """An exception no command expected: standard output that failed (exit 12), else a bug."""
+    if isinstance(exc, OSError) and (release_stdout() is not None or STDOUT.failed is not None):
+        print_error(write_failed("standard output", exc))  # e.g. ls > /dev/full
+        return OutputError.exit_code
+    if show_tb:
+        traceback.print_exc()
+    err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
+    err.print("this is a bug in dbcrate; rerun with --traceback and report it", markup=False)
+    return 1

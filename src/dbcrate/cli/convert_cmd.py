@@ -1,0 +1,52 @@
+"""``dbcrate convert``: an archive of any kind and data format into another, streaming."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from dbcrate.cli.console import out
+from dbcrate.cli.params import chunk_rows_options, given_chunk_rows, json_option, kind_option, progress_option
+from dbcrate.cli.progress import run, show_progress
+from dbcrate.containers.convert import iter_convert
+from dbcrate.formats.registry import FORMATS
+
+EPILOG = """
+\b
+Examples:
+  dbcrate convert shop.crate shop.sqlite --as sqlite
+  dbcrate convert shop.sqlite shop_py/ --as python --chunk-rows 10000
+  dbcrate convert shop_py/ shop.crate --as tar --format parquet
+  dbcrate convert shop.crate shop.jsonl.crate --format jsonl
+"""
+
+
+@click.command(epilog=EPILOG)
+@click.argument("source")
+@click.argument("output")
+@kind_option("Container kind of the output.")
+@click.option("--format", "data_format", default=None,
+              help="Data format of the output's members (tar, directory): "
+              + ", ".join(sorted(FORMATS)) + ". Default: the source's.")
+@chunk_rows_options(for_convert=True)
+@click.option("--overwrite", is_flag=True, help="Replace an existing dump directory at OUTPUT.")
+@json_option("Print the result as JSON.")
+@progress_option
+def convert(source: str, output: str, kind: str, data_format: str | None,
+            chunk_rows: int | None, max_row_count: int | None, overwrite: bool, as_json: bool,
+            progress: bool | None) -> None:
+    """Convert an archive of any kind and format into another, streaming, checking the
+    source's checksums as it reads. The output appears only when complete."""
+    rows = given_chunk_rows(chunk_rows, max_row_count)  # None: the library's default
+    result = run(iter_convert(source, output, kind=kind, data_format=data_format,
+                              max_row_count=rows, overwrite=overwrite),
+                 show_progress(progress), "Converting")
+    m = result.manifest
+    if as_json:
+        out.print_json(json.dumps({"archive": result.path, "kind": result.kind,
+                                   "data_format": m.data_format, "tables": len(m.tables),
+                                   "rows": m.rows, "seconds": round(result.seconds, 3)}))
+    else:
+        out.print(f"converted {len(m.tables)} tables, {m.rows:,} rows into {result.path} "
+                  f"({result.kind}, {m.data_format}) in {result.seconds:.1f}s")

@@ -1,0 +1,95 @@
+"""Option declarations that several commands share, with their choices and defaults taken from
+the option dataclasses (:func:`dbcrate.options.choices_of`, :func:`dbcrate.options.default_of`)
+so that a value is stated once, in :mod:`dbcrate.options`.
+
+``--chunk-rows`` (most rows per data chunk) is the one option for the chunk size of ``dump``
+and ``convert``; ``--max-row-count``, its older name, is still accepted with the same meaning
+but no longer shown in ``--help`` (docs/CLI.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from dbcrate.containers.kinds import CONTAINER_KINDS
+from dbcrate.errors import UsageError
+from dbcrate.options import DumpOptions, choices_of, default_of
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: the deprecated alias of ``--chunk-rows`` (hidden from ``--help``)
+CHUNK_ROWS_ALIAS = "--max-row-count"
+
+
+def progress_option(f: F) -> F:
+    """``--progress/--no-progress`` (default: a bar when standard error is a terminal)."""
+    return click.option("--progress/--no-progress", default=None,
+                        help="Progress bar (default: on a terminal).")(f)
+
+
+def json_option(help: str) -> Callable[[F], F]:
+    """``--json`` into the parameter ``as_json``."""
+    return click.option("--json", "as_json", is_flag=True, help=help)
+
+
+def kind_option(help: str) -> Callable[[F], F]:
+    """``--as KIND`` into ``kind``: the choices and default of ``DumpOptions.container``."""
+    return click.option("--as", "kind", type=click.Choice(choices_of(DumpOptions, "container")),
+                        default=default_of(DumpOptions, "container"), show_default=True,
+                        help=help)
+
+
+def dump_chunk_rows(kind: str) -> int:
+    """The dump's default rows per chunk for ``kind``: ``DumpOptions.chunk_rows`` for the kinds
+    that hold data members (tar, directory), the kind's own ``default_max_rows`` for the kinds
+    that store rows themselves (sqlite; python, whose modules stay readable)."""
+    info = CONTAINER_KINDS[kind]
+    return int(default_of(DumpOptions, "chunk_rows")) if info.member_based else info.default_max_rows
+
+
+def _dump_defaults_text() -> str:
+    """``--chunk-rows``'s default in ``dump --help``: ``250,000; python: 50,000``."""
+    by_value: dict[int, list[str]] = {}
+    for name in choices_of(DumpOptions, "container"):
+        by_value.setdefault(dump_chunk_rows(name), []).append(name)
+    common = dump_chunk_rows(default_of(DumpOptions, "container"))
+    others = [f"{', '.join(names)}: {rows:,}" for rows, names in by_value.items() if rows != common]
+    return "; ".join([f"{common:,}", *others])
+
+
+def _convert_defaults_text() -> str:
+    """``--chunk-rows``'s default in ``convert --help`` (the library keeps the source's chunks,
+    except for the python kind: :func:`dbcrate.containers.convert.iter_convert`)."""
+    return f"the source's chunks; python: {CONTAINER_KINDS['python'].default_max_rows:,}"
+
+
+def chunk_rows_options(for_convert: bool = False) -> Callable[[F], F]:
+    """``--chunk-rows N`` into ``chunk_rows`` and its hidden alias ``--max-row-count N`` into
+    ``max_row_count`` (both ``None`` when not given; :func:`given_chunk_rows` merges them)."""
+    shown = _convert_defaults_text() if for_convert else _dump_defaults_text()
+    what = "output chunk" if for_convert else "data chunk"
+    main = click.option("--chunk-rows", type=click.IntRange(1), default=None,
+                        show_default=shown,
+                        help=f"Most rows per {what} (python: per module).")
+    alias = click.option(CHUNK_ROWS_ALIAS, "max_row_count", type=click.IntRange(1), default=None,
+                         hidden=True, help="Deprecated: the old name of --chunk-rows.")
+
+    def apply(f: F) -> F:
+        return main(alias(f))
+
+    return apply
+
+
+def given_chunk_rows(chunk_rows: int | None, max_row_count: int | None) -> int | None:
+    """The rows per chunk asked for by ``--chunk-rows`` or its alias, ``None`` when neither.
+
+    :raises UsageError: both are given, with different values.
+    """
+    if chunk_rows is not None and max_row_count is not None and chunk_rows != max_row_count:
+        raise UsageError(f"--chunk-rows {chunk_rows} and {CHUNK_ROWS_ALIAS} {max_row_count} "
+                         "disagree", hint=f"{CHUNK_ROWS_ALIAS} is the old name of --chunk-rows: "
+                         "give only --chunk-rows")
+    return chunk_rows if chunk_rows is not None else max_row_count

@@ -1,0 +1,175 @@
+"""The commands that read an archive and change nothing: ``ls`` (with ``--against``, a
+comparison with a database) and ``verify``. They need no database, except ``ls --against``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Generator
+from typing import Any
+
+import click
+from rich.table import Table as RichTable
+
+from dbcrate.cli.console import out
+from dbcrate.cli.params import json_option, progress_option
+from dbcrate.cli.progress import run, show_progress
+from dbcrate.compare import compare_with
+from dbcrate.connect import parse_url, public_url
+from dbcrate.containers.archive import Archive, open_archive
+from dbcrate.progress import Event, human_bytes
+from dbcrate.storages.file_check import describe as describe_file_check
+from dbcrate.storages.restore import reader_of, summarize
+
+LS_EPILOG = """
+\b
+Examples:
+  dbcrate ls shop.crate
+  dbcrate ls shop.crate --json | jq '.tables[].name'
+"""
+
+VERIFY_EPILOG = """
+\b
+Examples:
+  dbcrate verify shop.crate
+  dbcrate verify shop.crate --json
+"""
+
+
+# ------------------------------------------------------------------------------------------ ls
+@click.command(name="ls", epilog=LS_EPILOG)
+@click.argument("archive")
+@click.option("--against", metavar="URL",
+              help="Compare with a database: does it have each table, do the columns match?")
+@json_option("Print the manifest summary as JSON.")
+def ls(archive: str, against: str | None, as_json: bool) -> None:
+    """List an archive: tables, rows, bytes, when and from what it was made.
+
+    Needs no database, and reads only the manifest (unless --against is given).
+    """
+    with open_archive(archive) as a:
+        if against:
+            _print_comparison(archive, a, against, as_json)
+        elif as_json:
+            out.print_json(json.dumps(_listing(archive, a)))
+        else:
+            _print_listing(archive, a)
+
+
+def _print_comparison(name: str, archive: Archive, against: str, as_json: bool) -> None:
+    """``ls --against URL``: per archive table, is it in the database, do the columns match."""
+    rows = compare_with(archive, against)
+    if as_json:
+        shown = public_url(parse_url(against))
+        out.print_json(json.dumps({"archive": name, "target": shown, "tables": rows}))
+        return
+    table = RichTable(show_edge=False, box=None)
+    for col in ("table", "in target", "columns", "differences"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], "yes" if r["present"] else "no", r["columns"],
+                      "; ".join(r["differences"]))
+    out.print(table)
+
+
+def _listing(name: str, archive: Archive) -> dict[str, Any]:
+    """``ls --json`` (its fields are documented in docs/CLI.md)."""
+    m = archive.manifest
+    return {
+        "archive": name, "format_version": m.format_version,
+        "dbcrate_version": m.dbcrate_version, "created_at": m.created_at,
+        "complete": m.complete, "source": m.source.to_dict(),
+        "data_format": m.data_format, "schema_version": m.schema_version,
+        "rows": m.rows, "bytes": m.size,
+        "tables": [{"name": t.name, "rows": t.rows, "bytes": t.size,
+                    "chunks": len(t.chunks), "columns": len(t.schema.columns),
+                    "status": t.status} for t in m.tables],
+        "storage": _storage_summary(archive) if m.storage else None,
+    }
+
+
+def _print_listing(name: str, archive: Archive) -> None:
+    """``ls``: where the archive came from, a table of its tables, failures and storages."""
+    m = archive.manifest
+    out.print(f"archive:   {name} (format {m.format_version}, dbcrate {m.dbcrate_version})")
+    out.print(f"created:   {m.created_at} (UTC)")
+    out.print(f"source:    {m.source.engine} {m.source.server_version}  {m.source.url}")
+    if m.schema_version:
+        out.print(f"schema version: {m.schema_version}")
+    table = RichTable(show_edge=False, box=None)
+    for col, right in (("table", False), ("rows", True), ("bytes", True), ("chunks", True),
+                       ("columns", True)):
+        table.add_column(col, justify="right" if right else "left")
+    for t in m.tables:
+        table.add_row(t.name + ("" if t.status == "ok" else f" ({t.status})"),
+                      f"{t.rows:,}", human_bytes(t.size), str(len(t.chunks)),
+                      str(len(t.schema.columns)))
+    out.print(table)
+    out.print(f"{len(m.tables)} tables, {m.rows:,} rows, {human_bytes(m.size)} of {m.data_format} "
+              "data")
+    failed = [t for t in m.tables if t.status != "ok"]
+    if failed or not m.complete:
+        out.print(f"INCOMPLETE: {len(failed)} table(s) failed at dump time (--tolerate):",
+                  markup=False)
+        for t in failed:
+            out.print(f"  {t.name}: {t.error or 'failed'}", markup=False)
+    if m.storage:
+        _print_storages(archive)
+
+
+def _print_storages(archive: Archive) -> None:
+    """``ls``: the archive's storages, their largest directories, the row <-> file check."""
+    storage = archive.manifest.storage
+    assert storage is not None
+    summary = _storage_summary(archive)
+    out.print(f"storages: {summary['files']:,} files, {human_bytes(summary['bytes'])}"
+              + (f" (excluded: {', '.join(storage.exclude)})" if storage.exclude else ""),
+              markup=False)
+    listing = RichTable(show_edge=False, box=None)
+    for col, right in (("directory", False), ("files", True), ("bytes", True)):
+        listing.add_column(col, justify="right" if right else "left")
+    for row in summary["top"]:
+        listing.add_row(row["directory"], f"{row['files']:,}", human_bytes(row["bytes"]))
+    out.print(listing)
+    if storage.file_check:
+        for w in describe_file_check(storage.file_check) or ["row <-> file check: every file "
+                                                             "is in place"]:
+            out.print(w, markup=False)
+
+
+def _storage_summary(archive: Archive) -> dict[str, Any]:
+    storage = archive.manifest.storage
+    assert storage is not None
+    return {
+        "files": storage.files, "bytes": storage.bytes, "exclude": storage.exclude,
+        "roots": [r.to_dict() for r in storage.roots],
+        "top": summarize(reader_of(archive), storage),
+        "file_check": storage.file_check,
+    }
+
+
+# -------------------------------------------------------------------------------------- verify
+@click.command(epilog=VERIFY_EPILOG)
+@click.argument("archive")
+@json_option("Print the result as JSON.")
+@progress_option
+def verify(archive: str, as_json: bool, progress: bool | None) -> None:
+    """Check an archive without a database: every member's SHA-256, every chunk decoded
+    with the schema and row count the manifest gives."""
+    with open_archive(archive) as a:
+
+        def gen() -> Generator[Event, None, None]:
+            yield from a.iter_verify()  # storages included
+
+        run(gen(), show_progress(progress), "Verifying")
+        m = a.manifest
+        members = sum(len(t.chunks) for t in m.tables)
+        files = m.storage.files if m.storage else 0
+        if as_json:
+            out.print_json(json.dumps({"archive": archive, "ok": True, "tables": len(m.tables),
+                                       "members": members, "rows": m.rows, "bytes": m.size,
+                                       "storage_files": files}))
+        else:
+            stored = f", {files:,} storage files" if m.storage else ""
+            out.print(f"ok: {archive}: {len(m.tables)} tables, {members} data members, "
+                      f"{m.rows:,} rows, {human_bytes(m.size)}{stored}: every checksum matches "
+                      "and every chunk decodes")

@@ -1,0 +1,147 @@
+"""One dump task: read its rows and encode them into chunk files, bounded in rows and bytes.
+
+Each chunk is encoded into a private temp file (bounded memory) and handed to the runner, which
+appends it to the archive in task order. A chunk holds at most the plan's ``chunk_rows`` rows
+and about ``chunk_bytes`` bytes of Arrow data, so that wide rows still make members that decode
+in bounded memory. Under ``--tolerate`` (:func:`tolerant_task`) a table that cannot be read is
+reported as :class:`Failed` instead of ending the dump.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pyarrow as pa
+import sqlalchemy as sa
+
+from dbcrate.dialects import Dialect
+from dbcrate.dump.plan import DumpPlan, DumpTask
+from dbcrate.dump.readahead import ReadAhead
+from dbcrate.dump.source import DRIVER_ERRORS, TOLERATED, db_error
+from dbcrate.errors import SourceValueError, driver_message
+from dbcrate.formats.registry import ChunkWriter
+
+
+@dataclass
+class EncodedChunk:
+    """A data member encoded into a private temp file, waiting to be appended to the archive."""
+
+    spool: IO[bytes]
+    rows: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A task that failed under ``--tolerate``: the table is recorded as failed."""
+
+    message: str
+
+
+def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
+                plan: DumpPlan) -> list[EncodedChunk]:
+    """Read one task's rows and encode them into chunk files (``fmt`` is the plan's data
+    format). On any error the task's temp files are closed; a value the format cannot write
+    is a :class:`SourceValueError` naming the table."""
+    spooler = _Spooler(fmt, plan)
+    rows_of = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range)
+    try:
+        ahead = ReadAhead(rows_of) if dialect.read_ahead else contextlib.nullcontext(rows_of)
+        with ahead as batches:  # the next batch is read while this one encodes
+            for batch in batches:
+                spooler.add(batch)
+        spooler.close_last()
+    except SourceValueError as exc:  # a value the format cannot write: name the table
+        spooler.discard()
+        if task.table.name in exc.message:
+            raise
+        raise SourceValueError(f"table {task.table.name!r}: {exc.message}", hint=exc.hint) \
+            from None
+    except BaseException:
+        spooler.discard()
+        raise
+    return spooler.chunks
+
+
+def tolerant_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
+                  plan: DumpPlan) -> list[EncodedChunk] | Failed:
+    """:func:`encode_task` inside a savepoint: a table that cannot be read (no privilege, a
+    value dbcrate cannot carry, a broken table) is reported instead of ending the dump, and the
+    savepoint keeps the snapshot's transaction usable for the next tables."""
+    conn.exec_driver_sql("SAVEPOINT dbcrate_task")
+    try:
+        chunks = encode_task(conn, dialect, task, fmt, plan)
+    except TOLERATED as exc:
+        try:
+            conn.exec_driver_sql("ROLLBACK TO SAVEPOINT dbcrate_task")
+        except DRIVER_ERRORS as again:  # the connection itself is gone: that ends the dump
+            raise db_error(f"reading table {task.table.name!r}", again) from None
+        return Failed(driver_message(exc))
+    conn.exec_driver_sql("RELEASE SAVEPOINT dbcrate_task")
+    return chunks
+
+
+def close_chunks(chunks: list[EncodedChunk]) -> None:
+    """Drop encoded chunks that will not be written."""
+    for chunk in chunks:
+        chunk.spool.close()
+
+
+class _Spooler:
+    """The chunks of one task: the finished ones, and the one being encoded (its temp file, its
+    format writer, and how many rows and bytes it holds)."""
+
+    def __init__(self, fmt: Any, plan: DumpPlan) -> None:
+        self.chunks: list[EncodedChunk] = []
+        self._fmt = fmt
+        self._plan = plan
+        self._spool: IO[bytes] | None = None
+        self._writer: ChunkWriter | None = None
+        self._rows = 0
+        self._bytes = 0
+
+    def add(self, batch: pa.RecordBatch) -> None:
+        """Encode ``batch``, starting a new chunk whenever one is full."""
+        limit_rows, limit_bytes = self._plan.chunk_rows, self._plan.chunk_bytes
+        start = 0
+        while start < batch.num_rows:
+            if self._writer is None:
+                self._spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")
+                self._writer = self._fmt.open_writer(self._spool, batch.schema,
+                                                     self._plan.compression_level)
+            take = min(batch.num_rows - start, limit_rows - self._rows)
+            if self._bytes and batch.num_rows:  # wide rows: stop near the byte limit
+                per_row = max(1, batch.nbytes // batch.num_rows)
+                take = max(1, min(take, (limit_bytes - self._bytes) // per_row))
+            piece = batch.slice(start, take)
+            self._writer.write(piece)
+            self._rows += take
+            self._bytes += piece.nbytes
+            start += take
+            if self._rows >= limit_rows or self._bytes >= limit_bytes:
+                self._finish()
+
+    def close_last(self) -> None:
+        """Finish the last chunk, if it holds rows."""
+        if self._writer is not None and self._rows:
+            self._finish()
+
+    def discard(self) -> None:
+        """Drop every spool of a failed task."""
+        if self._writer is not None:  # before its file: a writer collected later would write
+            with contextlib.suppress(Exception):  # to the closed file and print a traceback
+                self._writer.close()
+        if self._spool is not None:
+            self._spool.close()
+        close_chunks(self.chunks)
+
+    def _finish(self) -> None:
+        assert self._spool is not None and self._writer is not None
+        self._writer.close()
+        size = self._spool.tell()
+        self._spool.seek(0)
+        self.chunks.append(EncodedChunk(self._spool, self._rows, size))
+        self._spool, self._writer, self._rows, self._bytes = None, None, 0, 0

@@ -1,0 +1,131 @@
+"""The source side of a dump: one engine, and connections that all read one snapshot.
+
+:func:`open_snapshot` opens the engine and the leader connection and begins the snapshot (each
+dialect's ``begin_snapshot``); :meth:`Snapshot.share` adds the ``-j`` worker connections and
+puts them into the leader's snapshot (``share_snapshot``). Whatever happens, the workers are
+dropped and the engine disposed when the block ends. The errors the database drivers raise, and
+the :class:`~dbcrate.errors.DatabaseError` they become, are defined here too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import sqlite3
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import psycopg
+import pymysql
+import sqlalchemy as sa
+
+from dbcrate.connect import open_engine
+from dbcrate.dialects import Dialect
+from dbcrate.errors import DatabaseError, DbcrateError, driver_message
+
+T = TypeVar("T")
+
+#: what database drivers raise when used directly (bulk paths), besides SQLAlchemy's wrapper
+DRIVER_ERRORS: tuple[type[BaseException], ...] = (
+    sa.exc.DBAPIError, psycopg.Error, pymysql.err.Error, sqlite3.Error,
+)
+
+#: what --tolerate turns into a failed table
+TOLERATED: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, DbcrateError)
+
+
+def db_error(doing: str, exc: BaseException) -> DbcrateError:
+    """The error a user sees when the database failed while ``doing`` something."""
+    return DatabaseError(f"the database failed while {doing}: {driver_message(exc)}")
+
+
+class Snapshot:
+    """The source engine, its dialect, and the connections reading one snapshot.
+
+    ``conn`` (the leader) is in the snapshot from the start; :meth:`share` adds workers.
+    :meth:`run` lends a free connection to a function, so that ``jobs`` threads read at once.
+    """
+
+    def __init__(self, engine: sa.Engine, dialect: Dialect, url: sa.URL,
+                 conn: sa.Connection) -> None:
+        self.engine = engine
+        self.dialect = dialect
+        self.url = url
+        self.conn = conn
+        self.workers: list[sa.Connection] = []
+        self._shared = False
+        self._free: queue.Queue[sa.Connection] = queue.Queue()
+        self._free.put(conn)
+
+    def share(self, jobs: int) -> None:
+        """Open ``jobs - 1`` worker connections in the leader's snapshot (once; later calls do
+        nothing). A driver error here is an error reading the source schema, as planning's."""
+        if self._shared or jobs <= 1:
+            return
+        self._shared = True
+        try:
+            for _ in range(jobs - 1):
+                self.workers.append(self.engine.connect())
+            self.dialect.share_snapshot(self.conn, self.workers)
+        except DRIVER_ERRORS as exc:
+            raise db_error("reading the source schema", exc) from None
+        for conn in self.workers:
+            self._free.put(conn)
+
+    def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` on a connection no other thread is using."""
+        conn = self._free.get()
+        try:
+            return fn(conn, *args)
+        finally:
+            self._free.put(conn)
+
+    def end(self) -> None:
+        """End the snapshot on every connection (the dump read everything it needed)."""
+        for conn in [self.conn, *self.workers]:
+            self.dialect.end_snapshot(conn)
+
+    def drop_workers(self) -> None:
+        """Drop the worker connections without a rollback (they may be dead)."""
+        for conn in self.workers:
+            with contextlib.suppress(Exception):
+                conn.invalidate()
+
+
+@contextlib.contextmanager
+def open_snapshot(url: str) -> Iterator[Snapshot]:
+    """The source at ``url``, read only, its leader connection in a snapshot begun.
+
+    A driver error while beginning it is a :class:`DatabaseError` ("reading the source
+    schema"). On the way out the workers are dropped and the engine is disposed; the snapshot
+    is ended only by :meth:`Snapshot.end` (after an error, the connection is dropped instead).
+    """
+    engine, dialect, parsed = open_engine(url, read_only=True)
+    snapshot: Snapshot | None = None
+    try:
+        with _connection(engine) as conn:
+            snapshot = Snapshot(engine, dialect, parsed, conn)
+            try:
+                dialect.begin_snapshot(conn)
+            except DRIVER_ERRORS as exc:
+                raise db_error("reading the source schema", exc) from None
+            yield snapshot
+    finally:
+        if snapshot is not None:
+            snapshot.drop_workers()
+        engine.dispose()
+
+
+@contextlib.contextmanager
+def _connection(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection that, when an error is already on its way out, is dropped instead of rolled
+    back: a rollback over a killed connection would raise and hide the error that matters."""
+    conn = engine.connect()
+    try:
+        yield conn
+    except BaseException:
+        with contextlib.suppress(Exception):
+            conn.invalidate()
+        raise
+    else:
+        conn.close()
