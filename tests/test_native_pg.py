@@ -7,6 +7,7 @@ import difflib
 import re
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -213,7 +214,7 @@ def test_tool_missing_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
         find_tool("pg_dump_nope")
 
 
-def test_schema_filters_and_password_in_environment(dbs) -> None:
+def test_schema_filters_and_password_in_a_private_file(dbs, tmp_path: Path) -> None:
     url = dbs.new("postgresql")
     run_sql(url, "CREATE SCHEMA a", "CREATE TABLE a.t (id int)", "CREATE TABLE public.u (id int)")
     only_a = capture(url, schemas_include=["a"])
@@ -221,6 +222,10 @@ def test_schema_filters_and_password_in_environment(dbs) -> None:
     no_a = capture(url, schemas_exclude=["a"])
     assert "a" not in {o.schema for o in no_a.objects}
     assert any(o.name == "u" for o in no_a.objects)
-    env = pg_environment(sa.engine.make_url("postgresql+psycopg://bob:s3cret@h:5433/db"))
-    assert (env["PGPASSWORD"], env["PGUSER"], env["PGPORT"], env["PGDATABASE"]) == \
-        ("s3cret", "bob", "5433", "db")
+    env = pg_environment(sa.engine.make_url("postgresql+psycopg://bob:s3:cr\\et@h:5433/db"),
+                         tmp_path)
+    assert (env["PGUSER"], env["PGPORT"], env["PGDATABASE"]) == ("bob", "5433", "db")
+    assert "PGPASSWORD" not in env and "s3" not in " ".join(env.values())
+    passfile = Path(env["PGPASSFILE"])
+    assert passfile.read_text() == "*:*:*:*:s3\\:cr\\\\et\n"
+    assert passfile.stat().st_mode & 0o777 == 0o600

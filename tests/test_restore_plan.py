@@ -21,6 +21,8 @@ from dbcrate.restore.plan import (
     BuildIndex,
     LoadInto,
     LoadTable,
+    NativeForeignKey,
+    NativeStep,
     RestorePlan,
     RestoreTask,
 )
@@ -86,25 +88,33 @@ def test_sqlite_plan_is_frozen_and_writes_nothing(dbs: Databases, tmp_path: Path
         "parent": "create", "child": "create", "lone": "create"}
 
 
-def test_postgresql_foreign_keys_wait_for_both_tables(dbs: Databases, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ddl", ["portable", "native"])
+def test_postgresql_foreign_keys_wait_for_both_tables(ddl: str, dbs: Databases,
+                                                      tmp_path: Path) -> None:
     archive = _archive(dbs, "postgresql", tmp_path)
     dst = dbs.new("postgresql")
-    plan = restore_run.plan(archive, dst, dbcrate.RestoreOptions(jobs=2))
+    plan = restore_run.plan(archive, dst, dbcrate.RestoreOptions(jobs=2, ddl=ddl))  # type: ignore[arg-type]
     _check_graph(plan)
     assert plan.settings.sessions == 2 and plan.same_engine
+    assert (plan.native is not None) == (ddl == "native")
     position = {(s.task.kind, s.task.table): i for i, s in enumerate(plan.tasks)
                 if isinstance(s.task, LoadTable)}
-    fks = [s for s in plan.tasks if isinstance(s.task, AddForeignKey)]
+    fks = [s for s in plan.tasks if isinstance(s.task, AddForeignKey | NativeForeignKey)]
     assert len(fks) == 1
     fk = fks[0]
     assert fk.task.table == "child" and fk.task.parent == "parent"
     assert {position[("load", "child")], position[("load", "parent")]} <= set(fk.after)
+    # and after both tables' own keys and indexes
+    built = {i for i, s in enumerate(plan.tasks)
+             if isinstance(s.task, BuildIndex | NativeStep) and s.task.table in ("child", "parent")}
+    assert built and built <= set(fk.after)
     assert fk.exclusive == frozenset({"child", "parent"})
     # the plan the restore executes is the plan printed
-    report = dbcrate.restore(archive, dst, jobs=2)
+    report = dbcrate.restore(archive, dst, jobs=2, ddl=ddl)
     assert report.ok, report.to_dict()
     assert report.plan is not None
     assert report.plan["tasks"] == plan.to_dict()["tasks"]
+    assert report.plan["ddl"] == ddl
     assert {t.status for t in report.tables} == {"restored"}
 
 

@@ -12,7 +12,7 @@ The library API (the CLI is a thin layer over it)::
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from dbcrate.containers.archive import Archive as Archive
 from dbcrate.containers.archive import open_archive as open_archive

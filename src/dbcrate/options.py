@@ -27,6 +27,9 @@ ConflictPolicy = Literal["error", "skip", "update", "check"]
 RestoreMode = Literal["recreate", "into-existing"]
 #: existing storage files that differ (``restore --storages``)
 StoragesPolicy = Literal["refuse", "merge", "replace"]
+#: which schema a recreating restore runs (``--ddl``): ``auto`` is ``native`` when the archive
+#: carries its engine's native schema and the target is that engine, else ``portable``
+DdlSource = Literal["auto", "native", "portable"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,10 @@ class DumpOptions:
     tolerate: bool = False
     """a table that cannot be read is recorded as failed in the manifest and the dump goes on
     (the archive is then marked incomplete); else the first failure ends the dump"""
+    no_native_schema: bool = False
+    """do not capture the engine's own schema definitions (pg_dump's schema sections, ...)
+    beside the portable schema (docs/RESTORE.md, "The native schema"): no client tool needed,
+    and a same-engine restore recreates only what the portable schema holds"""
 
 
 @dataclass(frozen=True)
@@ -134,6 +141,13 @@ class RestoreOptions:
     """do not restore storages even when ``storages_to`` is given"""
     no_data: bool = False
     """restore the storages only, no tables (the database is not opened)"""
+    ddl: DdlSource = "auto"
+    """recreate from the archive's native schema (same engine only) or from the portable one;
+    ``auto``: native where it can"""
+    no_owner: bool = False
+    """native schema: do not restore the objects' owners (pg_restore's ``-O``)"""
+    no_privileges: bool = False
+    """native schema: do not restore grants (pg_restore's ``-x``)"""
 
 
 def choices_of(cls: type[Any], field_name: str) -> tuple[str, ...]:

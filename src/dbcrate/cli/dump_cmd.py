@@ -79,6 +79,10 @@ Examples:
              "python (a directory of Python-literal modules).")
 @click.option("--overwrite", is_flag=True,
               help="directory/python: replace an existing dump directory at OUTPUT.")
+@click.option("--no-native-schema", is_flag=True,
+              help="Carry the portable schema only, not the engine's own definitions (no "
+              "pg_dump needed; a same-engine restore then recreates tables, keys and "
+              "indexes, not views, functions, triggers ...).")
 @click.option("--tolerate", is_flag=True,
               help="A table that cannot be read is recorded as failed and the dump goes on "
               "(exit 15, archive marked incomplete).")
@@ -95,7 +99,7 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
          storage_exclude: tuple[str, ...], storages_basepath: str | None, no_data: bool,
          no_storages: bool, file_columns: tuple[str, ...], kind: str, overwrite: bool,
          tolerate: bool, archive_mode: str, dry_run: bool, print_plan: bool, as_json: bool,
-         progress: bool | None) -> None:
+         progress: bool | None, no_native_schema: bool) -> None:
     """Dump a database (any SQLAlchemy URL), and directories of files, into one archive.
 
     OUTPUT is a file name, a directory (the archive is named
@@ -112,6 +116,7 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
         storage_exclude=list(storage_exclude), storages_basepath=storages_basepath,
         no_data=no_data, no_storages=no_storages, file_columns=list(file_columns),
         archive_mode=_parse_mode(archive_mode), tolerate=tolerate,
+        no_native_schema=no_native_schema,
     )
     if dry_run or print_plan:
         plan = plan_dump(url, options)

@@ -162,6 +162,12 @@ def print_restore_report(report: RestoreReport, dry_run: bool, out: Console) -> 
         style = "red" if t.status == "failed" else None
         table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes, style=style)
     out.print(table)
+    native = (report.plan or {}).get("native")
+    if dry_run and native:
+        for label, objects in (("before the rows", native["pre_data"]),
+                               ("after the rows", native["after"])):
+            if objects:
+                out.print(f"native schema, {label}: " + ", ".join(objects), markup=False)
     for w in report.warnings:
         out.print(f"warning: {w}", markup=False)
     if report.storages:

@@ -84,6 +84,9 @@ def _listing(name: str, archive: Archive) -> dict[str, Any]:
                     "chunks": len(t.chunks), "columns": len(t.schema.columns),
                     "status": t.status} for t in m.tables],
         "storage": _storage_summary(archive) if m.storage else None,
+        "native": ({"engine": m.native.engine, "server_version": m.native.server_version,
+                    "tool": m.native.tool, "objects": len(m.native.objects),
+                    "kinds": m.native.kinds()} if m.native is not None else None),
     }
 
 
@@ -112,6 +115,11 @@ def _print_listing(name: str, archive: Archive) -> None:
                   markup=False)
         for t in failed:
             out.print(f"  {t.name}: {t.error or 'failed'}", markup=False)
+    if m.native is not None:
+        kinds = ", ".join(f"{n} {k.lower()}" for k, n in sorted(m.native.kinds().items()))
+        out.print(f"native schema ({m.native.engine} {m.native.server_version}"
+                  f"{', ' + m.native.tool if m.native.tool else ''}): "
+                  f"{len(m.native.objects)} objects: {kinds}", markup=False)
     if m.storage:
         _print_storages(archive)
 

@@ -17,6 +17,7 @@ from dbcrate.cli.params import json_option, progress_option
 from dbcrate.cli.progress import run, show_progress
 from dbcrate.options import (
     ConflictPolicy,
+    DdlSource,
     RestoreMode,
     RestoreOptions,
     StoragesPolicy,
@@ -70,6 +71,14 @@ on_conflict_option = click.option("--on-conflict", **_choice("on_conflict"),
                                   "the rows that differ, exit 17).")
 migrations_option = click.option("--migrations", metavar="FILE.toml",
                                  help="Declarative migration steps.")
+ddl_option = click.option("--ddl", **_choice("ddl"),
+                          help="Recreate from the archive's native schema (the source engine's "
+                          "own definitions: same engine only; runs the archive's checked SQL) "
+                          "or the portable one (runs no archive SQL); auto: native where it can.")
+no_owner_option = click.option("-O", "--no-owner", is_flag=True,
+                               help="Native schema: do not restore owners.")
+no_privileges_option = click.option("-x", "--no-privileges", "--no-acl", "no_privileges",
+                                    is_flag=True, help="Native schema: do not restore grants.")
 target_version_option = click.option("--target-schema-version", metavar="LABEL",
                                      help="Migrate to this schema version (default: as far as "
                                      "the steps go).")
@@ -83,6 +92,9 @@ target_version_option = click.option("--target-schema-version", metavar="LABEL",
 @mode_option
 @clean_option
 @click.option("--data-only", is_flag=True, help="Load rows into existing tables (no DDL).")
+@ddl_option
+@no_owner_option
+@no_privileges_option
 @on_conflict_option
 @click.option("--strict", is_flag=True,
               help="Any warning (an object not recreated, a default dropped ...) fails the "
@@ -116,7 +128,8 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
             schema_only: bool, hooks: str | None, migrations: str | None,
             target_schema_version: str | None, resume: bool, storages_to: str | None,
             storages_policy: StoragesPolicy, no_storages: bool, no_data: bool, dry_run: bool,
-            as_json: bool, progress: bool | None) -> None:
+            as_json: bool, progress: bool | None, ddl: DdlSource, no_owner: bool,
+            no_privileges: bool) -> None:
     """Restore an archive into a database (the same engine or another).
 
     Tables are created in foreign-key order and loaded one transaction each, then
@@ -130,7 +143,7 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
         on_conflict=on_conflict, strict=strict, single_transaction=single_transaction, hooks=hooks,
         migrations=migrations, target_schema_version=target_schema_version, resume=resume,
         storages_to=storages_to, storages_policy=storages_policy, no_storages=no_storages,
-        no_data=no_data,
+        no_data=no_data, ddl=ddl, no_owner=no_owner, no_privileges=no_privileges,
     )
     restore_and_report(archive, url, options, as_json, progress)
 
@@ -142,13 +155,17 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
 @exclude_option
 @mode_option
 @clean_option
+@ddl_option
+@no_owner_option
+@no_privileges_option
 @on_conflict_option
 @migrations_option
 @target_version_option
 @json_option("Print the plan as JSON.")
 def plan(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
          mode: RestoreMode, clean: bool, on_conflict: ConflictPolicy, migrations: str | None,
-         target_schema_version: str | None, as_json: bool) -> None:
+         target_schema_version: str | None, as_json: bool, ddl: DdlSource, no_owner: bool,
+         no_privileges: bool) -> None:
     """Preflight a restore without touching the target (the same as restore --dry-run).
 
     Prints, table by table, what would happen: create, clean, append, the column
@@ -156,7 +173,8 @@ def plan(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, .
     """
     options = RestoreOptions(include=list(include), exclude=list(exclude), mode=mode,
                              clean=clean, on_conflict=on_conflict, migrations=migrations,
-                             target_schema_version=target_schema_version, dry_run=True)
+                             target_schema_version=target_schema_version, dry_run=True,
+                             ddl=ddl, no_owner=no_owner, no_privileges=no_privileges)
     restore_and_report(archive, url, options, as_json, False)
 
 

@@ -19,9 +19,15 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import UserDefinedType
 
+from dbcrate.dialects.native import NativeSupport
+from dbcrate.dialects.reflection import (
+    reflect_foreign_keys,
+    reflect_indexes,
+    without_missing_columns,
+)
 from dbcrate.errors import Incompatibility
 from dbcrate.model.logical import LogicalType
-from dbcrate.model.schema import Column, DefaultValue, ForeignKey, Index, Table
+from dbcrate.model.schema import Column, DefaultValue, Table
 
 #: an engine type spelled like this can be reused verbatim in DDL on the same engine; anything
 #: else (quotes, semicolons, enum labels ...) falls back to the logical type, so that an archive
@@ -128,6 +134,9 @@ class Dialect:
     drop_foreign_key_keyword: ClassVar[str] = "CONSTRAINT"
     #: the target schema is read inside one snapshot (a consistent view of every table)
     reflect_in_snapshot: ClassVar[bool] = True
+    #: the engine's own schema definitions, captured at dump time and run on a target of the
+    #: same engine (:mod:`.native`); ``None``: only the portable schema is carried
+    native: ClassVar[NativeSupport | None] = None
     #: ``GENERATED ... AS IDENTITY`` columns are recreated as such
     identity_columns: ClassVar[bool] = False
     #: column comments are kept in the table definition
@@ -242,6 +251,16 @@ class Dialect:
     def list_tables(self, conn: Connection) -> list[str]:
         return sorted(sa.inspect(conn).get_table_names(schema=self.default_schema))
 
+    def schemas_left_out(self, conn: Connection) -> list[str]:
+        """The namespaces a dump does not read (it reads the default one), each with its
+        number of tables, so that the dump says so (nothing silent)."""
+        return []
+
+    def rows_elsewhere(self, conn: Connection) -> dict[str, str]:
+        """Tables whose rows all live in other tables, with why (a partitioned table's rows
+        are its partitions'): dumped with their schema and no data of their own."""
+        return {}
+
     def reflect(self, conn: Connection, name: str) -> Table:
         """The portable schema of one table, read inside the snapshot."""
         insp = sa.inspect(conn)
@@ -249,7 +268,17 @@ class Dialect:
         pk = insp.get_pk_constraint(name, schema=schema) or {}
         pk_cols = list(pk.get("constrained_columns") or [])
         columns = []
+        generated: list[str] = []
         for info in insp.get_columns(name, schema=schema):
+            computed = info.get("computed")
+            if computed:
+                # its values are the engine's to compute: not read (COPY refuses them), not
+                # carried portably; the native schema recreates the column as it was
+                kind = "STORED" if computed.get("persisted") else "VIRTUAL"
+                generated.append(f"generated column {info['name']} (GENERATED ALWAYS AS "
+                                 f"({computed.get('sqltext')}) {kind}): its values are "
+                                 "recomputed, not dumped")
+                continue
             columns.append(self.column_from_reflection(conn, name, dict(info), pk_cols))
         table = Table(
             name=name,
@@ -257,8 +286,10 @@ class Dialect:
             primary_key=pk_cols,
             primary_key_name=pk.get("name"),
         )
-        _reflect_indexes(insp, table, schema)
-        _reflect_foreign_keys(insp, table, schema)
+        table.skipped.extend(generated)
+        reflect_indexes(insp, table, schema)
+        reflect_foreign_keys(insp, table, schema)
+        without_missing_columns(table)
         try:
             for ck in insp.get_check_constraints(name, schema=schema):
                 table.skipped.append(f"check constraint {ck.get('name')}: {ck.get('sqltext')}")
@@ -382,6 +413,12 @@ class Dialect:
         its rows frozen: ``COPY ... FREEZE``)."""
         raise NotImplementedError
 
+    def make_fresh(self, conn: Connection, name: str) -> bool:
+        """Make the empty table ``name`` (created by an earlier transaction: a native-schema
+        restore's pre-data) count as created in this one, so that :meth:`load` may take it as
+        ``fresh``; whether it does."""
+        return False
+
     def merge_sql(self, table: str, stage: str, columns: list[str], key: list[str],
                   policy: Literal["skip", "update"]) -> str:
         """One ``INSERT ... SELECT`` from ``stage`` into ``table`` where a row whose ``key``
@@ -467,59 +504,6 @@ class RawType(UserDefinedType):  # type: ignore[type-arg]
 
     def get_col_spec(self, **kw: Any) -> str:
         return self.spelling
-
-
-def _reflect_indexes(insp: Any, table: Table, schema: str | None) -> None:
-    """Add the unique constraints and plain-column indexes to ``table``; partial and
-    expression indexes are listed as skipped (they cannot be carried portably)."""
-    seen_unique: set[tuple[str, ...]] = set()
-    for uc in insp.get_unique_constraints(table.name, schema=schema):
-        cols = list(uc.get("column_names") or [])
-        if cols and None not in cols:
-            table.indexes.append(Index(uc.get("name"), cols, unique=True, constraint=True))
-            seen_unique.add(tuple(cols))
-    for ix in insp.get_indexes(table.name, schema=schema):
-        dialect_options = ix.get("dialect_options") or {}
-        if any(k.endswith("_where") and v is not None for k, v in dialect_options.items()):
-            table.skipped.append(f"index {ix.get('name')} (partial index)")
-            continue
-        raw_cols = list(ix.get("column_names") or [])
-        if not raw_cols or any(c is None for c in raw_cols) or ix.get("expressions"):
-            table.skipped.append(f"index {ix.get('name')} (expression index)")
-            continue
-        cols = [str(c) for c in raw_cols]
-        if ix.get("duplicates_constraint") or (ix.get("unique") and tuple(cols) in seen_unique):
-            continue
-        table.indexes.append(Index(ix.get("name"), cols, unique=bool(ix.get("unique"))))
-
-
-def _reflect_foreign_keys(insp: Any, table: Table, schema: str | None) -> None:
-    """Add the foreign keys within ``schema`` to ``table``; one to another schema is skipped."""
-    for fk in insp.get_foreign_keys(table.name, schema=schema):
-        ref_schema = fk.get("referred_schema")
-        if ref_schema not in (None, schema):
-            table.skipped.append(f"foreign key {fk.get('name')} to schema {ref_schema}")
-            continue
-        opts = fk.get("options") or {}
-        table.foreign_keys.append(
-            ForeignKey(
-                name=fk.get("name"),
-                columns=[str(c) for c in fk["constrained_columns"]],
-                ref_table=fk["referred_table"],
-                ref_columns=list(fk["referred_columns"]),
-                on_delete=_fk_action(opts.get("ondelete")),
-                on_update=_fk_action(opts.get("onupdate")),
-                deferrable=bool(opts.get("deferrable")),
-                initially_deferred=str(opts.get("initially", "")).upper() == "DEFERRED",
-            )
-        )
-
-
-def _fk_action(value: Any) -> str | None:
-    if not value:
-        return None
-    text = str(value).upper()
-    return text if text in ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION") else None
 
 
 def generic_logical_type(t: Any) -> LogicalType:

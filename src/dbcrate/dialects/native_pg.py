@@ -21,7 +21,8 @@ The data section is not taken from pg_dump (dbcrate copies the rows itself, and
 The SET statements pg_dump writes between entries (``default_tablespace``,
 ``default_table_access_method``) are kept at the start of the entry they apply to; the script's
 preamble is not kept: a restore runs :data:`SESSION_SETUP` once per session instead.
-The password never reaches a process list: it goes to pg_dump through ``PGPASSWORD``.
+The password never reaches a process list or a process's environment: it goes to pg_dump in a
+password file (``PGPASSFILE``, mode 0600 in a private temporary directory, removed after).
 """
 
 from __future__ import annotations
@@ -79,11 +80,12 @@ def find_tool(name: str, server_major: int | None = None) -> tuple[str, int]:
     if not found:
         raise UsageError(f"{name} was not found (PATH, /usr/lib/postgresql/*/bin)",
                          hint="install the PostgreSQL client tools (e.g. postgresql-client), "
-                              "or dump with --ddl portable")
+                              "or dump with --no-native-schema (the portable schema only)")
     major, path = max(found)
     if server_major is not None and major < server_major:
         raise UsageError(f"{name} {major} ({path}) is older than the server ({server_major})",
-                         hint=f"install the PostgreSQL {server_major} client tools")
+                         hint=f"install the PostgreSQL {server_major} client tools, or dump "
+                              "with --no-native-schema (the portable schema only)")
     return path, major
 
 
@@ -97,16 +99,26 @@ def _tool_major(path: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def pg_environment(url: sa.engine.URL) -> dict[str, str]:
-    """The environment that points libpq tools at ``url``: PGHOST, PGPORT, PGUSER, PGDATABASE
-    and PGPASSWORD (never a command-line argument, which any user could read)."""
+def pg_environment(url: sa.engine.URL, private_dir: Path | None = None) -> dict[str, str]:
+    """The environment that points libpq tools at ``url``: PGHOST, PGPORT, PGUSER and
+    PGDATABASE, and for a password PGPASSFILE, a file written (0600) into ``private_dir``:
+    never an argument or an environment variable, which other processes could read."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     pairs = {"PGHOST": url.host, "PGPORT": url.port, "PGUSER": url.username,
-             "PGDATABASE": url.database, "PGPASSWORD": url.password}
+             "PGDATABASE": url.database}
     env.update({k: str(v) for k, v in pairs.items() if v is not None})
     for key, value in url.query.items():
         if key == "sslmode" and isinstance(value, str):
             env["PGSSLMODE"] = value
+    if url.password is not None:
+        if private_dir is None:
+            raise ValueError("a password needs a private directory for its password file")
+        passfile = private_dir / "pgpass"
+        escaped = str(url.password).replace("\\", "\\\\").replace(":", "\\:")
+        fd = os.open(passfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(f"*:*:*:*:{escaped}\n")
+        env["PGPASSFILE"] = str(passfile)
     return env
 
 
@@ -136,8 +148,8 @@ def capture(url: str | sa.engine.URL, *, schemas_include: Sequence[str] = (),
             args += [f"--exclude-table={p}" for p in (*exclude_tables, f"*.{JOURNAL_TABLE}")]
             if snapshot:
                 args.append(f"--snapshot={snapshot}")
-            env = pg_environment(sa_url)
             with tempfile.TemporaryDirectory(prefix="dbcrate-pg-") as tmp:
+                env = pg_environment(sa_url, Path(tmp))
                 archive = str(Path(tmp) / "schema.dump")
                 _run([*args, "-f", archive], env)
                 pre = split_script(_run([restore_path, "-f", "-", "--section=pre-data", archive],

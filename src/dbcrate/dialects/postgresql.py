@@ -27,6 +27,8 @@ from sqlalchemy.sql import sqltypes
 
 from dbcrate.dialects import pgbinary
 from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
+from dbcrate.dialects.native import NativeSupport
+from dbcrate.dialects.native_pg_restore import PgNative
 from dbcrate.errors import DatabaseError, SourceValueError
 from dbcrate.model import values
 from dbcrate.model.logical import (
@@ -65,6 +67,7 @@ class PostgreSQL(Dialect):
     name: ClassVar[str] = "postgresql"
     max_identifier_bytes: ClassVar[int | None] = 63
     default_schema: ClassVar[str | None] = "public"
+    native: ClassVar[NativeSupport | None] = PgNative("public")
     holds_nul_in_text: ClassVar[bool] = False
     identity_columns: ClassVar[bool] = True
     named_primary_keys: ClassVar[bool] = True
@@ -265,6 +268,36 @@ class PostgreSQL(Dialect):
         if kind == "uuid":
             return pg.UUID()
         return sa.Text()
+
+    def schemas_left_out(self, conn: Connection) -> list[str]:
+        rows = conn.exec_driver_sql(
+            "SELECT n.nspname, count(c.oid) FROM pg_catalog.pg_namespace n "
+            "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind IN "
+            "('r', 'p', 'v', 'm', 'f', 'S') WHERE n.nspname <> %(s)s "
+            "AND n.nspname NOT LIKE 'pg\\_%%' AND n.nspname <> 'information_schema' "
+            "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = n.oid "
+            "AND d.deptype = 'e') GROUP BY n.nspname ORDER BY n.nspname",
+            {"s": self.default_schema or "public"}).all()
+        return [f"schema {name!r} ({count} tables, views and sequences) was not dumped: dbcrate "
+                f"dumps the schema {self.default_schema!r} of a PostgreSQL database"
+                for name, count in rows]
+
+    def rows_elsewhere(self, conn: Connection) -> dict[str, str]:
+        rows = conn.exec_driver_sql(
+            "SELECT c.relname, (SELECT string_agg(k.relname, ', ' ORDER BY k.relname) "
+            "FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid "
+            "WHERE i.inhparent = c.oid) FROM pg_catalog.pg_class c WHERE c.relkind = 'p' "
+            "AND c.relnamespace = pg_catalog.to_regnamespace(%(s)s)",
+            {"s": self.quote(self.default_schema or "public")}).all()
+        return {str(name): f"partitioned table: its rows are dumped with its partitions "
+                           f"({parts or 'none'})" for name, parts in rows}
+
+    def make_fresh(self, conn: Connection, name: str) -> bool:
+        # TRUNCATE gives the (empty) table a new file in this transaction: COPY ... FREEZE
+        # then writes its rows frozen, as for a table created here (no later VACUUM rewrite)
+        conn.exec_driver_sql(f"TRUNCATE ONLY {self.quote(self.default_schema or 'public')}."
+                             f"{self.quote(name)}")
+        return True
 
     def load(
         self,

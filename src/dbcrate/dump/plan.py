@@ -70,8 +70,10 @@ class DumpPlan:
 
     ``tasks`` are in the order their chunks are written: the tables in ``tables`` order, a
     split table's parts in key order; every table has at least one task unless the dump is
-    ``schema_only`` (then there are none). ``storages`` is the survey of the storages (files,
-    bytes, warnings), made only by :func:`plan` (``dump --check``).
+    ``schema_only`` (then there are none) or its rows live in other tables (a partitioned
+    table, see :meth:`~dbcrate.dialects.base.Dialect.rows_elsewhere`). ``storages`` is the
+    survey of the storages (files, bytes, warnings), made only by :func:`plan` (``dump
+    --check``).
     """
 
     source: Source
@@ -162,8 +164,14 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
         driver=url.get_driver_name(),
     )
     tables = _select_tables(conn, dialect, options)
+    elsewhere = dialect.rows_elsewhere(conn)
+    for table in tables:
+        if table.name in elsewhere:
+            table.skipped.append(elsewhere[table.name])
     estimates = {t.name: _estimate_rows(conn, dialect, t.name) for t in tables}
-    tasks = () if options.schema_only else _tasks(conn, dialect, tables, estimates, options)
+    tasks = () if options.schema_only else _tasks(
+        conn, dialect, [t for t in tables if t.name not in elsewhere], estimates, options,
+        {t.name: n for n, t in enumerate(tables, start=1)})
     jobs = max(1, min(options.jobs, len(tasks))) if dialect.parallel_dump else 1
     return DumpPlan(
         source=source, tables=tuple(tables), estimated_rows=estimates, storages=storages,
@@ -257,10 +265,13 @@ def _estimate_rows(conn: sa.Connection, dialect: Dialect, name: str) -> int | No
 
 
 def _tasks(conn: sa.Connection, dialect: Dialect, tables: list[Table],
-           estimates: Mapping[str, int | None], options: DumpOptions) -> tuple[DumpTask, ...]:
-    """Tables in plan order; with several jobs, big tables split by primary-key ranges."""
+           estimates: Mapping[str, int | None], options: DumpOptions,
+           numbers: Mapping[str, int]) -> tuple[DumpTask, ...]:
+    """Tables in plan order (``numbers``: each table's number in the manifest); with several
+    jobs, big tables split by primary-key ranges."""
     tasks: list[DumpTask] = []
-    for number, table in enumerate(tables, start=1):
+    for table in tables:
+        number = numbers[table.name]
         estimate = estimates.get(table.name) or 0
         ranges = None
         if options.jobs > 1 and dialect.parallel_dump and estimate > options.chunk_rows:

@@ -27,6 +27,7 @@ from dbcrate.containers.writers import open_dump_writer
 from dbcrate.dialects import Dialect
 from dbcrate.dump.encode import EncodedChunk, Failed, close_chunks, encode_task, tolerant_task
 from dbcrate.dump.naming import default_name
+from dbcrate.dump.native import capture_native
 from dbcrate.dump.plan import (
     DumpPlan,
     DumpTask,
@@ -41,7 +42,14 @@ from dbcrate.dump.source import DRIVER_ERRORS, TOLERATED, Snapshot, db_error, op
 from dbcrate.errors import DatabaseError, OutputError, UsageError
 from dbcrate.formats.registry import get_format
 from dbcrate.model.chunks import member_name
-from dbcrate.model.manifest import BASE_FORMAT_VERSION, FORMAT_VERSION, Chunk, Manifest, TableEntry
+from dbcrate.model.manifest import (
+    BASE_FORMAT_VERSION,
+    NATIVE_FORMAT_VERSION,
+    STORAGE_FORMAT_VERSION,
+    Chunk,
+    Manifest,
+    TableEntry,
+)
 from dbcrate.options import DumpOptions
 from dbcrate.progress import Event, drain
 from dbcrate.storages.dump import MemberSink, StorageWriter, check_output_outside
@@ -132,12 +140,16 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
     schema version). Ends the snapshot before the manifest is committed. The result's
     ``seconds`` is left 0: the caller measures."""
     created = created or dt.datetime.now(dt.UTC)
-    version = FORMAT_VERSION if planned.storage.specs else BASE_FORMAT_VERSION
+    warnings: list[str] = snapshot.dialect.schemas_left_out(snapshot.conn)
+    native = capture_native(planned, snapshot, options, warnings)
+    # the oldest version that holds what this archive has: older readers still read it
+    version = (NATIVE_FORMAT_VERSION if native is not None
+               else STORAGE_FORMAT_VERSION if planned.storage.specs else BASE_FORMAT_VERSION)
     fmt = get_format(planned.data_format)
     manifest = _new_manifest(planned, created, version, options)
+    manifest.native = native
     manifest.data_format = fmt.name
     manifest.tables = [TableEntry(schema=t) for t in planned.tables]
-    warnings: list[str] = []
     snapshot.share(planned.jobs)
     with _open_writer(output, created, version, options, fmt.name, planned) as writer:
         yield from _write_tasks(planned, snapshot, writer, manifest, fmt, warnings)
@@ -320,9 +332,9 @@ def _dump_storages_only(planned: DumpPlan, output: str | os.PathLike[str],
                         options: DumpOptions,
                         created: dt.datetime) -> Generator[Event, None, DumpResult]:
     """``--no-data``: the storages alone; the database is not opened."""
-    manifest = _new_manifest(planned, created, FORMAT_VERSION, options)
+    manifest = _new_manifest(planned, created, STORAGE_FORMAT_VERSION, options)
     warnings: list[str] = []
-    with _open_writer(output, created, FORMAT_VERSION, options, planned.data_format,
+    with _open_writer(output, created, STORAGE_FORMAT_VERSION, options, planned.data_format,
                       planned) as writer:
         manifest.storage = yield from _write_storages(writer, planned, warnings, None, [])
         writer.commit(manifest)

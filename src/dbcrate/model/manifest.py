@@ -14,6 +14,7 @@ from typing import Any
 from dbcrate.errors import NotAnArchive, UnsupportedFormatVersion
 from dbcrate.model.chunks import MEMBER_NAME
 from dbcrate.model.manifest_check import SHA256_HEX, ManifestFieldError, check_manifest
+from dbcrate.model.native import NativeSchema
 from dbcrate.model.schema import Table
 from dbcrate.storages.index import StorageManifest
 
@@ -21,7 +22,10 @@ FORMAT_NAME = "dbcrate-archive"
 #: the newest format version this dbcrate reads and writes. An archive is written with the
 #: lowest version that describes it, so that older readers keep reading what they can:
 #: 1 = tables only; 2 = tables and storages (files beside the data).
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: the first version with storages (``storage``), and the first with the native schema
+STORAGE_FORMAT_VERSION = 2
+NATIVE_FORMAT_VERSION = 3
 #: the version an archive without storages is written with
 BASE_FORMAT_VERSION = 1
 #: a manifest larger than this is refused before parsing (bytes)
@@ -155,6 +159,9 @@ class Manifest:
     schema_version: str | None = None
     #: the files beside the data (format version 2); ``None`` when the dump had no storages
     storage: StorageManifest | None = None
+    #: the source engine's own schema definitions (format version 3); ``None`` when the
+    #: engine's dialect captures none or the archive is older
+    native: NativeSchema | None = None
 
     def table(self, name: str) -> TableEntry:
         for entry in self.tables:
@@ -182,6 +189,7 @@ class Manifest:
             "data_format": self.data_format,
             "tables": [t.to_dict() for t in self.tables],
             **({"storage": self.storage.to_dict()} if self.storage is not None else {}),
+            **({"native": self.native.to_dict()} if self.native is not None else {}),
         }
 
     def to_json(self) -> bytes:
@@ -229,6 +237,10 @@ class Manifest:
                 if manifest.format_version < 2:
                     raise ValueError("a 'storage' section needs format version 2")
                 manifest.storage = StorageManifest.from_dict(data["storage"])
+            if "native" in data:
+                if manifest.format_version < NATIVE_FORMAT_VERSION:
+                    raise ValueError("a 'native' section needs format version 3")
+                manifest.native = NativeSchema.from_dict(data["native"])
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise NotAnArchive(f"{where} is malformed: {exc}") from None
         names = [t.name for t in manifest.tables]

@@ -348,6 +348,24 @@ STORAGE = Obj(_fields(
     )), lambda v: isinstance(v, dict)),
 ))
 
+#: the native schema (format version 3): the engine's own definitions, checked here by type
+#: only; the SQL is checked by the target dialect's guard before anything runs
+NATIVE = Obj(_fields(
+    engine=_required(Text(name=True)),
+    server_version=_required(Text()),
+    tool=Text(nullable=True),
+    settings=Anything(),
+    objects=_required(Items(Obj(_fields(
+        kind=_required(Text(name=True)),
+        name=_required(Text(name=True)),
+        section=_required(Text(choices=("pre-data", "data", "post-data"))),
+        sql=_required(Text()),
+        schema=Text(name=True, nullable=True),
+        table=Text(name=True, nullable=True),
+        owner=Text(nullable=True),
+    )))),
+))
+
 MANIFEST = Obj(_fields(
     dbcrate_version=Text(nullable=True),
     created_at=Text(nullable=True),
@@ -357,6 +375,7 @@ MANIFEST = Obj(_fields(
     data_format=Text(pattern=FORMAT_NAME),
     tables=_required(Items(TABLE_ENTRY)),
     storage=STORAGE,
+    native=NATIVE,
 ))
 
 

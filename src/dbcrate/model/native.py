@@ -22,6 +22,18 @@ Section = Literal["pre-data", "data", "post-data"]
 SECTIONS: tuple[Section, ...] = ("pre-data", "data", "post-data")
 
 
+#: per engine family, the object kinds that a portable restore (another engine, or ``--ddl
+#: portable``) also carries: tables with their columns and keys, indexes, sequences; every
+#: other kind (views, functions, triggers, types, checks ...) is reported as not carried
+PORTABLE_KINDS: dict[str, frozenset[str]] = {
+    "postgresql": frozenset({"TABLE", "INDEX", "CONSTRAINT", "FK CONSTRAINT", "SEQUENCE",
+                             "SEQUENCE SET", "SEQUENCE OWNED BY", "DEFAULT", "SCHEMA"}),
+    "mysql": frozenset({"TABLE", "FK CONSTRAINT"}),
+    "mariadb": frozenset({"TABLE", "FK CONSTRAINT"}),
+    "sqlite": frozenset({"TABLE", "INDEX", "SEQUENCE SET"}),
+}
+
+
 @dataclass(frozen=True)
 class NativeObject:
     """One object as the engine defines it.
@@ -87,15 +99,22 @@ class NativeSchema:
             out[o.kind] = out.get(o.kind, 0) + 1
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """The manifest's ``native`` object (docs/FORMAT.md, "The native schema")."""
+        return {"engine": self.engine, "server_version": self.server_version, "tool": self.tool,
+                "settings": self.settings, "objects": [o.to_dict() for o in self.objects]}
+
     def to_json(self) -> bytes:
-        return json.dumps({
-            "engine": self.engine, "server_version": self.server_version, "tool": self.tool,
-            "settings": self.settings, "objects": [o.to_dict() for o in self.objects],
-        }, indent=1, sort_keys=True).encode()
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True).encode()
 
     @classmethod
     def from_json(cls, raw: bytes) -> NativeSchema:
-        data = json.loads(raw)
+        return cls.from_dict(json.loads(raw))
+
+    @classmethod
+    def from_dict(cls, data: Any) -> NativeSchema:
+        """The inverse of :meth:`to_dict` (the fields' types were checked by the manifest's
+        reader; this refuses what does not fit the value types)."""
         if not isinstance(data, dict) or not isinstance(data.get("objects"), list):
             raise ValueError("a native schema is an object with a list of objects")
         settings = data.get("settings") or {}
@@ -105,3 +124,9 @@ class NativeSchema:
                    tool=_opt(data.get("tool")),
                    settings={str(k): str(v) for k, v in settings.items()},
                    objects=tuple(NativeObject.from_dict(o) for o in data["objects"]))
+
+
+def not_portable(schema: NativeSchema) -> list[NativeObject]:
+    """The objects of ``schema`` that a portable restore does not recreate."""
+    kinds = PORTABLE_KINDS.get(schema.engine, frozenset({"TABLE"}))
+    return [o for o in schema.objects if o.kind not in kinds]

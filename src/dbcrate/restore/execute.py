@@ -14,8 +14,16 @@ from functools import partial
 from typing import Any
 
 from dbcrate.progress import Event
-from dbcrate.restore import existing, journal, recreate
-from dbcrate.restore.plan import AddForeignKey, BuildIndex, LoadInto, LoadTable, RestoreTask
+from dbcrate.restore import existing, journal, native, recreate
+from dbcrate.restore.plan import (
+    AddForeignKey,
+    BuildIndex,
+    LoadInto,
+    LoadTable,
+    NativeForeignKey,
+    NativeStep,
+    RestoreTask,
+)
 from dbcrate.restore.session import ROLLED_BACK_WITH_THE_REST, Execution
 from dbcrate.restore.taskgraph import Task, TaskGraph
 
@@ -25,6 +33,8 @@ PERFORMERS: dict[type, Callable[[Execution, Any], None]] = {
     BuildIndex: recreate.build_index,
     AddForeignKey: recreate.add_foreign_key,
     LoadInto: existing.load_into,
+    NativeStep: native.run_group,
+    NativeForeignKey: native.run_group,
 }
 
 #: how progress names each phase's tasks
@@ -70,7 +80,12 @@ def _run(ctx: Execution) -> Iterator[Event]:
         result = ctx.result(name)
         result.status, result.rows = "restored", ctx.plan.source(name).entry.rows
         result.warnings.append("committed by an earlier run (resume)")
-    if ctx.plan.mode == "recreate":
+    if ctx.plan.native is not None:
+        yield from native.prologue(ctx)
+        yield from run_graph(ctx)
+        yield from native.epilogue(ctx)
+        yield from recreate.finish(ctx)
+    elif ctx.plan.mode == "recreate":
         recreate.drop_foreign_keys_into(ctx)
         yield from run_graph(ctx)
         yield from recreate.finish(ctx)

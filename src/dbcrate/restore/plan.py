@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 import pyarrow as pa
 
 from dbcrate.model.manifest import TableEntry
+from dbcrate.model.native import NativeObject
 from dbcrate.model.schema import Table
 from dbcrate.restore.ddl import TargetTables
 from dbcrate.restore.mapping import TableMap
@@ -106,11 +107,92 @@ class LoadInto:
         return {"kind": self.kind, "tables": list(self.tables), "clean": self.clean}
 
 
-RestoreTask = LoadTable | BuildIndex | AddForeignKey | LoadInto
+@dataclass(frozen=True)
+class NativeStep:
+    """Recreate from the native schema: one table's post-data objects (keys, indexes,
+    constraints, triggers, rules, policies: group ``group`` of :attr:`NativePlan.groups`),
+    once its rows are in."""
+
+    kind: ClassVar[str] = "native"
+    table: str
+    group: int
+    objects: tuple[str, ...]
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "table": self.table, "objects": list(self.objects)}
+
+
+@dataclass(frozen=True)
+class NativeForeignKey:
+    """Recreate from the native schema: one foreign key of ``table`` referencing ``parent``
+    (group ``group`` of :attr:`NativePlan.groups`), once both tables have their post-data."""
+
+    kind: ClassVar[str] = "native_foreign_key"
+    table: str
+    group: int
+    parent: str
+    name: str
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": self.kind, "table": self.table, "name": self.name,
+                "references": self.parent}
+
+
+RestoreTask = LoadTable | BuildIndex | AddForeignKey | LoadInto | NativeStep | NativeForeignKey
 
 #: the progress phase of each kind of task (:class:`dbcrate.progress.Event` ``phase``)
 PHASES: dict[str, str] = {"load": "data", "load_into": "data", "index": "indexes",
-                          "foreign_key": "constraints"}
+                          "foreign_key": "constraints", "native": "indexes",
+                          "native_foreign_key": "constraints"}
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A native object a restore does not create, and why; ``table``: the restored table it
+    would have belonged to (its report names it), or ``None``."""
+
+    kind: str
+    name: str
+    label: str
+    reason: str
+    table: str | None = None
+
+
+@dataclass(frozen=True)
+class NativePlan:
+    """A recreate from the archive's native schema (same engine): every object already
+    checked by the target dialect's guard. ``pre`` runs before the rows, in one transaction
+    (the ``drops`` of ``--clean`` first); ``groups`` are run by :class:`NativeStep` and
+    :class:`NativeForeignKey` tasks; ``after`` (the data section: sequence values; and the
+    post-data objects of no restored table: materialized-view data ...) runs last.
+    Positions index :attr:`objects`."""
+
+    objects: tuple[NativeObject, ...]
+    pre: tuple[int, ...]
+    groups: tuple[tuple[int, ...], ...]
+    after: tuple[int, ...]
+    #: statements dropping what exists in the target (``--clean``), built from its catalog
+    drops: tuple[str, ...] = ()
+    #: objects of the archive this restore leaves out, and why
+    left_out: tuple[LeftOut, ...] = ()
+    no_owner: bool = False
+    no_privileges: bool = False
+    #: the earlier run of this archive (resume) ran the pre-data already
+    pre_done: bool = False
+    #: groups an earlier run built (resume)
+    groups_done: frozenset[int] = frozenset()
+
+    def label(self, position: int) -> str:
+        obj = self.objects[position]
+        return f"{obj.kind} {obj.qualified}"
+
+    def to_dict(self) -> dict[str, Any]:
+        def listed(positions: tuple[int, ...]) -> list[str]:
+            return [self.label(i) for i in positions]
+        return {"pre_data": listed(self.pre), "post_data": [listed(g) for g in self.groups],
+                "after": listed(self.after), "drops": len(self.drops),
+                "left_out": [{"object": o.label, "reason": o.reason} for o in self.left_out],
+                "no_owner": self.no_owner, "no_privileges": self.no_privileges}
 
 
 @dataclass(frozen=True)
@@ -195,6 +277,8 @@ class RestorePlan:
     tasks: tuple[Scheduled, ...] = ()
     #: what the plan leaves out, and why (migrations that drop tables ...)
     warnings: tuple[str, ...] = ()
+    #: recreate from the archive's native schema (same engine); ``None``: the portable DDL
+    native: NativePlan | None = None
 
     @property
     def mode(self) -> str:
@@ -218,6 +302,8 @@ class RestorePlan:
             "tables": [self._table_dict(s) for s in self.sources],
             "tasks": [{**s.task.describe(), "after": list(s.after)} for s in self.tasks],
             "warnings": list(self.warnings),
+            "ddl": "native" if self.native is not None else "portable",
+            "native": self.native.to_dict() if self.native is not None else None,
         }
 
     def _table_dict(self, source: Source) -> dict[str, Any]:

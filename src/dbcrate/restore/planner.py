@@ -14,13 +14,21 @@ import sqlalchemy as sa
 from dbcrate.containers.archive import Archive
 from dbcrate.dialects import Dialect, engine_family, engine_name
 from dbcrate.errors import Incompatibility, NotPortable, TargetConflict, UnfinishedRestore, UsageError
+from dbcrate.model.native import NativeSchema
 from dbcrate.model.schema import dependency_order
 from dbcrate.options import RestoreOptions
 from dbcrate.restore import journal
 from dbcrate.restore.conflicts import POLICIES
 from dbcrate.restore.ddl import build_tables
 from dbcrate.restore.mapping import TableMap, plan_table
-from dbcrate.restore.plan import RestorePlan, Settings, Source
+from dbcrate.restore.native import (
+    choose_native,
+    left_out_warnings,
+    native_usable,
+    plan_native,
+    schedule_native_recreate,
+)
+from dbcrate.restore.plan import NativeForeignKey, NativeStep, RestorePlan, Settings, Source
 from dbcrate.restore.report import TableResult
 from dbcrate.restore.schedule import schedule_into_existing, schedule_recreate
 
@@ -68,9 +76,44 @@ def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, targe
                                   sources=ordered, done=done, forget_journal=forget,
                                   warnings=tuple(warnings))
     present = target_tables(dialect)
+    schema = arch.manifest.native
+    if mode == "recreate" and choose_native(schema, dialect, options, mode):
+        assert schema is not None
+        return _plan_native(common, settings, dialect, schema,
+                            [t.name for t in arch.manifest.tables], present, options)
+    common["warnings"] += tuple(left_out_warnings(schema, _why_portable(schema, dialect, options)))
     if mode == "recreate":
         return _plan_recreate(common, settings, dialect, present, options)
     return _plan_into_existing(common, settings, dialect, present, options)
+
+
+def _why_portable(schema: NativeSchema | None, dialect: Dialect, options: RestoreOptions) -> str:
+    """Why a restore does not run the archive's native schema (for its warnings)."""
+    if schema is None:
+        return ""
+    if not native_usable(schema, dialect):
+        return f"a native {schema.engine} object: the target is {engine_name(dialect)}"
+    if options.ddl == "portable":
+        return "--ddl portable runs no archive SQL"
+    if options.data_only or options.mode == "into-existing":
+        return "into-existing: the target's schema is kept"
+    return "migrations change the tables: the portable schema is used"
+
+
+def _plan_native(common: dict[str, Any], settings: Settings, dialect: Dialect,
+                 schema: NativeSchema, archive_tables: list[str], present: set[str],
+                 options: RestoreOptions) -> RestorePlan:
+    """Recreate from the native schema: the guard's check of every object, what exists in
+    the target (refused without ``clean``), loads that create nothing, post-data tasks."""
+    sources: tuple[Source, ...] = common["sources"]
+    done = common["done"]
+    native = plan_native(schema, dialect, [s.name for s in sources], archive_tables, present,
+                         options, done, common["target"])
+    resumed = _whole(done)
+    tasks = schedule_native_recreate(sources, native, dialect, resumed=resumed,
+                                     sessions=settings.sessions)
+    return RestorePlan(**common, settings=settings, resumed=resumed, native=native,
+                       tasks=tuple(tasks))
 
 
 def _settings(options: RestoreOptions, mode: Any, same_engine: bool, parallel: bool) -> Settings:
@@ -230,6 +273,9 @@ def describe_plan(plan: RestorePlan, results: dict[str, TableResult]) -> None:
     for source in plan.sources:
         r = results[source.name]
         rows = source.entry.rows
+        if plan.native is not None:
+            r.plan.extend(_native_lines(plan, source))
+            continue
         if plan.mode == "recreate":
             verb = "drop and recreate" if source.name in plan.replace else "create"
             if source.name in plan.resumed:
@@ -249,3 +295,22 @@ def describe_plan(plan: RestorePlan, results: dict[str, TableResult]) -> None:
                               + ", ".join(plan.cyclic_columns[source.name]))
         for item in source.entry.schema.skipped:
             r.warnings.append(f"not recreated: {item}")
+
+
+def _native_lines(plan: RestorePlan, source: Source) -> list[str]:
+    """A table's plan when the native schema recreates it."""
+    native = plan.native
+    assert native is not None
+    if source.name in plan.resumed:
+        return ["already restored (resume: skip)"]
+    lines = ["create from the archive's native schema (before the rows)"]
+    if not plan.settings.schema_only:
+        lines.append(f"load {source.entry.rows} rows")
+    built = [native.label(i) for scheduled in plan.tasks
+             if isinstance(scheduled.task, NativeStep | NativeForeignKey)
+             and scheduled.task.table == source.name
+             for i in native.groups[scheduled.task.group]]
+    if built:
+        lines.append("then: " + ", ".join(built))
+    return lines
+

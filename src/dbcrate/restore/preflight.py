@@ -40,10 +40,12 @@ def preflight(arch: Archive, plan: RestorePlan, dialect: Dialect) -> Iterator[Ev
     total = sum(c.size for s in plan.sources for c in s.entry.chunks)
     done = 0
     for source in plan.sources:
-        limits = _limits(plan, source)
+        # (the checks need the target's types: a native-schema recreate checks no values)
+        limits = _limits(plan, source) if settings.check_values else None
         base = 0
         for chunk in source.entry.chunks:
             if settings.check_values:
+                assert limits is not None
                 for batch in batches(arch, source, chunk, verify=settings.verify):
                     _check_batch(plan, dialect, source, limits, batch, base, problems)
                     base += batch.num_rows

@@ -36,11 +36,13 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
     is removed again."""
     dialect, runner, plan = ctx.dialect, ctx.runner, ctx.plan
     source, result = plan.source(task.table), ctx.result(task.table)
-    assert plan.ddl is not None
-    sa_table = plan.ddl.tables[source.name]
+    if plan.native is not None and result.status == "failed":
+        return  # its native definition failed (the prologue said why)
+    # from the native schema, the pre-data created the table already
+    sa_table = plan.ddl.tables[source.name] if plan.ddl is not None else None
     t0 = time.monotonic()
     created = False
-    if not dialect.transactional_ddl and not runner.single \
+    if sa_table is not None and not dialect.transactional_ddl and not runner.single \
             and journal.STARTED not in plan.done.get(source.name, frozenset()):
         # committed before CREATE TABLE (which commits by itself here): --resume may then
         # replace this table, and only the tables so marked
@@ -52,14 +54,16 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(source.name)}")
             if not dialect.transactional_ddl:
                 result.warnings.append("the old table was dropped (DDL cannot roll back)")
-        conn.execute(sa.schema.CreateTable(sa_table))
-        created = True
+        if sa_table is not None:
+            conn.execute(sa.schema.CreateTable(sa_table))
+            created = True
         rows = 0
+        fresh = created or (bool(source.entry.chunks) and dialect.make_fresh(conn, source.name))
         if not plan.settings.schema_only:
             # one load for the whole table (one COPY, one staging file ...)
             rows = dialect.load(conn, source.schema, itertools.chain.from_iterable(
                 batches(ctx.arch, source, chunk, verify=False) for chunk in source.entry.chunks),
-                fresh=True)
+                fresh=fresh)
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
         return rows
 
@@ -71,7 +75,10 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         if created and not dialect.transactional_ddl and not runner.single:
             _remove_half_made(ctx, source.name)
         result.status, result.rows = "failed", 0
-        result.error = f"{failure_message(exc)}; {_state_after_failure(dialect, runner, task.replace)}"
+        state = ("rolled back: the table, created empty by the native schema, stays empty"
+                 if plan.native is not None and not runner.single
+                 else _state_after_failure(dialect, runner, task.replace))
+        result.error = f"{failure_message(exc)}; {state}"
     finally:
         result.seconds = time.monotonic() - t0
 
@@ -168,6 +175,7 @@ def finish(ctx: Execution) -> Iterator[Event]:
     if ctx.dialect.fk_checks_off_sql is not None:
         ctx.report.warnings.extend(orphans(ctx, [s.schema for s in fresh]))
     for i, source in enumerate(plan.sources, start=1):
-        if ctx.result(source.name).status == "restored":
+        # from the native schema, its data section set the sequences as the source had them
+        if ctx.result(source.name).status == "restored" and plan.native is None:
             set_sequence(ctx.runner, ctx.dialect, source.schema, ctx.result(source.name))
         yield Event("sequences", i, len(plan.sources), f"Sequence of {source.name}", source.name)

@@ -184,7 +184,14 @@ def _restore_tables(arch: Archive, url: str,
 
 
 def _not_recreated(plan: RestorePlan, ctx: Execution) -> None:
-    """What the DDL leaves out (defaults, indexes the target cannot hold ...), by table."""
+    """What the DDL leaves out (defaults, indexes the target cannot hold ...), by table;
+    from the native schema, the objects of tables the selection leaves out."""
+    if plan.native is not None:
+        for out in plan.native.left_out:
+            if out.table is not None:
+                ctx.result(out.table).skip_object(out.kind, out.name, out.reason)
+            else:
+                ctx.report.warnings.append(f"not restored: {out.label} ({out.reason})")
     if plan.ddl is None:
         return
     ctx.report.warnings.extend(plan.ddl.warnings)

@@ -1,0 +1,104 @@
+"""What a dialect does with its engine's native schema: capture it at dump time, check it, and
+run it on a target of the same engine (docs/RESTORE.md, "The native schema").
+
+A dialect that supports it sets :attr:`dbcrate.dialects.base.Dialect.native` to an instance
+of a :class:`NativeSupport` subclass; the dump and the restore only talk to this interface,
+never to an engine by name. Everything a restore runs from an archive goes through
+:meth:`NativeSupport.check` first (all objects, before the first statement runs), then
+:meth:`NativeSupport.statements` (which drops owner and privilege statements on request and
+marks them optional: a role missing on the target is a warning, not a failure).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dbcrate.model.native import NativeObject, NativeSchema
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of an object's SQL. ``optional``: an owner or privilege statement, run in
+    a savepoint of its own; when it fails (a role the target lacks) the restore warns."""
+
+    sql: str
+    optional: bool = False
+
+
+class NativeSupport:
+    """The native-schema interface of one engine (subclassed in each dialect that has it)."""
+
+    #: the object kinds a portable (cross-engine or ``--ddl portable``) restore also carries
+    #: (tables, keys, indexes, sequences); every other kind is reported as not carried
+    portable_kinds: ClassVar[frozenset[str]] = frozenset({"TABLE"})
+    #: the kinds whose object is a table: when it fails, the table's rows cannot be loaded
+    table_kinds: ClassVar[frozenset[str]] = frozenset({"TABLE"})
+    #: each statement runs in a savepoint (a failure leaves the transaction usable); False
+    #: where DDL commits by itself and so ends any savepoint (MariaDB)
+    savepoints: ClassVar[bool] = True
+
+    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[str],
+                excluded: Sequence[str]) -> NativeSchema:
+        """Every object of the database ``conn`` reads (inside the dump's snapshot) as the
+        engine defines it: the dumped ``tables`` and what hangs on them, and the objects
+        outside any table (types, functions, views...); ``excluded`` are the tables the dump
+        leaves out, whose objects are left out too."""
+        raise NotImplementedError
+
+    def check(self, obj: NativeObject) -> None:
+        """Refuse (:class:`~dbcrate.errors.ArchiveCorrupt`, exit 6) an object whose SQL is not
+        a plain definition of the kind it claims; nothing is run."""
+        raise NotImplementedError
+
+    def statements(self, obj: NativeObject, *, no_owner: bool,
+                   no_privileges: bool) -> list[Statement]:
+        """The statements of a checked object, in order; ownership statements left out with
+        ``no_owner``, grants with ``no_privileges``."""
+        return [Statement(obj.sql)]
+
+    def table_of(self, obj: NativeObject) -> str | None:
+        """The table a post-data object belongs to (an index, a constraint, a trigger), so
+        that it is built once that table's rows are in; ``None`` for the others."""
+        return obj.table
+
+    def is_foreign_key(self, obj: NativeObject) -> bool:
+        return obj.kind == "FK CONSTRAINT"
+
+    def fk_parent(self, obj: NativeObject) -> str | None:
+        """The table a foreign-key object references."""
+        return None
+
+    def existing(self, conn: Connection,
+                 objects: Sequence[NativeObject]) -> list[tuple[NativeObject, str]]:
+        """The objects of ``objects`` that exist in the target already, each with the
+        statement that drops it (``--clean``), built from the target's catalog, never from
+        archive text."""
+        return []
+
+    def setup(self) -> tuple[str, ...]:
+        """Statements run at the start of each transaction that runs archive SQL (pg_dump's
+        preamble, local to the transaction)."""
+        return ()
+
+    def reset(self) -> tuple[str, ...]:
+        """Statements that undo :meth:`setup` before the transaction goes on (one shared
+        transaction loads rows after the schema)."""
+        return ()
+
+    def execute(self, conn: Connection, sql: str) -> None:
+        """Run one checked statement as it is (no parameter markers are parsed in it)."""
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql)
+        finally:
+            cursor.close()
+
+    def settings_sql(self, schema: NativeSchema) -> list[str]:
+        """Statements, built by dbcrate from checked values, that restore the database-level
+        settings of ``schema`` (SQLite's ``user_version``)."""
+        return []

@@ -1,0 +1,194 @@
+"""PostgreSQL's native schema on both sides: capture inside the dump's snapshot
+(:mod:`.native_pg`), the guard (:mod:`.native_pg_guard`), and what a restore needs to run the
+checked objects on a PostgreSQL target: their statements with owners and grants marked, the
+table each post-data object belongs to, a foreign key's parent, and the objects that exist in
+the target already (with a DROP built from the target's catalog, for ``--clean``).
+
+Every statement is read with PostgreSQL's own parser (pglast); what runs is the archive's text
+of a statement the guard accepted, or SQL that dbcrate renders from the parse tree
+(``CREATE SCHEMA IF NOT EXISTS``) or from the target's catalog (the DROPs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import pglast
+import sqlalchemy as sa
+from pglast import ast
+from pglast.stream import RawStream
+from sqlalchemy.engine import Connection
+
+from dbcrate.dialects.native import NativeSupport, Statement
+from dbcrate.dialects.native_pg import capture as capture_schema
+from dbcrate.dialects.native_pg_guard import check_object
+from dbcrate.model.native import NativeObject, NativeSchema
+
+#: the catalog query that finds an existing object of a kind and names it for DROP (schema and
+#: name quoted by the server's format('%I'), so that nothing of the archive reaches the DROP)
+_RELATION = ("SELECT format('%%I.%%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+             "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+             "WHERE c.oid = pg_catalog.to_regclass(%(q)s)")
+#: an identity column's sequence goes with its table (it cannot be dropped on its own)
+_SEQUENCE = _RELATION + (" AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE "
+                         "d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+                         "AND d.deptype = 'i')")
+_TYPE = ("SELECT format('%%I.%%I', n.nspname, t.typname) FROM pg_catalog.pg_type t "
+         "JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+         "WHERE t.oid = pg_catalog.to_regtype(%(q)s)")
+_ROUTINE = ("SELECT format('%%I.%%I(%%s)', n.nspname, p.proname, "
+            "pg_catalog.pg_get_function_identity_arguments(p.oid)) FROM pg_catalog.pg_proc p "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE p.oid = pg_catalog.to_regprocedure(%(q)s)")
+_COLLATION = ("SELECT format('%%I.%%I', n.nspname, c.collname) FROM pg_catalog.pg_collation c "
+              "JOIN pg_catalog.pg_namespace n ON n.oid = c.collnamespace "
+              "WHERE c.oid = pg_catalog.to_regcollation(%(q)s)")
+#: kind -> (catalog query, DROP keyword)
+_LOOKUPS: dict[str, tuple[str, str]] = {
+    "TABLE": (_RELATION, "TABLE"),
+    "VIEW": (_RELATION, "VIEW"),
+    "MATERIALIZED VIEW": (_RELATION, "MATERIALIZED VIEW"),
+    "SEQUENCE": (_SEQUENCE, "SEQUENCE"),
+    "FOREIGN TABLE": (_RELATION, "FOREIGN TABLE"),
+    "TYPE": (_TYPE, "TYPE"),
+    "DOMAIN": (_TYPE, "DOMAIN"),
+    "FUNCTION": (_ROUTINE, "FUNCTION"),
+    "PROCEDURE": (_ROUTINE, "PROCEDURE"),
+    "AGGREGATE": (_ROUTINE, "AGGREGATE"),
+    "COLLATION": (_COLLATION, "COLLATION"),
+}
+_ROUTINE_NAME = re.compile(r"^(?P<name>[^(]+)(?P<args>\(.*\))$", re.S)
+
+
+class PgNative(NativeSupport):
+    """The native schema of PostgreSQL (pg_dump's object set)."""
+
+    portable_kinds: ClassVar[frozenset[str]] = frozenset({
+        "TABLE", "INDEX", "CONSTRAINT", "FK CONSTRAINT", "SEQUENCE", "SEQUENCE SET",
+        "SEQUENCE OWNED BY", "DEFAULT", "SCHEMA"})
+    table_kinds: ClassVar[frozenset[str]] = frozenset({"TABLE"})
+
+    def __init__(self, default_schema: str = "public") -> None:
+        self.default_schema = default_schema
+
+    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[str],
+                excluded: Sequence[str]) -> NativeSchema:
+        """pg_dump's schema sections of the dump's schema, in the dump's own snapshot (an
+        exported snapshot of the reading transaction), without the excluded tables."""
+        snapshot = str(conn.exec_driver_sql("SELECT pg_catalog.pg_export_snapshot()").scalar())
+        if not re.fullmatch(r"[0-9A-F-]+", snapshot):
+            raise ValueError(f"unexpected snapshot id {snapshot!r}")
+        # every other schema excluded, rather than -n public: with -n, pg_dump leaves out the
+        # extensions the schema's objects use (citext, pg_trgm ...)
+        others = [str(n) for n in conn.exec_driver_sql(
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname <> %(s)s "
+            "AND nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'",
+            {"s": self.default_schema}).scalars()]
+        schema = _pattern(self.default_schema)
+        return capture_schema(url, schemas_exclude=[_pattern(n) for n in others],
+                              snapshot=snapshot,
+                              exclude_tables=[f"{schema}.{_pattern(t)}" for t in excluded])
+
+    def check(self, obj: NativeObject) -> None:
+        check_object(obj)
+
+    def statements(self, obj: NativeObject, *, no_owner: bool,
+                   no_privileges: bool) -> list[Statement]:
+        out = []
+        for text in pglast.split(obj.sql):
+            stmt = pglast.parse_sql(text)[0].stmt
+            if _is_owner(stmt):
+                if not no_owner:
+                    out.append(Statement(text, optional=True))
+            elif isinstance(stmt, ast.GrantStmt | ast.GrantRoleStmt
+                            | ast.AlterDefaultPrivilegesStmt):
+                if not no_privileges:
+                    out.append(Statement(text, optional=True))
+            elif isinstance(stmt, ast.CreateSchemaStmt):
+                # the target may have it (public always does): pg_restore's error, made quiet
+                out.append(Statement(RawStream()(ast.CreateSchemaStmt(
+                    schemaname=stmt.schemaname, authrole=stmt.authrole, if_not_exists=True))))
+            else:
+                out.append(Statement(text))
+        return out
+
+    def table_of(self, obj: NativeObject) -> str | None:
+        if obj.table is not None or obj.kind != "INDEX":
+            return obj.table
+        stmt = _first(obj)
+        if isinstance(stmt, ast.IndexStmt) and stmt.relation is not None:
+            return str(stmt.relation.relname)
+        return None
+
+    def fk_parent(self, obj: NativeObject) -> str | None:
+        stmt = _first(obj)
+        if isinstance(stmt, ast.AlterTableStmt):
+            for cmd in stmt.cmds or ():
+                pktable = getattr(cmd.def_, "pktable", None)
+                if pktable is not None:
+                    return str(pktable.relname)
+        return None
+
+    def existing(self, conn: Connection,
+                 objects: Sequence[NativeObject]) -> list[tuple[NativeObject, str]]:
+        out = []
+        for obj in objects:
+            lookup = _LOOKUPS.get(obj.kind)
+            if lookup is None or obj.schema is None:
+                continue
+            query, keyword = lookup
+            found = conn.exec_driver_sql(query, {"q": _regname(obj)}).scalar()
+            if found:
+                out.append((obj, f"DROP {keyword} IF EXISTS {found} CASCADE"))
+        return out
+
+    def setup(self) -> tuple[str, ...]:
+        # pg_dump's preamble, local to the transaction: the objects' SQL is fully qualified
+        return ("SET LOCAL standard_conforming_strings = on",
+                "SELECT pg_catalog.set_config('search_path', '', true)",
+                "SET LOCAL check_function_bodies = false",
+                "SET LOCAL xmloption = content",
+                "SET LOCAL client_min_messages = warning",
+                "SET LOCAL row_security = off")
+
+    def reset(self) -> tuple[str, ...]:
+        return ("RESET search_path", "RESET check_function_bodies", "RESET xmloption",
+                "RESET client_min_messages", "RESET row_security")
+
+
+def _is_owner(stmt: Any) -> bool:
+    if isinstance(stmt, ast.AlterOwnerStmt):
+        return True
+    if isinstance(stmt, ast.AlterTableStmt) and stmt.cmds:
+        return all(getattr(c.subtype, "name", "") == "AT_ChangeOwner" for c in stmt.cmds)
+    return False
+
+
+def _first(obj: NativeObject) -> Any:
+    stmts = pglast.parse_sql(obj.sql)
+    for raw in stmts:
+        if not isinstance(raw.stmt, ast.VariableSetStmt):
+            return raw.stmt
+    return None
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _pattern(name: str) -> str:
+    """A name as a pg_dump pattern that matches exactly it (inside double quotes every
+    character is literal; a double quote is doubled)."""
+    return _quote(name)
+
+
+def _regname(obj: NativeObject) -> str:
+    """The qualified name of ``obj`` as the to_reg* functions read it."""
+    assert obj.schema is not None
+    if obj.kind in ("FUNCTION", "PROCEDURE", "AGGREGATE"):
+        m = _ROUTINE_NAME.match(obj.name)
+        if m is not None:
+            return f"{_quote(obj.schema)}.{_quote(m['name'])}{m['args']}"
+    return f"{_quote(obj.schema)}.{_quote(obj.name)}"

@@ -1,0 +1,81 @@
+"""Reflection of a table's indexes and foreign keys into the portable schema (SQLAlchemy's
+inspector), shared by every dialect's :meth:`~dbcrate.dialects.base.Dialect.reflect`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dbcrate.model.schema import ForeignKey, Index, Table
+
+
+def reflect_indexes(insp: Any, table: Table, schema: str | None) -> None:
+    """Add the unique constraints and plain-column indexes to ``table``; partial and
+    expression indexes are listed as skipped (they cannot be carried portably)."""
+    seen_unique: set[tuple[str, ...]] = set()
+    for uc in insp.get_unique_constraints(table.name, schema=schema):
+        cols = list(uc.get("column_names") or [])
+        if cols and None not in cols:
+            table.indexes.append(Index(uc.get("name"), cols, unique=True, constraint=True))
+            seen_unique.add(tuple(cols))
+    for ix in insp.get_indexes(table.name, schema=schema):
+        dialect_options = ix.get("dialect_options") or {}
+        if any(k.endswith("_where") and v is not None for k, v in dialect_options.items()):
+            table.skipped.append(f"index {ix.get('name')} (partial index)")
+            continue
+        raw_cols = list(ix.get("column_names") or [])
+        if not raw_cols or any(c is None for c in raw_cols) or ix.get("expressions"):
+            table.skipped.append(f"index {ix.get('name')} (expression index)")
+            continue
+        cols = [str(c) for c in raw_cols]
+        if ix.get("duplicates_constraint") or (ix.get("unique") and tuple(cols) in seen_unique):
+            continue
+        table.indexes.append(Index(ix.get("name"), cols, unique=bool(ix.get("unique"))))
+
+
+def reflect_foreign_keys(insp: Any, table: Table, schema: str | None) -> None:
+    """Add the foreign keys within ``schema`` to ``table``; one to another schema is skipped."""
+    for fk in insp.get_foreign_keys(table.name, schema=schema):
+        ref_schema = fk.get("referred_schema")
+        if ref_schema not in (None, schema):
+            table.skipped.append(f"foreign key {fk.get('name')} to schema {ref_schema}")
+            continue
+        opts = fk.get("options") or {}
+        table.foreign_keys.append(
+            ForeignKey(
+                name=fk.get("name"),
+                columns=[str(c) for c in fk["constrained_columns"]],
+                ref_table=fk["referred_table"],
+                ref_columns=list(fk["referred_columns"]),
+                on_delete=_fk_action(opts.get("ondelete")),
+                on_update=_fk_action(opts.get("onupdate")),
+                deferrable=bool(opts.get("deferrable")),
+                initially_deferred=str(opts.get("initially", "")).upper() == "DEFERRED",
+            )
+        )
+
+
+def _fk_action(value: Any) -> str | None:
+    if not value:
+        return None
+    text = str(value).upper()
+    return text if text in ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION") else None
+
+
+def without_missing_columns(table: Table) -> None:
+    """Leave out the indexes and foreign keys that name a column the portable schema does not
+    have (a generated column), each with a note: they could not be created from it."""
+    have = set(table.column_names)
+    kept = []
+    for index in table.indexes:
+        if set(index.columns) <= have:
+            kept.append(index)
+        else:
+            table.skipped.append(f"index {index.name} (on a generated column)")
+    table.indexes = kept
+    keys = []
+    for fk in table.foreign_keys:
+        if set(fk.columns) <= have:
+            keys.append(fk)
+        else:
+            table.skipped.append(f"foreign key {fk.name} (on a generated column)")
+    table.foreign_keys = keys

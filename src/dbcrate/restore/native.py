@@ -1,0 +1,377 @@
+"""Recreate from the archive's native schema (same engine): plan it, schedule it, run it.
+
+The order is pg_restore's: **pre-data** (types, functions, tables without their keys,
+sequences, views) in one transaction before any row; the **rows** (the ordinary load tasks,
+which then create nothing); per table its **post-data** (primary key, indexes, constraints,
+triggers, rules, policies) once its rows are in, so that no trigger fires on a restored row and
+no index is updated row by row; each **foreign key** once both its tables are built; and last
+the **data section** (sequence values) and the post-data of no restored table (materialized
+view data, ...). Every object is checked by the target dialect's guard while the plan is made,
+before anything runs (:func:`plan_native`); what runs is the checked text, statement by
+statement (:meth:`~dbcrate.dialects.native.NativeSupport.statements`).
+
+A failure is reported, never silent: a table whose definition fails is a failed table (its
+rows cannot load); any other object that fails is a warning naming it and the engine's error
+(the rest goes on, as pg_restore does without ``--exit-on-error``); an owner or a grant naming
+a role the target lacks is a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from sqlalchemy.engine import Connection
+
+from dbcrate.dialects import Dialect, engine_family, engine_name
+from dbcrate.dialects.native import NativeSupport
+from dbcrate.errors import DatabaseError, DbcrateError, TargetConflict, UsageError, driver_message
+from dbcrate.model.native import NativeObject, NativeSchema, not_portable
+from dbcrate.options import RestoreOptions
+from dbcrate.progress import Event
+from dbcrate.restore.plan import (
+    LeftOut,
+    LoadTable,
+    NativeForeignKey,
+    NativePlan,
+    NativeStep,
+    Scheduled,
+    Source,
+)
+from dbcrate.restore.schedule import load_priority, weight
+from dbcrate.restore.session import Execution
+
+#: the journal rows of the native steps: table name "" (no table has it: a dump refuses the
+#: empty name) and these chunk numbers (below the tables' own marks)
+JOURNAL_NAME = ""
+PRE_DATA = -10
+AFTER = -11
+
+
+def group_mark(group: int) -> int:
+    return -100 - group
+
+
+def native_usable(schema: NativeSchema | None, dialect: Dialect) -> bool:
+    """Whether ``schema`` can recreate on the target ``dialect``: it exists, the target's
+    dialect runs native schemas, and it is the same engine family."""
+    return (schema is not None and dialect.native is not None
+            and engine_family(schema.engine) == engine_family(engine_name(dialect)))
+
+
+def choose_native(schema: NativeSchema | None, dialect: Dialect, options: RestoreOptions,
+                  mode: str) -> bool:
+    """``--ddl``: native where it can with ``auto``; ``native`` where it cannot is refused.
+
+    :raises UsageError: ``--ddl native`` and the archive has no native schema, the target is
+        another engine, the restore does not create tables, or migrations change them.
+    """
+    usable = native_usable(schema, dialect)
+    if options.ddl == "portable":
+        return False
+    why = ("the archive carries no native schema (dumped by an older dbcrate, with "
+           "--no-native-schema, or from an engine without one)" if schema is None
+           else f"the archive's native schema is {schema.engine}'s, the target is "
+                f"{engine_name(dialect)}" if not usable
+           else "it recreates tables: --mode into-existing and --data-only load into the "
+                "target's own" if mode != "recreate"
+           else "migrations change the tables: the source's definitions no longer fit"
+           if options.migrations else None)
+    if options.ddl == "native" and why is not None:
+        raise UsageError(f"--ddl native cannot be used: {why}",
+                         hint="leave out --ddl (or use --ddl portable)")
+    return why is None
+
+
+def left_out_warnings(schema: NativeSchema | None, reason: str) -> list[str]:
+    """One warning per native object the portable path does not carry (nothing silent)."""
+    if schema is None:
+        return []
+    return [f"not carried: {o.kind} {o.qualified} ({reason})" for o in not_portable(schema)]
+
+
+def plan_native(schema: NativeSchema, dialect: Dialect, tables: Sequence[str],
+                archive_tables: Sequence[str], present: set[str], options: RestoreOptions,
+                done: dict[str, frozenset[int]], target: str) -> NativePlan:
+    """Check every object (the guard refuses the archive before anything runs), select the
+    objects of the restored ``tables``, and split them into pre-data, per-table groups and
+    what runs after.
+
+    :raises UnsafeNativeSql: an object that is not the definition it claims (exit 6).
+    :raises TargetConflict: objects exist in the target and neither ``clean`` nor a resumed
+        run of this archive created them.
+    """
+    support = dialect.native
+    assert support is not None
+    for obj in schema.objects:
+        support.check(obj)
+    chosen = set(tables)
+    unchosen = set(archive_tables) - chosen
+    objects: list[NativeObject] = []
+    left_out: list[LeftOut] = []
+    for obj in schema.objects:
+        why = _left_out_because(obj, support, unchosen, present)
+        if why is None:
+            objects.append(obj)
+        else:
+            owner = obj.table if obj.table in chosen else None
+            left_out.append(LeftOut(_noun(obj), obj.name, f"{obj.kind} {obj.qualified}", why,
+                                    owner))
+    pre = tuple(i for i, o in enumerate(objects) if o.section == "pre-data")
+    groups, after = _groups(objects, support, chosen)
+    marks = done.get(JOURNAL_NAME, frozenset())
+    pre_done = PRE_DATA in marks
+    drops: tuple[str, ...] = ()
+    if not pre_done:
+        drops = _drops(dialect, support, [objects[i] for i in pre], options.clean, target)
+    return NativePlan(objects=tuple(objects), pre=pre, groups=groups, after=after, drops=drops,
+                      left_out=tuple(left_out), no_owner=options.no_owner,
+                      no_privileges=options.no_privileges, pre_done=pre_done,
+                      groups_done=frozenset(i for i in range(len(groups)) if group_mark(i) in marks))
+
+
+def _left_out_because(obj: NativeObject, support: NativeSupport, unchosen: set[str],
+                      present: set[str]) -> str | None:
+    """Why an object of an archive table the restore's selection leaves out is left out too
+    (objects on other relations, a materialized view's index, stay)."""
+    if obj.kind in support.table_kinds and obj.name in unchosen:
+        return "its table is not restored (selection)"
+    table = support.table_of(obj) if obj.section == "post-data" else obj.table
+    if table is not None and table in unchosen:
+        return f"table {table!r} is not restored (selection)"
+    if support.is_foreign_key(obj):
+        parent = support.fk_parent(obj)
+        if parent is not None and parent in unchosen and parent not in present:
+            return f"table {parent!r} is neither restored nor present in the target"
+    return None
+
+
+def _groups(objects: list[NativeObject], support: NativeSupport,
+            chosen: set[str]) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]:
+    """Per table one group of its post-data objects (in the captured order), then one group
+    per foreign key; the rest (the data section, post-data of no table) runs after."""
+    per_table: dict[str, list[int]] = {}
+    keys: list[tuple[int, ...]] = []
+    after: list[int] = []
+    for i, obj in enumerate(objects):
+        if obj.section == "pre-data":
+            continue
+        table = support.table_of(obj) if obj.section == "post-data" else None
+        if table is None or table not in chosen:
+            after.append(i)
+        elif support.is_foreign_key(obj):
+            keys.append((i,))
+        else:
+            per_table.setdefault(table, []).append(i)
+    groups = [tuple(v) for v in per_table.values()] + keys
+    return tuple(groups), tuple(after)
+
+
+def _drops(dialect: Dialect, support: NativeSupport, pre: list[NativeObject], clean: bool,
+           target: str) -> tuple[str, ...]:
+    with dialect.engine.connect() as conn:
+        found = support.existing(conn, pre)
+    if found and not clean:
+        raise TargetConflict([f"{o.kind} {o.qualified}" for o, _ in found], target)
+    return tuple(drop for _, drop in reversed(found))
+
+
+def schedule_native_recreate(sources: Sequence[Source], native: NativePlan, dialect: Dialect, *,
+                             resumed: frozenset[str], sessions: int) -> list[Scheduled]:
+    """The loads (which create nothing: the pre-data did) and the post-data tasks."""
+    support = dialect.native
+    assert support is not None
+    work: list[Scheduled] = []
+    loads: dict[str, int | None] = {}
+    for position, source in enumerate(sources):
+        if source.name in resumed:
+            loads[source.name] = None
+            continue
+        work.append(Scheduled(LoadTable(source.name, False),
+                              priority=(1, load_priority(source, position, sessions)),
+                              exclusive=frozenset({source.name})))
+        loads[source.name] = len(work) - 1
+    schedule_native(work, native, loads, support, {s.name: weight(s) for s in sources})
+    return work
+
+
+def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, int | None],
+                    support: NativeSupport, weight: dict[str, float]) -> None:
+    """Add the post-data tasks: a table's group after its load, a foreign key after both
+    tables' loads and groups (``loads``: table -> its load task's position, ``None`` when
+    resumed)."""
+    built: dict[str, list[int]] = {}
+
+    def load_of(table: str) -> list[int]:
+        position = loads.get(table)
+        return [] if position is None else [position]
+
+    for number, group in enumerate(native.groups):
+        if number in native.groups_done:
+            continue
+        first = native.objects[group[0]]
+        table = support.table_of(first) or ""
+        priority = (0.0, weight.get(table, 0.0))
+        if support.is_foreign_key(first):
+            parent = support.fk_parent(first) or table
+            after = [*load_of(table), *built.get(table, []), *load_of(parent),
+                     *built.get(parent, [])]
+            work.append(Scheduled(NativeForeignKey(table, number, parent, first.name),
+                                  priority=priority, after=tuple(after),
+                                  exclusive=frozenset({table, parent})))
+        else:
+            work.append(Scheduled(NativeStep(table, number, tuple(native.label(i) for i in group)),
+                                  priority=priority, after=tuple(load_of(table)),
+                                  shared=frozenset({table})))
+            built.setdefault(table, []).append(len(work) - 1)
+
+
+# ------------------------------------------------------------------------------- running
+def prologue(ctx: Execution) -> Iterator[Event]:
+    """Before any row: the drops of ``--clean`` and the pre-data objects, in one transaction
+    (where the engine's DDL is transactional), journaled so that ``--resume`` skips them. A
+    table whose definition fails is a failed table; another object that fails, a warning."""
+    native, dialect = ctx.plan.native, ctx.dialect
+    assert native is not None and dialect.native is not None
+    if native.pre_done:
+        return
+    support = dialect.native
+
+    def work(conn: Connection) -> None:
+        if dialect.transactional_ddl:
+            ctx.runner.record(conn, JOURNAL_NAME, PRE_DATA, 0)
+        _run_setup(conn, support, support.setup())
+        for drop in native.drops:
+            support.execute(conn, drop)
+        for position in native.pre:
+            obj = native.objects[position]
+            failure = _run_object(ctx, conn, position)
+            if failure is None:
+                continue
+            if obj.kind in support.table_kinds and obj.name in ctx.results:
+                result = ctx.result(obj.name)
+                result.status, result.rows = "failed", 0
+                result.error = f"its definition failed: {failure}; the table is absent"
+            else:
+                ctx.report.warnings.append(f"not restored: {obj.kind} {obj.qualified}: {failure}")
+        _run_setup(conn, support, support.reset())
+        if not dialect.transactional_ddl:
+            ctx.runner.record(conn, JOURNAL_NAME, PRE_DATA, 0)
+
+    try:
+        ctx.runner.unit(work)
+    except DbcrateError:
+        raise
+    except Exception as exc:  # a DROP of --clean, or the transaction itself
+        raise DatabaseError(f"the target failed while preparing the native schema: "
+                            f"{driver_message(exc)}",
+                            hint="nothing of the pre-data was kept where the engine's DDL "
+                                 "is transactional; see the engine's message") from None
+    yield Event("schema", len(native.pre), len(native.pre), "Native schema (pre-data)")
+
+
+#: how a table's report names the kinds of its post-data objects
+_NOUNS = {"FK CONSTRAINT": "foreign key", "CONSTRAINT": "constraint", "INDEX": "index",
+          "TRIGGER": "trigger", "RULE": "rule", "POLICY": "policy"}
+
+
+def _noun(obj: NativeObject) -> str:
+    return _NOUNS.get(obj.kind, obj.kind.lower())
+
+
+def run_group(ctx: Execution, task: NativeStep | NativeForeignKey) -> None:
+    """One table's post-data group, or one foreign key, in one transaction, once its rows
+    are in. An object that fails marks the table failed with its rows in, naming the object
+    (as a failed index build does); skipped, with a note per object, when a table it needs
+    failed."""
+    native, support = ctx.plan.native, ctx.dialect.native
+    assert native is not None and support is not None
+    result = ctx.result(task.table)
+    objects = [native.objects[i] for i in native.groups[task.group]]
+    needs = [task.table] + ([task.parent] if isinstance(task, NativeForeignKey) else [])
+    for name in needs:
+        other = ctx.results.get(name)
+        if other is not None and other.status != "restored":
+            for obj in objects:
+                result.skip_object(_noun(obj), obj.name,
+                                   f"table {name!r} failed to restore ({other.status})")
+            return
+    failures: list[str] = []
+
+    def work(conn: Connection) -> None:
+        _run_setup(conn, support, support.setup())
+        for position, obj in zip(native.groups[task.group], objects):
+            failure = _run_object(ctx, conn, position)
+            if failure is not None:
+                noun = _noun(obj)
+                article = "an" if noun[0] in "aeiou" else "a"
+                failures.append(f"{article} {noun} could not be created ({obj.name}): {failure}")
+        _run_setup(conn, support, support.reset())
+        if not failures:  # a failed group is built again by --resume
+            ctx.runner.record(conn, JOURNAL_NAME, group_mark(task.group), 0)
+
+    try:
+        ctx.runner.unit(work)
+    except Exception as exc:  # the transaction itself (a lost connection)
+        failures.append(driver_message(exc))
+    if failures:
+        result.status = "failed"
+        result.error = "rows restored, but " + "; and ".join(failures)
+
+
+def epilogue(ctx: Execution) -> Iterator[Event]:
+    """After the graph: the data section (sequence values), the post-data of no restored
+    table, and the database-level settings; an object that fails is a warning naming it."""
+    native, support = ctx.plan.native, ctx.dialect.native
+    assert native is not None and support is not None
+    if AFTER in ctx.plan.done.get(JOURNAL_NAME, frozenset()):
+        return
+
+    def work(conn: Connection) -> None:
+        _run_setup(conn, support, support.setup())
+        for position in native.after:
+            failure = _run_object(ctx, conn, position)
+            if failure is not None:
+                obj = native.objects[position]
+                ctx.report.warnings.append(f"not restored: {obj.kind} {obj.qualified}: {failure}")
+        _run_setup(conn, support, support.reset())
+        for sql in support.settings_sql(ctx.arch.manifest.native) \
+                if ctx.arch.manifest.native is not None else []:
+            support.execute(conn, sql)
+        ctx.runner.record(conn, JOURNAL_NAME, AFTER, 0)
+
+    ctx.runner.unit(work)
+    yield Event("schema", len(native.after), len(native.after), "Native schema (after the data)")
+
+
+def _run_setup(conn: Connection, support: NativeSupport, statements: tuple[str, ...]) -> None:
+    for sql in statements:
+        support.execute(conn, sql)
+
+
+def _run_object(ctx: Execution, conn: Connection, position: int) -> str | None:
+    """Run one checked object statement by statement; the engine's message of the first
+    statement that failed (the object's others are not run), or ``None``. An optional
+    statement (an owner, a grant) that fails is a warning, and the object goes on. Each
+    statement runs in a savepoint where the engine's DDL is transactional, so that a failure
+    leaves the transaction usable."""
+    native, support = ctx.plan.native, ctx.dialect.native
+    assert native is not None and support is not None
+    obj = native.objects[position]
+    for stmt in support.statements(obj, no_owner=native.no_owner,
+                                   no_privileges=native.no_privileges):
+        guarded = support.savepoints
+        if guarded:
+            support.execute(conn, "SAVEPOINT dbcrate_native")
+        try:
+            support.execute(conn, stmt.sql)
+        except Exception as exc:  # any driver's error (the statement runs on the raw cursor)
+            if guarded:
+                support.execute(conn, "ROLLBACK TO SAVEPOINT dbcrate_native")
+            if not stmt.optional:
+                return driver_message(exc)
+            ctx.report.warnings.append(f"{obj.kind} {obj.qualified}: its owner or grant was "
+                                       f"not restored: {driver_message(exc)}")
+        else:
+            if guarded:
+                support.execute(conn, "RELEASE SAVEPOINT dbcrate_native")
+    return None
