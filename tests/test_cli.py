@@ -197,7 +197,7 @@ def test_ls_json(archive: Path) -> None:
     assert_ok(res)
     data = json.loads(res.out)
     assert data["archive"] == str(archive)
-    assert data["format_version"] == 1
+    assert data["format_version"] == 3  # with the native schema
     assert data["dbcrate_version"] == dbcrate.__version__
     assert data["complete"] is True
     assert data["data_format"] == "parquet"

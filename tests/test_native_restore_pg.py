@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 import dbcrate
 from dbcrate.errors import ArchiveCorrupt, TargetConflict, UsageError
+from test_restore_modes import KILLER
 
 from conftest import ROOT, Databases, require, rows, run_sql
 
@@ -192,6 +193,36 @@ def test_a_portable_restore_says_what_it_does_not_carry(dbs: Databases, tmp_path
         dbcrate.restore(archive, dbs.new("sqlite"), ddl="native")
 
 
+def test_types_another_engine_has_not_are_carried_as_text_and_said(dbs: Databases,
+                                                                    tmp_path: Path) -> None:
+    source = dbs.new("postgresql")
+    run_sql(source, "CREATE TYPE pair AS (a integer, b text)",
+            "CREATE TABLE t (id integer PRIMARY KEY, p point, x xml, c pair, cs pair[], n text)",
+            "INSERT INTO t VALUES (1, '(1,2)', '<a>x</a>', ROW(1, 'q;\"'), "
+            "ARRAY[ROW(2, 'z')::pair], 'plain')")
+    archive = tmp_path / "t.crate"
+    dbcrate.dump(source, archive)
+    columns = {c.name: c.engine_type for c in dbcrate.open_archive(archive).manifest.tables[0].schema.columns}
+    assert columns == {"id": "INTEGER", "p": "point", "x": "xml", "c": "composite:pair",
+                       "cs": "composite:pair[]", "n": "TEXT"}
+    expected = [(1, "(1,2)", "<a>x</a>", '(1,"q;""")', '{"(2,z)"}', "plain")]
+    target = dbs.new("sqlite")
+    report = dbcrate.restore(archive, target)
+    assert rows(target, "SELECT * FROM t") == expected
+    said = {w.split(":")[0] for w in report.warnings if w.startswith("column ")}
+    assert said == {"column t.p", "column t.x", "column t.c", "column t.cs"}, report.warnings
+    # the same engine without the native schema: point and xml are PostgreSQL's own types,
+    # the composite is not defined by the portable schema (text, said)
+    copy = dbs.new("postgresql")
+    report = dbcrate.restore(archive, copy, ddl="portable")
+    assert rows(copy, "SELECT id, p::text, x::text, c::text, cs::text, n FROM t") == expected
+    assert rows(copy, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid "
+                      "= 't'::regclass AND attname IN ('p', 'x') ORDER BY attname") == [
+        ("point",), ("xml",)]
+    said = {w.split(":")[0] for w in report.warnings if w.startswith("column ")}
+    assert said == {"column t.c", "column t.cs"}, report.warnings
+
+
 def test_existing_objects_need_clean(dbs: Databases, tmp_path: Path) -> None:
     source = dbs.new("postgresql")
     _psql(source, EVERY_KIND.encode())
@@ -309,17 +340,6 @@ def test_kill_9_then_resume_native(dbs: Databases, tmp_path: Path) -> None:
     again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=_env())
     assert again.returncode == 0, again.stdout + again.stderr
     same_database(source, copy)
-
-
-KILLER = '''
-import os, signal
-SEEN = {"n": 0}
-def transform(table, batch):
-    SEEN["n"] += 1
-    if os.environ.get("DBCRATE_TEST_KILL") and SEEN["n"] == int(os.environ["DBCRATE_TEST_KILL"]):
-        os.kill(os.getpid(), signal.SIGKILL)
-    return batch
-'''
 
 
 def _env() -> dict[str, str]:

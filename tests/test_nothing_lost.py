@@ -235,6 +235,12 @@ def test_a_foreign_key_to_a_failed_table_is_named(kind: str, dbs: Databases,
     report = dbcrate.restore(archive, dbs.new(kind), hooks=str(hooks))
     invoice = next(t for t in report.tables if t.name == "invoice")
     assert invoice.status == "restored"
+    if kind == "mysql":
+        # the native schema keeps MariaDB's foreign keys inside CREATE TABLE (as mysqldump):
+        # the key is there, and the orphan check names the rows it leaves without a parent
+        assert "invoice: 2 rows break foreign key invoice_customer_fkey -> customer" in \
+            report.warnings, report.warnings
+        return
     assert invoice.not_recreated == [{
         "kind": "foreign key", "name": "invoice_customer_fkey",
         "reason": "table 'customer' failed to restore (failed)"}]
@@ -423,13 +429,10 @@ def test_a_connection_killed_mid_restore_is_named(kind: str, dbs: Databases, tmp
         assert "NoneType" not in said and "Traceback" not in said, said
         error = json.loads(done.stdout)["tables"][0]["error"]
         assert error.startswith("the connection to the database server was lost"), error
-        if mode == "recreate" and kind == "postgresql":  # the native schema made it first
+        if mode == "recreate":  # the native schema made it first, before the rows
             assert rows(dst, "SELECT count(*) FROM big") == [(0,)]
             assert error.endswith("created empty by the native schema, stays empty"), error
             run_sql(dst, "DROP TABLE big", "DROP TABLE dbcrate_journal")  # start over
-        elif mode == "recreate":
-            assert "big" not in tables(dst)
-            assert error.endswith(("the table was not created", "it is absent")), error
         else:
             assert rows(dst, "SELECT count(*) FROM big") == [(0,)]
             assert error.endswith("nothing of it was written: the table is unchanged"), error

@@ -66,7 +66,8 @@ def test_the_runner_performs_every_kind_of_task() -> None:
 def test_sqlite_plan_is_frozen_and_writes_nothing(dbs: Databases, tmp_path: Path) -> None:
     archive = _archive(dbs, "sqlite", tmp_path)
     target = tmp_path / "new.db"
-    plan = restore_run.plan(archive, f"sqlite:///{target}")
+    # (the portable DDL's schedule; the native schema's is checked in test_native_restore_*)
+    plan = restore_run.plan(archive, f"sqlite:///{target}", dbcrate.RestoreOptions(ddl="portable"))
     assert not target.exists(), "planning must not leave a database file behind"
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.tasks = ()  # type: ignore[misc]
@@ -141,8 +142,9 @@ def test_plan_json_prints_the_plan_data(dbs: Databases, tmp_path: Path) -> None:
     archive = _archive(dbs, "sqlite", tmp_path)
     target = tmp_path / "t.db"
     env = {**os.environ, "NO_COLOR": "1"}
-    for args in (["plan", str(archive), f"sqlite:///{target}", "--json"],
-                 ["restore", str(archive), f"sqlite:///{target}", "--dry-run", "--json"]):
+    for args in (["plan", str(archive), f"sqlite:///{target}", "--json", "--ddl", "portable"],
+                 ["restore", str(archive), f"sqlite:///{target}", "--dry-run", "--json",
+                  "--ddl", "portable"]):
         proc = subprocess.run([sys.executable, "-m", "dbcrate", *args], capture_output=True,
                               text=True, env=env, check=False)
         assert proc.returncode == 0, proc.stderr

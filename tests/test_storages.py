@@ -109,7 +109,7 @@ def test_round_trip_files_modes_mtimes_and_exclusions(app: Path, tmp_path: Path)
     archive = tmp_path / "out.crate"
     result = dump_app(app, archive, file_columns=["doc.file=media"])
     m = result.manifest
-    assert m.format_version == 2 and m.storage is not None
+    assert m.format_version == 3 and m.storage is not None  # storages and native schema
     assert [r.name for r in m.storage.roots] == ["media", "private"]
     assert any("media/link" in w and "symbolic link" in w for w in result.warnings)
     assert any("media/fifo" in w and "not a regular file" in w for w in result.warnings)

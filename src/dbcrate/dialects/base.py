@@ -21,6 +21,7 @@ from sqlalchemy.types import UserDefinedType
 
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.reflection import (
+    quiet_reflection,
     reflect_foreign_keys,
     reflect_indexes,
     without_missing_columns,
@@ -261,15 +262,38 @@ class Dialect:
         are its partitions'): dumped with their schema and no data of their own."""
         return {}
 
+    @classmethod
+    def carried_as(cls, column: Column) -> str | None:
+        """How another engine receives a column of this engine whose type it has no
+        equivalent of (said in a warning), or ``None`` when its logical type says it all."""
+        if column.type.kind == "other":
+            return "text, holding the source's text form of each value"
+        return None
+
+    def declared_types(self, conn: Connection, name: str) -> dict[str, str]:
+        """Each column's type as the table declares it, for the columns of a type SQLAlchemy
+        does not know (a PostgreSQL ``point``, a MariaDB ``POINT``): their engine type."""
+        return {}
+
     def reflect(self, conn: Connection, name: str) -> Table:
         """The portable schema of one table, read inside the snapshot."""
+        with quiet_reflection():
+            return self._reflect(conn, name)
+
+    def _reflect(self, conn: Connection, name: str) -> Table:
         insp = sa.inspect(conn)
         schema = self.default_schema
         pk = insp.get_pk_constraint(name, schema=schema) or {}
         pk_cols = list(pk.get("constrained_columns") or [])
         columns = []
         generated: list[str] = []
-        for info in insp.get_columns(name, schema=schema):
+        infos: list[dict[str, Any]] = [dict(i) for i in insp.get_columns(name, schema=schema)]
+        if any(isinstance(i["type"], sqltypes.NullType) for i in infos):
+            declared = self.declared_types(conn, name)
+            for info in infos:
+                if isinstance(info["type"], sqltypes.NullType) and info["name"] in declared:
+                    info["declared_type"] = declared[info["name"]]
+        for info in infos:
             computed = info.get("computed")
             if computed:
                 # its values are the engine's to compute: not read (COPY refuses them), not
@@ -279,7 +303,7 @@ class Dialect:
                                  f"({computed.get('sqltext')}) {kind}): its values are "
                                  "recomputed, not dumped")
                 continue
-            columns.append(self.column_from_reflection(conn, name, dict(info), pk_cols))
+            columns.append(self.column_from_reflection(conn, name, info, pk_cols))
         table = Table(
             name=name,
             columns=columns,
@@ -310,7 +334,7 @@ class Dialect:
         return Column(
             name=info["name"],
             type=self.logical_type(sa_type, info),
-            engine_type=self.engine_type_text(sa_type),
+            engine_type=info.get("declared_type") or self.engine_type_text(sa_type),
             nullable=bool(info.get("nullable", True)),
             default=self.portable_default(info.get("default")),
             autoincrement=self.is_autoincrement(info, pk),

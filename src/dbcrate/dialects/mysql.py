@@ -30,7 +30,6 @@ from collections.abc import Iterator
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
@@ -38,11 +37,12 @@ from sqlalchemy.sql import sqltypes
 
 from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
 from dbcrate.dialects.mysql_fast import DISABLE_ENV, FastReader
+from dbcrate.dialects.mysql_loaddata import LOAD_PIECE_BYTES, load_data_block
+from dbcrate.dialects.native_mysql import MysqlNative
 from dbcrate.dialects.pyvalues import fetch_batches
 from dbcrate.errors import DatabaseError
 from dbcrate.model.logical import LogicalType
 from dbcrate.model.schema import Column, Table
-from dbcrate.model.values import time_texts
 
 # longest VARCHAR/VARBINARY dbcrate creates inline; longer or unbounded values go to LONGTEXT/
 # LONGBLOB, except in keys, which need a bounded type (768 utf8mb4 chars = 3072 bytes)
@@ -51,6 +51,9 @@ KEY_TEXT_CHARS = 768
 KEY_BINARY_BYTES = 3072
 _PLAIN_WORD = re.compile(r"^[A-Za-z0-9_]+$")
 #: the reflected types of MariaDB's text columns (those that have a character set)
+#: spatial types, which SQLAlchemy does not know: dumped as bytes in the server's form
+_SPATIAL = re.compile(r"^(?:GEOMETRY|POINT|LINESTRING|POLYGON|MULTIPOINT|MULTILINESTRING|"
+                      r"MULTIPOLYGON|GEOMETRYCOLLECTION)$")
 _TEXT_TYPE = re.compile(r"^(?:CHAR|VARCHAR|TINYTEXT|TEXT|MEDIUMTEXT|LONGTEXT|ENUM|SET)\b")
 #: a character set and collation at the end of a type's spelling, as SQLAlchemy renders them
 _CHARSET_TAIL = re.compile(
@@ -114,7 +117,7 @@ class MySQL(Dialect):
     connect_timeout: ClassVar[int | None] = CONNECT_TIMEOUT
     client_charset: ClassVar[str | None] = "utf8mb4"
     loads_local_files: ClassVar[bool] = True  # restore loads with LOAD DATA LOCAL
-
+    native: ClassVar[MysqlNative] = MysqlNative()  # SHOW CREATE ... (native_mysql.py)
     case_insensitive_tables: bool = False  # set per server by inspect_target()
 
     def __init__(self, engine: sa.Engine) -> None:
@@ -224,7 +227,21 @@ class MySQL(Dialect):
             return LogicalType("timestamptz")
         if isinstance(sa_type, mysql.SET):
             return LogicalType("string")
+        if _SPATIAL.match(info.get("declared_type") or ""):
+            return LogicalType("binary")  # the server's own form: SRID, then WKB
         return generic_logical_type(sa_type)
+
+    @classmethod
+    def carried_as(cls, column: Column) -> str | None:
+        if _SPATIAL.match(column.engine_type):
+            return "binary, holding the server's own form of each value (SRID, then WKB)"
+        return super().carried_as(column)
+
+    def declared_types(self, conn: Connection, name: str) -> dict[str, str]:
+        rows = conn.execute(sa.text(
+            "SELECT COLUMN_NAME, UPPER(COLUMN_TYPE) FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"), {"t": name}).all()
+        return {str(col): str(spelled) for col, spelled in rows}
 
     def is_autoincrement(self, info: dict[str, Any], pk: list[str]) -> bool:
         return info.get("autoincrement") is True
@@ -249,11 +266,11 @@ class MySQL(Dialect):
         ).scalar()
         return int(value) if value is not None else None
 
-    def reflect(self, conn: Connection, name: str) -> Table:
+    def _reflect(self, conn: Connection, name: str) -> Table:
         """The table as :meth:`Dialect.reflect` reads it, with the true column names, each text
         column's character set and collation spelled out in its engine type, and the table's
         engine and default character set and collation in ``options``."""
-        table = super().reflect(conn, name)
+        table = super()._reflect(conn, name)
         # SQLAlchemy parses SHOW CREATE TABLE and keeps a doubled backtick doubled; the
         # information schema has the true names (in the same order)
         described = conn.execute(
@@ -501,8 +518,7 @@ class MySQL(Dialect):
 _INCORRECT_STRING = 1366
 
 
-def _load_failed(table: Table, loaded: int, expected: int,
-                 warnings: Any) -> DatabaseError:
+def _load_failed(table: Table, loaded: int, expected: int, warnings: Any) -> DatabaseError:
     """The error of a LOAD DATA that warned or loaded another number of rows than sent."""
     detail = "; ".join(str(w[2]) for w in warnings)
     hint = None
@@ -545,56 +561,3 @@ def _rename_columns(table: Table, fix: dict[str, str]) -> Table:
         indexes=[dataclasses.replace(i, columns=ren(i.columns)) for i in table.indexes],
         foreign_keys=[dataclasses.replace(f, columns=ren(f.columns)) for f in table.foreign_keys],
     )
-
-
-_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
-_BIN = pa.large_binary()
-#: Arrow bytes turned into one LOAD DATA text block at once (the block is a few times larger)
-LOAD_PIECE_BYTES = 4 * 1024 * 1024
-
-
-def _load_data_column(arr: pa.Array, col: Column) -> pa.Array:
-    """One column as LOAD DATA text (escaped, NULL as \\N), as large_binary."""
-    kind = col.type.kind
-    if kind == "time":
-        text: pa.Array = pa.array(time_texts(arr), pa.string())
-    elif kind == "boolean":
-        text = pc.cast(pc.cast(arr, pa.int8()), pa.string())
-    elif kind == "timestamptz":
-        text = pc.cast(pc.cast(arr, pa.timestamp("us")), pa.string())
-    elif kind == "binary":
-        text = arr
-    else:
-        text = pc.cast(arr, pa.string()) if arr.type != pa.string() else arr
-    out = pc.cast(text, _BIN)
-    if kind in ("string", "json", "uuid", "other", "decimal", "binary"):
-        for needle, replacement in _ESCAPES:
-            out = pc.replace_substring(out, needle.encode(), replacement.encode())
-    return pc.fill_null(out, pa.scalar(b"\\N", _BIN))
-
-
-def load_data_block(
-    batch: pa.RecordBatch, table: Table, bit_bytes: dict[str, int] | None = None
-) -> pa.Buffer:
-    """A record batch as the bytes of a LOAD DATA file: escaped fields, tab, newline."""
-    columns = []
-    for i, c in enumerate(table.columns):
-        arr = batch.column(i)
-        if bit_bytes and c.name in bit_bytes:
-            width = bit_bytes[c.name]
-            arr = pa.array(
-                [None if v is None else int(v).to_bytes(width, "big") for v in arr.to_pylist()],
-                _BIN,
-            )
-            c = Column(c.name, LogicalType("binary"), c.engine_type)
-        columns.append(_load_data_column(arr, c))
-    lines = pc.binary_join_element_wise(*columns, pa.scalar(b"\t", _BIN))
-    # each line, an empty string, joined by a newline: the line and its newline (scalars
-    # broadcast, so no array of empty strings is built)
-    lines = pc.binary_join_element_wise(lines, pa.scalar(b"", _BIN), pa.scalar(b"\n", _BIN))
-    # the lines' data buffer is exactly the concatenation of every line: a zero-copy slice
-    offsets = lines.buffers()[1]
-    first, last = (pa.Array.from_buffers(pa.int64(), len(lines) + 1, [None, offsets])
-                   .to_numpy()[[0, -1]])
-    data: pa.Buffer = lines.buffers()[2][int(first) : int(last)]
-    return data

@@ -115,6 +115,23 @@ class PostgreSQL(Dialect):
             return f"{type(sa_type).__name__.lower()}:{sa_type.name}"
         return super().engine_type_text(sa_type)
 
+    def declared_types(self, conn: Connection, name: str) -> dict[str, str]:
+        # a type of the catalog (point, xml ...) by its name; a user-defined one (composite,
+        # range, an extension's) as "kind:name", which no portable restore spells as a type
+        # (it may not exist there): such a column is recreated as text, as enums are
+        rows = conn.exec_driver_sql(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), n.nspname, "
+            "coalesce(e.typtype, t.typtype) FROM pg_catalog.pg_attribute a "
+            "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
+            "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = coalesce(e.typnamespace, t.typnamespace) "
+            "WHERE a.attrelid = pg_catalog.to_regclass(%(t)s) AND a.attnum > 0 "
+            "AND NOT a.attisdropped",
+            {"t": f"{self.quote(self.default_schema or 'public')}.{self.quote(name)}"}).all()
+        return {str(col): str(spelled) if schema == "pg_catalog"
+                else f"{_TYPE_KINDS.get(str(kind), 'type')}:{spelled}"
+                for col, spelled, schema, kind in rows}
+
     def logical_type(self, sa_type: Any, info: dict[str, Any]) -> LogicalType:
         if isinstance(sa_type, sqltypes.REAL):
             return LogicalType("float32")
@@ -378,6 +395,10 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
 #: bytes of Arrow data encoded at once (the encoded rows are about as large)
 BINARY_PIECE_BYTES = 4 * 1024 * 1024
+
+
+#: pg_type.typtype of user-defined types, as their engine type's prefix
+_TYPE_KINDS = {"c": "composite", "e": "enum", "d": "domain", "r": "range", "m": "multirange"}
 
 
 def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[bytearray]:

@@ -3,7 +3,12 @@ inspector), shared by every dialect's :meth:`~dbcrate.dialects.base.Dialect.refl
 
 from __future__ import annotations
 
+import contextlib
+import warnings
+from collections.abc import Iterator
 from typing import Any
+
+import sqlalchemy as sa
 
 from dbcrate.model.schema import ForeignKey, Index, Table
 
@@ -79,3 +84,13 @@ def without_missing_columns(table: Table) -> None:
         else:
             table.skipped.append(f"foreign key {fk.name} (on a generated column)")
     table.foreign_keys = keys
+
+
+@contextlib.contextmanager
+def quiet_reflection() -> Iterator[None]:
+    """Reflection without SQLAlchemy's warning about a type it does not know: such a column
+    is read as the type the table declares (:meth:`Dialect.declared_types`), and what it
+    cannot carry is dbcrate's own warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
+        yield

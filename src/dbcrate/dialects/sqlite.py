@@ -24,6 +24,8 @@ from sqlalchemy.types import UserDefinedType
 
 from dbcrate.dialects import sqlitestage
 from dbcrate.dialects.base import Dialect, RawType
+from dbcrate.dialects.native import NativeSupport
+from dbcrate.dialects.native_sqlite import SqliteNative
 from dbcrate.dialects.pyvalues import (
     fetch_batches,
 )
@@ -103,6 +105,7 @@ class SQLite(Dialect):
     reflect_in_snapshot: ClassVar[bool] = False  # a read transaction would block the loads
     column_comments: ClassVar[bool] = False
     named_constraints: ClassVar[bool] = False
+    native: ClassVar[NativeSupport | None] = SqliteNative()
 
     @classmethod
     def connect_url(cls, url: sa.engine.URL, *, read_only: bool) -> sa.engine.URL:
@@ -145,9 +148,9 @@ class SQLite(Dialect):
         rows = conn.exec_driver_sql(f"PRAGMA table_xinfo({self.quote(table)})").all()
         return {r[1]: (r[2] or "") for r in rows}
 
-    def reflect(self, conn: Connection, name: str) -> Table:
+    def _reflect(self, conn: Connection, name: str) -> Table:
         self._declared_cache = self._declared(conn, name)
-        return super().reflect(conn, name)
+        return super()._reflect(conn, name)
 
     def column_from_reflection(
         self, conn: Connection, table: str, info: dict[str, Any], pk: list[str]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import IO, Any, cast
 
@@ -39,19 +40,55 @@ _CSV_STYLE = Style("NaN", "Infinity", "-Infinity", hex_binary=True)
 class _SourceView:
     """A private read position in a seekable source shared with other views: Arrow's CSV reader
     reads its input on an I/O thread, and one that is being abandoned (a retry with a larger
-    block) may still read ahead while the next pass reads the same source from the start."""
+    block) may still read ahead while the next pass reads the same source from the start.
+
+    :meth:`close` ends that thread's reads before the view is dropped: a thread still calling
+    into Python when the interpreter exits is killed inside Arrow's C++ frames, which aborts the
+    process ("terminate called without an active exception") instead of exiting with the
+    error's code. After ``close`` a read returns end of input, which stops Arrow's reader.
+    """
 
     def __init__(self, source: IO[bytes], start: int, lock: threading.Lock) -> None:
         self._source = source
         self._pos = start
         self._lock = lock
+        self._closed = False
+        self._ended = threading.Event()  # the reading thread saw the end, or an error
+        self._busy = 0
+        self._last = time.monotonic()
 
     def read(self, size: int = -1) -> bytes:
-        with self._lock:
-            self._source.seek(self._pos)
-            data = self._source.read(size)
+        if self._closed:
+            self._ended.set()
+            return b""
+        self._busy += 1
+        try:
+            with self._lock:
+                self._source.seek(self._pos)
+                data = self._source.read(size)
+        except BaseException:
+            self._ended.set()
+            raise
+        finally:
+            self._busy -= 1
+            self._last = time.monotonic()
+        if not data:
+            self._ended.set()
         self._pos += len(data)
         return data
+
+    def close(self, *, wait: bool, quiet: float = 0.05, timeout: float = 5.0) -> None:
+        """Make later reads end the input and, with ``wait`` (the reader was abandoned), wait
+        until the reading thread has stopped: it saw the end or an error, or it has not read
+        for ``quiet`` seconds (its read-ahead queue is full, and a dropped reader does not read
+        again)."""
+        self._closed = True
+        if not wait:
+            return
+        deadline = time.monotonic() + timeout
+        while not self._ended.wait(quiet / 5) and time.monotonic() < deadline:
+            if not self._busy and time.monotonic() - self._last > quiet:
+                return
 
     def tell(self) -> int:
         return self._pos
@@ -121,17 +158,23 @@ def _csv_batches(source: IO[bytes], schema: pa.Schema, codecs: list[str], block_
             check_utf8=True,
         ),
     )
-    if reader.schema.names != schema.names:
-        raise MemberDecodeError(f"CSV header {reader.schema.names[:20]} is not {schema.names[:20]}")
-    for batch in reader:
-        if skip >= batch.num_rows:
-            skip -= batch.num_rows
-            continue
-        if skip:
-            batch, skip = batch.slice(skip), 0
-        columns = [from_text(batch.column(i), field, codec, _CSV_STYLE)
-                   for i, (field, codec) in enumerate(zip(schema, codecs))]
-        yield batch_of(columns, schema)
+    # closed on every path: Arrow reads ahead on an I/O thread, and a reader left open when a
+    # read fails (a budget refusal) can still hold that thread at interpreter exit, which
+    # aborts the process ("terminate called without an active exception") instead of exiting
+    try:
+        if reader.schema.names != schema.names:
+            raise MemberDecodeError(f"CSV header {reader.schema.names[:20]} is not {schema.names[:20]}")
+        for batch in reader:
+            if skip >= batch.num_rows:
+                skip -= batch.num_rows
+                continue
+            if skip:
+                batch, skip = batch.slice(skip), 0
+            columns = [from_text(batch.column(i), field, codec, _CSV_STYLE)
+                       for i, (field, codec) in enumerate(zip(schema, codecs))]
+            yield batch_of(columns, schema)
+    finally:
+        reader.close()
 
 
 @decoding
@@ -150,15 +193,20 @@ def read_csv(source: IO[bytes], schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     block_size = min(_CSV_BLOCK, limit)
     produced = 0
     while True:
-        view = cast(IO[bytes], _SourceView(source, start, lock))
+        view = _SourceView(source, start, lock)
+        finished = False
         try:
-            for batch in _csv_batches(view, schema, codecs, block_size, produced):
+            for batch in _csv_batches(cast(IO[bytes], view), schema, codecs, block_size,
+                                      produced):
                 produced += batch.num_rows
                 yield batch
+            finished = True  # Arrow's reader saw the end of the text: its thread is done
             return
         except pa.ArrowInvalid as exc:
             if "straddl" not in str(exc):
                 raise
             if block_size >= limit:  # a record fits in a block as large as itself
                 raise record_too_long(f"a CSV record after row {produced:,}", limit) from None
+        finally:
+            view.close(wait=not finished)
         block_size = min(block_size * 4, limit)

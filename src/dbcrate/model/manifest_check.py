@@ -363,6 +363,7 @@ NATIVE = Obj(_fields(
         schema=Text(name=True, nullable=True),
         table=Text(name=True, nullable=True),
         owner=Text(nullable=True),
+        session=Anything(),  # checked word by word by the dialect that sets it
     )))),
 ))
 

@@ -53,6 +53,10 @@ class NativeObject:
     schema: str | None = None
     table: str | None = None
     owner: str | None = None
+    #: session settings the engine recorded with the object and runs it under (MariaDB:
+    #: ``sql_mode``, ``character_set_client``, ``collation_connection``); a restore sets them,
+    #: from checked values, before it creates the object
+    session: dict[str, str] | None = None
 
     @property
     def qualified(self) -> str:
@@ -67,9 +71,13 @@ class NativeObject:
         section = data["section"]
         if section not in SECTIONS:
             raise ValueError(f"unknown section {section!r}")
+        session = data.get("session")
+        if session is not None and not isinstance(session, dict):
+            raise ValueError("a native object's session must be an object")
         return cls(kind=str(data["kind"]), name=str(data["name"]), section=section,
                    sql=str(data["sql"]), schema=_opt(data.get("schema")),
-                   table=_opt(data.get("table")), owner=_opt(data.get("owner")))
+                   table=_opt(data.get("table")), owner=_opt(data.get("owner")),
+                   session={str(k): str(v) for k, v in session.items()} if session else None)
 
 
 def _opt(value: Any) -> str | None:

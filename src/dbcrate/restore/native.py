@@ -51,35 +51,50 @@ def group_mark(group: int) -> int:
     return -100 - group
 
 
-def native_usable(schema: NativeSchema | None, dialect: Dialect) -> bool:
-    """Whether ``schema`` can recreate on the target ``dialect``: it exists, the target's
-    dialect runs native schemas, and it is the same engine family."""
-    return (schema is not None and dialect.native is not None
-            and engine_family(schema.engine) == engine_family(engine_name(dialect)))
+def why_not_native(schema: NativeSchema | None, dialect: Dialect, options: RestoreOptions,
+                   mode: str, source_engine: str, sources: Sequence[Source],
+                   archive_tables: Sequence[str], present: set[str]) -> str | None:
+    """Why this restore cannot recreate from the archive's native schema, or ``None``."""
+    target = engine_name(dialect)
+    if schema is None:
+        return ("the archive carries no native schema (dumped by an older dbcrate, with "
+                "--no-native-schema, or from an engine without one)")
+    if dialect.native is None or engine_family(schema.engine) != engine_family(target) \
+            or engine_family(source_engine) != engine_family(target):
+        return f"the archive's native schema is {schema.engine}'s, the target is {target}"
+    if mode != "recreate":
+        return "into-existing: the target's schema is kept (nothing is created)"
+    if options.migrations:
+        return "migrations change the tables: the source's definitions no longer fit"
+    support = dialect.native
+    defined = {o.name for o in schema.objects if o.kind in support.table_kinds}
+    chosen = {s.name for s in sources}
+    odd = sorted((chosen - defined) | (defined - set(archive_tables)))
+    if odd:
+        return (f"the native schema and the archive's tables disagree ({', '.join(odd[:5])}): "
+                "the archive was changed after the dump")
+    if not any(support.is_foreign_key(o) for o in schema.objects):
+        # foreign keys inside CREATE TABLE (SQLite, MariaDB) cannot be left out of it
+        for source in sources:
+            for fk in source.schema.foreign_keys:
+                if fk.ref_table not in chosen and fk.ref_table not in present:
+                    return (f"table {source.name!r} has a foreign key to {fk.ref_table!r}, "
+                            "which is neither restored nor present: its native definition "
+                            "would create it dangling")
+    return None
 
 
-def choose_native(schema: NativeSchema | None, dialect: Dialect, options: RestoreOptions,
-                  mode: str) -> bool:
+def choose_native(why_not: str | None, options: RestoreOptions) -> bool:
     """``--ddl``: native where it can with ``auto``; ``native`` where it cannot is refused.
 
-    :raises UsageError: ``--ddl native`` and the archive has no native schema, the target is
-        another engine, the restore does not create tables, or migrations change them.
+    :raises UsageError: ``--ddl native`` and ``why_not`` (:func:`why_not_native`).
     """
-    usable = native_usable(schema, dialect)
     if options.ddl == "portable":
         return False
-    why = ("the archive carries no native schema (dumped by an older dbcrate, with "
-           "--no-native-schema, or from an engine without one)" if schema is None
-           else f"the archive's native schema is {schema.engine}'s, the target is "
-                f"{engine_name(dialect)}" if not usable
-           else "it recreates tables: --mode into-existing and --data-only load into the "
-                "target's own" if mode != "recreate"
-           else "migrations change the tables: the source's definitions no longer fit"
-           if options.migrations else None)
-    if options.ddl == "native" and why is not None:
-        raise UsageError(f"--ddl native cannot be used: {why}",
+    if options.ddl == "native" and why_not is not None:
+        raise UsageError(f"--ddl native cannot be used: {why_not}",
                          hint="leave out --ddl (or use --ddl portable)")
-    return why is None
+    return why_not is None
 
 
 def left_out_warnings(schema: NativeSchema | None, reason: str) -> list[str]:
@@ -104,6 +119,7 @@ def plan_native(schema: NativeSchema, dialect: Dialect, tables: Sequence[str],
     assert support is not None
     for obj in schema.objects:
         support.check(obj)
+    support.settings_sql(schema)  # refuses a setting that is not a checked value, up front
     chosen = set(tables)
     unchosen = set(archive_tables) - chosen
     objects: list[NativeObject] = []
@@ -121,8 +137,8 @@ def plan_native(schema: NativeSchema, dialect: Dialect, tables: Sequence[str],
     marks = done.get(JOURNAL_NAME, frozenset())
     pre_done = PRE_DATA in marks
     drops: tuple[str, ...] = ()
-    if not pre_done:
-        drops = _drops(dialect, support, [objects[i] for i in pre], options.clean, target)
+    if not pre_done:  # (an event or a trigger may exist too)
+        drops = _drops(dialect, support, objects, options.clean, target)
     return NativePlan(objects=tuple(objects), pre=pre, groups=groups, after=after, drops=drops,
                       left_out=tuple(left_out), no_owner=options.no_owner,
                       no_privileges=options.no_privileges, pre_done=pre_done,

@@ -7,12 +7,15 @@ here, before the preflight reads a single row."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
 
 from dbcrate.containers.archive import Archive
-from dbcrate.dialects import Dialect, engine_family, engine_name
+from dbcrate.dialects import Dialect, dialect_class, engine_family, engine_name
+from dbcrate.dialects.base import SAFE_ENGINE_TYPE
+from dbcrate.dialects.reflection import quiet_reflection
 from dbcrate.errors import Incompatibility, NotPortable, TargetConflict, UnfinishedRestore, UsageError
 from dbcrate.model.native import NativeSchema
 from dbcrate.model.schema import dependency_order
@@ -24,9 +27,9 @@ from dbcrate.restore.mapping import TableMap, plan_table
 from dbcrate.restore.native import (
     choose_native,
     left_out_warnings,
-    native_usable,
     plan_native,
     schedule_native_recreate,
+    why_not_native,
 )
 from dbcrate.restore.plan import NativeForeignKey, NativeStep, RestorePlan, Settings, Source
 from dbcrate.restore.report import TableResult
@@ -77,27 +80,41 @@ def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, targe
                                   warnings=tuple(warnings))
     present = target_tables(dialect)
     schema = arch.manifest.native
-    if mode == "recreate" and choose_native(schema, dialect, options, mode):
+    archive_tables = [t.name for t in arch.manifest.tables]
+    why_not = why_not_native(schema, dialect, options, mode, arch.manifest.source.engine,
+                             ordered, archive_tables, present)
+    if choose_native(why_not, options):
         assert schema is not None
-        return _plan_native(common, settings, dialect, schema,
-                            [t.name for t in arch.manifest.tables], present, options)
-    common["warnings"] += tuple(left_out_warnings(schema, _why_portable(schema, dialect, options)))
+        return _plan_native(common, settings, dialect, schema, archive_tables, present, options)
+    reason = "--ddl portable runs no archive SQL" if options.ddl == "portable" else why_not
+    common["warnings"] += tuple(left_out_warnings(schema, reason or ""))
+    if mode == "recreate":
+        common["warnings"] += tuple(_as_text_warnings(ordered, arch.manifest.source.engine,
+                                                      engine_name(dialect), same_engine))
     if mode == "recreate":
         return _plan_recreate(common, settings, dialect, present, options)
     return _plan_into_existing(common, settings, dialect, present, options)
 
 
-def _why_portable(schema: NativeSchema | None, dialect: Dialect, options: RestoreOptions) -> str:
-    """Why a restore does not run the archive's native schema (for its warnings)."""
-    if schema is None:
-        return ""
-    if not native_usable(schema, dialect):
-        return f"a native {schema.engine} object: the target is {engine_name(dialect)}"
-    if options.ddl == "portable":
-        return "--ddl portable runs no archive SQL"
-    if options.data_only or options.mode == "into-existing":
-        return "into-existing: the target's schema is kept"
-    return "migrations change the tables: the portable schema is used"
+def _as_text_warnings(sources: Sequence[Source], source: str, target: str,
+                      same_engine: bool) -> list[str]:
+    """One warning per column whose type the target does not get: from another engine, one
+    it has no equivalent of (a PostgreSQL point, xml or composite; a MariaDB POINT), or on the
+    same engine, a user-defined type the portable schema does not define (an enum, a
+    composite). The values are carried exactly, the type is not (nothing silent)."""
+    carried_as = dialect_class(source).carried_as
+    out = []
+    for s in sources:
+        for c in s.schema.columns:
+            if same_engine:
+                how = None if SAFE_ENGINE_TYPE.match(c.engine_type) else carried_as(c)
+                where = "the portable schema does not define it"
+            else:
+                how, where = carried_as(c), f"no {target} equivalent"
+            if how:
+                out.append(f"column {s.name}.{c.name}: {source} type {c.engine_type} ({where}): "
+                           f"restored as {how}")
+    return out
 
 
 def _plan_native(common: dict[str, Any], settings: Settings, dialect: Dialect,
@@ -254,7 +271,7 @@ def structure_present(dialect: Dialect, tables: frozenset[str]) -> dict[str, set
     out: dict[str, set[str]] = {}
     if not tables:
         return out
-    with dialect.engine.connect() as conn:
+    with dialect.engine.connect() as conn, quiet_reflection():
         insp = sa.inspect(conn)
         schema = dialect.default_schema
         for name in tables:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dbcrate.dialects import Dialect
+from dbcrate.dialects.reflection import quiet_reflection
 from dbcrate.errors import driver_message, failure_message
 from dbcrate.progress import Event
 from dbcrate.restore import journal
@@ -156,7 +157,7 @@ def drop_foreign_keys_into(ctx: Execution) -> None:
     if not plan.replace or not dialect.alter_add_foreign_key:
         return
     restored = {s.name for s in plan.sources}
-    with dialect.engine.connect() as conn:
+    with dialect.engine.connect() as conn, quiet_reflection():
         insp = sa.inspect(conn)
         for name in sorted(plan.replace):
             for fk in insp.get_foreign_keys(name, schema=dialect.default_schema):
