@@ -402,6 +402,16 @@ def make_cases() -> list[Case]:
              cleanup=lambda c: pg_drop(),
              artifact=lambda c: (c.prep / "pg.crate", "input")))
 
+    # the archive carries the native schema: the two cases above recreate from it (the
+    # default on the same engine); this one from the portable schema, for the ratio
+    add(Case("dbcrate restore --ddl portable", "pg-restore",
+             lambda c: f"dbcrate restore --ddl portable {Q(str(c.prep / 'pg.crate'))} "
+                       f"{Q(restore_pg)}",
+             needs=["pg.crate"], setup=lambda c: pg_fresh(),
+             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: pg_drop(),
+             artifact=lambda c: (c.prep / "pg.crate", "input")))
+
     def pg_restore_cmd(jobs: int) -> Callable[[Ctx], str]:
         return lambda c: (f"pg_restore {' '.join(PG(bl.RESTORE_DB))} -j {jobs} "
                           f"{Q(str(c.prep / 'pg.dump'))}")
@@ -456,6 +466,13 @@ def make_cases() -> list[Case]:
              check=expect_rows("mysql", lambda c: bl.RESTORE_DB),
              cleanup=lambda c: my_drop(),
              artifact=lambda c: (c.prep / "my.crate", "input")))
+    add(Case("dbcrate restore --ddl portable", "mysql-restore",
+             lambda c: f"dbcrate restore --ddl portable {Q(str(c.prep / 'my.crate'))} "
+                       f"{Q(restore_my)}",
+             needs=["my.crate"], setup=lambda c: my_fresh(),
+             check=expect_rows("mysql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: my_drop(),
+             artifact=lambda c: (c.prep / "my.crate", "input")))
     add(Case("mariadb < mysqldump.sql", "mysql-restore",
              lambda c: f"{_mariadb_client('mariadb')} {bl.RESTORE_DB} < {Q(str(c.prep / 'my.sql'))}",
              needs=["my.sql"], setup=lambda c: my_fresh(),
@@ -481,6 +498,13 @@ def make_cases() -> list[Case]:
              cleanup=lambda c: remove(c.out / "sq-backup.db")))
     add(Case("dbcrate restore", "sqlite-restore",
              lambda c: f"dbcrate restore {Q(str(c.prep / 'sq.crate'))} "
+                       f"{Q(bl.sqlite_url(c.out / 'restored.db'))}",
+             needs=["sq.crate"], setup=lambda c: remove(c.out / "restored.db"),
+             check=expect_rows("sqlite", lambda c: c.out / "restored.db"),
+             cleanup=lambda c: remove(c.out / "restored.db"),
+             artifact=lambda c: (c.prep / "sq.crate", "input")))
+    add(Case("dbcrate restore --ddl portable", "sqlite-restore",
+             lambda c: f"dbcrate restore --ddl portable {Q(str(c.prep / 'sq.crate'))} "
                        f"{Q(bl.sqlite_url(c.out / 'restored.db'))}",
              needs=["sq.crate"], setup=lambda c: remove(c.out / "restored.db"),
              check=expect_rows("sqlite", lambda c: c.out / "restored.db"),

@@ -1,4 +1,4 @@
-"""docs/CLI.md against the code: the exit-code table and the JSON output fields.
+"""docs/CLI.md against the code: the exit-code table, the options, and the JSON output fields.
 
 The exit codes and the fields each ``--json`` command prints are documented once, in
 docs/CLI.md. These tests parse that page and compare it with what the code has and prints:
@@ -19,9 +19,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 import dbcrate
+from dbcrate.cli import cli
 from dbcrate.errors import EXIT_CODES, DbcrateError
 
 CLI_DOC = Path(__file__).resolve().parent.parent / "docs" / "CLI.md"
@@ -97,6 +99,18 @@ def _all_error_classes() -> set[type[DbcrateError]]:
 
 def test_exit_code_table_equals_the_code() -> None:
     assert doc_exit_codes() == EXIT_CODES
+
+
+def test_every_option_is_documented() -> None:
+    """Every option a command shows in ``--help`` (each of its spellings) is named in
+    docs/CLI.md."""
+    doc = CLI_DOC.read_text(encoding="utf-8")
+    missing = [f"{name} {opt}" for name, command in cli.commands.items()
+               for param in command.params
+               if isinstance(param, click.Option) and not param.hidden
+               for opt in (*param.opts, *param.secondary_opts)
+               if not re.search(rf"`[^`]*(?<![\w-]){re.escape(opt)}(?![\w-])[^`]*`", doc)]
+    assert not missing
 
 
 def test_every_error_class_has_a_documented_exit_code() -> None:

@@ -106,7 +106,7 @@ def test_rerun_of_an_unfinished_append_says_resume_or_clean(kind: str, dbs: Data
     assert "nothing of it was written: the table is unchanged" in (two.error or "")
     with pytest.raises(UnfinishedRestore) as info:
         dbcrate.restore(archive, dst, mode="into-existing")
-    assert "--resume" in (info.value.hint or "") and "--clean" in (info.value.hint or "")
+    assert "resume=True" in (info.value.hint or "") and "clean=True" in (info.value.hint or "")
     said = cli("restore", str(archive), dst, "--mode", "into-existing")
     assert said.returncode == 8 and "Traceback" not in said.stderr, said.stderr
     assert "--resume" in said.stderr + said.stdout

@@ -10,7 +10,8 @@ from sqlalchemy.engine import URL, Engine
 
 from dbcrate.dialects import Dialect, dialect_class, dialect_for
 from dbcrate.dialects.base import CONNECT_TIMEOUT
-from dbcrate.errors import ConnectionFailed
+from dbcrate.dialects.create_db import creation_for, database_missing
+from dbcrate.errors import ConnectionFailed, UsageError
 
 #: a bare scheme -> the driver dbcrate ships with
 DEFAULT_DRIVERS = {
@@ -20,8 +21,8 @@ DEFAULT_DRIVERS = {
     "mariadb": "mariadb+pymysql",
 }
 __all__ = [
-    "CONNECT_TIMEOUT", "DEFAULT_DRIVERS", "discard_if_empty", "new_sqlite_file", "open_engine",
-    "parse_url", "public_url",
+    "CONNECT_TIMEOUT", "DEFAULT_DRIVERS", "create_database", "discard_if_empty", "new_sqlite_file",
+    "open_engine", "parse_url", "public_url",
 ]
 
 
@@ -46,6 +47,10 @@ def parse_url(text: str) -> URL:
         url = url.set(drivername=DEFAULT_DRIVERS[url.drivername])
     return url
 
+
+#: dbcrate's own journal table (restore/journal.py's JOURNAL_TABLE, not imported: connect must
+#: not depend on restore): a database holding only it counts as empty for ``create``
+JOURNAL_TABLE = "dbcrate_journal"
 
 _SECRET_KEYS = ("pass", "secret", "token", "key", "cred")
 
@@ -106,12 +111,111 @@ def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect,
         with engine.connect():
             pass
     except sa.exc.DBAPIError as exc:
+        raise _not_connected(exc, url, shown, read_only=read_only) from None
+    return engine, dialect, original
+
+
+def _not_connected(exc: sa.exc.DBAPIError, url: URL, shown: str, *,
+                   read_only: bool) -> ConnectionFailed:
+    """The error of a connection that failed, its hint naming the likely fix: a database that
+    does not exist (a restore can create it: ``create=True``), a database file that cannot be
+    opened, or a server that cannot be reached or refused the credentials."""
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
+    if url.password:
+        reason = reason.replace(str(url.password), "***")
+    backend = url.get_backend_name()
+    if exc.orig is not None and database_missing(backend, exc.orig):
+        return ConnectionFailed(
+            f"cannot connect to {shown}: the database {url.database} does not exist",
+            hint="check the database name in the URL" if read_only else
+            "restore with create=True to create it first, or create it yourself")
+    path = dialect_class(backend).database_file(url)
+    if path is not None:
+        return ConnectionFailed(
+            f"cannot open the database file {path}: {reason}",
+            hint="check that the path names a database file (not a directory or another "
+            "kind of file) and that you may read and write it and its directory")
+    return ConnectionFailed(
+        f"cannot connect to {shown}: {reason}",
+        hint="check that the server is running, the database exists and the credentials "
+        "are right")
+
+
+def create_database(text: str, *, clean: bool, dry_run: bool) -> bool:
+    """Create the database the URL ``text`` names, where it does not exist (``create=True``,
+    pg_restore's ``-C``): ``CREATE DATABASE`` from the server's maintenance database
+    (:mod:`dbcrate.dialects.create_db`), the name quoted by the dialect; an engine that keeps
+    a database in a file creates it on the first connection (nothing to do here). Returns
+    whether a database was created.
+
+    :raises UsageError: the database exists and holds tables, and ``clean`` is not given
+        (``create`` is for a new database); or a dry run, whose database does not exist yet;
+        or the engine cannot create databases.
+    :raises ConnectionFailed: the server cannot be reached or refuses ``CREATE DATABASE``
+        (the message never holds the password).
+    """
+    url = parse_url(text)
+    backend = url.get_backend_name()
+    how = creation_for(backend)
+    if how is None:
+        raise UsageError(f"create=True: dbcrate cannot create a database of {backend!r}",
+                         hint="create the database yourself, then restore without create=True")
+    if how.maintenance is None or not url.database:
+        _refuse_if_not_empty(text, clean, exists=_file_exists(url))
+        return False
+    engine, dialect, _ = open_engine(
+        how.maintenance(url).render_as_string(hide_password=False))
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(sa.text(how.exists_sql), {"name": url.database}).first()
+            if exists is None and dry_run:
+                raise UsageError(
+                    f"the database {url.database} does not exist on {public_url(url)}: "
+                    "create=True would create it, and a dry run changes nothing",
+                    hint="restore without dry_run=True, or create the database first")
+            if exists is None:
+                _run_create(conn, how.create_sql(dialect.quote(url.database)), url)
+                return True
+    finally:
+        engine.dispose()
+    _refuse_if_not_empty(text, clean, exists=True)
+    return False
+
+
+def _run_create(conn: sa.Connection, statement: str, url: URL) -> None:
+    try:
+        conn.exec_driver_sql(statement)
+    except sa.exc.DBAPIError as exc:
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unknown error"
         if url.password:
             reason = reason.replace(str(url.password), "***")
-        raise ConnectionFailed(
-            f"cannot connect to {shown}: {reason}",
-            hint="check that the server is running, the database exists and the credentials "
-            "are right",
-        ) from None
-    return engine, dialect, original
+        raise ConnectionFailed(f"cannot create the database {url.database} on "
+                               f"{public_url(url)}: {reason}",
+                               hint="the user of the URL needs the right to create databases "
+                               "(PostgreSQL: CREATEDB; MariaDB: CREATE), or create it yourself"
+                               ) from None
+
+
+def _file_exists(url: URL) -> bool:
+    path = dialect_class(url.get_backend_name()).database_file(url)
+    return path is not None and path.is_file() and path.stat().st_size > 0
+
+
+def _refuse_if_not_empty(text: str, clean: bool, *, exists: bool) -> None:
+    """``create`` means a new database: one that exists and holds tables is refused, unless
+    ``clean`` (its tables are then dropped and recreated as without ``create``)."""
+    if not exists or clean:
+        return
+    engine, dialect, url = open_engine(text)
+    try:
+        with engine.connect() as conn:
+            held = [t for t in dialect.list_tables(conn) if t != JOURNAL_TABLE]
+    finally:
+        engine.dispose()
+    if held:
+        shown = ", ".join(held[:5]) + (" ..." if len(held) > 5 else "")
+        raise UsageError(
+            f"create=True: the database {url.database} on {public_url(url)} exists already and "
+            f"holds {len(held)} {'table' if len(held) == 1 else 'tables'} ({shown})",
+            hint="add clean=True to drop and recreate the archive's tables in it, restore "
+            "without create=True, or name a new database")

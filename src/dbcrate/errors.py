@@ -117,7 +117,8 @@ class TargetConflict(DbcrateError):
         shown = ", ".join(tables[:10]) + (" ..." if len(tables) > 10 else "")
         super().__init__(
             f"the target {url} already has {len(tables)} of the tables to restore: {shown}",
-            hint="add --clean to drop and recreate them, or restore into an empty database",
+            hint="add clean=True to drop and recreate them, or restore into an empty database "
+            "(create=True creates a new one)",
         )
 
 
@@ -145,15 +146,19 @@ class NotPortable(DbcrateError):
 
     exit_code = 9
 
-    def __init__(self, target: str, problems: list[Incompatibility]) -> None:
+    #: the hint when nothing more specific is given: values (or names) the target cannot hold
+    HINT = ("change these values in the source, leave the tables out (exclude=[...]), or "
+            "restore into an engine that can hold them")
+
+    def __init__(self, target: str, problems: list[Incompatibility],
+                 hint: str | None = None) -> None:
         self.problems = problems
         lines = "\n".join("  - " + p.describe() for p in problems[:50])
         extra = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(
             f"{len(problems)} problem(s) prevent an exact restore into {target}; "
             f"nothing was written:\n{lines}{extra}",
-            hint="fix these values in the source, exclude the tables (-T), "
-            "or restore into an engine that can hold them",
+            hint=hint or self.HINT,
         )
 
 
@@ -169,7 +174,7 @@ class RestoreIncomplete(DbcrateError):
         hint = "see the report above: each failed table's notes say what state it is in"
         if partial:
             hint += ("; rows of " + ", ".join(partial) + " stay committed: fix the cause and "
-                     "rerun with --resume to continue")
+                     "restore again with resume=True to continue")
         super().__init__(
             f"{len(failed)} {'table' if len(failed) == 1 else 'tables'} failed to restore: "
             + ", ".join(failed),
@@ -188,8 +193,8 @@ class StrictWarnings(DbcrateError):
         more = f"\n  ... and {len(warnings) - 50} more" if len(warnings) > 50 else ""
         super().__init__(
             f"the restore finished with {len(warnings)} "
-            f"{'warning' if len(warnings) == 1 else 'warnings'} (--strict):\n{shown}{more}",
-            hint="fix what the warnings name, or restore without --strict to accept them",
+            f"{'warning' if len(warnings) == 1 else 'warnings'} (strict=True):\n{shown}{more}",
+            hint="fix what the warnings name, or restore without strict=True to accept them",
         )
 
 
@@ -204,7 +209,7 @@ class RowsDiffer(DbcrateError):
         super().__init__(
             f"archive rows differ from the target's in {len(tables)} "
             f"{'table' if len(tables) == 1 else 'tables'}: {listed}; nothing was written",
-            hint="the report lists the differing keys; --on-conflict update takes the "
+            hint="the report lists the differing keys; on_conflict='update' takes the "
             "archive's values",
         )
 
@@ -217,8 +222,9 @@ class UnfinishedRestore(DbcrateError):
     def __init__(self, url: str, entries: int) -> None:
         super().__init__(
             f"an earlier restore of this archive into {url} did not finish "
-            f"({entries} tables or chunks of it are committed)",
-            hint="add --resume to continue it, or --clean to start over",
+            f"({entries} {'table or chunk' if entries == 1 else 'tables or chunks'} of it "
+            f"{'is' if entries == 1 else 'are'} committed)",
+            hint="add resume=True to continue it, or clean=True to start over",
         )
 
 
@@ -256,9 +262,10 @@ class DumpIncomplete(DbcrateError):
     def __init__(self, path: str, failed: list[str]) -> None:
         self.failed = failed
         super().__init__(
-            f"the archive {path} is incomplete: {len(failed)} table(s) failed: "
-            + ", ".join(failed[:20]),
-            hint="see the warnings above; restore the rest with -T to leave those tables out",
+            f"the archive {path} is incomplete: {len(failed)} "
+            f"{'table' if len(failed) == 1 else 'tables'} failed: " + ", ".join(failed[:20]),
+            hint="see the warnings above; restore the rest, leaving those tables out "
+            "(exclude=[...])",
         )
 
 

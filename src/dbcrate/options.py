@@ -63,6 +63,9 @@ class DumpOptions:
     """directories of files to store beside the data (``--storage``), e.g. uploaded media"""
     storage_exclude: list[str] = field(default_factory=list)
     """glob patterns of storage files to leave out (``*.tmp``: any depth; ``cache/**``: a path)"""
+    ignore_storage_exclude: bool = False
+    """collect every storage file: ``storage_exclude`` is not applied (diskette's
+    ``with_storages_excludes=False``)"""
     storages_basepath: str | None = None
     """storages are named in the archive by their path relative to this (default: the current
     directory; a storage outside it is named by its last component)"""
@@ -148,6 +151,13 @@ class RestoreOptions:
     """native schema: do not restore the objects' owners (pg_restore's ``-O``)"""
     no_privileges: bool = False
     """native schema: do not restore grants (pg_restore's ``-x``)"""
+    create: bool = False
+    """create the target database first (pg_restore's ``-C``; PostgreSQL and MariaDB: SQLite
+    creates its file anyway)"""
+    accept_edits: bool = False
+    """python and directory kinds: restore data modules edited by hand (Lino's data
+    migrations): each edited module is re-hashed (still parsed as literals only, never run)
+    and restored, and the restore lists which changed"""
 
 
 def choices_of(cls: type[Any], field_name: str) -> tuple[str, ...]:

@@ -4,8 +4,10 @@
 :class:`~dbcrate.errors.DbcrateError` prints ``error:``/``hint:`` and exits with its
 ``exit_code`` (the table :data:`dbcrate.errors.EXIT_CODES`, documented in docs/CLI.md); a usage
 error of click exits 2, an interrupt 130, an output that cannot be written 12, and anything
-else is a bug (exit 1, a traceback only with ``--traceback`` or ``DBCRATE_TRACEBACK=1``). A user
-error never shows a traceback.
+else is a bug (exit 1, a traceback only with ``--traceback``, before or after the command, or
+``DBCRATE_TRACEBACK=1``). A user error never shows a traceback. The library's messages name
+options by their Python names (``clean=True``); they are printed with the flags
+(:mod:`dbcrate.cli.spelling`).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ from dbcrate.cli.convert_cmd import convert
 from dbcrate.cli.dump_cmd import dump
 from dbcrate.cli.memory import tune_allocators
 from dbcrate.cli.output import RESUME_NOTE, release_stdout
+from dbcrate.cli.params import traceback_option
 from dbcrate.cli.read_cmds import ls, verify
 from dbcrate.cli.restore_cmd import plan, restore
+from dbcrate.cli.spelling import as_flags, learn
 from dbcrate.errors import EXIT_CODES, DbcrateError, OutputError
 
 EXAMPLES_MAIN = """
@@ -45,15 +49,14 @@ Exit codes:
 @click.group(help="Dump, list, verify and restore SQL databases through one portable archive.\n"
              + EXAMPLES_MAIN)
 @click.version_option(__version__, prog_name="dbcrate")
-@click.option("--traceback", is_flag=True, hidden=True, help="Show tracebacks (debugging).")
-@click.pass_context
-def cli(ctx: click.Context, traceback: bool) -> None:
-    ctx.ensure_object(dict)
-    ctx.obj["traceback"] = traceback
+@traceback_option
+def cli() -> None:
+    pass
 
 
 for _command in (dump, restore, plan, convert, ls, verify):
     cli.add_command(_command)
+learn(cli)  # the flags that library messages are translated into (dbcrate.cli.spelling)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -90,6 +93,9 @@ def _dispatch(args: list[str], show_tb: bool) -> int:
     except DbcrateError as exc:
         if show_tb:
             traceback.print_exc()
+        # the library names options as Python does (clean=True): the user typed flags
+        exc.message = as_flags(exc.message) or exc.message
+        exc.hint = as_flags(exc.hint)
         print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:

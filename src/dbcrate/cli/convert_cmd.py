@@ -7,7 +7,15 @@ import json
 import click
 
 from dbcrate.cli.console import out
-from dbcrate.cli.params import chunk_rows_options, given_chunk_rows, json_option, kind_option, progress_option
+from dbcrate.cli.output import tables_text
+from dbcrate.cli.params import (
+    chunk_rows_options,
+    given_chunk_rows,
+    json_option,
+    kind_option,
+    progress_option,
+    traceback_option,
+)
 from dbcrate.cli.progress import run, show_progress
 from dbcrate.containers.convert import iter_convert
 from dbcrate.formats.registry import FORMATS
@@ -33,6 +41,7 @@ Examples:
 @click.option("--overwrite", is_flag=True, help="Replace an existing dump directory at OUTPUT.")
 @json_option("Print the result as JSON.")
 @progress_option
+@traceback_option
 def convert(source: str, output: str, kind: str, data_format: str | None,
             chunk_rows: int | None, max_row_count: int | None, overwrite: bool, as_json: bool,
             progress: bool | None) -> None:
@@ -48,5 +57,5 @@ def convert(source: str, output: str, kind: str, data_format: str | None,
                                    "data_format": m.data_format, "tables": len(m.tables),
                                    "rows": m.rows, "seconds": round(result.seconds, 3)}))
     else:
-        out.print(f"converted {len(m.tables)} tables, {m.rows:,} rows into {result.path} "
+        out.print(f"converted {tables_text(len(m.tables))}, {tables_text(m.rows, 'row')} into {result.path} "
                   f"({result.kind}, {m.data_format}) in {result.seconds:.1f}s")

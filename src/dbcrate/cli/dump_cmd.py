@@ -12,7 +12,7 @@ import json
 import click
 
 from dbcrate.cli.console import err, out
-from dbcrate.cli.output import print_dump_result, resolve_dump_output
+from dbcrate.cli.output import print_dump_result, resolve_dump_output, tables_text
 from dbcrate.cli.params import (
     chunk_rows_options,
     dump_chunk_rows,
@@ -20,6 +20,7 @@ from dbcrate.cli.params import (
     json_option,
     kind_option,
     progress_option,
+    traceback_option,
 )
 from dbcrate.cli.progress import run, show_progress
 from dbcrate.containers.convert import iter_dump_as
@@ -58,7 +59,11 @@ Examples:
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=default_of(DumpOptions, "jobs"),
               show_default=True,
               help="Tables and key ranges of big tables read in parallel (one snapshot).")
-@click.option("--schema-only", is_flag=True, help="Record the schema, no rows.")
+@click.option("-s", "--schema-only", is_flag=True, help="Record the schema, no rows.")
+@click.option("-a", "--data-only", is_flag=True,
+              help="The rows without the engine's own schema definitions: the same as "
+              "--no-native-schema (the portable schema stays: the rows are read by it); "
+              "restore such an archive with restore -a into existing tables.")
 @click.option("--schema-version", metavar="LABEL", help="Your application's schema version.")
 @click.option("--hooks", metavar="FILE.py|MODULE",
               help="Python hooks; dump_table_filter(table) -> bool leaves tables out.")
@@ -67,6 +72,8 @@ Examples:
 @click.option("--storage-exclude", multiple=True, metavar="PATTERN",
               help="Leave out storage files matching this glob: '*.tmp' at any depth, "
               "'cache/**' by path (repeatable).")
+@click.option("--ignore-storage-exclude", is_flag=True,
+              help="Store every storage file: --storage-exclude patterns are not applied.")
 @click.option("--storages-basepath", metavar="DIR",
               help="Storages are named by their path relative to this (default: the current "
               "directory).")
@@ -91,15 +98,19 @@ Examples:
 @click.option("--dry-run", "--check", "dry_run", is_flag=True,
               help="Print what would be dumped (tables, storage files); write nothing.")
 @click.option("--print-plan", is_flag=True, help="Print the dump plan as JSON; write nothing.")
+@click.option("--print-script", is_flag=True,
+              help="Print a script that makes this dump (the options given); dump nothing.")
 @json_option("Print the result as JSON.")
 @progress_option
+@traceback_option
 def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ...], hooks: str | None,
          data_format: str, compress_level: int, chunk_rows: int | None, max_row_count: int | None,
          jobs: int, schema_only: bool, schema_version: str | None, storages: tuple[str, ...],
          storage_exclude: tuple[str, ...], storages_basepath: str | None, no_data: bool,
          no_storages: bool, file_columns: tuple[str, ...], kind: str, overwrite: bool,
          tolerate: bool, archive_mode: str, dry_run: bool, print_plan: bool, as_json: bool,
-         progress: bool | None, no_native_schema: bool) -> None:
+         progress: bool | None, no_native_schema: bool, data_only: bool,
+         ignore_storage_exclude: bool, print_script: bool) -> None:
     """Dump a database (any SQLAlchemy URL), and directories of files, into one archive.
 
     OUTPUT is a file name, a directory (the archive is named
@@ -114,10 +125,14 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
         compression_level=compress_level, chunk_rows=rows, schema_only=schema_only, jobs=jobs,
         schema_version=schema_version, hooks=hooks, storages=list(storages),
         storage_exclude=list(storage_exclude), storages_basepath=storages_basepath,
+        ignore_storage_exclude=ignore_storage_exclude,
         no_data=no_data, no_storages=no_storages, file_columns=list(file_columns),
         archive_mode=_parse_mode(archive_mode), tolerate=tolerate,
-        no_native_schema=no_native_schema,
+        no_native_schema=no_native_schema or data_only,
     )
+    if print_script:
+        _print_script(url, output, options)
+        return
     if dry_run or print_plan:
         plan = plan_dump(url, options)
         if as_json or print_plan:
@@ -126,6 +141,16 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
             _print_plan(plan, no_data)
         return
     _write(url, output, kind, options, overwrite=overwrite, as_json=as_json, progress=progress)
+
+
+def _print_script(url: str, output: str, options: DumpOptions) -> None:
+    """``--print-script``: the text of :func:`dbcrate.dump.script.make_script`, as it is (no
+    markup, no wrapping); nothing is dumped."""
+    # imported when asked for: only this option needs the script writer
+    from dbcrate.dump.script import make_script
+
+    script = make_script(url, output, options)
+    click.echo(script, nl=not script.endswith("\n"))
 
 
 def _parse_mode(text: str) -> int:
@@ -152,7 +177,8 @@ def _print_plan(plan: DumpPlan, no_data: bool) -> None:
                   f"task{'' if len(plan.tasks) == 1 else 's'}, {plan.jobs} at once)")
     for t in plan.tables:
         est = plan.estimated_rows.get(t.name)
-        out.print(f"  {t.name}  ~{est if est is not None else '?'} rows, {len(t.columns)} columns")
+        rows = "~? rows" if est is None else "~" + tables_text(est, "row")
+        out.print(f"  {t.name}  {rows}, {tables_text(len(t.columns), 'column')}")
         for s in t.skipped:
             out.print(f"    not carried: {s}")
     for st in plan.storages:

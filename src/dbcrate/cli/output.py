@@ -30,6 +30,7 @@ from rich.console import Console
 from rich.table import Table as RichTable
 
 from dbcrate.atomic import AutoName, write_failed
+from dbcrate.cli.spelling import as_flags
 from dbcrate.containers.kinds import CONTAINER_KINDS
 from dbcrate.dump.run import DumpResult, default_name
 from dbcrate.errors import OutputError
@@ -140,8 +141,9 @@ def print_dump_result(result: DumpResult, target: DumpTarget, as_json: bool, out
     taken = (f" ({auto.first.name} exists already: not replaced)"
              if auto is not None and auto.moved else "")
     console.print(
-        f"dumped {len(m.tables)} tables, {m.rows:,} rows ({human_bytes(m.size)} of data){stored} "
-        f"to {result.path}{taken} in {result.seconds:.1f}s", markup=False)
+        f"dumped {tables_text(len(m.tables))}, {tables_text(m.rows, 'row')} "
+        f"({human_bytes(m.size)} of data){stored} to {result.path}{taken} "
+        f"in {result.seconds:.1f}s", markup=False)
 
 
 #: what an interrupted restore says: what is committed stays, and the journal knows it
@@ -157,8 +159,8 @@ def print_restore_report(report: RestoreReport, dry_run: bool, out: Console) -> 
         table.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
     for t in report.tables:
         counts = [_describe_conflicts(t.conflicts)] if t.conflicts else []
-        notes = "; ".join(([t.error] if t.error else []) + (t.plan if dry_run else []) + counts
-                          + t.warnings)
+        notes = as_flags("; ".join(([t.error] if t.error else []) + (t.plan if dry_run else [])
+                                   + counts + t.warnings)) or ""
         style = "red" if t.status == "failed" else None
         table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes, style=style)
     out.print(table)
@@ -169,7 +171,7 @@ def print_restore_report(report: RestoreReport, dry_run: bool, out: Console) -> 
             if objects:
                 out.print(f"native schema, {label}: " + ", ".join(objects), markup=False)
     for w in report.warnings:
-        out.print(f"warning: {w}", markup=False)
+        out.print(f"warning: {as_flags(w)}", markup=False)
     if report.storages:
         st = report.storages
         if dry_run:
@@ -183,20 +185,24 @@ def print_restore_report(report: RestoreReport, dry_run: bool, out: Console) -> 
     failed = sum(1 for t in report.tables if t.status == "failed")
     checked = sum(1 for t in report.tables if t.status == "checked")
     if dry_run:
-        out.print(f"dry run: {_tables(len(report.tables))} would be restored into "
+        out.print(f"dry run: {tables_text(len(report.tables))} would be restored into "
                   f"{report.target}; nothing was changed")
     elif checked and not restored:
         differing = sum(report.differing.values())
-        out.print(f"checked {_tables(checked)} ({report.rows:,} rows) against {report.target}: "
-                  f"{differing:,} rows differ; nothing was written"
+        out.print(f"checked {tables_text(checked)} ({tables_text(report.rows, 'row')}) against "
+                  f"{report.target}: {tables_text(differing, 'row')} differ; nothing was written"
                   + (f"; {failed} failed" if failed else "") + f" in {report.seconds:.1f}s")
     else:
-        out.print(f"restored {_tables(restored)} ({report.rows:,} rows) into {report.target}"
+        out.print(f"restored {tables_text(restored)} ({tables_text(report.rows, 'row')}) into {report.target}"
                   + (f"; {failed} failed" if failed else "") + f" in {report.seconds:.1f}s")
 
 
-def _tables(n: int) -> str:
-    return f"{n} table" if n == 1 else f"{n} tables"
+def tables_text(n: int, noun: str = "table") -> str:
+    """``1 table``, ``2 tables``: a count with its noun in the right number (every count the
+    commands print goes through here)."""
+    if n == 1:
+        return f"{n:,} {noun}"
+    return f"{n:,} {noun}es" if noun.endswith(("s", "x", "ch", "sh")) else f"{n:,} {noun}s"
 
 
 def _describe_conflicts(counts: dict[str, Any]) -> str:

@@ -24,6 +24,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 CHUNK_ROWS_ALIAS = "--max-row-count"
 
 
+def traceback_option(f: F) -> F:
+    """``--traceback``: show the traceback of an error (for a bug report). Accepted before the
+    command (``dbcrate --traceback dump ...``) and after it; :func:`dbcrate.cli.app.main`
+    reads it from the arguments before click parses them, so that it holds for errors click
+    raises too."""
+    return click.option("--traceback", is_flag=True, expose_value=False,
+                        help="Show the traceback of an error (for a bug report).")(f)
+
+
 def progress_option(f: F) -> F:
     """``--progress/--no-progress`` (default: a bar when standard error is a terminal)."""
     return click.option("--progress/--no-progress", default=None,

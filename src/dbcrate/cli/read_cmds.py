@@ -11,7 +11,8 @@ import click
 from rich.table import Table as RichTable
 
 from dbcrate.cli.console import out
-from dbcrate.cli.params import json_option, progress_option
+from dbcrate.cli.output import tables_text
+from dbcrate.cli.params import json_option, progress_option, traceback_option
 from dbcrate.cli.progress import run, show_progress
 from dbcrate.compare import compare_with
 from dbcrate.connect import parse_url, public_url
@@ -41,6 +42,7 @@ Examples:
 @click.option("--against", metavar="URL",
               help="Compare with a database: does it have each table, do the columns match?")
 @json_option("Print the manifest summary as JSON.")
+@traceback_option
 def ls(archive: str, against: str | None, as_json: bool) -> None:
     """List an archive: tables, rows, bytes, when and from what it was made.
 
@@ -107,19 +109,19 @@ def _print_listing(name: str, archive: Archive) -> None:
                       f"{t.rows:,}", human_bytes(t.size), str(len(t.chunks)),
                       str(len(t.schema.columns)))
     out.print(table)
-    out.print(f"{len(m.tables)} tables, {m.rows:,} rows, {human_bytes(m.size)} of {m.data_format} "
-              "data")
+    out.print(f"{tables_text(len(m.tables))}, {tables_text(m.rows, 'row')}, "
+              f"{human_bytes(m.size)} of {m.data_format} data")
     failed = [t for t in m.tables if t.status != "ok"]
     if failed or not m.complete:
-        out.print(f"INCOMPLETE: {len(failed)} table(s) failed at dump time (--tolerate):",
+        out.print(f"INCOMPLETE: {tables_text(len(failed))} failed at dump time (--tolerate):",
                   markup=False)
         for t in failed:
             out.print(f"  {t.name}: {t.error or 'failed'}", markup=False)
     if m.native is not None:
-        kinds = ", ".join(f"{n} {k.lower()}" for k, n in sorted(m.native.kinds().items()))
+        kinds = ", ".join(tables_text(n, k.lower()) for k, n in sorted(m.native.kinds().items()))
         out.print(f"native schema ({m.native.engine} {m.native.server_version}"
                   f"{', ' + m.native.tool if m.native.tool else ''}): "
-                  f"{len(m.native.objects)} objects: {kinds}", markup=False)
+                  f"{tables_text(len(m.native.objects), 'object')}: {kinds}", markup=False)
     if m.storage:
         _print_storages(archive)
 
@@ -160,6 +162,7 @@ def _storage_summary(archive: Archive) -> dict[str, Any]:
 @click.argument("archive")
 @json_option("Print the result as JSON.")
 @progress_option
+@traceback_option
 def verify(archive: str, as_json: bool, progress: bool | None) -> None:
     """Check an archive without a database: every member's SHA-256, every chunk decoded
     with the schema and row count the manifest gives."""
@@ -177,7 +180,8 @@ def verify(archive: str, as_json: bool, progress: bool | None) -> None:
                                        "members": members, "rows": m.rows, "bytes": m.size,
                                        "storage_files": files}))
         else:
-            stored = f", {files:,} storage files" if m.storage else ""
-            out.print(f"ok: {archive}: {len(m.tables)} tables, {members} data members, "
-                      f"{m.rows:,} rows, {human_bytes(m.size)}{stored}: every checksum matches "
-                      "and every chunk decodes")
+            stored = f", {tables_text(files, 'storage file')}" if m.storage else ""
+            out.print(f"ok: {archive}: {tables_text(len(m.tables))}, "
+                      f"{tables_text(members, 'data member')}, {tables_text(m.rows, 'row')}, "
+                      f"{human_bytes(m.size)}{stored}: every checksum matches and every chunk "
+                      "decodes")

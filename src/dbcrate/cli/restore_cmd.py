@@ -13,7 +13,7 @@ import click
 
 from dbcrate.cli.console import out
 from dbcrate.cli.output import print_restore_report
-from dbcrate.cli.params import json_option, progress_option
+from dbcrate.cli.params import json_option, progress_option, traceback_option
 from dbcrate.cli.progress import run, show_progress
 from dbcrate.options import (
     ConflictPolicy,
@@ -32,6 +32,7 @@ Examples:
   dbcrate restore shop.crate mysql+pymysql://root@127.0.0.1/shop_copy
   dbcrate restore shop.crate sqlite:///copy.db -t 'order*'
   dbcrate restore shop.crate postgresql://postgres@127.0.0.1/shop --clean
+  dbcrate restore -C shop.crate postgresql://postgres@127.0.0.1/new_shop
   dbcrate restore shop.crate postgresql://postgres@127.0.0.1/shop --dry-run
   dbcrate restore shop.crate sqlite:///app.db --mode into-existing --clean
   dbcrate restore old.crate sqlite:///app.db --mode into-existing --migrations steps.toml
@@ -62,7 +63,7 @@ exclude_option = click.option("-T", "--exclude-table", "exclude", multiple=True,
 mode_option = click.option("--mode", **_choice("mode"),
                            help="recreate: drop/create from the archive's schema; into-existing: "
                            "keep the target's schema and load into it.")
-clean_option = click.option("--clean", is_flag=True,
+clean_option = click.option("-c", "--clean", is_flag=True,
                             help="recreate: drop and recreate existing tables; into-existing: "
                             "empty the selected tables first.")
 on_conflict_option = click.option("--on-conflict", **_choice("on_conflict"),
@@ -91,7 +92,11 @@ target_version_option = click.option("--target-schema-version", metavar="LABEL",
 @exclude_option
 @mode_option
 @clean_option
-@click.option("--data-only", is_flag=True, help="Load rows into existing tables (no DDL).")
+@click.option("-C", "--create", is_flag=True,
+              help="Create the target database first (PostgreSQL, MariaDB; SQLite creates its "
+              "file anyway); one that exists and holds tables is refused unless --clean.")
+@click.option("-a", "--data-only", is_flag=True,
+              help="Load rows into existing tables (no DDL): --mode into-existing.")
 @ddl_option
 @no_owner_option
 @no_privileges_option
@@ -99,13 +104,15 @@ target_version_option = click.option("--target-schema-version", metavar="LABEL",
 @click.option("--strict", is_flag=True,
               help="Any warning (an object not recreated, a default dropped ...) fails the "
               "restore (exit 16).")
-@click.option("--single-transaction", is_flag=True,
+@click.option("-1", "--single-transaction", is_flag=True,
               help="All or nothing (refused where the engine cannot roll DDL back).")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=default_of(RestoreOptions, "jobs"),
               show_default=True,
               help="Tables loaded and indexes built in parallel (SQLite: one at a time).")
-@click.option("--exit-on-error", is_flag=True, help="Stop at the first table that fails.")
-@click.option("--schema-only", is_flag=True, help="Create the tables, load no rows.")
+@click.option("-e", "--exit-on-error", is_flag=True,
+              help="Stop at the first table that fails: the tables not started are skipped "
+              "(else the restore goes on with the others and reports the failures).")
+@click.option("-s", "--schema-only", is_flag=True, help="Create the tables, load no rows.")
 @click.option("--hooks", metavar="FILE.py|MODULE", help="Python hooks (see docs/RESTORE.md).")
 @migrations_option
 @target_version_option
@@ -118,10 +125,14 @@ target_version_option = click.option("--target-schema-version", metavar="LABEL",
               "keep others), replace (each storage becomes exactly the archive's).")
 @click.option("--no-storages", is_flag=True, help="Do not restore storages.")
 @click.option("--no-data", is_flag=True, help="Restore the storages only (no tables).")
+@click.option("--accept-edits", is_flag=True,
+              help="python and directory kinds: restore data modules edited by hand (each is "
+              "re-hashed, still parsed as literals only) and list which changed.")
 @click.option("--dry-run", is_flag=True,
               help="Check everything (names, values, checksums) and print the plan; change nothing.")
 @json_option("Print the report as JSON.")
 @progress_option
+@traceback_option
 def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
             mode: RestoreMode, clean: bool, data_only: bool, on_conflict: ConflictPolicy,
             strict: bool, single_transaction: bool, jobs: int, exit_on_error: bool,
@@ -129,7 +140,7 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
             target_schema_version: str | None, resume: bool, storages_to: str | None,
             storages_policy: StoragesPolicy, no_storages: bool, no_data: bool, dry_run: bool,
             as_json: bool, progress: bool | None, ddl: DdlSource, no_owner: bool,
-            no_privileges: bool) -> None:
+            no_privileges: bool, create: bool, accept_edits: bool) -> None:
     """Restore an archive into a database (the same engine or another).
 
     Tables are created in foreign-key order and loaded one transaction each, then
@@ -144,6 +155,7 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
         migrations=migrations, target_schema_version=target_schema_version, resume=resume,
         storages_to=storages_to, storages_policy=storages_policy, no_storages=no_storages,
         no_data=no_data, ddl=ddl, no_owner=no_owner, no_privileges=no_privileges,
+        create=create, accept_edits=accept_edits,
     )
     restore_and_report(archive, url, options, as_json, progress)
 
@@ -162,6 +174,7 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
 @migrations_option
 @target_version_option
 @json_option("Print the plan as JSON.")
+@traceback_option
 def plan(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
          mode: RestoreMode, clean: bool, on_conflict: ConflictPolicy, migrations: str | None,
          target_schema_version: str | None, as_json: bool, ddl: DdlSource, no_owner: bool,

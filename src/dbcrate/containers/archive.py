@@ -21,29 +21,29 @@ module on the registry and the builder.
 
 from __future__ import annotations
 
-import os
 from typing import Literal, overload
 
 from dbcrate.containers.base import Archive as Archive
+from dbcrate.containers.base import ArchiveTarget, is_file_object
 from dbcrate.containers.kinds import get_kind
 from dbcrate.containers.writers import ArchiveBuilder
 from dbcrate.errors import UsageError
 
 
 @overload
-def open_archive(path: str | os.PathLike[str], mode: Literal["r"] = "r", *,
-                 kind: str | None = None) -> Archive: ...
+def open_archive(path: ArchiveTarget, mode: Literal["r"] = "r", *,
+                 kind: str | None = None, accept_edits: bool = False) -> Archive: ...
 
 
 @overload
-def open_archive(path: str | os.PathLike[str], mode: Literal["w"], *, kind: str | None = None,
+def open_archive(path: ArchiveTarget, mode: Literal["w"], *, kind: str | None = None,
                  format: str | None = None, max_row_count: int | None = None,
                  overwrite: bool = False) -> ArchiveBuilder: ...
 
 
-def open_archive(path: str | os.PathLike[str], mode: str = "r", *, kind: str | None = None,
+def open_archive(path: ArchiveTarget, mode: str = "r", *, kind: str | None = None,
                  format: str | None = None, max_row_count: int | None = None,
-                 overwrite: bool = False) -> Archive | ArchiveBuilder:
+                 overwrite: bool = False, accept_edits: bool = False) -> Archive | ArchiveBuilder:
     """Open an archive of any container kind.
 
     ``mode="r"`` (default): read; the kind is detected unless ``kind`` names it (``"-"`` reads
@@ -55,16 +55,31 @@ def open_archive(path: str | os.PathLike[str], mode: str = "r", *, kind: str | N
         with dbcrate.open_archive("out.sqlite", "w", kind="sqlite") as out:
             out.add_table(table_schema, batches)
 
-    :raises UsageError: an unknown mode or kind (naming the choices).
+    ``path`` may also be an open binary file object, for the tar kind only: readable for
+    ``"r"`` (read from its position to its end and spooled to a private temp file, so the
+    checks are those of a file), writable for ``"w"`` (written sequentially: a pipe will do).
+    dbcrate never closes it; after a failed write it holds a tar without a manifest.
+
+    ``accept_edits=True`` (``"r"``, python and directory kinds): data members edited after the
+    dump are re-hashed and accepted instead of refused; ``archive.edited`` lists them
+    (docs/CONTAINERS.md, "Edited dumps").
+
+    :raises UsageError: an unknown mode or kind (naming the choices); a file object with a
+        kind other than tar; ``accept_edits`` with another kind or mode.
     :raises NotAnArchive: (reading) the path is no archive of any kind.
     """
+    if is_file_object(path) and (kind or "tar") != "tar":
+        raise UsageError(f"the {kind} kind is not read or written through a file object",
+                         hint="give a path for the directory, sqlite and python kinds; a file "
+                         "object holds the tar kind")
     if mode == "r":
         if format is not None or max_row_count is not None or overwrite:
             raise UsageError("format, max_row_count and overwrite apply to mode='w'")
-        if kind is None:
-            return Archive(path)
-        return get_kind(kind).reader(path)
+        reader = Archive if kind is None else get_kind(kind).reader
+        return reader(path, accept_edits=accept_edits) if accept_edits else reader(path)
     if mode == "w":
+        if accept_edits:
+            raise UsageError("accept_edits applies to mode='r'")
         return ArchiveBuilder(path, kind=kind or "tar", data_format=format,
                               max_row_count=max_row_count, overwrite=overwrite)
     raise UsageError(f"unknown archive mode {mode!r}", hint="modes: 'r' (read), 'w' (write)")

@@ -22,7 +22,7 @@ import hashlib
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, ClassVar
 
@@ -40,6 +40,24 @@ from dbcrate.model.manifest import (
 )
 from dbcrate.progress import Event
 
+#: where an archive is: a path (``"-"``: standard input or output), or for the tar kind an
+#: open binary file object, which dbcrate reads or writes but never closes
+ArchiveTarget = str | os.PathLike[str] | IO[bytes]
+
+
+def is_file_object(target: object) -> bool:
+    """``target`` is an open file object rather than a path (``str``, ``os.PathLike``)."""
+    return (not isinstance(target, str | os.PathLike)
+            and (hasattr(target, "read") or hasattr(target, "write")))
+
+
+def file_object_name(target: object) -> str:
+    """How messages name an archive given as a file object: its ``name`` when that is a path
+    (a file opened with ``open``), else a description of it."""
+    name = getattr(target, "name", None)
+    return str(name) if isinstance(name, str) and name else f"the file object {type(target).__name__}"
+
+
 #: the marker member (docs/FORMAT.md): format name and version, read before anything else
 MARKER = "dbcrate-archive.json"
 MANIFEST = "manifest.json"
@@ -50,10 +68,10 @@ MAX_MARKER_BYTES = 4096
 #: how ``Archive(path)`` finds the reader of ``path``'s kind. Set by the registry
 #: (:func:`dbcrate.containers.kinds.reader_class`) when it is imported - ``import dbcrate``
 #: imports it - so that this module depends on no kind.
-_reader_lookup: Callable[[str | os.PathLike[str]], type[Archive]] | None = None
+_reader_lookup: Callable[[ArchiveTarget], type[Archive]] | None = None
 
 
-def set_reader_lookup(lookup: Callable[[str | os.PathLike[str]], type[Archive]]) -> None:
+def set_reader_lookup(lookup: Callable[[ArchiveTarget], type[Archive]]) -> None:
     """Install how ``Archive(path)`` detects the kind (the registry calls this once)."""
     global _reader_lookup
     _reader_lookup = lookup
@@ -122,8 +140,11 @@ class Archive:
     kind: ClassVar[str] = ""
     path: str
     manifest: Manifest
+    #: data members edited after the dump and accepted (opened with ``accept_edits=True``,
+    #: python and directory kinds); the manifest describes them as they are now
+    edited: Sequence[EditedChunk] = ()
 
-    def __new__(cls, path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> Archive:
+    def __new__(cls, path: ArchiveTarget, *args: Any, **kwargs: Any) -> Archive:
         if cls is Archive:
             if _reader_lookup is None:  # only when dbcrate.containers.kinds was never imported
                 raise RuntimeError("Archive(path) needs the kinds registry: import dbcrate first")
@@ -210,6 +231,52 @@ class Archive:
         self.close()
 
 
+@dataclass(frozen=True)
+class EditedChunk:
+    """A data member changed after the dump and accepted (``accept_edits``): the manifest's
+    record of it (``before``) and what the member holds now (``after``: its rows, size and
+    SHA-256, which the open archive's manifest now carries)."""
+
+    table: str
+    before: Chunk
+    after: Chunk
+
+    @property
+    def member(self) -> str:
+        return self.after.member
+
+    def describe(self) -> str:
+        """The warning a restore shows for it."""
+        rows = ("" if self.after.rows == self.before.rows else
+                f"; {self.after.rows:,} rows, the dump had {self.before.rows:,}")
+        return (f"edited by hand: {self.member} (table {self.table}): accepted "
+                f"(--accept-edits){rows}")
+
+
+def refuse_edits(kind: str, display: str) -> None:
+    """``accept_edits`` asked of a kind whose members are not meant to be edited.
+
+    :raises UsageError: always.
+    """
+    raise UsageError(f"{display} is a {kind} archive; accepting edited data members applies "
+                     "to the python and directory kinds only",
+                     hint="convert the archive with --as python (or --as directory with a text "
+                     "format such as jsonl), edit that, and restore it with --accept-edits")
+
+
+def accept_edit(entry: TableEntry, index: int, after: Chunk) -> EditedChunk:
+    """Put ``after`` in place of chunk ``index`` of ``entry`` (the open archive's manifest then
+    describes the edited member: its rows, size and SHA-256) and return the record of it."""
+    before = entry.chunks[index]
+    entry.chunks[index] = after
+    return EditedChunk(entry.name, before, after)
+
+
+#: an edited data member larger than this is refused (the dump's members are bounded by the
+#: chunk size; a hand edit does not make one many times bigger)
+MAX_EDITED_BYTES = 512 * 1024 * 1024
+
+
 @dataclass
 class VerifyReport:
     path: str
@@ -288,7 +355,7 @@ class ContainerWriter:
     #: what the manifest's ``data_format`` says for this output
     data_format: str
 
-    def __init__(self, path: str | os.PathLike[str], *, data_format: str | None = None,
+    def __init__(self, path: ArchiveTarget, *, data_format: str | None = None,
                  mtime: float | None = None, overwrite: bool = False, format_version: int = 1,
                  compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
         raise NotImplementedError

@@ -33,13 +33,16 @@ from dbcrate.containers.base import (
     MANIFEST,
     MANIFEST_DIGEST,
     MARKER,
+    MAX_EDITED_BYTES,
     MAX_MARKER_BYTES,
+    ArchiveTarget,
     ContainerWriter,
     HashingSink,
     arrow_schema,
     check_marker,
     checked_manifest,
     encode_batches,
+    is_file_object,
 )
 from dbcrate.containers.members import MemberArchive, MemberReader
 from dbcrate.containers.tar import COPY_BUFFER, MAX_MEMBERS, RangeStream
@@ -274,9 +277,10 @@ class DirectoryReader:
     exactly the listed members with their sizes (see the module docstring).
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], accept_edits: bool = False) -> None:
         self.path = str(path)
         self.display = self.path
+        self._accept_edits = accept_edits
         self._dir = open_confined(path, self.display, self._open)
 
     def _open(self, directory: ConfinedDirectory) -> None:
@@ -302,6 +306,9 @@ class DirectoryReader:
             self._dir.read_bytes(MANIFEST_DIGEST, files[MANIFEST_DIGEST]),
             self.display, self.marker_version)
         listed = manifest_members(self.manifest)
+        if self._accept_edits:  # a data member may have been edited: its size is what it is
+            for chunk in (c for t in self.manifest.tables for c in t.chunks):
+                listed[chunk.member] = edited_size(self.display, chunk, files)
         expected = {MARKER: files[MARKER], **listed, MANIFEST: files[MANIFEST],
                     MANIFEST_DIGEST: files[MANIFEST_DIGEST]}
         check_listing(self.display, files, dirs, expected)
@@ -324,13 +331,32 @@ class DirectoryReader:
         self._dir.close()
 
 
+def edited_size(display: str, chunk: Chunk, files: dict[str, int]) -> int:
+    """The size of the data member of ``chunk`` as it is now (its manifest size when missing:
+    the listing check then says so), for ``accept_edits``.
+
+    :raises ArchiveCorrupt: larger than :data:`~dbcrate.containers.base.MAX_EDITED_BYTES`.
+    """
+    size = files.get(chunk.member, chunk.size)
+    if size != chunk.size and size > MAX_EDITED_BYTES:
+        raise ArchiveCorrupt(f"{display}: the edited member {chunk.member} has {size:,} bytes, "
+                             f"more than an edited member may have ({MAX_EDITED_BYTES:,})",
+                             member=chunk.member)
+    return size
+
+
 class DirectoryArchive(MemberArchive):
-    """The ``directory`` kind, read (see the module docstring)."""
+    """The ``directory`` kind, read (see the module docstring); with ``accept_edits`` a data
+    member edited after the dump is accepted (:class:`MemberArchive`)."""
 
     kind = "directory"
+    edits_allowed = True
 
-    def _open(self, path: str | os.PathLike[str]) -> MemberReader:
-        return DirectoryReader(path)
+    def _open(self, path: ArchiveTarget, accept_edits: bool) -> MemberReader:
+        if is_file_object(path):
+            raise UsageError("a dump directory is read from its path, not from a file object",
+                             hint="give the directory's path")
+        return DirectoryReader(cast("str | os.PathLike[str]", path), accept_edits)
 
 
 class DirectoryWriter(ContainerWriter):

@@ -19,8 +19,17 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
-from dbcrate.containers.base import MANIFEST, MARKER, Archive, ContainerWriter, set_reader_lookup
+from dbcrate.containers.base import (
+    MANIFEST,
+    MARKER,
+    Archive,
+    ArchiveTarget,
+    ContainerWriter,
+    is_file_object,
+    set_reader_lookup,
+)
 from dbcrate.containers.directory import DirectoryArchive, DirectoryWriter
 from dbcrate.containers.members import TarArchive
 from dbcrate.containers.python import LAUNCHER, PythonArchive, PythonWriter
@@ -84,15 +93,15 @@ def get_kind(name: str) -> ContainerKind:
                          hint=f"kinds: {', '.join(CONTAINER_KINDS)}") from None
 
 
-def detect_kind(path: str | os.PathLike[str]) -> str:
-    """The kind of the archive at ``path`` (see the module docstring); ``"-"`` is a tar
-    stream.
+def detect_kind(path: ArchiveTarget) -> str:
+    """The kind of the archive at ``path`` (see the module docstring); ``"-"`` and a file
+    object are tar streams.
 
     :raises NotAnArchive: a directory that is no dump of either directory kind.
     """
-    if str(path) == "-":
+    if is_file_object(path) or str(path) == "-":
         return "tar"
-    p = Path(path)
+    p = Path(cast("str | os.PathLike[str]", path))
     if p.is_dir():
         if (p / MARKER).is_file():
             return "directory"
@@ -108,7 +117,7 @@ def detect_kind(path: str | os.PathLike[str]) -> str:
     return "tar"
 
 
-def reader_class(path: str | os.PathLike[str]) -> type[Archive]:
+def reader_class(path: ArchiveTarget) -> type[Archive]:
     """The :class:`~dbcrate.containers.base.Archive` subclass that reads ``path``."""
     return CONTAINER_KINDS[detect_kind(path)].reader
 

@@ -7,14 +7,23 @@ encoded in a data format, found by name in a container that :class:`MemberReader
 
 from __future__ import annotations
 
-import os
+import hashlib
 from collections.abc import Iterator, Mapping
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, ClassVar, Protocol
 
 import pyarrow as pa
 
-from dbcrate.containers.base import Archive, arrow_schema
-from dbcrate.containers.tar import ArchiveReader
+from dbcrate.containers.base import (
+    Archive,
+    ArchiveTarget,
+    EditedChunk,
+    accept_edit,
+    arrow_schema,
+    file_object_name,
+    is_file_object,
+    refuse_edits,
+)
+from dbcrate.containers.tar import COPY_BUFFER, ArchiveReader
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
 from dbcrate.formats.budget import check_parquet
 from dbcrate.formats.registry import FORMATS, DataFormat, get_format
@@ -58,23 +67,68 @@ class MemberArchive(Archive):
 
     _reader: MemberReader
     format: DataFormat
+    #: data members may be edited and accepted (``accept_edits``): the directory kind
+    edits_allowed: ClassVar[bool] = False
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = str(path)
-        self._reader = self._open(path)
+    def __init__(self, path: ArchiveTarget, *, accept_edits: bool = False) -> None:
+        """Open and check the archive at ``path`` (the tar kind: also a file object).
+
+        :param accept_edits: (directory kind) a data member whose bytes differ from the
+            manifest is decoded (with the data format's reader, never run), re-hashed and
+            accepted: :attr:`edited` lists it and the manifest describes it as it is now.
+        :raises UsageError: ``accept_edits`` for the tar kind.
+        """
+        self.path = self._display(path)
+        if accept_edits and not self.edits_allowed:
+            refuse_edits(self.kind, self.path)
+        self._reader = self._open(path, accept_edits)
         self.manifest = self._reader.manifest
+        self.edited = []
         try:
             self.format = get_format(self.manifest.data_format)  # loads plugin formats too
+            if accept_edits:
+                self.edited = self._accept_edits()
         except UsageError:
             self._reader.close()
             raise NotAnArchive(
                 f"{self.path}: data format {self.manifest.data_format!r} is not known here",
                 hint=f"known formats: {', '.join(sorted(FORMATS))}; a plugin may provide it",
             ) from None
+        except BaseException:
+            self._reader.close()
+            raise
 
-    def _open(self, path: str | os.PathLike[str]) -> MemberReader:
-        """Open and check the container (marker, manifest, member list)."""
+    @staticmethod
+    def _display(path: ArchiveTarget) -> str:
+        return file_object_name(path) if is_file_object(path) else str(path)
+
+    def _open(self, path: ArchiveTarget, accept_edits: bool) -> MemberReader:
+        """Open and check the container (marker, manifest, member list); with
+        ``accept_edits`` data members may have other sizes than the manifest says."""
         raise NotImplementedError
+
+    def _accept_edits(self) -> list[EditedChunk]:
+        """Re-hash every data member; each one that differs from its manifest record is
+        decoded in full (its schema checked, its rows counted) and accepted."""
+        edited = []
+        for entry in self.tables:
+            for index, chunk in enumerate(entry.chunks):
+                size = self._reader.members[chunk.member].size
+                sha = hashlib.sha256()
+                with self._reader.member_stream(chunk.member) as stream:
+                    while block := stream.read(COPY_BUFFER):
+                        sha.update(block)
+                if size == chunk.size and sha.hexdigest() == chunk.sha256:
+                    continue
+                rows = 0
+                try:
+                    for batch in self._decoded(entry, chunk.member):
+                        rows += batch.num_rows
+                except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
+                    raise self._undecodable(entry, chunk.member, exc) from None
+                after = Chunk(chunk.member, rows, size, sha.hexdigest())
+                edited.append(accept_edit(entry, index, after))
+        return edited
 
     @property
     def reader(self) -> MemberReader:
@@ -108,40 +162,50 @@ class MemberArchive(Archive):
     ) -> Iterator[pa.RecordBatch]:
         if verify:
             self.check_chunk(chunk)
-        expected = arrow_schema(entry)
         rows = 0
         try:
-            with self._open_for_format(chunk.member) as source:
-                for batch in self.format.read(source, expected):
-                    for column in batch.columns:  # invalid UTF-8 in a string column
-                        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
-                            column.validate(full=True)
-                    # (not the whole batch: time64 86,400,000,000 - PostgreSQL's 24:00:00 - is
-                    # outside Arrow's range of a time of day, and the format allows it)
-                    if not batch.schema.equals(expected):
-                        raise ArchiveCorrupt(
-                            f"{self.path}: member {chunk.member} (table {entry.name}) does not "
-                            "have the schema the manifest gives",
-                            member=chunk.member,
-                        )
-                    rows += batch.num_rows
-                    if rows > chunk.rows:
-                        break
-                    yield batch
+            for batch in self._decoded(entry, chunk.member):
+                rows += batch.num_rows
+                if rows > chunk.rows:
+                    break
+                yield batch
         except ArchiveCorrupt:
             raise
         except (pa.ArrowException, OSError, ValueError, EOFError) as exc:
-            raise ArchiveCorrupt(
-                f"{self.path}: member {chunk.member} (table {entry.name}) cannot be decoded: {exc}",
-                member=chunk.member,
-                hint=getattr(exc, "hint", None),  # a text format's limit names its setting
-            ) from None
+            raise self._undecodable(entry, chunk.member, exc) from None
         if rows != chunk.rows:
             raise ArchiveCorrupt(
                 f"{self.path}: member {chunk.member} (table {entry.name}) holds {rows} rows, "
                 f"the manifest says {chunk.rows}",
                 member=chunk.member,
             )
+
+    def _decoded(self, entry: TableEntry, member: str) -> Iterator[pa.RecordBatch]:
+        """The member's rows decoded by the data format, each batch checked: valid UTF-8 in
+        string columns, exactly the entry's Arrow schema (raises :class:`ArchiveCorrupt`; the
+        format's own errors go through, for the caller to restate)."""
+        expected = arrow_schema(entry)
+        with self._open_for_format(member) as source:
+            for batch in self.format.read(source, expected):
+                for column in batch.columns:  # invalid UTF-8 in a string column
+                    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                        column.validate(full=True)
+                # (not the whole batch: time64 86,400,000,000 - PostgreSQL's 24:00:00 - is
+                # outside Arrow's range of a time of day, and the format allows it)
+                if not batch.schema.equals(expected):
+                    raise ArchiveCorrupt(
+                        f"{self.path}: member {member} (table {entry.name}) does not "
+                        "have the schema the manifest gives",
+                        member=member,
+                    )
+                yield batch
+
+    def _undecodable(self, entry: TableEntry, member: str, exc: Exception) -> ArchiveCorrupt:
+        return ArchiveCorrupt(
+            f"{self.path}: member {member} (table {entry.name}) cannot be decoded: {exc}",
+            member=member,
+            hint=getattr(exc, "hint", None),  # a text format's limit names its setting
+        )
 
     def _open_for_format(self, member: str) -> pa.NativeFile:
         """The member as the format reads it best: a file read by range on demand for a format
@@ -190,5 +254,5 @@ class TarArchive(MemberArchive):
 
     kind = "tar"
 
-    def _open(self, path: str | os.PathLike[str]) -> MemberReader:
+    def _open(self, path: ArchiveTarget, accept_edits: bool) -> MemberReader:
         return ArchiveReader(path)

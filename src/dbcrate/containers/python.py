@@ -55,11 +55,19 @@ from dbcrate.containers.base import (
     MANIFEST_DIGEST,
     Archive,
     ContainerWriter,
+    EditedChunk,
+    accept_edit,
     arrow_schema,
     checked_manifest,
+    is_file_object,
     row_kind_format,
 )
-from dbcrate.containers.directory import ConfinedDirectory, check_listing, open_confined
+from dbcrate.containers.directory import (
+    ConfinedDirectory,
+    check_listing,
+    edited_size,
+    open_confined,
+)
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL
 from dbcrate.formats.textvalues import codec_of
@@ -360,7 +368,8 @@ class ModuleReader:
             f"{self.where}: line {line}: {what}; a dbcrate data module holds only literal "
             "values (it is read as data and never run)",
             member=self.member,
-            hint="the data module was changed after the dump; restore from an untouched copy",
+            hint="the data module was changed after the dump: fix the edit (literal values "
+            "only, one row tuple per line) or restore from an untouched copy",
         )
 
     def _layout(self) -> tuple[int, int]:
@@ -438,8 +447,21 @@ class PythonArchive(Archive):
 
     kind = KIND
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, accept_edits: bool = False) -> None:
+        """Open and check the dump directory ``path``.
+
+        :param accept_edits: a data module whose bytes differ from the manifest (edited by
+            hand, Lino-style data migrations) is parsed in full - literals only, as always,
+            never run - re-hashed and accepted: :attr:`edited` lists it, and the manifest
+            describes it as it is now (its rows, size and SHA-256), so what is restored and
+            counted are the edited rows. Else such a module is refused as corrupt.
+        """
+        if is_file_object(path):
+            raise UsageError("a Python dump is read from its directory, not from a file object",
+                             hint="give the directory's path")
         self.path = str(path)
+        self._accept_edits = accept_edits
+        self.edited = []
         self._dir = open_confined(path, self.path, self._open)
 
     def _open(self, directory: ConfinedDirectory) -> None:
@@ -470,9 +492,26 @@ class PythonArchive(Archive):
             for chunk in entry.chunks:
                 if not chunk.member.endswith(".py"):
                     raise NotAnArchive(f"{self.path}: chunk {chunk.member} is not a Python module")
-                expected[chunk.member] = chunk.size
+                expected[chunk.member] = (edited_size(self.path, chunk, files)
+                                          if self._accept_edits else chunk.size)
                 self._entries[chunk.member] = entry
         check_listing(self.path, files, dirs, expected)
+        if self._accept_edits:
+            found = (self._accept(entry, index, chunk, files[chunk.member])
+                     for entry in self.manifest.tables for index, chunk in enumerate(entry.chunks))
+            self.edited = [e for e in found if e is not None]
+
+    def _accept(self, entry: TableEntry, index: int, chunk: Chunk,
+                size: int) -> EditedChunk | None:
+        """Chunk ``index`` of ``entry`` re-hashed; if it differs from the manifest, its rows
+        parsed (literals only) and counted, and the edit accepted (None: unchanged)."""
+        data = self._dir.read_bytes(chunk.member, size)
+        sha = hashlib.sha256(data).hexdigest()
+        if size == chunk.size and sha == chunk.sha256:
+            return None
+        where = f"{self.path}/{chunk.member}"
+        rows = sum(b.num_rows for b in _module_batches(data, entry, where, chunk.member))
+        return accept_edit(entry, index, Chunk(chunk.member, rows, size, sha))
 
     def _read(self, chunk: Chunk, verify: bool) -> bytes:
         data = self._dir.read_bytes(chunk.member, chunk.size)
@@ -489,13 +528,8 @@ class PythonArchive(Archive):
                       verify: bool = True) -> Iterator[pa.RecordBatch]:
         data = self._read(chunk, verify)  # the whole module: at most --max-row-count rows
         where = f"{self.path}/{chunk.member}"
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ArchiveCorrupt(f"{where} is not UTF-8 text: {exc}", member=chunk.member) from None
-        del data
         rows = 0
-        for batch in ModuleReader(text, arrow_schema(entry), where, chunk.member).batches():
+        for batch in _module_batches(data, entry, where, chunk.member):
             rows += batch.num_rows
             if rows > chunk.rows:
                 break
@@ -510,3 +544,14 @@ class PythonArchive(Archive):
 
     def close(self) -> None:
         self._dir.close()
+
+
+def _module_batches(data: bytes, entry: TableEntry, where: str,
+                    member: str) -> Iterator[pa.RecordBatch]:
+    """The rows of a data module's bytes (UTF-8, literals only: :class:`ModuleReader`)."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArchiveCorrupt(f"{where} is not UTF-8 text: {exc}", member=member) from None
+    del data
+    yield from ModuleReader(text, arrow_schema(entry), where, member).batches()

@@ -26,6 +26,7 @@ from dbcrate.containers.base import (
     arrow_schema,
     check_marker,
     checked_manifest,
+    refuse_edits,
 )
 from dbcrate.containers.sqlite import (
     APPLICATION_ID,
@@ -75,7 +76,9 @@ class SqliteArchive(Archive):
 
     kind = KIND
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, accept_edits: bool = False) -> None:
+        if accept_edits:
+            refuse_edits(self.kind, str(path))
         self.path = str(path)
         file = Path(path)
         if self.path == "-" or not file.is_file():

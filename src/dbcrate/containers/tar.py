@@ -37,9 +37,12 @@ from dbcrate.containers.base import (
     MANIFEST_DIGEST,
     MARKER,
     MAX_MARKER_BYTES,
+    ArchiveTarget,
     ContainerWriter,
     arrow_schema,
     encode_batches,
+    file_object_name,
+    is_file_object,
 )
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, get_format
@@ -88,7 +91,9 @@ class ArchiveWriter(ContainerWriter):
     final name. Chunks come either as Arrow batches (:meth:`write_chunk`, encoded in
     ``data_format``) or as members already encoded (:meth:`add_file`: the dump, convert).
 
-    :param path: the archive's final path, or ``"-"`` for standard output.
+    :param path: the archive's final path, ``"-"`` for standard output, or a writable binary
+        file object (written sequentially, so a pipe will do; never closed by dbcrate; after an
+        error it holds a cut-short tar without a manifest, which no reader accepts).
     :param mtime: the modification time recorded on every member (the dump's start time;
         default now).
     :param format_version: the version written in the marker; the manifest must say the same.
@@ -104,7 +109,7 @@ class ArchiveWriter(ContainerWriter):
     kind = "tar"
     member_based = True
 
-    def __init__(self, path: str | os.PathLike[str], mtime: float | None = None,
+    def __init__(self, path: ArchiveTarget, mtime: float | None = None,
                  format_version: int = BASE_FORMAT_VERSION, mode: int = 0o600, *,
                  data_format: str | None = None, overwrite: bool = False,
                  compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
@@ -124,7 +129,14 @@ class ArchiveWriter(ContainerWriter):
         self.auto = path if isinstance(path, AutoName) else None
         self._tmp: Path | None = None
         self._raw: BinaryIO
-        if str(path) == "-":
+        if is_file_object(path):
+            assert not isinstance(path, str | os.PathLike)
+            if not getattr(path, "writable", lambda: False)():
+                raise UsageError(f"{file_object_name(path)} is not open for writing",
+                                 hint="open the file in binary write mode ('wb')")
+            self._raw = path  # type: ignore[assignment]
+            tar_mode = "w|"
+        elif str(path) == "-":
             if sys.stdout.isatty():
                 raise UsageError(
                     "refusing to write a binary archive to a terminal",
@@ -133,7 +145,7 @@ class ArchiveWriter(ContainerWriter):
             self._raw = sys.stdout.buffer
             tar_mode = "w|"
         else:
-            self._raw = self._open_temp(path)
+            self._raw = self._open_temp(path)  # type: ignore[arg-type]
             tar_mode = "w:"
         self._closed = False
         try:
@@ -331,23 +343,31 @@ class ArchiveReader:
     exactly once with the recorded size; no unlisted or non-regular member exists. Contents are
     checked against their SHA-256 by :meth:`open_member` (``verify=True``) or :meth:`check_member`.
 
-    :param path: an archive file, or ``"-"`` to read standard input (spooled to a private temp
-        file first, because the manifest is at the end of the stream).
+    :param path: an archive file, ``"-"`` to read standard input, or a readable binary file
+        object (read from its position to its end, never closed). A stream is spooled to a
+        private temp file first, because the manifest is at its end; every check is then the
+        one a file gets.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = str(path)
+    def __init__(self, path: ArchiveTarget) -> None:
         self._spool: IO[bytes] | None = None
-        if self.path == "-":
+        stream = path if is_file_object(path) else sys.stdin.buffer if str(path) == "-" else None
+        if stream is not None:
+            self.path, self.display = (("-", "standard input") if stream is sys.stdin.buffer
+                                       else (file_object_name(path),) * 2)
             # a named (0600) temp file, deleted on close: members are read from it by name
             self._spool = tempfile.NamedTemporaryFile(prefix="dbcrate-stdin-")
-            shutil.copyfileobj(sys.stdin.buffer, self._spool, COPY_BUFFER)
+            try:
+                shutil.copyfileobj(stream, self._spool, COPY_BUFFER)  # type: ignore[arg-type]
+            except (OSError, ValueError) as exc:  # write-only, closed
+                self._spool.close()
+                raise NotAnArchive(f"cannot read {self.display}: {exc}") from None
             self._spool.flush()
             self._spool.seek(0)
             fileobj: IO[bytes] = self._spool
             self._map_path = self._spool.name
-            self.display = "standard input"
         else:
+            self.path = str(path)
             p = Path(self.path)
             self.display = self.path
             if p.is_dir():

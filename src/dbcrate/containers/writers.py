@@ -21,7 +21,13 @@ import pyarrow as pa
 
 from dbcrate import __version__
 from dbcrate.atomic import AutoName, check_parent, publish_noreplace, temp_name, write_failed
-from dbcrate.containers.base import ContainerWriter, arrow_schema
+from dbcrate.containers.base import (
+    ArchiveTarget,
+    ContainerWriter,
+    arrow_schema,
+    file_object_name,
+    is_file_object,
+)
 from dbcrate.containers.kinds import get_kind
 from dbcrate.errors import OutputError, UsageError
 from dbcrate.formats.registry import get_format
@@ -256,13 +262,13 @@ class ArchiveBuilder:
     :param source: what the manifest says the data came from (default: nothing).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, kind: str = "tar",
+    def __init__(self, path: ArchiveTarget, *, kind: str = "tar",
                  data_format: str | None = None, max_row_count: int | None = None,
                  overwrite: bool = False, source: Source | None = None,
                  schema_version: str | None = None) -> None:
         info = get_kind(kind)
         created = dt.datetime.now(dt.UTC)
-        self.path = str(path)
+        self.path = file_object_name(path) if is_file_object(path) else str(path)
         self.max_rows = max_row_count or info.default_max_rows
         if self.max_rows < 1:
             raise UsageError(f"max_row_count must be at least 1 (got {max_row_count})")

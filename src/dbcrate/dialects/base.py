@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -401,6 +401,12 @@ class Dialect:
         """Stream a table's rows (those in ``key_range`` if given) as record batches in the
         archive's encoding."""
         raise NotImplementedError
+
+    def interrupter(self, conn: Connection) -> Callable[[], None] | None:
+        """A function that cancels the statement running on ``conn`` when called from another
+        thread (a no-op between statements), obtained before the statement runs; None when
+        the engine has none (Ctrl-C then waits for the batch being read or written)."""
+        return None
 
     # ------------------------------------------------------------------ restore side
     def combined_index_ddl(self, elements: list[Any]) -> str | None:

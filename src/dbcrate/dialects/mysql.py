@@ -26,7 +26,7 @@ import os
 import re
 import tempfile
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
@@ -342,6 +342,21 @@ class MySQL(Dialect):
         finally:
             with contextlib.suppress(Exception):
                 cur.close()
+
+    def interrupter(self, conn: Connection) -> Callable[[], None] | None:
+        # KILL QUERY from a short connection of its own: the statement (a LOAD DATA, or the
+        # SELECT of PyMySQL or of this connection's mysqlclient reader) ends with error 1317
+        raw = _driver_connection(conn)
+        reader = self._readers.get(raw)
+        sessions = [int(raw.thread_id()), *([reader.session_id()] if reader is not None else [])]
+
+        def cancel() -> None:
+            with self.engine.connect() as killer:
+                for session in sessions:
+                    with contextlib.suppress(sa.exc.DBAPIError):  # that session ended already
+                        killer.exec_driver_sql(f"KILL QUERY {session}")
+
+        return cancel
 
     # ------------------------------------------------------------------ restore
     def combined_index_ddl(self, elements: list[Any]) -> str | None:

@@ -106,6 +106,10 @@ class FastReader:
         self._driver = driver
         self._conn = connection
 
+    def session_id(self) -> int:
+        """The server's id of this connection (what ``KILL QUERY`` names)."""
+        return int(self._conn.thread_id())
+
     @classmethod
     def open(cls, url: sa.URL, statements: Sequence[str]) -> FastReader | None:
         """Connect with the URL's credentials and run ``statements`` (the session settings and

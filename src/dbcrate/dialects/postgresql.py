@@ -8,11 +8,12 @@ Every value is carried exactly: floats print with ``extra_float_digits=3``, time
 
 from __future__ import annotations
 
+import functools
 import io
 import itertools
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -226,6 +227,11 @@ class PostgreSQL(Dialect):
         # Python file object does not).
         for block in _copy_out_blocks(raw, sql, CSV_BLOCK_BYTES):
             yield from convert(block)
+
+    def interrupter(self, conn: Connection) -> Callable[[], None] | None:
+        # libpq's cancel request on a connection of its own: the COPY ends with QueryCanceled
+        raw = conn.connection.driver_connection
+        return functools.partial(raw.cancel_safe, timeout=2.0) if raw is not None else None
 
     # ------------------------------------------------------------------ restore
     def prepare_restore_session(self, conn: Connection) -> None:

@@ -221,6 +221,12 @@ class SQLite(Dialect):
         finally:
             cur.close()
 
+    def interrupter(self, conn: Connection) -> Callable[[], None] | None:
+        # sqlite3_interrupt: the running statement ends with "interrupted"; ADBC's own
+        # connections (the dump's reader, the restore's staging) stop at the flag instead
+        raw = conn.connection.driver_connection
+        return raw.interrupt if raw is not None else None
+
     # ------------------------------------------------------------------ restore
     def prepare_restore_session(self, conn: Connection) -> None:
         # CREATE INDEX sorts with helper threads (off by default): 10-20% less time for the

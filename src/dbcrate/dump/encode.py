@@ -23,6 +23,7 @@ from dbcrate.dump.readahead import ReadAhead
 from dbcrate.dump.source import DRIVER_ERRORS, TOLERATED, db_error
 from dbcrate.errors import SourceValueError, driver_message
 from dbcrate.formats.registry import ChunkWriter
+from dbcrate.progress import Interrupts
 
 
 @dataclass
@@ -42,16 +43,19 @@ class Failed:
 
 
 def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
-                plan: DumpPlan) -> list[EncodedChunk]:
+                plan: DumpPlan, interrupts: Interrupts | None = None) -> list[EncodedChunk]:
     """Read one task's rows and encode them into chunk files (``fmt`` is the plan's data
     format). On any error the task's temp files are closed; a value the format cannot write
-    is a :class:`SourceValueError` naming the table."""
+    is a :class:`SourceValueError` naming the table. A stopped ``interrupts`` ends the task
+    at the next batch (:class:`~dbcrate.progress.Interrupted`)."""
     spooler = _Spooler(fmt, plan)
     rows_of = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range)
     try:
         ahead = ReadAhead(rows_of) if dialect.read_ahead else contextlib.nullcontext(rows_of)
         with ahead as batches:  # the next batch is read while this one encodes
             for batch in batches:
+                if interrupts is not None:
+                    interrupts.check()
                 spooler.add(batch)
         spooler.close_last()
     except SourceValueError as exc:  # a value the format cannot write: name the table
@@ -67,14 +71,18 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
 
 
 def tolerant_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
-                  plan: DumpPlan) -> list[EncodedChunk] | Failed:
+                  plan: DumpPlan, interrupts: Interrupts | None = None,
+                  ) -> list[EncodedChunk] | Failed:
     """:func:`encode_task` inside a savepoint: a table that cannot be read (no privilege, a
     value dbcrate cannot carry, a broken table) is reported instead of ending the dump, and the
-    savepoint keeps the snapshot's transaction usable for the next tables."""
+    savepoint keeps the snapshot's transaction usable for the next tables. A statement
+    cancelled by a stopped ``interrupts`` is no failed table: it is raised."""
     conn.exec_driver_sql("SAVEPOINT dbcrate_task")
     try:
-        chunks = encode_task(conn, dialect, task, fmt, plan)
+        chunks = encode_task(conn, dialect, task, fmt, plan, interrupts)
     except TOLERATED as exc:
+        if interrupts is not None and interrupts.stopped:
+            raise
         try:
             conn.exec_driver_sql("ROLLBACK TO SAVEPOINT dbcrate_task")
         except DRIVER_ERRORS as again:  # the connection itself is gone: that ends the dump

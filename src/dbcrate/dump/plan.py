@@ -26,7 +26,7 @@ from dbcrate.model.schema import Table
 from dbcrate.model.selection import select_tables
 from dbcrate.options import DumpOptions
 from dbcrate.restore.journal import JOURNAL_TABLE
-from dbcrate.storages.dump import StorageSpec, resolve_storages, survey
+from dbcrate.storages.dump import StorageSpec, resolve_storages, storage_patterns, survey
 from dbcrate.storages.file_check import parse_file_column
 from dbcrate.storages.index import FileColumn
 
@@ -180,7 +180,7 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
         chunk_bytes=options.chunk_bytes, batch_rows=options.batch_rows, jobs=jobs,
         schema_only=options.schema_only, tolerate=options.tolerate,
         storage=storage if storage is not None else storage_plan(options),
-        storage_exclude=tuple(options.storage_exclude),
+        storage_exclude=tuple(storage_patterns(options)),
     )
 
 
@@ -191,7 +191,7 @@ def offline_plan(url: str, options: DumpOptions, storage: StoragePlan | None = N
         source=offline_source(url), storages=storages, data_format=options.data_format,
         compression_level=options.compression_level, schema_only=options.schema_only,
         storage=storage if storage is not None else storage_plan(options),
-        storage_exclude=tuple(options.storage_exclude),
+        storage_exclude=tuple(storage_patterns(options)),
     )
 
 
@@ -201,7 +201,7 @@ def plan(url: str, options: DumpOptions | None = None) -> DumpPlan:
     sizes."""
     options = options or DumpOptions()
     storage = storage_plan(options)
-    surveyed = tuple(survey(list(storage.specs), options.storage_exclude))
+    surveyed = tuple(survey(list(storage.specs), storage_patterns(options)))
     if options.no_data:
         return offline_plan(url, options, storage, surveyed)
     with open_snapshot(url) as snapshot:

@@ -200,7 +200,8 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
     written = 0
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
-        futures = [executor.submit(snapshot.run, run_task, snapshot.dialect, task, fmt, planned)
+        futures = [executor.submit(snapshot.run, run_task, snapshot.dialect, task, fmt, planned,
+                                   snapshot.interrupts)
                    for task in planned.tasks]
         try:
             for task, future in zip(planned.tasks, futures):
@@ -215,7 +216,10 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                 written += _append_chunks(writer, entry, task, encoded, fmt.extension)
                 yield Event("data", entry.rows, estimate, f"Dump table {entry.name}",
                             entry.name, rows=entry.rows, bytes=written)
-        except BaseException:
+        except BaseException as exc:
+            # Ctrl-C (or a caller that gave up): the reads stop now, not at their tables' end
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+                snapshot.interrupts.stop(futures)
             _cancel(futures)
             raise
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from dbcrate.connect import open_engine
 from dbcrate.dialects import Dialect
 from dbcrate.errors import DatabaseError, DbcrateError, driver_message
+from dbcrate.progress import Interrupts
 
 T = TypeVar("T")
 
@@ -43,7 +44,8 @@ class Snapshot:
     """The source engine, its dialect, and the connections reading one snapshot.
 
     ``conn`` (the leader) is in the snapshot from the start; :meth:`share` adds workers.
-    :meth:`run` lends a free connection to a function, so that ``jobs`` threads read at once.
+    :meth:`run` lends a free connection to a function, so that ``jobs`` threads read at once;
+    ``interrupts`` can cancel what the connections lent run (Ctrl-C, :meth:`run`).
     """
 
     def __init__(self, engine: sa.Engine, dialect: Dialect, url: sa.URL,
@@ -56,6 +58,7 @@ class Snapshot:
         self._shared = False
         self._free: queue.Queue[sa.Connection] = queue.Queue()
         self._free.put(conn)
+        self.interrupts = Interrupts()
 
     def share(self, jobs: int) -> None:
         """Open ``jobs - 1`` worker connections in the leader's snapshot (once; later calls do
@@ -73,10 +76,12 @@ class Snapshot:
             self._free.put(conn)
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(conn, *args)`` on a connection no other thread is using."""
+        """``fn(conn, *args)`` on a connection no other thread is using; what it runs there
+        is cancelled by ``interrupts.stop()``."""
         conn = self._free.get()
         try:
-            return fn(conn, *args)
+            with self.interrupts.cancellable(self.dialect.interrupter(conn)):
+                return fn(conn, *args)
         finally:
             self._free.put(conn)
 

@@ -117,7 +117,7 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
     for scheduled in plan.tasks:
         totals[scheduled.phase] = totals.get(scheduled.phase, 0) + 1
     done = dict.fromkeys(totals, 0)
-    for node in graph.run(plan.settings.sessions):
+    for node in graph.run(plan.settings.sessions, ctx.runner.interrupts):
         phase, table = node.payload.phase, node.payload.task.table
         done[phase] += 1
         result = ctx.result(table)

@@ -46,7 +46,9 @@ def _source_batches(ctx: Execution, source: Source, chunk: Chunk) -> Iterator[pa
     """A chunk's rows as the target takes them: converted, cyclic key columns NULL."""
     tmap = ctx.plan.maps[source.name]
     nulled = ctx.plan.cyclic_columns.get(source.name, ())
-    for batch in batches(ctx.arch, source, chunk, verify=False):
+    # the stop flag between batches: a Ctrl-C stops the load at the next batch, whatever the
+    # table's size (the running statement itself is cancelled by the runner)
+    for batch in ctx.runner.interrupts.checked(batches(ctx.arch, source, chunk, verify=False)):
         batch = tmap.convert(batch)
         yield _null_columns(batch, nulled) if nulled else batch
 
@@ -83,12 +85,14 @@ def _append_chunks(ctx: Execution, source: Source) -> None:
         result.status = "restored"
         _finish_counts(result, counts, policy)
     except Exception as exc:
+        if runner.interrupts.stopped:  # a statement cancelled by Ctrl-C: not the table's fault
+            raise
         result.status = "failed"
         if runner.single:
             state = ROLLED_BACK_WITH_THE_REST
         elif result.rows and policy != "check":
             state = (f"{result.rows:,} rows of its earlier chunks stay committed; fix the cause "
-                     "and rerun with --resume to load the rest")
+                     "and restore again with resume=True to load the rest")
         else:
             state = "nothing of it was written: the table is unchanged"
         result.error = f"{failure_message(exc)}; {state}"
@@ -126,6 +130,8 @@ def _clean_and_load(ctx: Execution, todo: list[Source]) -> None:
             result.status, result.rows = "restored", loaded[source.name]
             _finish_counts(result, counts[source.name], policy)
     except Exception as exc:
+        if ctx.runner.interrupts.stopped:  # a statement cancelled by Ctrl-C: not the tables'
+            raise
         together = (f" (emptied and loaded together with {', '.join(s.name for s in todo)}, "
                     "which foreign keys link)" if len(todo) > 1 else "")
         state = (ROLLED_BACK_WITH_THE_REST if ctx.runner.single else

@@ -19,7 +19,7 @@ from dbcrate.dialects.reflection import quiet_reflection
 from dbcrate.errors import Incompatibility, NotPortable, TargetConflict, UnfinishedRestore, UsageError
 from dbcrate.model.native import NativeSchema
 from dbcrate.model.schema import dependency_order
-from dbcrate.options import RestoreOptions
+from dbcrate.options import RestoreOptions, choices_of
 from dbcrate.restore import journal
 from dbcrate.restore.conflicts import POLICIES
 from dbcrate.restore.ddl import build_tables
@@ -35,23 +35,28 @@ from dbcrate.restore.plan import NativeForeignKey, NativeStep, RestorePlan, Sett
 from dbcrate.restore.report import TableResult
 from dbcrate.restore.schedule import schedule_into_existing, schedule_recreate
 
+#: the problem of an archive table that into-existing mode finds no table for
+MISSING_TABLE = "the target has no such table (into-existing mode creates nothing)"
+
 
 def check_options(options: RestoreOptions) -> None:
     """Refuse option combinations that make no sense, before anything is opened."""
     if options.mode not in ("recreate", "into-existing"):
         raise UsageError(f"unknown restore mode {options.mode!r}",
-                         hint="modes: recreate, into-existing")
+                         hint="modes: " + ", ".join(choices_of(RestoreOptions, "mode")))
     if options.on_conflict not in POLICIES:
         raise UsageError(f"unknown conflict policy {options.on_conflict!r}",
                          hint="policies: " + ", ".join(POLICIES))
     if options.on_conflict == "check" and options.clean:
-        raise UsageError("--on-conflict check compares the archive with the target's rows; "
-                         "--clean would empty them first", hint="leave out --clean")
+        raise UsageError("on_conflict='check' compares the archive with the target's rows; "
+                         "clean=True would empty them first", hint="leave out clean=True")
     if options.schema_only and (options.data_only or options.mode == "into-existing"):
-        raise UsageError("--schema-only creates tables; it cannot be combined with --data-only")
+        raise UsageError("schema_only=True creates tables; it cannot be combined with "
+                         "data_only=True or mode='into-existing'",
+                         hint="leave out one of them")
     if options.on_conflict != "error" and not (options.data_only or options.mode == "into-existing"):
-        raise UsageError("--on-conflict applies when loading into existing tables",
-                         hint="add --mode into-existing")
+        raise UsageError("on_conflict applies when loading into existing tables",
+                         hint="add mode='into-existing'")
 
 
 def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, target: str,
@@ -63,7 +68,7 @@ def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, targe
         raise UsageError(
             f"{engine_name(dialect)} cannot roll back CREATE/DROP TABLE, so a recreating "
             "restore cannot be all-or-nothing",
-            hint="use --mode into-existing with --single-transaction (rows are "
+            hint="use mode='into-existing' with single_transaction=True (rows are "
             "transactional), or restore one transaction per table",
         )
     with dialect.engine.connect() as conn:
@@ -174,7 +179,9 @@ def _plan_recreate(common: dict[str, Any], settings: Settings, dialect: Dialect,
     sources: tuple[Source, ...] = common["sources"]
     names_wrong = dialect.name_problems([s.schema for s in sources])
     if names_wrong:
-        raise NotPortable(common["target"], names_wrong)
+        raise NotPortable(common["target"], names_wrong,
+                          hint="rename these tables or columns in the source, leave the tables "
+                          "out (exclude=[...]), or restore into an engine that can hold the names")
     if dialect.case_insensitive_tables:
         lowered = {p.lower() for p in present}
         existing = {s.name for s in sources if s.name.lower() in lowered}
@@ -227,8 +234,7 @@ def _map_tables(sources: tuple[Source, ...], dialect: Dialect, present: set[str]
         for source in sources:
             real = lookup.get(source.name.lower() if dialect.case_insensitive_tables else source.name)
             if real is None:
-                problems.append(Incompatibility(source.name, None, "the target has no such table "
-                                                "(into-existing mode creates nothing)"))
+                problems.append(Incompatibility(source.name, None, MISSING_TABLE))
                 continue
             existing = dialect.reflect(conn, real)
             tmap = plan_table(source.schema, existing,
@@ -238,13 +244,24 @@ def _map_tables(sources: tuple[Source, ...], dialect: Dialect, present: set[str]
             problems.extend(Incompatibility(source.name, None, why) for why in tmap.blocking)
             if options.on_conflict != "error" and not existing.primary_key:
                 problems.append(Incompatibility(
-                    source.name, None, f"--on-conflict {options.on_conflict} needs a primary key "
+                    source.name, None, f"on_conflict={options.on_conflict!r} needs a primary key "
                     "in the target table"))
         if dialect.reflect_in_snapshot:
             dialect.end_snapshot(conn)
     if problems:
-        raise NotPortable(target, problems)
+        raise NotPortable(target, problems, hint=_into_existing_hint(problems))
     return maps, narrow
+
+
+def _into_existing_hint(problems: list[Incompatibility]) -> str:
+    """What to do when into-existing mode cannot map the archive onto the target's tables:
+    the target's schema is the master, so the fix is in the target or the selection."""
+    if any(p.problem.startswith(MISSING_TABLE) for p in problems):
+        return ("into-existing mode creates no table: create the missing tables first (e.g. "
+                "with your application's migrations), leave them out (exclude=[...]), or "
+                "restore with mode='recreate'")
+    return ("make the target's tables match the archive (columns, types, keys), map the "
+            "archive with migrations=FILE.toml, or leave the tables out (exclude=[...])")
 
 
 def _cyclic_columns(sources: tuple[Source, ...], maps: dict[str, TableMap],
@@ -297,11 +314,11 @@ def describe_plan(plan: RestorePlan, results: dict[str, TableResult]) -> None:
             verb = "drop and recreate" if source.name in plan.replace else "create"
             if source.name in plan.resumed:
                 verb = "already restored (resume: skip)"
-            r.plan.append(f"{verb}; load {rows} rows" if not settings.schema_only else verb)
+            r.plan.append(f"{verb}; load {_rows(rows)}" if not settings.schema_only else verb)
         else:
             tmap = plan.maps[source.name]
             action = "empty, then load" if settings.clean else "append"
-            r.plan.append(f"{action} {rows} rows into existing {tmap.target.name!r} "
+            r.plan.append(f"{action} {_rows(rows)} into existing {tmap.target.name!r} "
                           f"(on conflict: {settings.on_conflict})")
             r.plan.append("columns: " + ", ".join(c.describe() for c in tmap.columns))
             if tmap.dropped:
@@ -322,7 +339,7 @@ def _native_lines(plan: RestorePlan, source: Source) -> list[str]:
         return ["already restored (resume: skip)"]
     lines = ["create from the archive's native schema (before the rows)"]
     if not plan.settings.schema_only:
-        lines.append(f"load {source.entry.rows} rows")
+        lines.append(f"load {_rows(source.entry.rows)}")
     built = [native.label(i) for scheduled in plan.tasks
              if isinstance(scheduled.task, NativeStep | NativeForeignKey)
              and scheduled.task.table == source.name
@@ -331,3 +348,6 @@ def _native_lines(plan: RestorePlan, source: Source) -> list[str]:
         lines.append("then: " + ", ".join(built))
     return lines
 
+
+def _rows(n: int) -> str:
+    return f"{n} row" if n == 1 else f"{n} rows"

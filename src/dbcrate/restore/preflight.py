@@ -147,12 +147,14 @@ def probe_policies(plan: RestorePlan, dialect: Dialect) -> None:
                 probe_policy(conn, dialect, tmap.load_schema(), plan.settings.on_conflict)
             except sa.exc.DBAPIError as exc:
                 problems.append(Incompatibility(
-                    source.name, None, f"--on-conflict {plan.settings.on_conflict} cannot run on the "
-                    f"target table: {driver_message(exc)}"))
+                    source.name, None, f"on_conflict={plan.settings.on_conflict!r} cannot run "
+                    f"on the target table: {driver_message(exc)}"))
             finally:
                 rollback(conn)
     if problems:
-        raise NotPortable(plan.target, problems)
+        raise NotPortable(plan.target, problems,
+                          hint="choose another on_conflict policy for these tables, or leave "
+                          "them out (exclude=[...])")
 
 
 def _four_byte_problems(batch: pa.RecordBatch, columns: frozenset[str]) -> list[tuple[str, str, Any]]:

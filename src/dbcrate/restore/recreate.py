@@ -62,8 +62,9 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         fresh = created or (bool(source.entry.chunks) and dialect.make_fresh(conn, source.name))
         if not plan.settings.schema_only:
             # one load for the whole table (one COPY, one staging file ...)
-            rows = dialect.load(conn, source.schema, itertools.chain.from_iterable(
-                batches(ctx.arch, source, chunk, verify=False) for chunk in source.entry.chunks),
+            rows = dialect.load(conn, source.schema, runner.interrupts.checked(
+                itertools.chain.from_iterable(batches(ctx.arch, source, chunk, verify=False)
+                                              for chunk in source.entry.chunks)),
                 fresh=fresh)
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
         return rows
@@ -73,6 +74,8 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         result.status = "restored"
         ctx.loaded.add(source.name)
     except Exception as exc:
+        if runner.interrupts.stopped:  # Ctrl-C cancelled the load: the journal says the rest
+            raise
         if created and not dialect.transactional_ddl and not runner.single:
             _remove_half_made(ctx, source.name)
         result.status, result.rows = "failed", 0

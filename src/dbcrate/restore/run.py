@@ -34,7 +34,7 @@ import time
 from collections.abc import Generator
 from typing import Any
 
-from dbcrate.connect import discard_if_empty, new_sqlite_file, open_engine, public_url
+from dbcrate.connect import create_database, discard_if_empty, new_sqlite_file, open_engine, public_url
 from dbcrate.containers.archive import Archive
 from dbcrate.errors import UsageError
 from dbcrate.hooks import load_hooks
@@ -69,7 +69,7 @@ def iter_restore(
     check_options(options)
     started = time.monotonic()
     own = not isinstance(archive, Archive)
-    arch = Archive(archive) if not isinstance(archive, Archive) else archive
+    arch = _opened(archive, options)
     try:
         report = yield from _restore_with_storages(arch, url, options)
     finally:
@@ -77,6 +77,19 @@ def iter_restore(
             arch.close()
     report.seconds = time.monotonic() - started
     return report
+
+
+def _opened(archive: Any, options: RestoreOptions) -> Archive:
+    """The archive to restore: ``archive`` itself when it is open already, else opened here
+    (re-hashing edited members with ``accept_edits``, which an open archive cannot take)."""
+    if not isinstance(archive, Archive):
+        if options.accept_edits:
+            return Archive(archive, accept_edits=True)
+        return Archive(archive)
+    if options.accept_edits:
+        raise UsageError("accept_edits=True reads the archive anew: it cannot take one that "
+                         "is open already", hint="pass the archive's path")
+    return archive
 
 
 def _restore_with_storages(arch: Archive, url: str,
@@ -87,8 +100,8 @@ def _restore_with_storages(arch: Archive, url: str,
     reader = storage_restore.reader_of(arch) if storage is not None else None
     wanted = storage is not None and options.storages_to is not None and not options.no_storages
     if options.no_data and not wanted:
-        raise UsageError("--no-data restores only the storages, and there are none to restore",
-                         hint="give --storages-to DIR" if storage is not None else
+        raise UsageError("no_data=True restores only the storages, and there are none to "
+                         "restore", hint="give storages_to=DIR" if storage is not None else
                          "this archive holds no storages")
     planned = None
     if wanted:
@@ -99,13 +112,14 @@ def _restore_with_storages(arch: Archive, url: str,
         report = RestoreReport("", [], mode=options.mode)
     else:
         report = yield from _restore(arch, url, options)
+    report.warnings.extend(e.describe() for e in arch.edited)  # nothing silent
     if storage is None:
         return report
     if not wanted:
         if not options.no_storages:
             report.warnings.append(
                 f"the archive holds {storage.files:,} storage files; they were not restored "
-                "(give --storages-to DIR to restore them)")
+                "(give storages_to=DIR to restore them)")
         return report
     assert planned is not None and reader is not None
     if not options.dry_run and (report.ok or not options.exit_on_error):
@@ -144,6 +158,8 @@ def check_files(arch: Archive, storage: StorageManifest) -> dict[str, Any]:
 
 
 def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
+    if options.create:  # before anything connects to it (SQLite: the file is made below)
+        create_database(url, clean=options.clean, dry_run=options.dry_run)
     created = new_sqlite_file(url)
     try:
         return (yield from _restore_tables(arch, url, options))
@@ -167,7 +183,8 @@ def _restore_tables(arch: Archive, url: str,
         describe_plan(plan, ctx.results)
         if plan.mode == "into-existing" and plan.settings.on_conflict != "error":
             probe_policies(plan, dialect)
-        yield Event("plan", 0, len(plan.sources), f"{len(plan.sources)} tables to restore")
+        n = len(plan.sources)
+        yield Event("plan", 0, n, f"{n} {'table' if n == 1 else 'tables'} to restore")
         yield from preflight(arch, plan, dialect)
         _not_recreated(plan, ctx)
         if plan.settings.dry_run:
@@ -210,7 +227,7 @@ def plan(
     ``dry_run`` for the value checks)."""
     options = options or RestoreOptions()
     check_options(options)
-    arch = archive if isinstance(archive, Archive) else Archive(archive)
+    arch = _opened(archive, options)
     created = new_sqlite_file(url)
     engine, dialect, parsed = open_engine(url)
     try:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from dbcrate.containers.archive import Archive
 from dbcrate.dialects import Dialect
 from dbcrate.hooks import Hooks
+from dbcrate.progress import Interrupts
 from dbcrate.restore import journal
 from dbcrate.restore.plan import RestorePlan
 from dbcrate.restore.report import RestoreReport, TableResult
@@ -46,13 +47,15 @@ def session_fk_off(conn: Connection, dialect: Dialect) -> None:
 
 class Runner:
     """Where statements run: a fresh connection and transaction per unit of work, or - for
-    ``single_transaction`` - one shared connection inside one transaction."""
+    ``single_transaction`` - one shared connection inside one transaction. What a unit runs
+    is cancelled by ``interrupts.stop()`` (Ctrl-C)."""
 
     def __init__(self, dialect: Dialect, single: bool, archive_id: str = "") -> None:
         self.dialect = dialect
         self.single = single
         self.archive_id = archive_id
         self.shared: Connection | None = None
+        self.interrupts = Interrupts()
 
     def record(self, conn: Connection, table: str, chunk: int, rows: int) -> None:
         """Journal what ``conn``'s transaction commits (nothing with one transaction)."""
@@ -68,19 +71,28 @@ class Runner:
                 self.shared.exec_driver_sql("SET CONSTRAINTS ALL DEFERRED")
 
     def unit(self, fn: Callable[[Connection], Any]) -> Any:
-        """Run ``fn(conn)`` in a transaction (its own, or the shared one)."""
+        """Run ``fn(conn)`` in a transaction (its own, or the shared one). A unit stopped by
+        ``interrupts`` drops its connection instead of rolling back: the server rolls the
+        transaction back on its own, where a ROLLBACK would wait for it (InnoDB undoes a big
+        load row by row)."""
         if self.shared is not None:
-            return fn(self.shared)
+            with self.interrupts.cancellable(self.dialect.interrupter(self.shared)):
+                return fn(self.shared)
         with self.dialect.engine.connect() as conn:
             self.dialect.prepare_restore_session(conn)
             session_fk_off(conn, self.dialect)
             begin(conn, self.dialect)
             try:
-                value = fn(conn)
+                with self.interrupts.cancellable(self.dialect.interrupter(conn)):
+                    value = fn(conn)
                 conn.exec_driver_sql("COMMIT")
                 return value
             except BaseException:
-                rollback(conn)
+                if self.interrupts.stopped:
+                    with contextlib.suppress(Exception):
+                        conn.invalidate()
+                else:
+                    rollback(conn)
                 raise
 
     def close_shared(self, ok: bool) -> None:

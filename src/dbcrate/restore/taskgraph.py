@@ -21,6 +21,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
+from dbcrate.progress import Interrupts
+
 
 @dataclass(eq=False)
 class Task:
@@ -63,32 +65,44 @@ class TaskGraph:
             if task.state == "waiting" and not keep(task):
                 task.dropped = True
 
-    def run(self, workers: int) -> Iterator[Task]:
+    def run(self, workers: int, interrupts: Interrupts | None = None) -> Iterator[Task]:
         """Run every task on up to ``workers`` threads; yield each one, in the caller's thread,
         when it has finished (dropped tasks are not yielded). An exception raised by a task is
-        raised here once the running tasks have finished; nothing more starts after it."""
-        waiting = list(self.tasks)
+        raised here once the running tasks have finished; nothing more starts after it. A
+        ``KeyboardInterrupt`` in the caller's thread (or this generator closed early) first
+        stops ``interrupts``: the running tasks' statements are cancelled, so that they end at
+        once and the interrupt is raised without waiting for them to finish their work."""
         running: dict[Future[None], Task] = {}
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dbcrate-task") as pool:
-            while True:
-                waiting = [t for t in waiting if not t.dropped]
-                while len(running) < max(1, workers):
-                    task = self._next(waiting, running.values())
-                    if task is None:
-                        break
-                    waiting.remove(task)
-                    task.state = "running"
-                    running[pool.submit(task.run)] = task
-                if not running:
-                    if waiting:  # a cycle in ``after``: a bug of the caller, not of the data
-                        raise RuntimeError(f"tasks wait for each other: {waiting[:3]}")
-                    return
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: running[f].order):
-                    task = running.pop(future)
-                    task.state = "finished"
-                    future.result()  # the pool's exit waits for the others
-                    yield task
+            try:
+                yield from self._run(pool, max(1, workers), running)
+            except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C, or a caller that gave up
+                if interrupts is not None:
+                    interrupts.stop(list(running))
+                raise
+
+    def _run(self, pool: ThreadPoolExecutor, workers: int,
+             running: dict[Future[None], Task]) -> Iterator[Task]:
+        waiting = list(self.tasks)
+        while True:
+            waiting = [t for t in waiting if not t.dropped]
+            while len(running) < workers:
+                task = self._next(waiting, running.values())
+                if task is None:
+                    break
+                waiting.remove(task)
+                task.state = "running"
+                running[pool.submit(task.run)] = task
+            if not running:
+                if waiting:  # a cycle in ``after``: a bug of the caller, not of the data
+                    raise RuntimeError(f"tasks wait for each other: {waiting[:3]}")
+                return
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: running[f].order):
+                task = running.pop(future)
+                task.state = "finished"
+                future.result()  # the pool's exit waits for the others
+                yield task
 
     @staticmethod
     def _next(waiting: list[Task], running: Iterable[Task]) -> Task | None:

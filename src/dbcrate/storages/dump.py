@@ -25,6 +25,7 @@ from typing import IO, Protocol
 import zstandard
 
 from dbcrate.errors import OutputError, SourceValueError, UsageError
+from dbcrate.options import DumpOptions
 from dbcrate.storages.index import (
     INDEX_MEMBER,
     IndexWriter,
@@ -64,9 +65,19 @@ class StorageSpec:
     name: str
 
 
+def storage_patterns(options: DumpOptions) -> list[str]:
+    """The exclude patterns a dump applies to its storages: ``options.storage_exclude``, or
+    none at all when ``options.ignore_storage_exclude`` (every file is collected, and the
+    manifest records no pattern)."""
+    return [] if options.ignore_storage_exclude else list(options.storage_exclude)
+
+
 def resolve_storages(paths: list[str], basepath: str | None) -> list[StorageSpec]:
     """Name each storage by its path relative to ``basepath`` (default: the current directory;
     a storage outside the current directory is then named by its last component).
+
+    A relative storage path (and a relative ``basepath``) is resolved against the current
+    working directory, also when ``basepath`` is given: the base path only names storages.
 
     :raises UsageError: a storage that is not a directory, lies outside an explicit base path,
         or has the same name as, or lies inside, another.
@@ -74,7 +85,9 @@ def resolve_storages(paths: list[str], basepath: str | None) -> list[StorageSpec
     base = Path(basepath or ".").resolve()
     specs = []
     for given in paths:
-        path = (base / given).resolve() if not Path(given).is_absolute() else Path(given).resolve()
+        # a relative storage path means what it means to the shell that typed it: relative to
+        # the current directory, never to the base path (which only names the storage)
+        path = Path(given).resolve()
         if not path.is_dir():
             raise UsageError(f"the storage {given} is not a directory",
                              hint="give directories of files, e.g. --storage media/")
