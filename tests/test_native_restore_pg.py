@@ -357,7 +357,7 @@ def test_pg_dump_missing_is_a_clear_error(dbs: Databases, tmp_path: Path,
     monkeypatch.setattr("dbcrate.dialects.native_pg.glob", lambda pattern: [])
     with pytest.raises(UsageError, match="pg_dump was not found") as caught:
         dbcrate.dump(source, tmp_path / "x.crate")
-    assert "--no-native-schema" in (caught.value.hint or "")
+    assert "no_native_schema=True" in (caught.value.hint or "")
     assert not (tmp_path / "x.crate").exists()
     dbcrate.dump(source, tmp_path / "y.crate", no_native_schema=True)
     assert dbcrate.open_archive(tmp_path / "y.crate").manifest.native is None

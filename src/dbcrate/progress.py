@@ -1,7 +1,13 @@
 """Progress events: what the library reports while it works (it never prints).
 
 ``iter_dump`` and ``iter_restore`` are generators of :class:`Event`; an event also unpacks as
-the Camelot-style tuple ``(done, total, description)``. The CLI turns them into a progress bar.
+the Camelot-style tuple ``(done, total, description)``. The CLI turns them into progress bars.
+
+The contract (docs/CLI.md, "Progress events"): within one description ``total`` never changes
+and ``done`` never goes back. While a table's rows move, worker threads count them into a
+:class:`TableProgress`; the runner, in the caller's thread, turns the counters into ``data``
+events (at most one per table every :data:`TICK` seconds, never one per row) and ``overall``
+events, whose ``done/total`` are the whole run's bytes.
 
 :class:`Interrupts` is how a running dump or restore stops at once on Ctrl-C: the
 ``KeyboardInterrupt`` reaches the caller's thread only, while the work runs in worker threads
@@ -17,7 +23,7 @@ import time
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -26,14 +32,20 @@ T = TypeVar("T")
 class Event:
     """One step of work.
 
-    :param phase: ``plan``, ``data``, ``verify``, ``schema``, ``indexes``, ``constraints``,
-        ``sequences``, ``storage`` (files stored or restored), ``convert`` or ``done``.
-    :param done: units finished in this phase (rows for ``data``, steps otherwise).
-    :param total: units expected (``None`` when unknown).
-    :param description: a human sentence ("Copy data of table Album").
+    :param phase: ``plan``, ``overall`` (the whole run's table data, in bytes), ``data`` (one
+        table's rows), ``verify``, ``schema``, ``indexes``, ``constraints``, ``sequences``,
+        ``storage`` (files stored or restored), ``convert`` or ``done``.
+    :param done: units finished: bytes for ``overall`` and ``verify``, rows for ``data``,
+        steps otherwise. Never less than in the previous event of the same description.
+    :param total: units expected (``None`` when unknown); the same in every event of one
+        description (a dump's totals are estimates: see docs/CLI.md).
+    :param description: a human sentence ("Dump table Album"); names one piece of work.
     :param table: the table concerned, if any.
     :param rows: rows moved for this table so far.
-    :param bytes: archive bytes written or read so far (whole run).
+    :param bytes: for ``data``, this table's bytes so far (dump: bytes read from the database,
+        as Arrow data; restore: archive bytes loaded); for ``overall``, the same as ``done``;
+        otherwise archive bytes written or read so far.
+    :param finished: the last event of its description: that piece of work is over.
     """
 
     phase: str
@@ -43,6 +55,7 @@ class Event:
     table: str | None = None
     rows: int = 0
     bytes: int = 0
+    finished: bool = False
 
     def __iter__(self) -> Iterator[object]:
         return iter((self.done, self.total, self.description))
@@ -129,6 +142,136 @@ class Interrupts:
             if not pending or time.monotonic() >= deadline:
                 return
             wait(pending, timeout=0.1)
+
+
+#: seconds between two progress events of one table (and of the overall line)
+TICK = 0.2
+
+
+class _Rows(Protocol):
+    @property
+    def num_rows(self) -> int: ...
+
+
+B = TypeVar("B", bound=_Rows)
+
+
+@dataclass
+class _Line:
+    """One table's counters: ``rows`` of ``total`` expected, ``bytes`` of ``weight`` (what the
+    table counts for in the overall total)."""
+
+    total: int | None
+    weight: int
+    rows: int = 0
+    bytes: int = 0
+    shown: tuple[int, int] = (0, 0)
+    finished: bool = False
+
+
+class TableProgress:
+    """Rows and bytes moved per table in a run: counted by worker threads (:meth:`add`,
+    :meth:`metered`), turned into events by the runner in the caller's thread (:meth:`events`,
+    :meth:`finish`, :meth:`end`).
+
+    ``tables`` maps each table to ``(rows expected or None, bytes it weighs)``; the overall
+    total is the sum of the weights, fixed up front. A table's contribution to the overall
+    ``done`` is its bytes, capped at its weight, and its whole weight once it is finished: so
+    the overall ``done`` never goes back, never passes ``total``, and reaches it exactly when
+    every table is finished (:meth:`end` finishes the rest: failed or skipped tables)."""
+
+    def __init__(self, label: str, overall: str, tables: dict[str, tuple[int | None, int]],
+                 tick: float = TICK) -> None:
+        self.label = label
+        self.overall = overall
+        self.tick = tick
+        self._lock = threading.Lock()
+        self._lines = {name: _Line(total, max(0, weight)) for name, (total, weight)
+                       in tables.items()}
+        self.total = sum(line.weight for line in self._lines.values())
+        self._done = 0
+        self._last = 0.0
+
+    def add(self, table: str, rows: int, nbytes: int) -> None:
+        """Count ``rows`` and ``nbytes`` more for ``table`` (any thread; unknown tables are
+        ignored)."""
+        with self._lock:
+            line = self._lines.get(table)
+            if line is not None:
+                line.rows += rows
+                line.bytes += max(0, nbytes)
+
+    def metered(self, table: str, batches: Iterable[B], rows: int, size: int) -> Iterator[B]:
+        """``batches`` of one archive chunk (``rows`` rows, ``size`` bytes), counted as they
+        are taken: its bytes in proportion to its rows, all of them once it is read."""
+        seen = counted = 0
+        for batch in batches:
+            seen += batch.num_rows
+            now = size * min(seen, rows) // rows if rows else 0
+            self.add(table, batch.num_rows, now - counted)
+            counted = now
+            yield batch
+        self.add(table, 0, size - counted)
+
+    def start(self) -> Event:
+        """The first overall event (nothing done yet)."""
+        self._last = time.monotonic()
+        return self._overall_event()
+
+    def events(self, force: bool = False) -> Iterator[Event]:
+        """The events of the tables that moved since the last call and the overall event -
+        nothing when less than ``tick`` seconds have passed since then (unless ``force``)."""
+        now = time.monotonic()
+        if not force and now - self._last < self.tick:
+            return
+        self._last = now
+        with self._lock:
+            moved = [(name, line) for name, line in self._lines.items()
+                     if not line.finished and (line.rows, line.bytes) != line.shown]
+            events = [self._line_event(name, line) for name, line in moved]
+        yield from events
+        if events:
+            yield self._overall_event()
+
+    def finish(self, table: str, description: str | None = None) -> Iterator[Event]:
+        """The table's last event (``finished``; ``description`` if it differs from its
+        running one: "Failed table t") and the overall event."""
+        with self._lock:
+            line = self._lines.get(table)
+            if line is None or line.finished:
+                return
+            line.finished = True
+            event = self._line_event(table, line, description)
+        yield event
+        yield self._overall_event()
+
+    def finish_quietly(self, table: str) -> None:
+        """Count ``table`` as finished without an event (committed by an earlier run)."""
+        with self._lock:
+            line = self._lines.get(table)
+            if line is not None:
+                line.finished = True
+
+    def end(self) -> Event:
+        """The last overall event: ``done == total`` (every table counts as finished)."""
+        with self._lock:
+            for line in self._lines.values():
+                line.finished = True
+        event = self._overall_event()
+        return Event(event.phase, event.done, event.total, event.description,
+                     bytes=event.bytes, finished=True)
+
+    def _line_event(self, table: str, line: _Line, description: str | None = None) -> Event:
+        line.shown = (line.rows, line.bytes)
+        return Event("data", line.rows, line.total, description or f"{self.label} {table}",
+                     table, rows=line.rows, bytes=line.bytes, finished=line.finished)
+
+    def _overall_event(self) -> Event:
+        with self._lock:
+            done = sum(line.weight if line.finished else min(line.bytes, line.weight)
+                       for line in self._lines.values())
+        self._done = max(self._done, min(done, self.total))
+        return Event("overall", self._done, self.total, self.overall, bytes=self._done)
 
 
 def human_bytes(n: float) -> str:

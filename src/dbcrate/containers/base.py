@@ -250,7 +250,7 @@ class EditedChunk:
         rows = ("" if self.after.rows == self.before.rows else
                 f"; {self.after.rows:,} rows, the dump had {self.before.rows:,}")
         return (f"edited by hand: {self.member} (table {self.table}): accepted "
-                f"(--accept-edits){rows}")
+                f"(accept_edits=True){rows}")
 
 
 def refuse_edits(kind: str, display: str) -> None:
@@ -261,7 +261,7 @@ def refuse_edits(kind: str, display: str) -> None:
     raise UsageError(f"{display} is a {kind} archive; accepting edited data members applies "
                      "to the python and directory kinds only",
                      hint="convert the archive with --as python (or --as directory with a text "
-                     "format such as jsonl), edit that, and restore it with --accept-edits")
+                     "format such as jsonl), edit that, and restore it with accept_edits=True")
 
 
 def accept_edit(entry: TableEntry, index: int, after: Chunk) -> EditedChunk:

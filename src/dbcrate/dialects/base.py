@@ -388,6 +388,11 @@ class Dialect:
         value = conn.exec_driver_sql(f"SELECT count(*) FROM {self.quote(name)}").scalar()
         return int(value) if value is not None else None
 
+    def estimate_bytes(self, conn: Connection, name: str) -> int | None:
+        """The engine's cheap estimate of a table's data size in bytes (the weight of its rows
+        in a dump's overall progress), or None: no estimate here."""
+        return None
+
     def next_value(self, conn: Connection, table: Table) -> int | None:
         return None
 

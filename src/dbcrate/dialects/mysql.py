@@ -254,6 +254,12 @@ class MySQL(Dialect):
         ).scalar()
         return int(value) if value is not None else None
 
+    def estimate_bytes(self, conn: Connection, name: str) -> int | None:
+        value = conn.execute(sa.text("SELECT DATA_LENGTH FROM information_schema.TABLES "
+                                     "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t"),
+                             {"t": name}).scalar()
+        return int(value) if value is not None else None
+
     def next_value(self, conn: Connection, table: Table) -> int | None:
         if table.autoincrement_column is None:
             return None

@@ -508,7 +508,7 @@ def _unquote(token: str) -> str:
 def _refuse(obj: NativeObject, why: str) -> NoReturn:
     raise UnsafeNativeSql(
         f"the archive's native schema object {obj.kind} {obj.qualified} was refused: {why}",
-        hint="restore only archives you trust, or use --ddl portable, which runs no archive SQL")
+        hint="restore only archives you trust, or use ddl='portable', which runs no archive SQL")
 
 
 def strip_definer(sql: str) -> str:

@@ -80,12 +80,12 @@ def find_tool(name: str, server_major: int | None = None) -> tuple[str, int]:
     if not found:
         raise UsageError(f"{name} was not found (PATH, /usr/lib/postgresql/*/bin)",
                          hint="install the PostgreSQL client tools (e.g. postgresql-client), "
-                              "or dump with --no-native-schema (the portable schema only)")
+                              "or dump with no_native_schema=True (the portable schema only)")
     major, path = max(found)
     if server_major is not None and major < server_major:
         raise UsageError(f"{name} {major} ({path}) is older than the server ({server_major})",
                          hint=f"install the PostgreSQL {server_major} client tools, or dump "
-                              "with --no-native-schema (the portable schema only)")
+                              "with no_native_schema=True (the portable schema only)")
     return path, major
 
 

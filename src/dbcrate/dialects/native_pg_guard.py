@@ -166,4 +166,4 @@ def _check_select(obj: NativeObject, stmt: ast.SelectStmt) -> None:
 def _refuse(obj: NativeObject, why: str) -> NoReturn:
     raise UnsafeNativeSql(
         f"the archive's native schema object {obj.kind} {obj.qualified} was refused: {why}",
-        hint="restore only archives you trust, or use --ddl portable, which runs no archive SQL")
+        hint="restore only archives you trust, or use ddl='portable', which runs no archive SQL")

@@ -6,9 +6,12 @@ expression indexes, views, triggers): that text *is* the schema, so the capture 
 nothing is re-rendered. Tables, then views, are pre-data (each in creation order: a view may
 read a view made before it, a table never reads a view); indexes and triggers post-data, built
 once a table's rows are in (no trigger fires on a restored row, indexes are built once, as
-pg_restore does). ``user_version``, ``application_id`` and the AUTOINCREMENT counters
-(``sqlite_sequence``) are settings that dbcrate writes back itself from checked integers, never
-as archive text (:func:`restore_settings_sql`).
+pg_restore does). A virtual table of a module built into SQLite (FTS3/4/5, R*Tree, Geopoly) is
+a ``VIRTUAL TABLE`` object, created by its module with its shadow tables, which are neither
+captured nor dumped: the virtual table's rows (an FTS table's with its rowid) are loaded
+through it, and the module rebuilds its index. ``user_version``, ``application_id`` and the
+AUTOINCREMENT counters (``sqlite_sequence``) are settings that dbcrate writes back itself from
+checked integers, never as archive text (:func:`restore_settings_sql`).
 
 Why the counters are settings and not ``data``-section objects: ``sqlite_sequence`` has no
 unique key, so ``INSERT OR REPLACE INTO sqlite_sequence`` adds a second row beside the one the
@@ -59,8 +62,11 @@ _SECTIONS: dict[str, Section] = {"table": "pre-data", "view": "pre-data",
 _RANK = {"table": 0, "view": 1, "index": 2, "trigger": 2}
 #: the words after CREATE for each kind (TEMP objects are refused: they are not the file's)
 _LEADS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "TABLE": (("TABLE",),), "VIEW": (("VIEW",),), "INDEX": (("INDEX",), ("UNIQUE", "INDEX")),
-    "TRIGGER": (("TRIGGER",),)}
+    "TABLE": (("TABLE",),), "VIRTUAL TABLE": (("VIRTUAL", "TABLE"),), "VIEW": (("VIEW",),),
+    "INDEX": (("INDEX",), ("UNIQUE", "INDEX")), "TRIGGER": (("TRIGGER",),)}
+#: the virtual table modules built into SQLite (any other needs an extension loaded, which
+#: dbcrate never does): their shadow tables are theirs to create, not the archive's
+VIRTUAL_MODULES = frozenset({"fts3", "fts4", "fts5", "rtree", "rtree_i32", "geopoly"})
 #: functions that read or write files or load code (the sqlite3 shell's and the core's)
 _OUTSIDE = frozenset({"load_extension", "readfile", "writefile", "edit", "fts3_tokenizer"})
 _INT32 = (-(2**31), 2**31 - 1)
@@ -112,15 +118,17 @@ def capture(conn: Connection, tables: Collection[str] | None = None,
     rows = [(str(k), str(n), str(t), str(s)) for k, n, t, s in conn.exec_driver_sql(
         "SELECT type, name, tbl_name, sql FROM main.sqlite_master WHERE sql IS NOT NULL "
         "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid")]
-    left_out = set(excluded) | {JOURNAL_TABLE}
+    # a virtual table's shadow tables are created by its module: not objects of their own
+    left_out = set(excluded) | {JOURNAL_TABLE} | shadow_tables(conn)
     if tables is not None:
         left_out |= {n for k, n, _, _ in rows if k == "table"} - set(tables)
     objects = []
     for kind, name, table, sql in rows:
         if kind not in _SECTIONS or name in left_out or table in left_out:
             continue
+        upper = "VIRTUAL TABLE" if kind == "table" and _is_virtual(sql) else kind.upper()
         objects.append((_RANK[kind], NativeObject(
-            kind=kind.upper(), name=name, section=_SECTIONS[kind], sql=_terminated(sql),
+            kind=upper, name=name, section=_SECTIONS[kind], sql=_terminated(sql),
             table=table if kind in ("index", "trigger") else None)))
     objects.sort(key=lambda pair: pair[0])  # stable: creation order within a rank
     settings = {key: str(int(conn.exec_driver_sql(f"PRAGMA main.{key}").scalar_one()))
@@ -134,6 +142,22 @@ def capture(conn: Connection, tables: Collection[str] | None = None,
     version = str(conn.exec_driver_sql("SELECT sqlite_version()").scalar_one())
     return NativeSchema(engine="sqlite", server_version=version,
                         objects=tuple(o for _, o in objects), tool=None, settings=settings)
+
+
+def shadow_tables(conn: Connection) -> set[str]:
+    """The shadow tables of the ``main`` database's virtual tables (``docs_data`` of an FTS5
+    table ``docs`` ...), as SQLite itself tells them (``PRAGMA table_list``, SQLite 3.37+;
+    older versions: none known)."""
+    try:
+        found = conn.exec_driver_sql("PRAGMA main.table_list").all()
+    except sa.exc.DBAPIError:
+        return set()
+    return {str(row[1]) for row in found if str(row[2]) == "shadow"}
+
+
+def _is_virtual(sql: str) -> bool:
+    words = [t.text.upper() for t in _significant(tokenize(sql[:200]))[:3]]
+    return words[:2] == ["CREATE", "VIRTUAL"]
 
 
 def _terminated(sql: str) -> str:
@@ -233,6 +257,11 @@ def check_object(obj: NativeObject) -> None:
     exempt = {at - 1}
     if obj.kind in ("INDEX", "TRIGGER"):
         exempt.add(_check_table(obj, words, upper, at))
+    if obj.kind == "VIRTUAL TABLE":
+        module = words[at + 1].text.lower() if at + 1 < len(words) else ""
+        if upper[at:at + 1] != ["USING"] or module not in VIRTUAL_MODULES:
+            _refuse(obj, "its SQL does not use a module built into SQLite (" +
+                    ", ".join(sorted(VIRTUAL_MODULES)) + ")")
     _check_calls(obj, words, upper, exempt)
 
 
@@ -291,7 +320,7 @@ def _unquote(token: str) -> str:
 def _refuse(obj: NativeObject, why: str) -> NoReturn:
     raise UnsafeNativeSql(
         f"the archive's native schema object {obj.kind} {obj.qualified} was refused: {why}",
-        hint="restore only archives you trust, or use --ddl portable, which runs no archive SQL")
+        hint="restore only archives you trust, or use ddl='portable', which runs no archive SQL")
 
 
 def _identifier(name: str) -> str:
@@ -330,14 +359,14 @@ def _integer(key: str, text: str, lo: int, hi: int) -> int:
         raise UnsafeNativeSql(
             f"the archive's native schema setting {key} was refused: {text[:40]!r} is not an "
             f"integer from {lo} to {hi}",
-            hint="restore only archives you trust, or use --ddl portable")
+            hint="restore only archives you trust, or use ddl='portable'")
     return value
 
 
 class SqliteNative(NativeSupport):
     """The native schema of SQLite (``sqlite_master`` as written)."""
 
-    table_kinds: ClassVar[frozenset[str]] = frozenset({"TABLE"})
+    table_kinds: ClassVar[frozenset[str]] = frozenset({"TABLE", "VIRTUAL TABLE"})
 
     def capture(self, conn: Connection, url: sa.URL, tables: Sequence[str],
                 excluded: Sequence[str]) -> NativeSchema:
@@ -350,8 +379,9 @@ class SqliteNative(NativeSupport):
                  objects: Sequence[NativeObject]) -> list[tuple[NativeObject, str]]:
         have = {(str(t).upper(), str(n)) for t, n in conn.exec_driver_sql(
             "SELECT type, name FROM main.sqlite_master")}
-        return [(o, f"DROP {o.kind} IF EXISTS main.{_identifier(o.name)}")
-                for o in objects if (o.kind, o.name) in have]
+        kind = {"VIRTUAL TABLE": "TABLE"}  # DROP TABLE drops a virtual table and its shadows
+        return [(o, f"DROP {kind.get(o.kind, o.kind)} IF EXISTS main.{_identifier(o.name)}")
+                for o in objects if (kind.get(o.kind, o.kind), o.name) in have]
 
     def settings_sql(self, schema: NativeSchema) -> list[str]:
         return restore_settings_sql(schema)

@@ -164,6 +164,14 @@ class PostgreSQL(Dialect):
         ).scalar()
         return int(value) if value is not None and int(value) >= 0 else None  # -1: never analyzed
 
+    def estimate_bytes(self, conn: Connection, name: str) -> int | None:
+        # the heap and its TOAST, without indexes: what a dump reads
+        value = conn.execute(
+            sa.text("SELECT pg_table_size(to_regclass(:t))"),
+            {"t": f"{self.quote(self.default_schema or 'public')}.{self.quote(name)}"},
+        ).scalar()
+        return int(value) if value is not None else None
+
     def next_value(self, conn: Connection, table: Table) -> int | None:
         col = table.autoincrement_column
         if col is None:

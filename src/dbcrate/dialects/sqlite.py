@@ -25,7 +25,7 @@ from sqlalchemy.types import UserDefinedType
 from dbcrate.dialects import sqlitestage
 from dbcrate.dialects.base import Dialect, RawType
 from dbcrate.dialects.native import NativeSupport
-from dbcrate.dialects.native_sqlite import SqliteNative
+from dbcrate.dialects.native_sqlite import SqliteNative, shadow_tables
 from dbcrate.dialects.pyvalues import (
     fetch_batches,
 )
@@ -41,6 +41,10 @@ except ImportError:  # pragma: no cover - a dependency, but the standard path st
     _adbc = None  # type: ignore[assignment]
 
 _PARAMS = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
+
+
+#: a full-text virtual table (fts3, fts4, fts5)
+_FTS = re.compile(r"\s*CREATE\s+VIRTUAL\s+TABLE\s.*?\bUSING\s+fts[345]\b", re.I | re.S)
 
 
 def logical_from_declared(declared: str) -> LogicalType | None:
@@ -142,7 +146,11 @@ class SQLite(Dialect):
         return sqlite3.sqlite_version
 
     def list_tables(self, conn: Connection) -> list[str]:
-        return [t for t in super().list_tables(conn) if not t.startswith("sqlite_")]
+        # a virtual table's shadow tables hold its module's own data (an FTS index): the
+        # virtual table is dumped, its module rebuilds them from the rows
+        shadows = shadow_tables(conn)
+        return [t for t in super().list_tables(conn)
+                if not t.startswith("sqlite_") and t not in shadows]
 
     def _declared(self, conn: Connection, table: str) -> dict[str, str]:
         rows = conn.exec_driver_sql(f"PRAGMA table_xinfo({self.quote(table)})").all()
@@ -150,7 +158,16 @@ class SQLite(Dialect):
 
     def _reflect(self, conn: Connection, name: str) -> Table:
         self._declared_cache = self._declared(conn, name)
-        return super()._reflect(conn, name)
+        table = super()._reflect(conn, name)
+        sql = conn.exec_driver_sql("SELECT sql FROM main.sqlite_master WHERE type = 'table' "
+                                   "AND name = ?", (name,)).scalar()
+        if sql and _FTS.match(sql) and not table.primary_key:
+            # an FTS table's rowid is its documents' identity (an external-content table's
+            # rows are those of its content table by rowid): carried as a column, the key
+            table.columns.insert(0, Column("rowid", LogicalType("int64"), "INTEGER",
+                                           nullable=False))
+            table.primary_key = ["rowid"]
+        return table
 
     def column_from_reflection(
         self, conn: Connection, table: str, info: dict[str, Any], pk: list[str]
@@ -194,6 +211,16 @@ class SQLite(Dialect):
             "SELECT seq FROM sqlite_sequence WHERE name = ?", (table.name,)
         ).scalar()
         return int(seq) + 1 if seq is not None else 1
+
+    def estimate_bytes(self, conn: Connection, name: str) -> int | None:
+        # the table's b-tree pages (dbstat); a build without the dbstat table has no estimate
+        try:
+            value = conn.exec_driver_sql(
+                "SELECT sum(pgsize) FROM dbstat WHERE name = ? AND aggregate = 1", (name,)
+            ).scalar()
+        except sa.exc.DBAPIError:
+            return None
+        return int(value) if value is not None else None
 
     parallel_restore: ClassVar[bool] = False  # one writer at a time
 

@@ -23,7 +23,7 @@ from dbcrate.dump.readahead import ReadAhead
 from dbcrate.dump.source import DRIVER_ERRORS, TOLERATED, db_error
 from dbcrate.errors import SourceValueError, driver_message
 from dbcrate.formats.registry import ChunkWriter
-from dbcrate.progress import Interrupts
+from dbcrate.progress import Interrupts, TableProgress
 
 
 @dataclass
@@ -43,11 +43,13 @@ class Failed:
 
 
 def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
-                plan: DumpPlan, interrupts: Interrupts | None = None) -> list[EncodedChunk]:
+                plan: DumpPlan, interrupts: Interrupts | None = None,
+                progress: TableProgress | None = None) -> list[EncodedChunk]:
     """Read one task's rows and encode them into chunk files (``fmt`` is the plan's data
     format). On any error the task's temp files are closed; a value the format cannot write
     is a :class:`SourceValueError` naming the table. A stopped ``interrupts`` ends the task
-    at the next batch (:class:`~dbcrate.progress.Interrupted`)."""
+    at the next batch (:class:`~dbcrate.progress.Interrupted`). Each batch read is counted
+    into ``progress`` (its rows, its Arrow bytes) as it is encoded."""
     spooler = _Spooler(fmt, plan)
     rows_of = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range)
     try:
@@ -57,6 +59,8 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
                 if interrupts is not None:
                     interrupts.check()
                 spooler.add(batch)
+                if progress is not None:
+                    progress.add(task.table.name, batch.num_rows, batch.nbytes)
         spooler.close_last()
     except SourceValueError as exc:  # a value the format cannot write: name the table
         spooler.discard()
@@ -72,14 +76,14 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
 
 def tolerant_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
                   plan: DumpPlan, interrupts: Interrupts | None = None,
-                  ) -> list[EncodedChunk] | Failed:
+                  progress: TableProgress | None = None) -> list[EncodedChunk] | Failed:
     """:func:`encode_task` inside a savepoint: a table that cannot be read (no privilege, a
     value dbcrate cannot carry, a broken table) is reported instead of ending the dump, and the
     savepoint keeps the snapshot's transaction usable for the next tables. A statement
     cancelled by a stopped ``interrupts`` is no failed table: it is raised."""
     conn.exec_driver_sql("SAVEPOINT dbcrate_task")
     try:
-        chunks = encode_task(conn, dialect, task, fmt, plan, interrupts)
+        chunks = encode_task(conn, dialect, task, fmt, plan, interrupts, progress)
     except TOLERATED as exc:
         if interrupts is not None and interrupts.stopped:
             raise

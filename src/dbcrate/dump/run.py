@@ -14,7 +14,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +51,7 @@ from dbcrate.model.manifest import (
     TableEntry,
 )
 from dbcrate.options import DumpOptions
-from dbcrate.progress import Event, drain
+from dbcrate.progress import Event, TableProgress, drain
 from dbcrate.storages.dump import MemberSink, StorageWriter, check_output_outside
 from dbcrate.storages.file_check import FileCheck
 from dbcrate.storages.index import FileColumn, StorageManifest
@@ -111,7 +111,8 @@ def iter_dump(
     else:
         with open_snapshot(url) as snapshot:
             planned = plan_in_snapshot(snapshot, options, storage)
-            yield Event("plan", 0, len(planned.tables), f"{len(planned.tables)} tables to dump")
+            yield Event("plan", 0, len(planned.tables), f"{len(planned.tables)} tables to dump",
+                        finished=True)
             result = yield from run_plan(planned, snapshot, output, options, created)
         yield Event("done", len(result.manifest.tables), len(result.manifest.tables),
                     "Dump complete", bytes=result.manifest.size)
@@ -194,34 +195,55 @@ def _open_writer(output: str | os.PathLike[str], created: dt.datetime, version: 
 def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, manifest: Manifest,
                  fmt: Any, warnings: list[str]) -> Generator[Event, None, None]:
     """Run the plan's tasks on ``planned.jobs`` connections and append their chunks in task
-    order (a table's chunks numbered on across its parts); a data event per task."""
+    order (a table's chunks numbered on across its parts). While a task is read, its table's
+    rows and bytes and the overall bytes are reported every ``TICK`` seconds; a table's last
+    event comes once its last part is appended, the overall one reaches its total at the end."""
     entries = {e.name: e for e in manifest.tables}
     run_task = tolerant_task if planned.tolerate else encode_task
-    written = 0
+    progress = _dump_progress(planned, snapshot)
+    last = {task.table.name: number for number, task in enumerate(planned.tasks)}
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
         futures = [executor.submit(snapshot.run, run_task, snapshot.dialect, task, fmt, planned,
-                                   snapshot.interrupts)
+                                   snapshot.interrupts, progress)
                    for task in planned.tasks]
         try:
-            for task, future in zip(planned.tasks, futures):
+            yield progress.start()
+            for number, (task, future) in enumerate(zip(planned.tasks, futures)):
+                while not future.done():  # a big table: its progress while it is read
+                    wait([future], timeout=progress.tick)
+                    yield from progress.events()
                 entry = entries[task.table.name]
-                estimate = planned.estimated_rows.get(task.table.name)
                 encoded = _result_of(task, future)
                 if isinstance(encoded, Failed):
                     _record_failure(manifest, entry, encoded, warnings)
-                    yield Event("data", entry.rows, estimate, f"Failed table {entry.name}",
-                                entry.name)
+                    yield from progress.finish(entry.name, f"Failed table {entry.name}")
                     continue
-                written += _append_chunks(writer, entry, task, encoded, fmt.extension)
-                yield Event("data", entry.rows, estimate, f"Dump table {entry.name}",
-                            entry.name, rows=entry.rows, bytes=written)
+                _append_chunks(writer, entry, task, encoded, fmt.extension)
+                if last[entry.name] == number:
+                    yield from progress.finish(entry.name)
+            yield progress.end()
         except BaseException as exc:
             # Ctrl-C (or a caller that gave up): the reads stop now, not at their tables' end
             if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
                 snapshot.interrupts.stop(futures)
             _cancel(futures)
             raise
+
+
+def _dump_progress(planned: DumpPlan, snapshot: Snapshot) -> TableProgress:
+    """The counters of the tables with rows to read. A table weighs in the overall total what
+    the engine estimates its size to be (else its estimated rows times 100 bytes, else 64 KiB):
+    an estimate, fixed before the first row is read (docs/CLI.md, "Progress events")."""
+    tables: dict[str, tuple[int | None, int]] = {}
+    for name in dict.fromkeys(task.table.name for task in planned.tasks):
+        rows = planned.estimated_rows.get(name)
+        try:
+            size = snapshot.dialect.estimate_bytes(snapshot.conn, name)
+        except DRIVER_ERRORS as exc:
+            raise db_error(f"estimating the size of table {name!r}", exc) from None
+        tables[name] = (rows, size or (rows or 0) * 100 or 64 * 1024)
+    return TableProgress("Dump table", "Dump (size estimated)", tables)
 
 
 def _result_of(task: DumpTask, future: Future[Any]) -> list[EncodedChunk] | Failed:
@@ -245,16 +267,13 @@ def _record_failure(manifest: Manifest, entry: TableEntry, failed: Failed,
 
 
 def _append_chunks(writer: MemberSink, entry: TableEntry, task: DumpTask,
-                   encoded: list[EncodedChunk], extension: str) -> int:
-    """Append a task's chunks as members of the table, closing their spools; bytes written."""
-    written = 0
+                   encoded: list[EncodedChunk], extension: str) -> None:
+    """Append a task's chunks as members of the table, closing their spools."""
     for chunk in encoded:
         member = member_name(task.number, len(entry.chunks), extension)
         with chunk.spool:
             sha = writer.add_file(member, chunk.spool, chunk.size)
         entry.chunks.append(Chunk(member, chunk.rows, chunk.size, sha))
-        written += chunk.size
-    return written
 
 
 def _cancel(futures: list[Future[Any]]) -> None:

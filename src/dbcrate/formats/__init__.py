@@ -2,6 +2,9 @@
 YAML). The registry is a plain dict (``FORMATS``); third-party formats register through the
 ``dbcrate.formats`` entry point."""
 
+import atexit
+import gc
+
 from dbcrate.formats.budget import (
     DECODE_FLOOR,
     DECODE_RATIO,
@@ -24,6 +27,12 @@ from dbcrate.formats.registry import (
     load_entry_points,
     register,
 )
+
+# Arrow's readers left for the garbage collector (a generator abandoned in a traceback, a
+# reference cycle) are destroyed at exit while Arrow's thread pools still run: otherwise one
+# of their threads can outlive Arrow's teardown and abort the process after its work is done
+# ("terminate called without an active exception", exit -6; apache/arrow#34314)
+atexit.register(gc.collect)
 
 __all__ = [
     "DECODE_FLOOR",

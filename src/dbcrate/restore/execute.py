@@ -1,6 +1,7 @@
 """The one runner of a restore plan: it binds each task value to the code that performs it,
-runs them as a :class:`~dbcrate.restore.taskgraph.TaskGraph` on the plan's sessions (one
-progress event per finished task), and frames the run: the journal, the schema hooks, the
+runs them as a :class:`~dbcrate.restore.taskgraph.TaskGraph` on the plan's sessions (progress:
+the loading tables' rows and bytes while they load, counted in ``ctx.progress``, and an event
+per finished step), and frames the run: the journal, the schema hooks, the
 shared transaction of ``single_transaction``, and what comes after the graph.
 
 With ``exit_on_error`` (or one transaction) a failed load stops the loads not started yet; with
@@ -37,8 +38,8 @@ PERFORMERS: dict[type, Callable[[Execution, Any], None]] = {
     NativeForeignKey: native.run_group,
 }
 
-#: how progress names each phase's tasks
-_LABELS = {"data": "Restore table", "indexes": "Index of", "constraints": "Foreign key of"}
+#: how progress names each phase's steps (a loaded table's events come from ``ctx.progress``)
+_LABELS = {"indexes": "Index of", "constraints": "Foreign key of"}
 
 
 def perform(ctx: Execution, task: RestoreTask) -> None:
@@ -102,10 +103,12 @@ def _all_rolled_back(ctx: Execution) -> None:
 
 
 def run_graph(ctx: Execution) -> Iterator[Event]:
-    """Run the plan's tasks on its sessions, one event per finished task; after a failed load
-    with ``exit_on_error``, the loads not started are skipped (with one transaction,
-    everything not started)."""
-    plan, single = ctx.plan, ctx.runner.single
+    """Run the plan's tasks on its sessions. While tables load, their rows and bytes and the
+    overall bytes are reported every ``TICK`` seconds; a loaded table's last event comes when
+    its task finishes, an index or key step's event when it finishes, and the overall event
+    reaches its total once the graph has run. After a failed load with ``exit_on_error``, the
+    loads not started are skipped (with one transaction, everything not started)."""
+    plan, single, progress = ctx.plan, ctx.runner.single, ctx.progress
     graph = TaskGraph()
     nodes: list[Task] = []
     for scheduled in plan.tasks:
@@ -117,16 +120,30 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
     for scheduled in plan.tasks:
         totals[scheduled.phase] = totals.get(scheduled.phase, 0) + 1
     done = dict.fromkeys(totals, 0)
-    for node in graph.run(plan.settings.sessions, ctx.runner.interrupts):
-        phase, table = node.payload.phase, node.payload.task.table
+    for name in plan.resumed:  # committed by an earlier run: counted as done from the start
+        progress.finish_quietly(name)
+    yield progress.start()
+    for node in graph.run_ticking(plan.settings.sessions, ctx.runner.interrupts, progress.tick):
+        if node is None:
+            yield from progress.events()
+            continue
+        phase, task = node.payload.phase, node.payload.task
+        table = task.table
         done[phase] += 1
         result = ctx.result(table)
-        yield Event(phase, done[phase], totals[phase], f"{_LABELS[phase]} {table}", table,
-                    rows=result.rows)
+        if phase == "data":
+            yield from progress.events(force=True)
+            for name in task.tables if isinstance(task, LoadInto) else (table,):
+                failed = ctx.result(name).status == "failed"
+                yield from progress.finish(name, f"Failed table {name}" if failed else None)
+        else:
+            yield Event(phase, done[phase], totals[phase], f"{_LABELS[phase]} {table}", table,
+                        rows=result.rows)
         if phase == "data" and result.status == "failed" and (plan.settings.exit_on_error or single):
             # the tables not started are skipped; with one transaction, everything is
             graph.drop(lambda t: not single and t.payload.phase != "data")
             _skip_rest(ctx, table)
+    yield progress.end()
 
 
 def _skip_rest(ctx: Execution, failed: str) -> None:

@@ -48,7 +48,10 @@ def _source_batches(ctx: Execution, source: Source, chunk: Chunk) -> Iterator[pa
     nulled = ctx.plan.cyclic_columns.get(source.name, ())
     # the stop flag between batches: a Ctrl-C stops the load at the next batch, whatever the
     # table's size (the running statement itself is cancelled by the runner)
-    for batch in ctx.runner.interrupts.checked(batches(ctx.arch, source, chunk, verify=False)):
+    # counted into the run's progress as the load takes them
+    counted = ctx.progress.metered(source.name, batches(ctx.arch, source, chunk, verify=False),
+                                   chunk.rows, chunk.size)
+    for batch in ctx.runner.interrupts.checked(counted):
         batch = tmap.convert(batch)
         yield _null_columns(batch, nulled) if nulled else batch
 
@@ -72,6 +75,7 @@ def _append_chunks(ctx: Execution, source: Source) -> None:
         for number, chunk in enumerate(source.entry.chunks):
             if number in committed:
                 result.rows += chunk.rows
+                ctx.progress.add(source.name, chunk.rows, chunk.size)
                 continue
 
             def work(conn: Connection, chunk: Chunk = chunk, number: int = number) -> int:

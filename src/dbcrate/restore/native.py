@@ -58,7 +58,7 @@ def why_not_native(schema: NativeSchema | None, dialect: Dialect, options: Resto
     target = engine_name(dialect)
     if schema is None:
         return ("the archive carries no native schema (dumped by an older dbcrate, with "
-                "--no-native-schema, or from an engine without one)")
+                "no_native_schema=True, or from an engine without one)")
     if dialect.native is None or engine_family(schema.engine) != engine_family(target) \
             or engine_family(source_engine) != engine_family(target):
         return f"the archive's native schema is {schema.engine}'s, the target is {target}"
@@ -92,8 +92,8 @@ def choose_native(why_not: str | None, options: RestoreOptions) -> bool:
     if options.ddl == "portable":
         return False
     if options.ddl == "native" and why_not is not None:
-        raise UsageError(f"--ddl native cannot be used: {why_not}",
-                         hint="leave out --ddl (or use --ddl portable)")
+        raise UsageError(f"ddl='native' cannot be used: {why_not}",
+                         hint="leave out ddl (or use ddl='portable')")
     return why_not is None
 
 

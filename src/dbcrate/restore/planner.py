@@ -91,7 +91,7 @@ def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, targe
     if choose_native(why_not, options):
         assert schema is not None
         return _plan_native(common, settings, dialect, schema, archive_tables, present, options)
-    reason = "--ddl portable runs no archive SQL" if options.ddl == "portable" else why_not
+    reason = "ddl='portable' runs no archive SQL" if options.ddl == "portable" else why_not
     common["warnings"] += tuple(left_out_warnings(schema, reason or ""))
     if mode == "recreate":
         common["warnings"] += tuple(_as_text_warnings(ordered, arch.manifest.source.engine,

@@ -63,8 +63,11 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         if not plan.settings.schema_only:
             # one load for the whole table (one COPY, one staging file ...)
             rows = dialect.load(conn, source.schema, runner.interrupts.checked(
-                itertools.chain.from_iterable(batches(ctx.arch, source, chunk, verify=False)
-                                              for chunk in source.entry.chunks)),
+                itertools.chain.from_iterable(
+                    ctx.progress.metered(source.name, batches(ctx.arch, source, chunk,
+                                                              verify=False),
+                                         chunk.rows, chunk.size)
+                    for chunk in source.entry.chunks)),
                 fresh=fresh)
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
         return rows

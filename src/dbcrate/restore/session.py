@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from dbcrate.containers.archive import Archive
 from dbcrate.dialects import Dialect
 from dbcrate.hooks import Hooks
-from dbcrate.progress import Interrupts
+from dbcrate.progress import Interrupts, TableProgress
 from dbcrate.restore import journal
 from dbcrate.restore.plan import RestorePlan
 from dbcrate.restore.report import RestoreReport, TableResult
@@ -122,6 +122,19 @@ class Execution:
         self.results: dict[str, TableResult] = {r.name: r for r in self.report.tables}
         #: tables whose rows are in (their indexes may be built); filled from worker threads
         self.loaded: set[str] = set(self.plan.resumed)
+        #: the rows and archive bytes loaded per table, counted by the worker threads
+        self.progress = TableProgress("Restore table", "Restore", _weights(self.plan))
 
     def result(self, table: str) -> TableResult:
         return self.results[table]
+
+
+def _weights(plan: RestorePlan) -> dict[str, tuple[int | None, int]]:
+    """Each table whose rows the plan loads: its rows, and its data's bytes in the archive
+    (known up front: the overall total of a restore is exact)."""
+    if plan.settings.schema_only:
+        return {}
+    loading = {table for s in plan.tasks if s.phase == "data"
+               for table in getattr(s.task, "tables", (s.task.table,))}
+    return {s.name: (s.entry.rows, sum(c.size for c in s.entry.chunks))
+            for s in plan.sources if s.name in loading}

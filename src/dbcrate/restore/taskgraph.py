@@ -16,7 +16,7 @@ fill the time in which the last big table loads alone.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,17 +72,29 @@ class TaskGraph:
         ``KeyboardInterrupt`` in the caller's thread (or this generator closed early) first
         stops ``interrupts``: the running tasks' statements are cancelled, so that they end at
         once and the interrupt is raised without waiting for them to finish their work."""
+        ticking = self.run_ticking(workers, interrupts)
+        try:
+            for task in ticking:
+                if task is not None:
+                    yield task
+        finally:  # closed early: the running tasks are stopped now, not when collected
+            ticking.close()
+
+    def run_ticking(self, workers: int, interrupts: Interrupts | None = None,
+                    tick: float | None = None) -> Generator[Task | None, None, None]:
+        """:meth:`run`, also yielding ``None`` whenever ``tick`` seconds pass with no task
+        finished (so that the caller can report the progress of the tasks running)."""
         running: dict[Future[None], Task] = {}
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="dbcrate-task") as pool:
             try:
-                yield from self._run(pool, max(1, workers), running)
+                yield from self._run(pool, max(1, workers), running, tick)
             except (KeyboardInterrupt, GeneratorExit):  # Ctrl-C, or a caller that gave up
                 if interrupts is not None:
                     interrupts.stop(list(running))
                 raise
 
-    def _run(self, pool: ThreadPoolExecutor, workers: int,
-             running: dict[Future[None], Task]) -> Iterator[Task]:
+    def _run(self, pool: ThreadPoolExecutor, workers: int, running: dict[Future[None], Task],
+             tick: float | None) -> Iterator[Task | None]:
         waiting = list(self.tasks)
         while True:
             waiting = [t for t in waiting if not t.dropped]
@@ -97,7 +109,9 @@ class TaskGraph:
                 if waiting:  # a cycle in ``after``: a bug of the caller, not of the data
                     raise RuntimeError(f"tasks wait for each other: {waiting[:3]}")
                 return
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=tick, return_when=FIRST_COMPLETED)
+            if not done:
+                yield None
             for future in sorted(done, key=lambda f: running[f].order):
                 task = running.pop(future)
                 task.state = "finished"
