@@ -176,3 +176,21 @@ def tables(url: str) -> set[str]:
         return set(sa.inspect(eng).get_table_names())
     finally:
         eng.dispose()
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    """``dbcrate`` in this process (its ``main``): exit code, stdout, stderr."""
+    import contextlib
+    import io
+
+    from dbcrate.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    code: object = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            main(list(argv))
+        except SystemExit as exc:
+            code = exc.code
+    return (0 if code is None else int(str(code))), out.getvalue(), err.getvalue()
+

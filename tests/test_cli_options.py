@@ -15,7 +15,6 @@ the registries they mirror, and the CLI's choices and defaults against the datac
 from __future__ import annotations
 
 import contextlib
-import io
 import sqlite3
 import typing
 from pathlib import Path
@@ -25,7 +24,7 @@ import click
 import pytest
 
 import dbcrate
-from dbcrate.cli import cli, main
+from dbcrate.cli import cli
 from dbcrate.cli.params import dump_chunk_rows, given_chunk_rows
 from dbcrate.containers.kinds import CONTAINER_KINDS
 from dbcrate.errors import UsageError
@@ -33,6 +32,8 @@ from dbcrate.formats.registry import FORMATS
 from dbcrate.options import DumpOptions, RestoreOptions, choices_of, default_of
 from dbcrate.restore.conflicts import POLICIES
 from dbcrate.storages.restore import POLICIES as STORAGE_POLICIES
+
+from conftest import run_cli
 
 #: the options class each command fills
 COMMAND_OPTIONS: dict[str, type[Any]] = {
@@ -187,16 +188,7 @@ def test_commands_listed_as_before() -> None:
 
 
 # --------------------------------------------------------------------------------- --chunk-rows
-def _run(*argv: str) -> tuple[int, str, str]:
-    """``dbcrate`` in this process: exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = exc.code
-    return (0 if code is None else int(code)), out.getvalue(), err.getvalue()
+_run = run_cli
 
 
 def test_chunk_rows_default_is_the_kinds() -> None:

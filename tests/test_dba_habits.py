@@ -8,7 +8,6 @@ Real PostgreSQL, MariaDB and SQLite; the command runs in this process (``dbcrate
 from __future__ import annotations
 
 import contextlib
-import io
 import sqlite3
 import uuid
 from pathlib import Path
@@ -19,26 +18,19 @@ import pytest
 import sqlalchemy as sa
 
 import dbcrate
-from dbcrate.cli import cli, main
+from dbcrate.cli import cli
 from dbcrate.errors import ConnectionFailed, NotPortable, TargetConflict, UsageError
 from dbcrate.options import RestoreOptions
 
-from conftest import MY_ADMIN, PG_ADMIN, Databases, require, rows, run_sql, tables
+from conftest import MY_ADMIN, PG_ADMIN, Databases, require, rows, run_cli, run_sql, tables
 
 PASSWORD = "S3cr3tPW"
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
     """``dbcrate`` in this process: exit code, stdout, stderr (whitespace normalised)."""
-    out, err = io.StringIO(), io.StringIO()
-    code: Any = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            main(list(argv))
-        except SystemExit as exc:
-            code = exc.code
-    return (0 if code is None else int(code)), " ".join(out.getvalue().split()), \
-        " ".join(err.getvalue().split())
+    code, out, err = run_cli(*argv)
+    return code, " ".join(out.split()), " ".join(err.split())
 
 
 @pytest.fixture
