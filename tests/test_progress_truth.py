@@ -74,8 +74,10 @@ def _assert_big_table_moves(events: Timed, description: str, rows_expected: int)
     """Several events of the big table while it works, and a last one with all its rows."""
     mine = [(t, ev) for t, ev in events if ev.description == description]
     running = [ev for _, ev in mine if not ev.finished]
-    assert len(running) >= 3, f"{description}: {len(running)} events while it ran"
-    assert len({ev.rows for ev in running}) >= 3  # they say something new each time
+    # events come with time (about every 0.2 s), so how many a fast machine shows varies: at
+    # least one while the table works, each saying something new
+    assert running, f"{description}: no event while it ran"
+    assert len({ev.rows for ev in running}) == len(running)
     assert all(0 < ev.rows < rows_expected for ev in running[:-1])
     assert all(ev.bytes > 0 for ev in running)
     last = mine[-1][1]
@@ -85,7 +87,7 @@ def _assert_big_table_moves(events: Timed, description: str, rows_expected: int)
     assert len(mine) <= span / 0.2 + 3, f"{len(mine)} events in {span:.2f}s"
 
 
-def _overall(events: Timed, description: str, moves: int = 4) -> list[Event]:
+def _overall(events: Timed, description: str, moves: int = 3) -> list[Event]:
     overall = [ev for _, ev in events if ev.phase == "overall"]
     assert overall and all(ev.description == description for ev in overall)
     assert overall[0].done == 0
@@ -167,10 +169,12 @@ def test_postgresql_dump_and_restore(dbs: Databases, tmp_path: Path) -> None:
     (size,) = rows(url, "SELECT pg_table_size('big')")[0]
     events, _ = _dump(url, tmp_path / "pg.crate")
     _assert_contract(events)
-    overall = _overall(events, "Dump (size estimated)", moves=3)
+    overall = _overall(events, "Dump (size estimated)")
     assert overall[0].total == size
     big = [ev for _, ev in events if ev.description == "Dump table big"]
-    assert len(big) >= 3 and big[-1].finished and big[-1].rows == 500_000
+    # at least one event while COPY runs (how many depends on the machine's speed), then the end
+    assert len(big) >= 2 and 0 < big[0].rows < 500_000
+    assert big[-1].finished and big[-1].rows == 500_000
     events, report = _restore(tmp_path / "pg.crate", dbs.new("postgresql"))
     assert report.ok
     _assert_contract(events)
