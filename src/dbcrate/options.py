@@ -39,7 +39,13 @@ class DumpOptions:
     include: list[str] = field(default_factory=list)
     """glob patterns of tables to dump (``-t``); empty = every table"""
     exclude: list[str] = field(default_factory=list)
-    """glob patterns of tables to leave out (``-T``); applied after ``include``"""
+    """glob patterns of tables to leave out (``-T``); applied after ``include``. A pattern
+    with a dot (``sales.*``) is matched against ``schema.table`` on an engine with schemas"""
+    schemas: list[str] = field(default_factory=list)
+    """glob patterns of schemas to dump (``-n``, pg_dump's meaning); empty = every schema
+    that is not the engine's own (PostgreSQL; engines without schemas ignore it)"""
+    exclude_schemas: list[str] = field(default_factory=list)
+    """glob patterns of schemas to leave out (``-N``); applied after ``schemas``"""
     data_format: str = "parquet"
     """data member format (a key of ``dbcrate.formats.registry.FORMATS``)"""
     compression_level: int = DEFAULT_COMPRESSION_LEVEL

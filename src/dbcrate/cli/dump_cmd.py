@@ -48,6 +48,11 @@ Examples:
               help="Dump only tables matching this glob (repeatable).")
 @click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
               help="Leave out tables matching this glob (repeatable).")
+@click.option("-n", "--schema", "schemas", multiple=True, metavar="PATTERN",
+              help="Dump only schemas matching this glob (repeatable; PostgreSQL). "
+              "Default: every schema but the system ones.")
+@click.option("-N", "--exclude-schema", "exclude_schemas", multiple=True, metavar="PATTERN",
+              help="Leave out schemas matching this glob (repeatable).")
 @click.option("--format", "data_format", default=default_of(DumpOptions, "data_format"),
               show_default=True,
               help="Encoding of the data members: " + ", ".join(sorted(FORMATS))
@@ -110,7 +115,8 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
          no_storages: bool, file_columns: tuple[str, ...], kind: str, overwrite: bool,
          tolerate: bool, archive_mode: str, dry_run: bool, print_plan: bool, as_json: bool,
          progress: bool | None, no_native_schema: bool, data_only: bool,
-         ignore_storage_exclude: bool, print_script: bool) -> None:
+         ignore_storage_exclude: bool, print_script: bool, schemas: tuple[str, ...],
+         exclude_schemas: tuple[str, ...]) -> None:
     """Dump a database (any SQLAlchemy URL), and directories of files, into one archive.
 
     OUTPUT is a file name, a directory (the archive is named
@@ -122,6 +128,7 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
     rows = given_chunk_rows(chunk_rows, max_row_count) or dump_chunk_rows(kind)
     options = DumpOptions(
         include=list(include), exclude=list(exclude), data_format=data_format,
+        schemas=list(schemas), exclude_schemas=list(exclude_schemas),
         compression_level=compress_level, chunk_rows=rows, schema_only=schema_only, jobs=jobs,
         schema_version=schema_version, hooks=hooks, storages=list(storages),
         storage_exclude=list(storage_exclude), storages_basepath=storages_basepath,

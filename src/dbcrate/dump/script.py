@@ -31,6 +31,8 @@ from dbcrate.options import DumpOptions
 FLAGS: dict[str, str] = {
     "include": "--table",
     "exclude": "--exclude-table",
+    "schemas": "--schema",
+    "exclude_schemas": "--exclude-schema",
     "data_format": "--format",
     "compression_level": "--compress-level",
     "chunk_rows": "--chunk-rows",
