@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import sqlalchemy as sa
-
 from dbcrate.connect import open_engine
 from dbcrate.containers.archive import Archive
 from dbcrate.restore.mapping import plan_table
@@ -21,7 +19,7 @@ def compare_with(archive: Archive, url: str) -> list[dict[str, Any]]:
     rows = []
     try:
         with engine.connect() as conn:
-            present = set(sa.inspect(conn).get_table_names(schema=dialect.default_schema))
+            present = dialect.present_tables(conn, [e.schema for e in archive.tables])
             for entry in archive.tables:
                 if entry.name not in present:
                     rows.append({"name": entry.name, "present": False, "columns": "-",

@@ -19,6 +19,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import UserDefinedType
 
+from dbcrate.dialects.locations import TableLocations
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.reflection import (
     quiet_reflection,
@@ -70,7 +71,7 @@ _LITERAL_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 CONNECT_TIMEOUT = 10
 
 
-class Dialect:
+class Dialect(TableLocations):
     """One database engine, as dbcrate uses it.
 
     :cvar name: registry key (the SQLAlchemy dialect name).
@@ -88,7 +89,6 @@ class Dialect:
     case_insensitive_tables: bool = False  # a server setting for some engines
     transactional_ddl: ClassVar[bool] = True
     alter_add_foreign_key: ClassVar[bool] = True
-    default_schema: ClassVar[str | None] = None
     # what values the engine holds exactly (used by the portability preflight)
     holds_nan: ClassVar[bool] = True
     holds_infinity: ClassVar[bool] = True
@@ -189,6 +189,7 @@ class Dialect:
         return None
 
     def __init__(self, engine: Engine) -> None:
+        super().__init__()
         self.engine = engine
         self.sa_dialect = engine.dialect
 
@@ -233,7 +234,7 @@ class Dialect:
             return None
         lo, hi = conn.exec_driver_sql(
             f"SELECT min({self.quote(col.name)}), max({self.quote(col.name)}) "
-            f"FROM {self.quote(table.name)}"
+            f"FROM {self.table_sql(table.name)}"
         ).one()
         if lo is None or hi is None or hi - lo < parts:
             return None
@@ -248,14 +249,6 @@ class Dialect:
             return ""
         pk = self.quote(table.primary_key[0])
         return f" WHERE {pk} >= {int(key_range[0])} AND {pk} < {int(key_range[1])}"
-
-    def list_tables(self, conn: Connection) -> list[str]:
-        return sorted(sa.inspect(conn).get_table_names(schema=self.default_schema))
-
-    def schemas_left_out(self, conn: Connection) -> list[str]:
-        """The namespaces a dump does not read (it reads the default one), each with its
-        number of tables, so that the dump says so (nothing silent)."""
-        return []
 
     def rows_elsewhere(self, conn: Connection) -> dict[str, str]:
         """Tables whose rows all live in other tables, with why (a partitioned table's rows
@@ -278,16 +271,19 @@ class Dialect:
     def reflect(self, conn: Connection, name: str) -> Table:
         """The portable schema of one table, read inside the snapshot."""
         with quiet_reflection():
-            return self._reflect(conn, name)
+            # an engine without schemas reads the table by its own name
+            table = self._reflect(conn, name if self.has_schemas else self.own_name(name))
+        table.name = name
+        return table
 
     def _reflect(self, conn: Connection, name: str) -> Table:
         insp = sa.inspect(conn)
-        schema = self.default_schema
-        pk = insp.get_pk_constraint(name, schema=schema) or {}
+        schema, own = self.where(name)
+        pk = insp.get_pk_constraint(own, schema=schema) or {}
         pk_cols = list(pk.get("constrained_columns") or [])
         columns = []
         generated: list[str] = []
-        infos: list[dict[str, Any]] = [dict(i) for i in insp.get_columns(name, schema=schema)]
+        infos: list[dict[str, Any]] = [dict(i) for i in insp.get_columns(own, schema=schema)]
         if any(isinstance(i["type"], sqltypes.NullType) for i in infos):
             declared = self.declared_types(conn, name)
             for info in infos:
@@ -306,21 +302,23 @@ class Dialect:
             columns.append(self.column_from_reflection(conn, name, info, pk_cols))
         table = Table(
             name=name,
+            schema=None if own == name else schema,
             columns=columns,
             primary_key=pk_cols,
             primary_key_name=pk.get("name"),
         )
         table.skipped.extend(generated)
         reflect_indexes(insp, table, schema)
-        reflect_foreign_keys(insp, table, schema)
+        reflect_foreign_keys(insp, table, schema, self.located if self.has_schemas else None,
+                             self.default_schema)
         without_missing_columns(table)
         try:
-            for ck in insp.get_check_constraints(name, schema=schema):
+            for ck in insp.get_check_constraints(own, schema=schema):
                 table.skipped.append(f"check constraint {ck.get('name')}: {ck.get('sqltext')}")
         except NotImplementedError:
             pass
         try:
-            comment = insp.get_table_comment(name, schema=schema).get("text")
+            comment = insp.get_table_comment(own, schema=schema).get("text")
             table.comment = comment or None
         except NotImplementedError:
             pass
@@ -385,7 +383,7 @@ class Dialect:
     def estimate_rows(self, conn: Connection, name: str) -> int | None:
         """The engine's cheap estimate of a table's row count (for plans), or None; here an
         exact count (engines with statistics override it)."""
-        value = conn.exec_driver_sql(f"SELECT count(*) FROM {self.quote(name)}").scalar()
+        value = conn.exec_driver_sql(f"SELECT count(*) FROM {self.table_sql(name)}").scalar()
         return int(value) if value is not None else None
 
     def estimate_bytes(self, conn: Connection, name: str) -> int | None:
@@ -461,11 +459,11 @@ class Dialect:
         q = self.quote
         cols = ", ".join(q(c) for c in columns)
         others = [c for c in columns if c not in key]
-        insert = f"INSERT INTO {q(table)} ({cols}) SELECT {cols} FROM {q(stage)}"
+        insert = f"INSERT INTO {self.table_sql(table)} ({cols}) SELECT {cols} FROM {q(stage)}"
         if self.upsert_style == "on_duplicate_key":
             # qualified with the table's name: unqualified, a column of the SELECT's table
             # is ambiguous (error 1052), e.g. in a table whose columns are all key columns
-            t = q(table)
+            t = self.table_sql(table)
             if policy == "update" and others:
                 sets = ", ".join(f"{t}.{q(c)} = VALUES({q(c)})" for c in others)
             else:  # a no-op assignment: the row is kept (INSERT IGNORE would also hide errors)
@@ -490,16 +488,17 @@ class Dialect:
         problems: list[Incompatibility] = []
         seen_tables: dict[str, str] = {}
         for table in tables:
-            why = self.identifier_problem(table.name)
+            # on an engine without schemas, tables of two schemas may share their own name
+            schema, own = self.where(table.name)
+            why = self.identifier_problem(own)
             if why:
                 problems.append(Incompatibility(table.name, None, f"table name {why}"))
-            key = table.name.lower() if self.case_insensitive_tables else table.name
+            key = f"{schema}.{own.lower() if self.case_insensitive_tables else own}"
             if key in seen_tables and seen_tables[key] != table.name:
-                problems.append(
-                    Incompatibility(
-                        table.name, None, f"table name collides with {seen_tables[key]!r} here"
-                    )
-                )
+                why = (f"table name collides with {seen_tables[key]!r} here" if own == table.name
+                       else f"its name {own!r} is that of {seen_tables[key]!r} here (one "
+                       "namespace: schemas are not kept)")
+                problems.append(Incompatibility(table.name, None, why))
             seen_tables[key] = table.name
             seen_cols: dict[str, str] = {}
             for col in table.columns:
@@ -524,7 +523,8 @@ class Dialect:
         return set()
 
     def table_exists(self, conn: Connection, name: str) -> bool:
-        return bool(sa.inspect(conn).has_table(name, schema=self.default_schema))
+        schema, own = self.where(name)
+        return bool(sa.inspect(conn).has_table(own, schema=schema))
 
 
 class RawType(UserDefinedType):  # type: ignore[type-arg]

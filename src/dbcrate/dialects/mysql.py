@@ -318,7 +318,7 @@ class MySQL(Dialect):
         raw = _driver_connection(conn)
         cols = ", ".join(self.quote(c.name) for c in table.columns)
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
-        sql = f"SELECT {cols} FROM {self.quote(table.name)}{self.range_condition(table, key_range)}"
+        sql = f"SELECT {cols} FROM {self.table_sql(table.name)}{self.range_condition(table, key_range)}"
         reader = self._readers.get(raw)
         if reader is not None:
             # never PyMySQL once a reader holds this connection's snapshot: it would read
@@ -504,14 +504,14 @@ class MySQL(Dialect):
             cur.execute(
                 "SELECT COLUMN_NAME, NUMERIC_PRECISION FROM information_schema.COLUMNS "
                 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND DATA_TYPE = 'bit'",
-                (table.name,),
+                (self.own_name(table.name),),
             )
             # a BIT(n) field is loaded from its big-endian bytes (text "5" would load the
             # character's bits; a SET clause would make MariaDB ignore NO_AUTO_VALUE_ON_ZERO)
             bit_bytes = {name: (int(bits) + 7) // 8 for name, bits in cur.fetchall()}
         cols = ", ".join(self.quote(c.name) for c in table.columns)
         sql = (
-            f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.quote(table.name)} CHARACTER SET utf8mb4 "
+            f"LOAD DATA LOCAL INFILE %s INTO TABLE {self.table_sql(table.name)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
             f"({cols})"
         )
@@ -532,7 +532,7 @@ class MySQL(Dialect):
         return rows
 
     def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:
-        conn.exec_driver_sql(f"ALTER TABLE {self.quote(table.name)} AUTO_INCREMENT = {int(value)}")
+        conn.exec_driver_sql(f"ALTER TABLE {self.table_sql(table.name)} AUTO_INCREMENT = {int(value)}")
 
 
 #: MariaDB's warning for a character that the column's character set cannot hold ('?' stored)

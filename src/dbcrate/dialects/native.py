@@ -30,6 +30,10 @@ class Statement:
     optional: bool = False
 
 
+#: a table as ``(schema, its own name)``; the schema is None on an engine without schemas
+TableRef = tuple[str | None, str]
+
+
 class NativeSupport:
     """The native-schema interface of one engine (subclassed in each dialect that has it)."""
 
@@ -42,12 +46,14 @@ class NativeSupport:
     #: where DDL commits by itself and so ends any savepoint (MariaDB)
     savepoints: ClassVar[bool] = True
 
-    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[str],
-                excluded: Sequence[str]) -> NativeSchema:
+    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
+                excluded: Sequence[TableRef], schemas: Sequence[str] = ()) -> NativeSchema:
         """Every object of the database ``conn`` reads (inside the dump's snapshot) as the
         engine defines it: the dumped ``tables`` and what hangs on them, and the objects
-        outside any table (types, functions, views...); ``excluded`` are the tables the dump
-        leaves out, whose objects are left out too."""
+        outside any table (types, functions, views...) of the dumped ``schemas`` (where the
+        engine has schemas); ``excluded`` are the tables the dump leaves out, whose objects
+        are left out too. Tables are ``(schema, name)`` pairs (``schema`` None on an engine
+        without schemas)."""
         raise NotImplementedError
 
     def check(self, obj: NativeObject) -> None:
@@ -61,9 +67,15 @@ class NativeSupport:
         ``no_owner``, grants with ``no_privileges``."""
         return [Statement(obj.sql)]
 
+    def table_name(self, obj: NativeObject) -> str:
+        """The archive name of the table a table object (:attr:`table_kinds`) defines
+        (:attr:`dbcrate.model.schema.Table.name`)."""
+        return obj.name
+
     def table_of(self, obj: NativeObject) -> str | None:
-        """The table a post-data object belongs to (an index, a constraint, a trigger), so
-        that it is built once that table's rows are in; ``None`` for the others."""
+        """The archive name of the table an object belongs to (an index, a constraint, a
+        trigger), so that it is built once that table's rows are in; ``None`` for the
+        others."""
         return obj.table
 
     def is_foreign_key(self, obj: NativeObject) -> bool:

@@ -38,7 +38,7 @@ from typing import Any, ClassVar, NoReturn
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dbcrate.dialects.native import NativeSupport, Statement
+from dbcrate.dialects.native import NativeSupport, Statement, TableRef
 from dbcrate.dialects.native_pg_guard import UnsafeNativeSql
 from dbcrate.model.native import NativeObject, NativeSchema
 
@@ -532,9 +532,9 @@ class MysqlNative(NativeSupport):
     table_kinds: ClassVar[frozenset[str]] = frozenset({"TABLE"})
     savepoints: ClassVar[bool] = False  # DDL commits by itself: a savepoint would not survive
 
-    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[str],
-                excluded: Sequence[str]) -> NativeSchema:
-        return capture(conn, tables, excluded)
+    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
+                excluded: Sequence[TableRef], schemas: Sequence[str] = ()) -> NativeSchema:
+        return capture(conn, [name for _, name in tables], [name for _, name in excluded])
 
     def check(self, obj: NativeObject) -> None:
         check_object(obj)

@@ -21,7 +21,7 @@ from pglast import ast
 from pglast.stream import RawStream
 from sqlalchemy.engine import Connection
 
-from dbcrate.dialects.native import NativeSupport, Statement
+from dbcrate.dialects.native import NativeSupport, Statement, TableRef
 from dbcrate.dialects.native_pg import capture as capture_schema
 from dbcrate.dialects.native_pg_guard import check_object
 from dbcrate.model.native import NativeObject, NativeSchema
@@ -73,23 +73,31 @@ class PgNative(NativeSupport):
     def __init__(self, default_schema: str = "public") -> None:
         self.default_schema = default_schema
 
-    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[str],
-                excluded: Sequence[str]) -> NativeSchema:
-        """pg_dump's schema sections of the dump's schema, in the dump's own snapshot (an
-        exported snapshot of the reading transaction), without the excluded tables."""
+    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
+                excluded: Sequence[TableRef], schemas: Sequence[str] = ()) -> NativeSchema:
+        """pg_dump's schema sections of the dumped schemas (the default one when ``schemas``
+        is empty), in the dump's own snapshot (an exported snapshot of the reading
+        transaction), without the excluded tables."""
         snapshot = str(conn.exec_driver_sql("SELECT pg_catalog.pg_export_snapshot()").scalar())
         if not re.fullmatch(r"[0-9A-F-]+", snapshot):
             raise ValueError(f"unexpected snapshot id {snapshot!r}")
-        # every other schema excluded, rather than -n public: with -n, pg_dump leaves out the
-        # extensions the schema's objects use (citext, pg_trgm ...)
+        # every other schema excluded, rather than -n for the dumped ones: with -n, pg_dump
+        # leaves out the extensions the schemas' objects use (citext, pg_trgm ...)
+        dumped = list(schemas) or [self.default_schema]
         others = [str(n) for n in conn.exec_driver_sql(
-            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname <> %(s)s "
+            "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname <> ALL(%(s)s) "
             "AND nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'",
-            {"s": self.default_schema}).scalars()]
-        schema = _pattern(self.default_schema)
-        return capture_schema(url, schemas_exclude=[_pattern(n) for n in others],
-                              snapshot=snapshot,
-                              exclude_tables=[f"{schema}.{_pattern(t)}" for t in excluded])
+            {"s": dumped}).scalars()]
+        return capture_schema(
+            url, schemas_exclude=[_pattern(n) for n in others], snapshot=snapshot,
+            exclude_tables=[f"{_pattern(schema or self.default_schema)}.{_pattern(name)}"
+                            for schema, name in excluded])
+
+    def table_name(self, obj: NativeObject) -> str:
+        return self._archive_name(obj.schema, obj.name)
+
+    def _archive_name(self, schema: str | None, name: str) -> str:
+        return name if schema in (None, self.default_schema) else f"{schema}.{name}"
 
     def check(self, obj: NativeObject) -> None:
         check_object(obj)
@@ -116,10 +124,11 @@ class PgNative(NativeSupport):
 
     def table_of(self, obj: NativeObject) -> str | None:
         if obj.table is not None or obj.kind != "INDEX":
-            return obj.table
+            return None if obj.table is None else self._archive_name(obj.schema, obj.table)
         stmt = _first(obj)
         if isinstance(stmt, ast.IndexStmt) and stmt.relation is not None:
-            return str(stmt.relation.relname)
+            return self._archive_name(stmt.relation.schemaname or obj.schema,
+                                      str(stmt.relation.relname))
         return None
 
     def fk_parent(self, obj: NativeObject) -> str | None:
@@ -128,7 +137,7 @@ class PgNative(NativeSupport):
             for cmd in stmt.cmds or ():
                 pktable = getattr(cmd.def_, "pktable", None)
                 if pktable is not None:
-                    return str(pktable.relname)
+                    return self._archive_name(pktable.schemaname, str(pktable.relname))
         return None
 
     def existing(self, conn: Connection,

@@ -48,7 +48,7 @@ from typing import ClassVar, NamedTuple, NoReturn
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dbcrate.dialects.native import NativeSupport
+from dbcrate.dialects.native import NativeSupport, TableRef
 from dbcrate.dialects.native_pg_guard import UnsafeNativeSql
 from dbcrate.model.native import NativeObject, NativeSchema, Section
 
@@ -368,9 +368,9 @@ class SqliteNative(NativeSupport):
 
     table_kinds: ClassVar[frozenset[str]] = frozenset({"TABLE", "VIRTUAL TABLE"})
 
-    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[str],
-                excluded: Sequence[str]) -> NativeSchema:
-        return capture(conn, tables, excluded)
+    def capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
+                excluded: Sequence[TableRef], schemas: Sequence[str] = ()) -> NativeSchema:
+        return capture(conn, [name for _, name in tables], [name for _, name in excluded])
 
     def check(self, obj: NativeObject) -> None:
         check_object(obj)

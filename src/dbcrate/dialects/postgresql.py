@@ -13,7 +13,7 @@ import io
 import itertools
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import pyarrow as pa
@@ -40,6 +40,7 @@ from dbcrate.model.logical import (
     LogicalType,
 )
 from dbcrate.model.schema import Column, Table
+from dbcrate.model.selection import select_names
 
 #: COPY text parsed at once by a dump: 2 MB, not 8, took 40-70 MB off the scale-1 dump's peak
 #: RSS with read-ahead, at the same speed (docs/PERFORMANCE.md, "Session 5")
@@ -68,6 +69,7 @@ class PostgreSQL(Dialect):
     name: ClassVar[str] = "postgresql"
     max_identifier_bytes: ClassVar[int | None] = 63
     default_schema: ClassVar[str | None] = "public"
+    has_schemas: ClassVar[bool] = True
     native: ClassVar[NativeSupport | None] = PgNative("public")
     holds_nul_in_text: ClassVar[bool] = False
     identity_columns: ClassVar[bool] = True
@@ -128,15 +130,39 @@ class PostgreSQL(Dialect):
             "JOIN pg_catalog.pg_namespace n ON n.oid = coalesce(e.typnamespace, t.typnamespace) "
             "WHERE a.attrelid = pg_catalog.to_regclass(%(t)s) AND a.attnum > 0 "
             "AND NOT a.attisdropped",
-            {"t": f"{self.quote(self.default_schema or 'public')}.{self.quote(name)}"}).all()
+            {"t": self.table_sql(name)}).all()
         return {str(col): str(spelled) if schema == "pg_catalog"
                 else f"{_TYPE_KINDS.get(str(kind), 'type')}:{spelled}"
                 for col, spelled, schema, kind in rows}
 
+    def column_from_reflection(self, conn: Connection, table: str, info: dict[str, Any],
+                               pk: list[str]) -> Column:
+        if isinstance(info["type"], pg.DOMAIN):
+            info = {**info, "base_type": self._domain_base(conn, info["type"])}
+        return super().column_from_reflection(conn, table, info, pk)
+
+    def _domain_base(self, conn: Connection, domain: Any) -> Any:
+        """A domain's base type with its length or precision (SQLAlchemy's reflection keeps
+        only the type's name: ``varchar`` for a ``varchar(50)`` domain)."""
+        name = self.quote(domain.name)
+        spelled = conn.exec_driver_sql(
+            "SELECT format_type(typbasetype, typtypmod) FROM pg_catalog.pg_type "
+            "WHERE oid = pg_catalog.to_regtype(%(t)s)",
+            {"t": f"{self.quote(domain.schema)}.{name}" if domain.schema else name}).scalar()
+        for pattern, make in _SIZED_TYPES:
+            found = re.fullmatch(pattern, str(spelled or ""))
+            if found:
+                return make(*(int(g) for g in found.groups()))
+        return domain.data_type
+
     def logical_type(self, sa_type: Any, info: dict[str, Any]) -> LogicalType:
         if isinstance(sa_type, sqltypes.REAL):
             return LogicalType("float32")
-        if isinstance(sa_type, pg.ENUM | pg.DOMAIN | pg.MONEY | pg.INTERVAL):
+        if isinstance(sa_type, pg.DOMAIN):
+            # a domain's values are its base type's: carried as that (its CHECK is the native
+            # schema's; elsewhere it is said not to be carried)
+            return self.logical_type(info.get("base_type", sa_type.data_type), {})
+        if isinstance(sa_type, pg.ENUM | pg.MONEY | pg.INTERVAL):
             return LogicalType("other")
         if isinstance(sa_type, sqltypes.ARRAY):
             return LogicalType("other")
@@ -152,7 +178,7 @@ class PostgreSQL(Dialect):
         return super().portable_default(text)
 
     def _sequence_of(self, conn: Connection, table: str, column: str) -> str | None:
-        qualified = f"{self.quote(self.default_schema or 'public')}.{self.quote(table)}"
+        qualified = self.table_sql(table)
         return conn.execute(
             sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": qualified, "c": column}
         ).scalar()
@@ -160,7 +186,7 @@ class PostgreSQL(Dialect):
     def estimate_rows(self, conn: Connection, name: str) -> int | None:
         value = conn.execute(
             sa.text("SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(:t)"),
-            {"t": f"{self.quote(self.default_schema or 'public')}.{self.quote(name)}"},
+            {"t": self.table_sql(name)},
         ).scalar()
         return int(value) if value is not None and int(value) >= 0 else None  # -1: never analyzed
 
@@ -168,7 +194,7 @@ class PostgreSQL(Dialect):
         # the heap and its TOAST, without indexes: what a dump reads
         value = conn.execute(
             sa.text("SELECT pg_table_size(to_regclass(:t))"),
-            {"t": f"{self.quote(self.default_schema or 'public')}.{self.quote(name)}"},
+            {"t": self.table_sql(name)},
         ).scalar()
         return int(value) if value is not None else None
 
@@ -196,7 +222,7 @@ class PostgreSQL(Dialect):
             n: _READ_TYPES.get(c.type.kind, pa.string()) for n, c in zip(names, table.columns)
         }
         cols = ", ".join(self.quote(c.name) for c in table.columns)
-        target = f"{self.quote(self.default_schema or 'public')}.{self.quote(table.name)}"
+        target = self.table_sql(table.name)
         if key_range is None:
             sql = f"COPY {target} ({cols}) TO STDOUT WITH (FORMAT csv)"
         else:
@@ -300,34 +326,42 @@ class PostgreSQL(Dialect):
             return pg.UUID()
         return sa.Text()
 
-    def schemas_left_out(self, conn: Connection) -> list[str]:
-        rows = conn.exec_driver_sql(
-            "SELECT n.nspname, count(c.oid) FROM pg_catalog.pg_namespace n "
-            "LEFT JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relkind IN "
-            "('r', 'p', 'v', 'm', 'f', 'S') WHERE n.nspname <> %(s)s "
-            "AND n.nspname NOT LIKE 'pg\\_%%' AND n.nspname <> 'information_schema' "
+    def chosen_schemas(self, conn: Connection, include: Sequence[str],
+                       exclude: Sequence[str]) -> list[str]:
+        # the schemas pg_dump dumps by default: not the catalogs, not an extension's own
+        names = [str(n) for n in conn.exec_driver_sql(
+            "SELECT n.nspname FROM pg_catalog.pg_namespace n "
+            "WHERE n.nspname NOT LIKE 'pg\\_%%' AND n.nspname <> 'information_schema' "
             "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.objid = n.oid "
-            "AND d.deptype = 'e') GROUP BY n.nspname ORDER BY n.nspname",
-            {"s": self.default_schema or "public"}).all()
-        return [f"schema {name!r} ({count} tables, views and sequences) was not dumped: dbcrate "
-                f"dumps the schema {self.default_schema!r} of a PostgreSQL database"
-                for name, count in rows]
+            "AND d.classid = 'pg_catalog.pg_namespace'::regclass AND d.deptype = 'e') "
+            "ORDER BY n.nspname").scalars()]
+        return select_names(names, list(include), list(exclude), "the source", "schema")
+
+    def list_tables(self, conn: Connection, schemas: Sequence[str] = ()) -> list[str]:
+        # one catalog query for every schema (ordinary and partitioned tables, as
+        # SQLAlchemy's get_table_names)
+        rows = conn.exec_driver_sql(
+            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE c.relkind IN ('r', 'p') AND n.nspname = ANY(%(s)s) ORDER BY 1, 2",
+            {"s": list(schemas) or [self.default_schema]}).all()
+        return sorted(self.located(str(schema), str(name)) for schema, name in rows)
 
     def rows_elsewhere(self, conn: Connection) -> dict[str, str]:
         rows = conn.exec_driver_sql(
-            "SELECT c.relname, (SELECT string_agg(k.relname, ', ' ORDER BY k.relname) "
+            "SELECT n.nspname, c.relname, (SELECT string_agg(k.relname, ', ' ORDER BY k.relname) "
             "FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class k ON k.oid = i.inhrelid "
-            "WHERE i.inhparent = c.oid) FROM pg_catalog.pg_class c WHERE c.relkind = 'p' "
-            "AND c.relnamespace = pg_catalog.to_regnamespace(%(s)s)",
-            {"s": self.quote(self.default_schema or "public")}).all()
-        return {str(name): f"partitioned table: its rows are dumped with its partitions "
-                           f"({parts or 'none'})" for name, parts in rows}
+            "WHERE i.inhparent = c.oid) FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'p'"
+            ).all()
+        return {self.located(str(schema), str(name)):
+                f"partitioned table: its rows are dumped with its partitions ({parts or 'none'})"
+                for schema, name, parts in rows}
 
     def make_fresh(self, conn: Connection, name: str) -> bool:
         # TRUNCATE gives the (empty) table a new file in this transaction: COPY ... FREEZE
         # then writes its rows frozen, as for a table created here (no later VACUUM rewrite)
-        conn.exec_driver_sql(f"TRUNCATE ONLY {self.quote(self.default_schema or 'public')}."
-                             f"{self.quote(name)}")
+        conn.exec_driver_sql(f"TRUNCATE ONLY {self.table_sql(name)}")
         return True
 
     def load(
@@ -341,9 +375,8 @@ class PostgreSQL(Dialect):
         raw = conn.connection.driver_connection
         assert raw is not None
         cols = ", ".join(self.quote(c.name) for c in table.columns)
-        target = self.quote(table.name)
-        if not temporary:  # temporary tables live in pg_temp, found through the search path
-            target = f"{self.quote(self.default_schema or 'public')}.{target}"
+        # temporary tables live in pg_temp, found through the search path
+        target = self.quote(table.name) if temporary else self.table_sql(table.name)
         first = next(batches, None)
         encoders = self._binary_encoders(raw, target, table, first) if first is not None else None
         rest = itertools.chain([first] if first is not None else [], batches)
@@ -410,6 +443,13 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 #: bytes of Arrow data encoded at once (the encoded rows are about as large)
 BINARY_PIECE_BYTES = 4 * 1024 * 1024
 
+
+#: a base type's spelling (format_type) whose length or precision reflection loses
+_SIZED_TYPES: tuple[tuple[str, Callable[..., Any]], ...] = (
+    (r"character varying\((\d+)\)", sa.VARCHAR),
+    (r"character\((\d+)\)", sa.CHAR),
+    (r"numeric\((\d+),(\d+)\)", sa.NUMERIC),
+)
 
 #: pg_type.typtype of user-defined types, as their engine type's prefix
 _TYPE_KINDS = {"c": "composite", "e": "enum", "d": "domain", "r": "range", "m": "multirange"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,12 +17,12 @@ def reflect_indexes(insp: Any, table: Table, schema: str | None) -> None:
     """Add the unique constraints and plain-column indexes to ``table``; partial and
     expression indexes are listed as skipped (they cannot be carried portably)."""
     seen_unique: set[tuple[str, ...]] = set()
-    for uc in insp.get_unique_constraints(table.name, schema=schema):
+    for uc in insp.get_unique_constraints(table.sql_name, schema=schema):
         cols = list(uc.get("column_names") or [])
         if cols and None not in cols:
             table.indexes.append(Index(uc.get("name"), cols, unique=True, constraint=True))
             seen_unique.add(tuple(cols))
-    for ix in insp.get_indexes(table.name, schema=schema):
+    for ix in insp.get_indexes(table.sql_name, schema=schema):
         dialect_options = ix.get("dialect_options") or {}
         if any(k.endswith("_where") and v is not None for k, v in dialect_options.items()):
             table.skipped.append(f"index {ix.get('name')} (partial index)")
@@ -37,11 +37,20 @@ def reflect_indexes(insp: Any, table: Table, schema: str | None) -> None:
         table.indexes.append(Index(ix.get("name"), cols, unique=bool(ix.get("unique"))))
 
 
-def reflect_foreign_keys(insp: Any, table: Table, schema: str | None) -> None:
-    """Add the foreign keys within ``schema`` to ``table``; one to another schema is skipped."""
-    for fk in insp.get_foreign_keys(table.name, schema=schema):
-        ref_schema = fk.get("referred_schema")
-        if ref_schema not in (None, schema):
+def reflect_foreign_keys(insp: Any, table: Table, schema: str | None,
+                         located: Callable[[str, str], str] | None,
+                         default_schema: str | None = None) -> None:
+    """Add the foreign keys of ``table`` (in ``schema``) to it. ``located`` names a table of
+    a schema in the archive (:meth:`~dbcrate.dialects.locations.TableLocations.located`) where
+    the engine has schemas; without it a foreign key to another schema (a MariaDB database) is
+    skipped. A referenced table without a schema is one the search path finds: in
+    ``default_schema``."""
+    for fk in insp.get_foreign_keys(table.sql_name, schema=schema):
+        ref_schema = fk.get("referred_schema") or default_schema
+        ref_table = str(fk["referred_table"])
+        if located is not None and ref_schema is not None:
+            ref_table = located(ref_schema, ref_table)
+        elif ref_schema not in (None, schema):
             table.skipped.append(f"foreign key {fk.get('name')} to schema {ref_schema}")
             continue
         opts = fk.get("options") or {}
@@ -49,7 +58,8 @@ def reflect_foreign_keys(insp: Any, table: Table, schema: str | None) -> None:
             ForeignKey(
                 name=fk.get("name"),
                 columns=[str(c) for c in fk["constrained_columns"]],
-                ref_table=fk["referred_table"],
+                ref_table=ref_table,
+                ref_schema=ref_schema if ref_table != fk["referred_table"] else None,
                 ref_columns=list(fk["referred_columns"]),
                 on_delete=_fk_action(opts.get("ondelete")),
                 on_update=_fk_action(opts.get("onupdate")),

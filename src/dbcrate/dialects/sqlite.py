@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -145,7 +145,7 @@ class SQLite(Dialect):
     def server_version(self, conn: Connection) -> str:
         return sqlite3.sqlite_version
 
-    def list_tables(self, conn: Connection) -> list[str]:
+    def list_tables(self, conn: Connection, schemas: Sequence[str] = ()) -> list[str]:
         # a virtual table's shadow tables hold its module's own data (an FTS index): the
         # virtual table is dumped, its module rebuilds them from the rows
         shadows = shadow_tables(conn)
@@ -243,7 +243,7 @@ class SQLite(Dialect):
             return
         cur = raw.cursor()
         try:
-            cur.execute(f"SELECT {cols} FROM {self.quote(table.name)}{where}")
+            cur.execute(f"SELECT {cols} FROM {self.table_sql(table.name)}{where}")
             yield from fetch_batches(cur, table, schema, batch_rows)
         finally:
             cur.close()
@@ -312,7 +312,7 @@ class SQLite(Dialect):
         raw = conn.connection.driver_connection
         assert raw is not None
         cols = ", ".join(self.quote(c.name) for c in table.columns)
-        insert = f"INSERT INTO {self.quote(table.name)} ({cols})"
+        insert = f"INSERT INTO {self.table_sql(table.name)} ({cols})"
         rows = 0
         if table.columns:
             staged = sqlitestage.load_staged(raw, insert, batches, _binder(table.columns))
@@ -331,14 +331,15 @@ class SQLite(Dialect):
         has_seq = conn.exec_driver_sql(
             "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"
         ).scalar()
+        own = self.own_name(table.name)
         autoinc = conn.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table.name,)
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (own,)
         ).scalar()
         if not has_seq or not autoinc or "AUTOINCREMENT" not in autoinc.upper():
             return  # a rowid table hands out max(rowid)+1 by itself
-        conn.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ?", (table.name,))
+        conn.exec_driver_sql("DELETE FROM sqlite_sequence WHERE name = ?", (own,))
         conn.exec_driver_sql(
-            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, value - 1)
+            "INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (own, value - 1)
         )
 
 

@@ -84,6 +84,7 @@ class _ArrowReader:
         self._sql = sql
         self._rowid = rowid
         self._table = table
+        self._sql_name = dialect.table_sql(table.name)
         self._schema = schema
         self._plan = plan
         self._where = where
@@ -130,7 +131,7 @@ class _ArrowReader:
                 rest.append(q)
         first += ["0", "0"]
         rest += [f"({' OR '.join(odd)})" if odd else "0", rowid]
-        name = dialect.quote(table.name)
+        name = dialect.table_sql(table.name)
         sql = (f"SELECT {', '.join(first)} UNION ALL "
                f"SELECT {', '.join(rest)} FROM {name} NOT INDEXED{where}")
         # batches of about TARGET_BATCH_BYTES, from the size of the first rows
@@ -226,7 +227,7 @@ class _ArrowReader:
         where = f"{self._where} AND {after}" if self._where else f" WHERE {after}"
         cur = self._raw.cursor()
         try:
-            cur.execute(f"SELECT {cols} FROM {q(self._table.name)} NOT INDEXED{where} "
+            cur.execute(f"SELECT {cols} FROM {self._sql_name} NOT INDEXED{where} "
                         f"ORDER BY {self._rowid}")
             yield from fetch_batches(cur, self._table, self._schema, self._fetch_rows, offset)
         finally:

@@ -36,11 +36,13 @@ def capture_native(planned: DumpPlan, snapshot: Snapshot, options: DumpOptions,
     if support is None or options.no_native_schema:
         return None
     try:
-        available = snapshot.dialect.list_tables(snapshot.conn)
+        available = snapshot.dialect.list_tables(snapshot.conn, planned.schemas)
         selected = [t.name for t in planned.tables]
         chosen = set(selected) | {JOURNAL_TABLE}
-        excluded = sorted(n for n in available if n not in chosen)
-        schema = support.capture(snapshot.conn, snapshot.url, selected, excluded)
+        excluded = [snapshot.dialect.where(n) for n in sorted(available) if n not in chosen]
+        schema = support.capture(snapshot.conn, snapshot.url,
+                                 [snapshot.dialect.where(n) for n in selected], excluded,
+                                 planned.schemas)
     except DRIVER_ERRORS as exc:
         failure: DbcrateError = db_error("capturing the native schema", exc)
         if not options.tolerate:

@@ -93,12 +93,15 @@ class DumpPlan:
     tolerate: bool = False
     storage: StoragePlan = StoragePlan()
     storage_exclude: tuple[str, ...] = ()
+    #: the schemas read (``-n``/``-N`` resolved; empty on an engine without schemas)
+    schemas: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The fields documented in docs/CLI.md (``dump --dry-run --json``)."""
         return {
             "source": self.source.to_dict(),
             "storages": list(self.storages),
+            "schemas": list(self.schemas),
             "tables": [
                 {
                     "name": t.name,
@@ -163,7 +166,8 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
         database=url.database,
         driver=url.get_driver_name(),
     )
-    tables = _select_tables(conn, dialect, options)
+    schemas = _chosen_schemas(conn, dialect, options)
+    tables = _select_tables(conn, dialect, options, schemas)
     elsewhere = dialect.rows_elsewhere(conn)
     for table in tables:
         if table.name in elsewhere:
@@ -180,7 +184,7 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
         chunk_bytes=options.chunk_bytes, batch_rows=options.batch_rows, jobs=jobs,
         schema_only=options.schema_only, tolerate=options.tolerate,
         storage=storage if storage is not None else storage_plan(options),
-        storage_exclude=tuple(storage_patterns(options)),
+        storage_exclude=tuple(storage_patterns(options)), schemas=tuple(schemas),
     )
 
 
@@ -233,10 +237,26 @@ def offline_source(url: str) -> Source:
                   database=parsed.database)
 
 
-def _select_tables(conn: sa.Connection, dialect: Dialect, options: DumpOptions) -> list[Table]:
-    """The tables ``-t``/``-T`` and the hooks' ``dump_table_filter`` select, reflected."""
-    available = [n for n in dialect.list_tables(conn) if n != JOURNAL_TABLE]
-    names = select_tables(available, options.include, options.exclude, "the source")
+def _chosen_schemas(conn: sa.Connection, dialect: Dialect, options: DumpOptions) -> list[str]:
+    """The schemas ``-n``/``-N`` choose (every one but the engine's own by default).
+
+    :raises UsageError: ``-n``/``-N`` on an engine without schemas.
+    """
+    if (options.schemas or options.exclude_schemas) and not dialect.has_schemas:
+        raise UsageError(f"{engine_name(dialect)} has no schemas inside a database: "
+                         "schemas=[...] and exclude_schemas=[...] do not apply",
+                         hint="the URL names the database; choose tables with include=[...]")
+    return dialect.chosen_schemas(conn, options.schemas, options.exclude_schemas)
+
+
+def _select_tables(conn: sa.Connection, dialect: Dialect, options: DumpOptions,
+                   schemas: list[str]) -> list[Table]:
+    """The tables of ``schemas`` that ``-t``/``-T`` and the hooks' ``dump_table_filter``
+    select, reflected. A pattern matches a table's archive name (``sales.orders``;
+    ``orders`` in the default schema, which ``public.orders`` matches too)."""
+    available = [n for n in dialect.list_tables(conn, schemas) if n != JOURNAL_TABLE]
+    names = select_tables(available, options.include, options.exclude, "the source",
+                          dialect.spellings)
     tables = [dialect.reflect(conn, n) for n in names]
     _refuse_empty_names(tables)
     hooks = load_hooks(options.hooks)

@@ -45,10 +45,12 @@ from dbcrate.model.chunks import member_name
 from dbcrate.model.manifest import (
     BASE_FORMAT_VERSION,
     NATIVE_FORMAT_VERSION,
+    SCHEMAS_FORMAT_VERSION,
     STORAGE_FORMAT_VERSION,
     Chunk,
     Manifest,
     TableEntry,
+    needs_schemas,
 )
 from dbcrate.options import DumpOptions
 from dbcrate.progress import Event, TableProgress, drain
@@ -141,16 +143,18 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
     schema version). Ends the snapshot before the manifest is committed. The result's
     ``seconds`` is left 0: the caller measures."""
     created = created or dt.datetime.now(dt.UTC)
-    warnings: list[str] = snapshot.dialect.schemas_left_out(snapshot.conn)
+    warnings: list[str] = []
     native = capture_native(planned, snapshot, options, warnings)
-    # the oldest version that holds what this archive has: older readers still read it
-    version = (NATIVE_FORMAT_VERSION if native is not None
-               else STORAGE_FORMAT_VERSION if planned.storage.specs else BASE_FORMAT_VERSION)
     fmt = get_format(planned.data_format)
-    manifest = _new_manifest(planned, created, version, options)
+    manifest = _new_manifest(planned, created, BASE_FORMAT_VERSION, options)
     manifest.native = native
     manifest.data_format = fmt.name
     manifest.tables = [TableEntry(schema=t) for t in planned.tables]
+    # the oldest version that holds what this archive has: older readers still read it
+    version = (SCHEMAS_FORMAT_VERSION if needs_schemas(manifest)
+               else NATIVE_FORMAT_VERSION if native is not None
+               else STORAGE_FORMAT_VERSION if planned.storage.specs else BASE_FORMAT_VERSION)
+    manifest.format_version = version
     snapshot.share(planned.jobs)
     with _open_writer(output, created, version, options, fmt.name, planned) as writer:
         yield from _write_tasks(planned, snapshot, writer, manifest, fmt, warnings)
@@ -311,7 +315,7 @@ def _store_storages(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink,
 
 def _column_values(conn: sa.Connection, dialect: Dialect, column: FileColumn) -> Iterator[Any]:
     """Non-empty values of one column, streamed (inside the dump's snapshot)."""
-    sql = (f"SELECT {dialect.quote(column.column)} FROM {dialect.quote(column.table)} "
+    sql = (f"SELECT {dialect.quote(column.column)} FROM {dialect.table_sql(column.table)} "
            f"WHERE {dialect.quote(column.column)} IS NOT NULL")
     # execution options on the statement, not the connection: Connection.execution_options()
     # changes the connection itself, and its later statements would stream too

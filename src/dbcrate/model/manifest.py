@@ -21,11 +21,14 @@ from dbcrate.storages.index import StorageManifest
 FORMAT_NAME = "dbcrate-archive"
 #: the newest format version this dbcrate reads and writes. An archive is written with the
 #: lowest version that describes it, so that older readers keep reading what they can:
-#: 1 = tables only; 2 = tables and storages (files beside the data).
-FORMAT_VERSION = 3
-#: the first version with storages (``storage``), and the first with the native schema
+#: 1 = tables only; 2 = tables and storages (files beside the data); 3 = the native schema;
+#: 4 = tables in several schemas (a table's ``schema``, a foreign key's ``ref_schema``).
+FORMAT_VERSION = 4
+#: the first version with storages (``storage``), the first with the native schema, and the
+#: first with tables outside the source's default schema
 STORAGE_FORMAT_VERSION = 2
 NATIVE_FORMAT_VERSION = 3
+SCHEMAS_FORMAT_VERSION = 4
 #: the version an archive without storages is written with
 BASE_FORMAT_VERSION = 1
 #: a manifest larger than this is refused before parsing (bytes)
@@ -241,6 +244,9 @@ class Manifest:
                 if manifest.format_version < NATIVE_FORMAT_VERSION:
                     raise ValueError("a 'native' section needs format version 3")
                 manifest.native = NativeSchema.from_dict(data["native"])
+            if manifest.format_version < SCHEMAS_FORMAT_VERSION and needs_schemas(manifest):
+                raise ValueError("a table in a schema ('schema', 'ref_schema') needs format "
+                                 f"version {SCHEMAS_FORMAT_VERSION}")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise NotAnArchive(f"{where} is malformed: {exc}") from None
         names = [t.name for t in manifest.tables]
@@ -250,6 +256,14 @@ class Manifest:
         if len(set(members)) != len(members):
             raise NotAnArchive(f"{where} lists a data member twice")
         return manifest
+
+
+def needs_schemas(manifest: Manifest) -> bool:
+    """Whether a table of ``manifest`` lies outside the source's default schema or refers to
+    one that does (format version 4)."""
+    return any(t.schema.schema is not None
+               or any(fk.ref_schema is not None for fk in t.schema.foreign_keys)
+               for t in manifest.tables)
 
 
 def _status(value: Any) -> str:

@@ -285,6 +285,7 @@ FOREIGN_KEY = Obj(_fields(
     on_update=Text(choices=FK_ACTIONS, fold=True, nullable=True),
     deferrable=Flag(),
     initially_deferred=Flag(),
+    ref_schema=Text(name=True, nullable=True),
 ))
 
 #: table options: values that are strings or integers are kept (as strings), others dropped
@@ -301,6 +302,7 @@ TABLE_SCHEMA = Obj(_fields(
     comment=OPTIONAL_TEXT,
     skipped=Items(Text()),
     options=OPTIONS,
+    schema=Text(name=True, nullable=True),
 ))
 
 CHUNK = Obj(_fields(

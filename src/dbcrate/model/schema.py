@@ -147,7 +147,10 @@ FK_ACTIONS = ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION")
 
 @dataclass(frozen=True)
 class ForeignKey:
-    """A foreign key from ``columns`` to ``ref_table(ref_columns)``."""
+    """A foreign key from ``columns`` to ``ref_table(ref_columns)``.
+
+    ``ref_table`` is the referenced table's archive name (:attr:`Table.name`); ``ref_schema``
+    its schema when that is not the source's default one (as :attr:`Table.schema`)."""
 
     name: str | None
     columns: list[str]
@@ -157,6 +160,12 @@ class ForeignKey:
     on_update: str | None = None
     deferrable: bool = False
     initially_deferred: bool = False
+    ref_schema: str | None = None
+
+    @property
+    def ref_sql_name(self) -> str:
+        """The referenced table's own name, without its schema."""
+        return unqualified(self.ref_table, self.ref_schema)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -172,6 +181,8 @@ class ForeignKey:
             out["deferrable"] = True
         if self.initially_deferred:
             out["initially_deferred"] = True
+        if self.ref_schema is not None:
+            out["ref_schema"] = self.ref_schema
         return out
 
     @classmethod
@@ -184,15 +195,38 @@ class ForeignKey:
             actions[key] = value.upper() if value else None
         if len(_str_list(data, "columns")) != len(_str_list(data, "ref_columns")):
             raise ValueError("a foreign key needs as many referenced columns as columns")
+        ref_schema = _str(data, "ref_schema", optional=True)
+        ref_table = _str(data, "ref_table")
+        check_qualified(ref_table, ref_schema)
         return cls(
             name=_str(data, "name", optional=True),
             columns=_str_list(data, "columns"),
-            ref_table=_str(data, "ref_table"),
+            ref_table=ref_table,
             ref_columns=_str_list(data, "ref_columns"),
             deferrable=_bool(data, "deferrable", False),
             initially_deferred=_bool(data, "initially_deferred", False),
+            ref_schema=ref_schema,
             **actions,
         )
+
+
+def qualified_name(schema: str | None, name: str) -> str:
+    """A table's archive name: ``name`` in the source's default schema (``schema`` None),
+    ``schema.name`` in any other."""
+    return name if schema is None else f"{schema}.{name}"
+
+
+def unqualified(archive_name: str, schema: str | None) -> str:
+    """The inverse of :func:`qualified_name`: the table's own name."""
+    return archive_name if schema is None else archive_name[len(schema) + 1:]
+
+
+def check_qualified(archive_name: str, schema: str | None) -> None:
+    """Refuse an archive name that does not start with its schema and a dot."""
+    if schema is not None and (not schema or not archive_name.startswith(f"{schema}.")
+                               or len(archive_name) == len(schema) + 1):
+        raise ValueError(f"table {archive_name!r} in schema {schema!r} must be named "
+                         f"{schema!r} + '.' + its name")
 
 
 @dataclass
@@ -203,6 +237,11 @@ class Table:
     next in the source (``None`` when the table has none).
     ``skipped`` lists schema objects that were seen but cannot be recreated portably (check
     constraints, expression indexes, triggers ...), so that a restore can say so.
+
+    ``name`` is the table's name in the archive, unique in it: its own name for a table in the
+    source's default schema (PostgreSQL's ``public``; engines without schemas have only that),
+    ``schema.name`` for a table in another schema, whose ``schema`` is then set
+    (:func:`qualified_name`). SQL names the table by :attr:`sql_name` inside ``schema``.
     """
 
     name: str
@@ -217,6 +256,13 @@ class Table:
     #: engine-specific table options (e.g. MariaDB engine and collation), applied only when
     #: restoring into the same engine, and only if they are plain words
     options: dict[str, str] = field(default_factory=dict)
+    #: the schema (namespace) of a table outside the source's default schema, else None
+    schema: str | None = None
+
+    @property
+    def sql_name(self) -> str:
+        """The table's own name, without its schema (what the engine calls it)."""
+        return unqualified(self.name, self.schema)
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -251,6 +297,8 @@ class Table:
             out["skipped"] = self.skipped
         if self.options:
             out["options"] = self.options
+        if self.schema is not None:
+            out["schema"] = self.schema
         return out
 
     @classmethod
@@ -264,6 +312,7 @@ class Table:
             raise ValueError("duplicate column names")
         table = cls(
             name=_str(data, "name"),
+            schema=_str(data, "schema", optional=True),
             columns=columns,
             primary_key=_str_list(data, "primary_key"),
             primary_key_name=_str(data, "primary_key_name", optional=True),
@@ -278,6 +327,7 @@ class Table:
                 if isinstance(v, str | int) and not isinstance(v, bool)
             },
         )
+        check_qualified(table.name, table.schema)
         known = set(names)
         referenced = list(table.primary_key)
         for index in table.indexes:

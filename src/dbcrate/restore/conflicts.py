@@ -101,7 +101,7 @@ def create_stage(conn: Connection, dialect: Dialect, table: Table) -> Table:
                   primary_key=table.primary_key)
     cols = ", ".join(q(c.name) for c in table.columns)
     conn.exec_driver_sql(f"CREATE TEMPORARY TABLE {q(stage.name)} AS SELECT {cols} FROM "
-                         f"{q(table.name)} WHERE 1 = 0")
+                         f"{dialect.table_sql(table.name)} WHERE 1 = 0")
     return stage
 
 
@@ -128,7 +128,7 @@ def _compare(conn: Connection, dialect: Dialect, table: Table, stage: str,
     others = [c for c in table.column_names if c not in key]
     same = " AND ".join(dialect.same_value_sql.format(a=f"s.{q(c)}", b=f"t.{q(c)}")
                         for c in others) or "1 = 1"
-    base = f"FROM {q(stage)} s JOIN {q(table.name)} t ON {join}"
+    base = f"FROM {q(stage)} s JOIN {dialect.table_sql(table.name)} t ON {join}"
     existing, differing = conn.exec_driver_sql(
         f"SELECT count(*), coalesce(sum(CASE WHEN {same} THEN 0 ELSE 1 END), 0) {base}"
     ).one()
@@ -151,7 +151,7 @@ def _check_every_key_landed(conn: Connection, dialect: Dialect, table: Table, st
     q = dialect.quote
     join = " AND ".join(f"t.{q(c)} = s.{q(c)}" for c in table.primary_key)
     found = conn.exec_driver_sql(
-        f"SELECT count(*) FROM {q(stage)} s JOIN {q(table.name)} t ON {join}").scalar()
+        f"SELECT count(*) FROM {q(stage)} s JOIN {dialect.table_sql(table.name)} t ON {join}").scalar()
     if int(found or 0) != rows:
         raise DatabaseError(
             f"{table.name}: {rows - int(found or 0)} archive rows clash with a target row on "

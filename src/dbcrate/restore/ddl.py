@@ -164,10 +164,11 @@ def build_tables(
                 )
             )
         out.tables[table.name] = sa.Table(
-            table.name,
+            dialect.own_name(table.name),
             md,
             *columns,
             *constraints,
+            schema=dialect.sa_schema(table.name),
             **dialect.table_kwargs(table, same_engine=same_engine),
         )
         if table.primary_key and dialect.primary_key_after_data:
@@ -186,11 +187,13 @@ def build_tables(
     return out
 
 
-def _ref_table(name: str, columns: list[str], out: TargetTables) -> sa.Table:
+def _ref_table(name: str, columns: list[str], out: TargetTables, dialect: Dialect) -> sa.Table:
     if name in out.tables:
         return out.tables[name]
     # a table outside this restore that exists in the target: a stub to resolve the reference
-    return sa.Table(name, out.metadata, *[sa.Column(c, sa.Integer) for c in columns])
+    return sa.Table(dialect.own_name(name), out.metadata,
+                    *[sa.Column(c, sa.Integer) for c in columns],
+                    schema=dialect.sa_schema(name))
 
 
 def foreign_keys(
@@ -203,7 +206,7 @@ def foreign_keys(
             out.skip(table.name, "foreign key", shown,
                      f"table {fk.ref_table!r} is neither restored nor present in the target")
             continue
-        ref = _ref_table(fk.ref_table, fk.ref_columns, out)
+        ref = _ref_table(fk.ref_table, fk.ref_columns, out, dialect)
         try:
             refcols = [ref.c[c] for c in fk.ref_columns]
         except KeyError:

@@ -87,6 +87,7 @@ def _run(ctx: Execution) -> Iterator[Event]:
         yield from native.epilogue(ctx)
         yield from recreate.finish(ctx)
     elif ctx.plan.mode == "recreate":
+        recreate.create_schemas(ctx)
         recreate.drop_foreign_keys_into(ctx)
         yield from run_graph(ctx)
         yield from recreate.finish(ctx)

@@ -117,7 +117,7 @@ def _clean_and_load(ctx: Execution, todo: list[Source]) -> None:
             if ctx.hooks.empty_table is not None:
                 ctx.hooks.empty_table(conn, target)
             else:
-                conn.exec_driver_sql(f"DELETE FROM {dialect.quote(target)}")
+                conn.exec_driver_sql(f"DELETE FROM {dialect.table_sql(target)}")
         loaded = {}
         for source in todo:
             rows = itertools.chain.from_iterable(

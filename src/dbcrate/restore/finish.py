@@ -27,8 +27,9 @@ def orphans(ctx: Execution, tables: list[Table]) -> list[str]:
         for fk in table.foreign_keys:
             cond = " AND ".join(f"p.{q(r)} = c.{q(col)}" for col, r in zip(fk.columns, fk.ref_columns))
             notnull = " AND ".join(f"c.{q(col)} IS NOT NULL" for col in fk.columns)
-            sql = (f"SELECT count(*) FROM {q(table.name)} c WHERE {notnull} AND NOT EXISTS "
-                   f"(SELECT 1 FROM {q(fk.ref_table)} p WHERE {cond})")
+            where = ctx.dialect.table_sql
+            sql = (f"SELECT count(*) FROM {where(table.name)} c WHERE {notnull} AND NOT EXISTS "
+                   f"(SELECT 1 FROM {where(fk.ref_table)} p WHERE {cond})")
             checks.append((table, fk, sql))
 
     def count(check: tuple[Table, Any, str]) -> Any:
@@ -52,7 +53,7 @@ def set_sequence(runner: Runner, dialect: Dialect, table: Table, result: TableRe
 
     def work(conn: Connection) -> tuple[int | None, int | None]:
         top = conn.exec_driver_sql(
-            f"SELECT max({dialect.quote(col.name)}) FROM {dialect.quote(table.name)}"
+            f"SELECT max({dialect.quote(col.name)}) FROM {dialect.table_sql(table.name)}"
         ).scalar()
         value = max(int(top) + 1 if top is not None else 1, table.next_value or 1)
         dialect.set_next_value(conn, table, col, value)

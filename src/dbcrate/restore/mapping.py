@@ -143,7 +143,7 @@ def cast_kind(src: LogicalType, dst: LogicalType) -> str | None:
         ("decimal", "int16"), ("float64", "decimal"), ("float32", "decimal"),
         ("int64", "float64"), ("datetime", "date"), ("timestamptz", "datetime"),
         ("datetime", "timestamptz"), ("int32", "float32"), ("int64", "float32"),
-        ("string", "uuid"), ("string", "json"),
+        ("string", "uuid"), ("string", "json"), ("other", "string"),
     }
     if (src.kind, dst.kind) in checked:
         return "checked"

@@ -67,7 +67,7 @@ def why_not_native(schema: NativeSchema | None, dialect: Dialect, options: Resto
     if options.migrations:
         return "migrations change the tables: the source's definitions no longer fit"
     support = dialect.native
-    defined = {o.name for o in schema.objects if o.kind in support.table_kinds}
+    defined = {support.table_name(o) for o in schema.objects if o.kind in support.table_kinds}
     chosen = {s.name for s in sources}
     odd = sorted((chosen - defined) | (defined - set(archive_tables)))
     if odd:
@@ -124,12 +124,14 @@ def plan_native(schema: NativeSchema, dialect: Dialect, tables: Sequence[str],
     unchosen = set(archive_tables) - chosen
     objects: list[NativeObject] = []
     left_out: list[LeftOut] = []
+    known = set(archive_tables)
     for obj in schema.objects:
-        why = _left_out_because(obj, support, unchosen, present)
+        why = _left_out_because(obj, support, unchosen, present, known)
         if why is None:
             objects.append(obj)
         else:
-            owner = obj.table if obj.table in chosen else None
+            table = support.table_of(obj)
+            owner = table if table in chosen else None
             left_out.append(LeftOut(_noun(obj), obj.name, f"{obj.kind} {obj.qualified}", why,
                                     owner))
     pre = tuple(i for i, o in enumerate(objects) if o.section == "pre-data")
@@ -146,18 +148,21 @@ def plan_native(schema: NativeSchema, dialect: Dialect, tables: Sequence[str],
 
 
 def _left_out_because(obj: NativeObject, support: NativeSupport, unchosen: set[str],
-                      present: set[str]) -> str | None:
+                      present: set[str], known: set[str]) -> str | None:
     """Why an object of an archive table the restore's selection leaves out is left out too
-    (objects on other relations, a materialized view's index, stay)."""
-    if obj.kind in support.table_kinds and obj.name in unchosen:
+    (objects on other relations, a materialized view's index, stay), and a foreign key to a
+    table that is neither in the archive (a schema the dump left out) nor in the target."""
+    if obj.kind in support.table_kinds and support.table_name(obj) in unchosen:
         return "its table is not restored (selection)"
-    table = support.table_of(obj) if obj.section == "post-data" else obj.table
+    table = support.table_of(obj)
     if table is not None and table in unchosen:
         return f"table {table!r} is not restored (selection)"
     if support.is_foreign_key(obj):
         parent = support.fk_parent(obj)
         if parent is not None and parent in unchosen and parent not in present:
             return f"table {parent!r} is neither restored nor present in the target"
+        if parent is not None and parent not in known and parent not in present:
+            return f"table {parent!r} is neither in the archive nor in the target"
     return None
 
 
@@ -263,8 +268,8 @@ def prologue(ctx: Execution) -> Iterator[Event]:
             failure = _run_object(ctx, conn, position)
             if failure is None:
                 continue
-            if obj.kind in support.table_kinds and obj.name in ctx.results:
-                result = ctx.result(obj.name)
+            if obj.kind in support.table_kinds and support.table_name(obj) in ctx.results:
+                result = ctx.result(support.table_name(obj))
                 result.status, result.rows = "failed", 0
                 result.error = f"its definition failed: {failure}; the table is absent"
             else:

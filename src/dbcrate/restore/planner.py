@@ -18,7 +18,7 @@ from dbcrate.dialects.base import SAFE_ENGINE_TYPE
 from dbcrate.dialects.reflection import quiet_reflection
 from dbcrate.errors import Incompatibility, NotPortable, TargetConflict, UnfinishedRestore, UsageError
 from dbcrate.model.native import NativeSchema
-from dbcrate.model.schema import dependency_order
+from dbcrate.model.schema import Table, dependency_order
 from dbcrate.options import RestoreOptions, choices_of
 from dbcrate.restore import journal
 from dbcrate.restore.conflicts import POLICIES
@@ -83,7 +83,7 @@ def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, targe
     common: dict[str, Any] = dict(target=target, archive_id=archive_id, same_engine=same_engine,
                                   sources=ordered, done=done, forget_journal=forget,
                                   warnings=tuple(warnings))
-    present = target_tables(dialect)
+    present = target_tables(dialect, [t.schema for t in arch.manifest.tables])
     schema = arch.manifest.native
     archive_tables = [t.name for t in arch.manifest.tables]
     why_not = why_not_native(schema, dialect, options, mode, arch.manifest.source.engine,
@@ -165,9 +165,11 @@ def _journal_state(dialect: Dialect, archive_id: str, options: RestoreOptions,
     return {}, bool(earlier)
 
 
-def target_tables(dialect: Dialect) -> set[str]:
+def target_tables(dialect: Dialect, tables: Sequence[Table]) -> set[str]:
+    """The archive names of ``tables`` that the target holds, and its other tables (see
+    :meth:`~dbcrate.dialects.locations.TableLocations.present_tables`)."""
     with dialect.engine.connect() as conn:
-        return set(sa.inspect(conn).get_table_names(schema=dialect.default_schema))
+        return dialect.present_tables(conn, tables)
 
 
 def _whole(done: dict[str, frozenset[int]]) -> frozenset[str]:
@@ -290,12 +292,12 @@ def structure_present(dialect: Dialect, tables: frozenset[str]) -> dict[str, set
         return out
     with dialect.engine.connect() as conn, quiet_reflection():
         insp = sa.inspect(conn)
-        schema = dialect.default_schema
         for name in tables:
-            have = {ix["name"] for ix in insp.get_indexes(name, schema=schema) if ix["name"]}
-            have |= {uc["name"] for uc in insp.get_unique_constraints(name, schema=schema) if uc["name"]}
-            have |= {fk["name"] for fk in insp.get_foreign_keys(name, schema=schema) if fk["name"]}
-            if insp.get_pk_constraint(name, schema=schema).get("constrained_columns"):
+            schema, own = dialect.where(name)
+            have = {ix["name"] for ix in insp.get_indexes(own, schema=schema) if ix["name"]}
+            have |= {uc["name"] for uc in insp.get_unique_constraints(own, schema=schema) if uc["name"]}
+            have |= {fk["name"] for fk in insp.get_foreign_keys(own, schema=schema) if fk["name"]}
+            if insp.get_pk_constraint(own, schema=schema).get("constrained_columns"):
                 have.add("")
             out[name] = have
     return out

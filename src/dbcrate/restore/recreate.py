@@ -52,7 +52,7 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
     def work(conn: Connection) -> int:
         nonlocal created
         if task.replace:
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.quote(source.name)}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.table_sql(source.name)}")
             if not dialect.transactional_ddl:
                 result.warnings.append("the old table was dropped (DDL cannot roll back)")
         if sa_table is not None:
@@ -93,7 +93,7 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
 def _remove_half_made(ctx: Execution, table: str) -> None:
     with ctx.dialect.engine.connect() as conn:
         with contextlib.suppress(sa.exc.DBAPIError):
-            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {ctx.dialect.quote(table)}")
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {ctx.dialect.table_sql(table)}")
         with contextlib.suppress(sa.exc.DBAPIError):
             journal.unmark(conn, ctx.dialect, ctx.plan.archive_id, table, journal.STARTED)
 
@@ -166,11 +166,30 @@ def drop_foreign_keys_into(ctx: Execution) -> None:
     with dialect.engine.connect() as conn, quiet_reflection():
         insp = sa.inspect(conn)
         for name in sorted(plan.replace):
-            for fk in insp.get_foreign_keys(name, schema=dialect.default_schema):
+            schema, own = dialect.where(name)
+            for fk in insp.get_foreign_keys(own, schema=schema):
                 fk_name = fk.get("name")
-                if fk.get("referred_table") in restored and fk_name:
-                    conn.exec_driver_sql(f"ALTER TABLE {dialect.quote(name)} DROP "
+                ref_schema = fk.get("referred_schema") or dialect.default_schema
+                referred = (dialect.located(ref_schema, fk["referred_table"]) if ref_schema
+                            else fk["referred_table"])
+                if referred in restored and fk_name:
+                    conn.exec_driver_sql(f"ALTER TABLE {dialect.table_sql(name)} DROP "
                                          f"{dialect.drop_foreign_key_keyword} {dialect.quote(fk_name)}")
+
+
+def create_schemas(ctx: Execution) -> None:
+    """Create the schemas of the recreated tables that the target lacks (tables of several
+    PostgreSQL schemas restored through the portable schema; the native schema creates its
+    own): once, before any table, so that parallel sessions do not race to create them."""
+    schemas = ctx.dialect.schemas_of(s.name for s in ctx.plan.sources)
+    if not schemas or ctx.plan.ddl is None:
+        return
+
+    def work(conn: Connection) -> None:
+        for schema in schemas:
+            conn.execute(sa.schema.CreateSchema(schema, if_not_exists=True))
+
+    ctx.runner.unit(work)
 
 
 def finish(ctx: Execution) -> Iterator[Event]:

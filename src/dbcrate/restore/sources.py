@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from dbcrate.containers.archive import Archive
+from dbcrate.dialects import dialect_class
 from dbcrate.errors import UsageError
 from dbcrate.hooks import Hooks
 from dbcrate.model.logical import logical_of_arrow
@@ -27,8 +28,16 @@ def archive_sources(arch: Archive, options: RestoreOptions,
     """The selected archive tables as :class:`Source` values (in the archive's order), and
     warnings for what the migrations dropped; refuses tables the dump recorded as failed."""
     manifest = arch.manifest
+    # a pattern matches an archive name (schema.table outside the source's default schema),
+    # and schema.table written out for a table in it (public.film)
+    default = dialect_class(manifest.source.engine).default_schema
+    outside = {t.name for t in manifest.tables if t.schema.schema is not None}
+
+    def spellings(name: str) -> tuple[str, ...]:
+        return (name,) if default is None or name in outside else (name, f"{default}.{name}")
+
     names = select_tables([t.name for t in manifest.tables], options.include, options.exclude,
-                          "the archive")
+                          "the archive", spellings)
     entries = [manifest.table(n) for n in names]
     broken = [e.name for e in entries if e.status != "ok"]
     if broken:
