@@ -70,22 +70,26 @@ def _dec(d: Decimal) -> str:
     return "0" if text in ("-0", "0") and not d.is_signed() else text
 
 
-def table_digest(conn: sa.Connection, name: str, quote: Any) -> tuple[int, str]:
+def table_digest(conn: sa.Connection, name: str, quote: Any,
+                 schema: str | None = None) -> tuple[int, str]:
+    where = f"{quote(schema)}.{quote(name)}" if schema else quote(name)
     if conn.dialect.name == "postgresql":
         # the server's own text forms: exact, and they include what Python cannot hold
         # (infinity and BC dates)
-        cols = [c["name"] for c in sa.inspect(conn).get_columns(name)]
+        cols = [c["name"] for c in sa.inspect(conn).get_columns(name, schema=schema)]
         select = ", ".join(f"{quote(c)}::text" for c in cols)
-        rows = conn.exec_driver_sql(f"SELECT {select} FROM {quote(name)}").all()
+        rows = conn.exec_driver_sql(f"SELECT {select} FROM {where}").all()
     else:
-        rows = conn.exec_driver_sql(f"SELECT * FROM {quote(name)}").all()
+        rows = conn.exec_driver_sql(f"SELECT * FROM {where}").all()
     canon_rows = sorted(json.dumps([canon(v) for v in row], ensure_ascii=False) for row in rows)
     h = hashlib.sha256("\n".join(canon_rows).encode()).hexdigest()
     return len(rows), h
 
 
-def snapshot(url: str, tables: list[str] | None = None) -> dict[str, tuple[int, str]]:
-    """{table: (row count, sha256 of canonical sorted rows)} for every (or the given) table."""
+def snapshot(url: str, tables: list[str] | None = None,
+             schemas: list[str] | None = None) -> dict[str, tuple[int, str]]:
+    """{table: (row count, sha256 of canonical sorted rows)} for every (or the given) table;
+    with ``schemas``, every table of those schemas, by its own name."""
     eng = sa.create_engine(url)
     try:
         with eng.connect() as conn:
@@ -97,6 +101,10 @@ def snapshot(url: str, tables: list[str] | None = None) -> dict[str, tuple[int, 
                 n for n in sa.inspect(conn).get_table_names() if not n.startswith("sqlite_")
             ]
             quote = conn.dialect.identifier_preparer.quote_identifier
+            if schemas:
+                insp = sa.inspect(conn)
+                return {n: table_digest(conn, n, quote, s) for s in schemas
+                        for n in sorted(insp.get_table_names(schema=s))}
             return {n: table_digest(conn, n, quote) for n in sorted(names)}
     finally:
         eng.dispose()

@@ -147,6 +147,9 @@ class Dialect(TableLocations):
     #: foreign keys and unique constraints are created with a name, and unique constraints as
     #: constraints (``ADD CONSTRAINT ... UNIQUE``) rather than unique indexes
     named_constraints: ClassVar[bool] = True
+    #: a foreign key's columns must have their referenced columns' types (InnoDB: an INT
+    #: cannot refer to a BIGINT); a narrower integer column is created as the wider type
+    foreign_key_types_match: ClassVar[bool] = False
     #: ``DEFERRABLE`` / ``INITIALLY DEFERRED`` foreign keys
     deferrable_constraints: ClassVar[bool] = False
     #: exact decimals hold NaN and ±Infinity (PostgreSQL's numeric; SQLite keeps them as text)

@@ -99,6 +99,7 @@ class MySQL(Dialect):
     max_identifier_chars: ClassVar[int | None] = 64
     case_insensitive_columns: ClassVar[bool] = True
     transactional_ddl: ClassVar[bool] = False
+    foreign_key_types_match: ClassVar[bool] = True
     journal_text_type: ClassVar[str] = "VARCHAR(255)"  # a key part: TEXT needs a prefix length
     upsert_style: ClassVar[Literal["on_conflict", "on_duplicate_key"]] = "on_duplicate_key"
     # BINARY: a case-insensitive collation would take 'abc' and 'ABC' for the same value

@@ -255,6 +255,12 @@ def _select_tables(conn: sa.Connection, dialect: Dialect, options: DumpOptions,
     select, reflected. A pattern matches a table's archive name (``sales.orders``;
     ``orders`` in the default schema, which ``public.orders`` matches too)."""
     available = [n for n in dialect.list_tables(conn, schemas) if n != JOURNAL_TABLE]
+    twice = sorted({n for n in available if available.count(n) > 1})
+    if twice:  # a table of the default schema named like schema.table of another
+        raise SourceValueError(f"two tables would be named {twice[0]!r} in the archive (one "
+                               "of the default schema, so named, and one of a schema)",
+                               hint="rename one in the source, or leave one schema out with "
+                               "exclude_schemas=[...]")
     names = select_tables(available, options.include, options.exclude, "the source",
                           dialect.spellings)
     tables = [dialect.reflect(conn, n) for n in names]

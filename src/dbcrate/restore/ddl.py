@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -103,6 +103,36 @@ def unique_name(dialect: Dialect, preferred: str | None, parts: list[str], used:
     return name
 
 
+#: integer kinds by width: a foreign key column narrower than its referenced column widens
+_INTEGER_WIDTH = {"int8": 1, "int16": 2, "int32": 4, "int64": 8}
+
+
+def _widen_to_referenced(tables: list[Table], out: TargetTables) -> list[Table]:
+    """``tables`` with each integer foreign-key column narrower than the integer column it
+    refers to (PostgreSQL lets a smallint refer to an integer; InnoDB does not) given the
+    referenced column's type, each said in a warning. Values only widen: nothing changes."""
+    by_name = {t.name: t for t in tables}
+    result = []
+    for table in tables:
+        wider: dict[str, Column] = {}
+        for fk in table.foreign_keys:
+            parent = by_name.get(fk.ref_table)
+            if parent is None:
+                continue
+            for name, ref in zip(fk.columns, fk.ref_columns):
+                col, target = table.column(name), parent.column(ref)
+                if _INTEGER_WIDTH.get(col.type.kind, 9) < _INTEGER_WIDTH.get(target.type.kind, 0):
+                    wider[name] = replace(col, type=target.type)
+                    label = fk_label(fk.name, fk.columns, fk.ref_table)
+                    out.warnings.append(
+                        f"column {table.name}.{name}: created as {target.type.kind} like "
+                        f"{parent.name}.{ref}, which its foreign key {label} refers to "
+                        f"(the target needs equal types; the source has {col.type.kind})")
+        result.append(replace(table, columns=[wider.get(c.name, c) for c in table.columns])
+                      if wider else table)
+    return result
+
+
 def _target_columns(
     table: Table, dialect: Dialect, same_engine: bool, out: TargetTables
 ) -> tuple[list[sa.Column[Any]], dict[str, Any]]:
@@ -149,6 +179,8 @@ def build_tables(
     md = sa.MetaData()
     out = TargetTables(md, {}, {})
     existing = existing or set()
+    if dialect.foreign_key_types_match and not same_engine:
+        tables = _widen_to_referenced(tables, out)
     for table in tables:
         columns, types = _target_columns(table, dialect, same_engine, out)
         constraints: list[Any] = []
