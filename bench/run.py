@@ -369,6 +369,12 @@ def make_cases() -> list[Case]:
              artifact=lambda c: (c.out / "pg2.crate", "output"),
              check=expect_archive_rows(lambda c: c.out / "pg2.crate"),
              cleanup=lambda c: remove(c.out / "pg2.crate")))
+    # one job: the default before issue 19 (the default is now the cores, at most 4)
+    add(Case("dbcrate dump -j 1", "pg-dump",
+             lambda c: f"dbcrate dump -j 1 {Q(SRC_PG)} {Q(str(c.out / 'pg1.crate'))}",
+             artifact=lambda c: (c.out / "pg1.crate", "output"),
+             check=expect_archive_rows(lambda c: c.out / "pg1.crate"),
+             cleanup=lambda c: remove(c.out / "pg1.crate")))
     add(Case("pg_dump -Fc", "pg-dump",
              lambda c: f"pg_dump {' '.join(PG())} -Fc -f {Q(str(c.out / 'pg.dump'))}",
              artifact=lambda c: (c.out / "pg.dump", "output"),
@@ -397,6 +403,12 @@ def make_cases() -> list[Case]:
              artifact=lambda c: (c.prep / "pg.crate", "input")))
     add(Case("dbcrate restore -j 2", "pg-restore",
              lambda c: f"dbcrate restore -j 2 {Q(str(c.prep / 'pg.crate'))} {Q(restore_pg)}",
+             needs=["pg.crate"], setup=lambda c: pg_fresh(),
+             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: pg_drop(),
+             artifact=lambda c: (c.prep / "pg.crate", "input")))
+    add(Case("dbcrate restore -j 1", "pg-restore",
+             lambda c: f"dbcrate restore -j 1 {Q(str(c.prep / 'pg.crate'))} {Q(restore_pg)}",
              needs=["pg.crate"], setup=lambda c: pg_fresh(),
              check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
              cleanup=lambda c: pg_drop(),
@@ -442,6 +454,11 @@ def make_cases() -> list[Case]:
              artifact=lambda c: (c.out / "my-j2.crate", "output"),
              check=expect_archive_rows(lambda c: c.out / "my-j2.crate"),
              cleanup=lambda c: remove(c.out / "my-j2.crate")))
+    add(Case("dbcrate dump -j 1", "mysql-dump",
+             lambda c: f"dbcrate dump -j 1 {Q(SRC_MY)} {Q(str(c.out / 'my-j1.crate'))}",
+             artifact=lambda c: (c.out / "my-j1.crate", "output"),
+             check=expect_archive_rows(lambda c: c.out / "my-j1.crate"),
+             cleanup=lambda c: remove(c.out / "my-j1.crate")))
     # the same dump with the rows read by PyMySQL (what dbcrate does without mysqlclient)
     add(Case("dbcrate dump (PyMySQL)", "mysql-dump",
              lambda c: f"DBCRATE_MYSQLCLIENT=0 dbcrate dump {Q(SRC_MY)} "
@@ -462,6 +479,12 @@ def make_cases() -> list[Case]:
              artifact=lambda c: (c.prep / "my.crate", "input")))
     add(Case("dbcrate restore -j 2", "mysql-restore",
              lambda c: f"dbcrate restore -j 2 {Q(str(c.prep / 'my.crate'))} {Q(restore_my)}",
+             needs=["my.crate"], setup=lambda c: my_fresh(),
+             check=expect_rows("mysql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: my_drop(),
+             artifact=lambda c: (c.prep / "my.crate", "input")))
+    add(Case("dbcrate restore -j 1", "mysql-restore",
+             lambda c: f"dbcrate restore -j 1 {Q(str(c.prep / 'my.crate'))} {Q(restore_my)}",
              needs=["my.crate"], setup=lambda c: my_fresh(),
              check=expect_rows("mysql", lambda c: bl.RESTORE_DB),
              cleanup=lambda c: my_drop(),

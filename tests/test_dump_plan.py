@@ -126,7 +126,8 @@ def test_to_dict_is_json_and_names_every_table(sqlite_db: str, tmp_path: Path) -
     planned = plan(sqlite_db, DumpOptions(storages=[str(media)], storages_basepath=str(tmp_path)))
     data = json.loads(json.dumps(planned.to_dict()))
     # the fields docs/CLI.md documents
-    assert set(data) == {"source", "storages", "tables", "settings", "tasks"}
+    assert set(data) == {"source", "storages", "schemas", "tables", "settings", "tasks"}
+    assert data["schemas"] == []  # SQLite has none
     assert data["settings"]["jobs"] == 1 and data["settings"]["data_format"] == "parquet"
     assert data["tasks"] == planned.tasks_dict()
     assert [t["name"] for t in data["tables"]] == ["customer", "empty", "note"]

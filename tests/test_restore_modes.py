@@ -335,8 +335,9 @@ def test_resume_builds_the_keys_and_indexes_the_killed_run_did_not(
     dst = dbs.new(kind)
     hooks = tmp_path / "killer.py"
     hooks.write_text(KILL_WHILE_LOADING_SMALL)
+    # one table at a time (-j 1): the kill comes while small loads, after big is committed
     cmd = [sys.executable, "-m", "dbcrate", "restore", str(archive), dst, "--hooks", str(hooks),
-           "--no-progress"]
+           "--no-progress", "-j", "1"]
     killed = subprocess.run(cmd, env={**os.environ, "DBCRATE_TEST_KILL": "1"}, capture_output=True)
     assert killed.returncode == -9, killed.stderr
     assert rows(dst, f"SELECT count(*) FROM {q(dst, 'big')}") == [(400,)]

@@ -127,7 +127,8 @@ def test_script_spells_every_option_with_a_real_flag() -> None:
                           storage_exclude=["*.tmp"], ignore_storage_exclude=True,
                           storages_basepath="/srv", no_data=True, no_storages=True,
                           file_columns=["t.c=m"], archive_mode=0o644, container="directory",
-                          overwrite=True, tolerate=True, no_native_schema=True)
+                          overwrite=True, tolerate=True, no_native_schema=True,
+                          schemas=["sales"], exclude_schemas=["tmp*"])
     args = option_arguments(options)
     assert set(FLAGS.values()) <= set(args)
     assert args[args.index("--chmod") + 1] == "644"

@@ -13,11 +13,21 @@ open.
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL
+#: the zstd level of the data members when none is given (``--compress-level``); kept here, in
+#: this light module, for the CLI's ``--help`` (re-exported by :mod:`dbcrate.formats.registry`)
+DEFAULT_COMPRESSION_LEVEL = 3
+#: the built-in data formats (``--format``), in the order of
+#: ``dbcrate.formats.registry.FORMATS``: named here so that ``--help`` lists them without
+#: loading the codecs (``tests/test_startup.py`` checks that they agree); plugin formats add
+#: to that registry at run time
+BUILTIN_DATA_FORMATS: tuple[str, ...] = ("parquet", "arrow", "jsonl", "csv", "xml", "yaml")
+#: most jobs :func:`default_jobs` gives, whatever the number of cores
+MAX_DEFAULT_JOBS = 4
 
 #: the container kinds (``--as``; docs/CONTAINERS.md)
 ContainerKindName = Literal["tar", "directory", "sqlite", "python"]
@@ -30,6 +40,27 @@ StoragesPolicy = Literal["refuse", "merge", "replace"]
 #: which schema a recreating restore runs (``--ddl``): ``auto`` is ``native`` when the archive
 #: carries its engine's native schema and the target is that engine, else ``portable``
 DdlSource = Literal["auto", "native", "portable"]
+
+
+def default_jobs() -> int:
+    """The default of ``jobs`` (``-j``) for dump and restore: the cores this process may run on,
+    at most :data:`MAX_DEFAULT_JOBS` (docs/PERFORMANCE.md, "Jobs by default").
+
+    Past a few jobs the database server, not dbcrate, is what is busy, and each job holds a
+    connection and a batch in memory; so the default stops at 4, and ``-j`` gives more.
+    """
+    return max(1, min(_usable_cores(), MAX_DEFAULT_JOBS))
+
+
+def _usable_cores() -> int:
+    """The cores this process may use: its CPU affinity where the system tells it (a container
+    or ``taskset`` may allow fewer than the machine has), else the machine's count."""
+    counter = getattr(os, "process_cpu_count", None)  # Python 3.13
+    if counter is not None:
+        return int(counter() or 1)
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -61,8 +92,9 @@ class DumpOptions:
     """record the schema of every table but no rows"""
     schema_version: str | None = None
     """a label of the application's schema version, kept in the manifest"""
-    jobs: int = 1
-    """tables (and key ranges of big tables) read in parallel, all in one snapshot"""
+    jobs: int = field(default_factory=default_jobs)
+    """tables (and key ranges of big tables) read in parallel, all in one snapshot (default:
+    :func:`default_jobs`, the cores of the machine, at most 4)"""
     hooks: Any = None
     """a hooks module, module name or .py path; its ``dump_table_filter`` chooses tables"""
     storages: list[str] = field(default_factory=list)
@@ -116,8 +148,9 @@ class RestoreOptions:
     """check every selected member's SHA-256 before touching the target"""
     dry_run: bool = False
     """plan and preflight only (names, values, checksums); change nothing"""
-    jobs: int = 1
-    """tables loaded, and indexes built, in parallel (SQLite targets load one at a time)"""
+    jobs: int = field(default_factory=default_jobs)
+    """tables loaded, and indexes built, in parallel (SQLite targets load one at a time;
+    default: :func:`default_jobs`, the cores of the machine, at most 4)"""
     mode: RestoreMode = "recreate"
     """``recreate``: drop/create from the archive's schema; ``into-existing``: keep the
     target's schema (it is the master) and load the rows into it"""

@@ -21,9 +21,11 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Collection, Generator, Iterable, Iterator
-from concurrent.futures import Future, wait
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+if TYPE_CHECKING:  # concurrent.futures is loaded by the runs that have futures to stop
+    from concurrent.futures import Future
 
 T = TypeVar("T")
 
@@ -129,6 +131,8 @@ class Interrupts:
         """Stop the run: set the flag, cancel the futures not begun, and cancel the running
         statements - again every 0.1 s, as a cancel that arrives between two statements of a
         worker does nothing - until every future is done, or ``patience`` seconds passed."""
+        from concurrent.futures import wait
+
         self._flag.set()
         pending = [f for f in running if not f.cancel()]
         deadline = time.monotonic() + patience

@@ -8,6 +8,11 @@ else is a bug (exit 1, a traceback only with ``--traceback``, before or after th
 ``DBCRATE_TRACEBACK=1``). A user error never shows a traceback. The library's messages name
 options by their Python names (``clean=True``); they are printed with the flags
 (:mod:`dbcrate.cli.spelling`).
+
+The commands import what they run when they run (``--help`` loads neither SQLAlchemy nor
+pyarrow: ``tests/test_startup.py``), so the library's exceptions are caught here by their
+common base, :class:`~dbcrate.errors.DbcrateError`, which :mod:`dbcrate.errors` (a light
+module) defines.
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ import traceback
 import click
 
 from dbcrate import __version__
-from dbcrate.atomic import write_failed
-from dbcrate.cli.console import STDOUT, err, print_error
+from dbcrate.cli import console
+from dbcrate.cli.console import STDOUT, print_error
 from dbcrate.cli.convert_cmd import convert
 from dbcrate.cli.dump_cmd import dump
 from dbcrate.cli.memory import tune_allocators
@@ -72,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     code = _dispatch(args, show_tb)
     failed = release_stdout()
     if failed is not None and code == 0:
-        print_error(write_failed("standard output", failed))
+        print_error(_write_failed(failed))
         code = OutputError.exit_code
     sys.exit(code)
 
@@ -83,7 +88,7 @@ def _dispatch(args: list[str], show_tb: bool) -> int:
     try:
         cli.main(args=args, prog_name="dbcrate", standalone_mode=False)
     except click.exceptions.Abort:
-        err.print(interrupted)
+        console.stderr_console().print(interrupted)
         return 130
     except click.ClickException as exc:
         exc.show()
@@ -99,11 +104,11 @@ def _dispatch(args: list[str], show_tb: bool) -> int:
         print_error(exc)
         return exc.exit_code
     except KeyboardInterrupt:
-        err.print(interrupted)
+        console.stderr_console().print(interrupted)
         return 130
     except BrokenPipeError as exc:  # the reader of standard output went away
         release_stdout()
-        print_error(write_failed("standard output", exc))
+        print_error(_write_failed(exc))
         return OutputError.exit_code
     except Exception as exc:  # a bug: say so, show the traceback only when asked
         return _unexpected(exc, show_tb)
@@ -113,10 +118,18 @@ def _dispatch(args: list[str], show_tb: bool) -> int:
 def _unexpected(exc: Exception, show_tb: bool) -> int:
     """An exception no command expected: standard output that failed (exit 12), else a bug."""
     if isinstance(exc, OSError) and (release_stdout() is not None or STDOUT.failed is not None):
-        print_error(write_failed("standard output", exc))  # e.g. ls > /dev/full
+        print_error(_write_failed(exc))  # e.g. ls > /dev/full
         return OutputError.exit_code
     if show_tb:
         traceback.print_exc()
+    err = console.stderr_console()
     err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
     err.print("this is a bug in dbcrate; rerun with --traceback and report it", markup=False)
     return 1
+
+
+def _write_failed(exc: OSError) -> OutputError:
+    """The error of standard output that cannot be written (:func:`dbcrate.atomic.write_failed`)."""
+    from dbcrate.atomic import write_failed
+
+    return write_failed("standard output", exc)

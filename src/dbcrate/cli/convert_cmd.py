@@ -6,7 +6,7 @@ import json
 
 import click
 
-from dbcrate.cli.console import out
+from dbcrate.cli import console
 from dbcrate.cli.output import tables_text
 from dbcrate.cli.params import (
     chunk_rows_options,
@@ -16,9 +16,7 @@ from dbcrate.cli.params import (
     progress_option,
     traceback_option,
 )
-from dbcrate.cli.progress import run, show_progress
-from dbcrate.containers.convert import iter_convert
-from dbcrate.formats.registry import FORMATS
+from dbcrate.options import BUILTIN_DATA_FORMATS
 
 EPILOG = """
 \b
@@ -36,7 +34,7 @@ Examples:
 @kind_option("Container kind of the output.")
 @click.option("--format", "data_format", default=None,
               help="Data format of the output's members (tar, directory): "
-              + ", ".join(sorted(FORMATS)) + ". Default: the source's.")
+              + ", ".join(sorted(BUILTIN_DATA_FORMATS)) + ". Default: the source's.")
 @chunk_rows_options(for_convert=True)
 @click.option("--overwrite", is_flag=True, help="Replace an existing dump directory at OUTPUT.")
 @json_option("Print the result as JSON.")
@@ -47,15 +45,19 @@ def convert(source: str, output: str, kind: str, data_format: str | None,
             progress: bool | None) -> None:
     """Convert an archive of any kind and format into another, streaming, checking the
     source's checksums as it reads. The output appears only when complete."""
+    from dbcrate.cli.progress import run, show_progress  # the commands import what they run
+    from dbcrate.containers.convert import iter_convert
+
     rows = given_chunk_rows(chunk_rows, max_row_count)  # None: the library's default
     result = run(iter_convert(source, output, kind=kind, data_format=data_format,
                               max_row_count=rows, overwrite=overwrite),
                  show_progress(progress), "Converting")
     m = result.manifest
     if as_json:
-        out.print_json(json.dumps({"archive": result.path, "kind": result.kind,
-                                   "data_format": m.data_format, "tables": len(m.tables),
-                                   "rows": m.rows, "seconds": round(result.seconds, 3)}))
+        console.out.print_json(json.dumps({"archive": result.path, "kind": result.kind,
+                                           "data_format": m.data_format, "tables": len(m.tables),
+                                           "rows": m.rows, "seconds": round(result.seconds, 3)}))
     else:
-        out.print(f"converted {tables_text(len(m.tables))}, {tables_text(m.rows, 'row')} into {result.path} "
-                  f"({result.kind}, {m.data_format}) in {result.seconds:.1f}s")
+        console.out.print(f"converted {tables_text(len(m.tables))}, {tables_text(m.rows, 'row')} "
+                          f"into {result.path} ({result.kind}, {m.data_format}) in "
+                          f"{result.seconds:.1f}s")

@@ -8,28 +8,28 @@ that :func:`dbcrate.cli.output.resolve_dump_output` resolves.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from dbcrate.cli.console import err, out
+from dbcrate.cli import console
 from dbcrate.cli.output import print_dump_result, resolve_dump_output, tables_text
 from dbcrate.cli.params import (
     chunk_rows_options,
     dump_chunk_rows,
     given_chunk_rows,
+    jobs_option,
     json_option,
     kind_option,
     progress_option,
     traceback_option,
 )
-from dbcrate.cli.progress import run, show_progress
-from dbcrate.containers.convert import iter_dump_as
-from dbcrate.dump.plan import DumpPlan
-from dbcrate.dump.run import plan as plan_dump
 from dbcrate.errors import DumpIncomplete, UsageError
-from dbcrate.formats.registry import FORMATS
-from dbcrate.options import DumpOptions, default_of
+from dbcrate.options import BUILTIN_DATA_FORMATS, DumpOptions, default_of
 from dbcrate.progress import human_bytes
+
+if TYPE_CHECKING:
+    from dbcrate.dump.plan import DumpPlan
 
 EPILOG = """
 \b
@@ -55,15 +55,13 @@ Examples:
               help="Leave out schemas matching this glob (repeatable).")
 @click.option("--format", "data_format", default=default_of(DumpOptions, "data_format"),
               show_default=True,
-              help="Encoding of the data members: " + ", ".join(sorted(FORMATS))
+              help="Encoding of the data members: " + ", ".join(sorted(BUILTIN_DATA_FORMATS))
               + " (or a plugin format).")
 @click.option("--compress-level", type=click.IntRange(1, 22),
               default=default_of(DumpOptions, "compression_level"), show_default=True,
               help="zstd level of the data members.")
 @chunk_rows_options()
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=default_of(DumpOptions, "jobs"),
-              show_default=True,
-              help="Tables and key ranges of big tables read in parallel (one snapshot).")
+@jobs_option(DumpOptions, "Tables and key ranges of big tables read in parallel (one snapshot).")
 @click.option("-s", "--schema-only", is_flag=True, help="Record the schema, no rows.")
 @click.option("-a", "--data-only", is_flag=True,
               help="The rows without the engine's own schema definitions: the same as "
@@ -141,9 +139,11 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
         _print_script(url, output, options)
         return
     if dry_run or print_plan:
+        from dbcrate.dump.run import plan as plan_dump  # the commands import what they run
+
         plan = plan_dump(url, options)
         if as_json or print_plan:
-            out.print_json(json.dumps(plan.to_dict()))
+            console.out.print_json(json.dumps(plan.to_dict()))
         else:
             _print_plan(plan, no_data)
         return
@@ -179,20 +179,20 @@ def _print_plan(plan: DumpPlan, no_data: bool) -> None:
     """``dump --dry-run``: the tables and storages that would be dumped, as lines."""
     if not no_data:
         n = len(plan.tables)
-        out.print(f"would dump {n} table{'' if n == 1 else 's'} from {plan.source.url} "
-                  f"({plan.data_format}, {len(plan.tasks)} reading "
-                  f"task{'' if len(plan.tasks) == 1 else 's'}, {plan.jobs} at once)")
+        console.out.print(f"would dump {n} table{'' if n == 1 else 's'} from {plan.source.url} "
+                          f"({plan.data_format}, {len(plan.tasks)} reading "
+                          f"task{'' if len(plan.tasks) == 1 else 's'}, {plan.jobs} at once)")
     for t in plan.tables:
         est = plan.estimated_rows.get(t.name)
         rows = "~? rows" if est is None else "~" + tables_text(est, "row")
-        out.print(f"  {t.name}  {rows}, {tables_text(len(t.columns), 'column')}")
+        console.out.print(f"  {t.name}  {rows}, {tables_text(len(t.columns), 'column')}")
         for s in t.skipped:
-            out.print(f"    not carried: {s}")
+            console.out.print(f"    not carried: {s}")
     for st in plan.storages:
-        out.print(f"would store {st['name']} ({st['path']}): {st['files']:,} files, "
-                  f"{human_bytes(st['bytes'])}, {st['directories']:,} directories")
+        console.out.print(f"would store {st['name']} ({st['path']}): {st['files']:,} files, "
+                          f"{human_bytes(st['bytes'])}, {st['directories']:,} directories")
         for w in st["warnings"][:20]:
-            out.print(f"    {w}", markup=False)
+            console.out.print(f"    {w}", markup=False)
 
 
 def _write(url: str, output: str, kind: str, options: DumpOptions, *, overwrite: bool,
@@ -201,6 +201,9 @@ def _write(url: str, output: str, kind: str, options: DumpOptions, *, overwrite:
 
     :raises DumpIncomplete: some tables failed (``--tolerate``; the archive is written).
     """
+    from dbcrate.cli.progress import run, show_progress
+    from dbcrate.containers.convert import iter_dump_as
+
     # a directory kind's OUTPUT is the dump directory itself; a file kind's may be a folder
     target = resolve_dump_output(output, kind, url, data=not options.no_data,
                                  storages=bool(options.storages) and not options.no_storages)
@@ -213,7 +216,7 @@ def _write(url: str, output: str, kind: str, options: DumpOptions, *, overwrite:
     except BaseException:
         target.discard()
         raise
-    print_dump_result(result, target, as_json, out, err)
+    print_dump_result(result, target, as_json, console.out, console.err)
     m = result.manifest
     if not m.complete:
         raise DumpIncomplete(result.path, [t.name for t in m.tables if t.status != "ok"])

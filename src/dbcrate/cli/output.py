@@ -24,19 +24,19 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table as RichTable
-
-from dbcrate.atomic import AutoName, write_failed
 from dbcrate.cli.spelling import as_flags
-from dbcrate.containers.kinds import CONTAINER_KINDS
-from dbcrate.dump.run import DumpResult, default_name
+from dbcrate.containers.traits import KIND_TRAITS
 from dbcrate.errors import OutputError
 from dbcrate.progress import human_bytes
-from dbcrate.restore.run import RestoreReport
-from dbcrate.storages.file_check import describe as describe_file_check
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from dbcrate.atomic import AutoName
+    from dbcrate.dump.run import DumpResult
+    from dbcrate.restore.run import RestoreReport
 
 #: the extension of an automatically named archive of each file kind
 AUTO_SUFFIX = {"tar": ".crate", "sqlite": ".sqlite"}
@@ -72,7 +72,7 @@ def resolve_dump_output(output: str, kind: str, url: str, *, data: bool,
     :raises OutputError: ``OUTPUT`` ends with ``/`` but is an existing file, or its parent
         directory does not exist, or the directory cannot be created.
     """
-    if output == "-" or CONTAINER_KINDS[kind].is_directory:
+    if output == "-" or KIND_TRAITS[kind].is_directory:
         return DumpTarget(output)
     path = Path(output)
     created = None
@@ -80,6 +80,9 @@ def resolve_dump_output(output: str, kind: str, url: str, *, data: bool,
         created = _make_output_directory(output, path)
     if not path.is_dir():
         return DumpTarget(output)
+    from dbcrate.atomic import AutoName
+    from dbcrate.dump.run import default_name  # imported when a dump runs: it loads the dump
+
     suffix = AUTO_SUFFIX.get(kind, "")
     first = default_name(url, path, data=data, storages=storages, suffix=suffix)
     return DumpTarget(AutoName(first, suffix), created)
@@ -91,6 +94,8 @@ def _make_output_directory(output: str, path: Path) -> Path | None:
 
     :raises OutputError: a file is there, the parent is missing, or ``mkdir`` fails.
     """
+    from dbcrate.atomic import write_failed
+
     if path.is_symlink() or path.exists():
         raise OutputError(f"the output {output} ends with / but {path} is not a directory",
                           hint="leave out the / to write a file of that name, or name a "
@@ -117,6 +122,8 @@ def print_dump_result(result: DumpResult, target: DumpTarget, as_json: bool, out
     """The dump's report: JSON (``--json``) or a line, on standard error when the archive went
     to standard output. Both name the archive as written (an automatic name that was taken is
     said)."""
+    from dbcrate.atomic import AutoName
+
     m = result.manifest
     console = err if target.to_stdout else out
     auto = target.output if isinstance(target.output, AutoName) else None
@@ -134,6 +141,8 @@ def print_dump_result(result: DumpResult, target: DumpTarget, as_json: bool, out
     for w in result.warnings[:50]:
         err.print(f"warning: {w}", markup=False)
     if m.storage and m.storage.file_check:
+        from dbcrate.storages.file_check import describe as describe_file_check
+
         for w in describe_file_check(m.storage.file_check):
             err.print(f"warning: {w}", markup=False)
     stored = (f" and {m.storage.files:,} storage files ({human_bytes(m.storage.bytes)})"
@@ -154,6 +163,8 @@ RESUME_NOTE = ("; what was committed stays in the target: rerun the same command
 def print_restore_report(report: RestoreReport, dry_run: bool, out: Console) -> None:
     """The restore report as a table, its warnings and storages, and a closing line (moved
     unchanged from :mod:`dbcrate.cli`)."""
+    from rich.table import Table as RichTable
+
     table = RichTable(show_edge=False, box=None)
     for col in ("table", "status", "rows", "seconds", "notes"):
         table.add_column(col, justify="right" if col in ("rows", "seconds") else "left")

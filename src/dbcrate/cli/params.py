@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 
 import click
 
-from dbcrate.containers.kinds import CONTAINER_KINDS
+from dbcrate.containers.traits import KIND_TRAITS
 from dbcrate.errors import UsageError
-from dbcrate.options import DumpOptions, choices_of, default_of
+from dbcrate.options import MAX_DEFAULT_JOBS, DumpOptions, choices_of, default_of
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,11 +51,21 @@ def kind_option(help: str) -> Callable[[F], F]:
                         help=help)
 
 
+def jobs_option(options: type[Any], help: str) -> Callable[[F], F]:
+    """``-j/--jobs N`` into ``jobs``, with the default of ``options.jobs``
+    (:func:`dbcrate.options.default_jobs`: the cores of this machine, at most
+    :data:`~dbcrate.options.MAX_DEFAULT_JOBS`), said in ``--help`` with its value here."""
+    here = int(default_of(options, "jobs"))
+    return click.option("-j", "--jobs", type=click.IntRange(1, 64), default=here,
+                        help=f"{help} Default: the number of cores, at most {MAX_DEFAULT_JOBS} "
+                        f"(here: {here}).")
+
+
 def dump_chunk_rows(kind: str) -> int:
     """The dump's default rows per chunk for ``kind``: ``DumpOptions.chunk_rows`` for the kinds
     that hold data members (tar, directory), the kind's own ``default_max_rows`` for the kinds
     that store rows themselves (sqlite; python, whose modules stay readable)."""
-    info = CONTAINER_KINDS[kind]
+    info = KIND_TRAITS[kind]
     return int(default_of(DumpOptions, "chunk_rows")) if info.member_based else info.default_max_rows
 
 
@@ -72,7 +82,7 @@ def _dump_defaults_text() -> str:
 def _convert_defaults_text() -> str:
     """``--chunk-rows``'s default in ``convert --help`` (the library keeps the source's chunks,
     except for the python kind: :func:`dbcrate.containers.convert.iter_convert`)."""
-    return f"the source's chunks; python: {CONTAINER_KINDS['python'].default_max_rows:,}"
+    return f"the source's chunks; python: {KIND_TRAITS['python'].default_max_rows:,}"
 
 
 def chunk_rows_options(for_convert: bool = False) -> Callable[[F], F]:

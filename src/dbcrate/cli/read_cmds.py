@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.table import Table as RichTable
 
-from dbcrate.cli.console import out
+from dbcrate.cli import console
 from dbcrate.cli.output import tables_text
 from dbcrate.cli.params import json_option, progress_option, traceback_option
-from dbcrate.cli.progress import run, show_progress
-from dbcrate.compare import compare_with
-from dbcrate.connect import parse_url, public_url
-from dbcrate.containers.archive import Archive, open_archive
 from dbcrate.progress import Event, human_bytes
-from dbcrate.storages.file_check import describe as describe_file_check
-from dbcrate.storages.restore import reader_of, summarize
+
+if TYPE_CHECKING:
+    from dbcrate.containers.archive import Archive
+
+# Each command imports what it runs, in its body: ``--help`` loads no archive reader, ``ls``
+# no database driver (``ls --against`` excepted).
 
 LS_EPILOG = """
 \b
@@ -48,21 +47,28 @@ def ls(archive: str, against: str | None, as_json: bool) -> None:
 
     Needs no database, and reads only the manifest (unless --against is given).
     """
+    from dbcrate.containers.archive import open_archive
+
     with open_archive(archive) as a:
         if against:
             _print_comparison(archive, a, against, as_json)
         elif as_json:
-            out.print_json(json.dumps(_listing(archive, a)))
+            console.out.print_json(json.dumps(_listing(archive, a)))
         else:
             _print_listing(archive, a)
 
 
 def _print_comparison(name: str, archive: Archive, against: str, as_json: bool) -> None:
     """``ls --against URL``: per archive table, is it in the database, do the columns match."""
+    from rich.table import Table as RichTable
+
+    from dbcrate.compare import compare_with
+    from dbcrate.connect import parse_url, public_url
+
     rows = compare_with(archive, against)
     if as_json:
         shown = public_url(parse_url(against))
-        out.print_json(json.dumps({"archive": name, "target": shown, "tables": rows}))
+        console.out.print_json(json.dumps({"archive": name, "target": shown, "tables": rows}))
         return
     table = RichTable(show_edge=False, box=None)
     for col in ("table", "in target", "columns", "differences"):
@@ -70,7 +76,7 @@ def _print_comparison(name: str, archive: Archive, against: str, as_json: bool) 
     for r in rows:
         table.add_row(r["name"], "yes" if r["present"] else "no", r["columns"],
                       "; ".join(r["differences"]))
-    out.print(table)
+    console.out.print(table)
 
 
 def _listing(name: str, archive: Archive) -> dict[str, Any]:
@@ -94,12 +100,14 @@ def _listing(name: str, archive: Archive) -> dict[str, Any]:
 
 def _print_listing(name: str, archive: Archive) -> None:
     """``ls``: where the archive came from, a table of its tables, failures and storages."""
+    from rich.table import Table as RichTable
+
     m = archive.manifest
-    out.print(f"archive:   {name} (format {m.format_version}, dbcrate {m.dbcrate_version})")
-    out.print(f"created:   {m.created_at} (UTC)")
-    out.print(f"source:    {m.source.engine} {m.source.server_version}  {m.source.url}")
+    console.out.print(f"archive:   {name} (format {m.format_version}, dbcrate {m.dbcrate_version})")
+    console.out.print(f"created:   {m.created_at} (UTC)")
+    console.out.print(f"source:    {m.source.engine} {m.source.server_version}  {m.source.url}")
     if m.schema_version:
-        out.print(f"schema version: {m.schema_version}")
+        console.out.print(f"schema version: {m.schema_version}")
     table = RichTable(show_edge=False, box=None)
     for col, right in (("table", False), ("rows", True), ("bytes", True), ("chunks", True),
                        ("columns", True)):
@@ -108,45 +116,51 @@ def _print_listing(name: str, archive: Archive) -> None:
         table.add_row(t.name + ("" if t.status == "ok" else f" ({t.status})"),
                       f"{t.rows:,}", human_bytes(t.size), str(len(t.chunks)),
                       str(len(t.schema.columns)))
-    out.print(table)
-    out.print(f"{tables_text(len(m.tables))}, {tables_text(m.rows, 'row')}, "
-              f"{human_bytes(m.size)} of {m.data_format} data")
+    console.out.print(table)
+    console.out.print(f"{tables_text(len(m.tables))}, {tables_text(m.rows, 'row')}, "
+                      f"{human_bytes(m.size)} of {m.data_format} data")
     failed = [t for t in m.tables if t.status != "ok"]
     if failed or not m.complete:
-        out.print(f"INCOMPLETE: {tables_text(len(failed))} failed at dump time (--tolerate):",
-                  markup=False)
+        console.out.print(f"INCOMPLETE: {tables_text(len(failed))} failed at dump time (--tolerate):",
+                          markup=False)
         for t in failed:
-            out.print(f"  {t.name}: {t.error or 'failed'}", markup=False)
+            console.out.print(f"  {t.name}: {t.error or 'failed'}", markup=False)
     if m.native is not None:
         kinds = ", ".join(tables_text(n, k.lower()) for k, n in sorted(m.native.kinds().items()))
-        out.print(f"native schema ({m.native.engine} {m.native.server_version}"
-                  f"{', ' + m.native.tool if m.native.tool else ''}): "
-                  f"{tables_text(len(m.native.objects), 'object')}: {kinds}", markup=False)
+        console.out.print(f"native schema ({m.native.engine} {m.native.server_version}"
+                          f"{', ' + m.native.tool if m.native.tool else ''}): "
+                          f"{tables_text(len(m.native.objects), 'object')}: {kinds}", markup=False)
     if m.storage:
         _print_storages(archive)
 
 
 def _print_storages(archive: Archive) -> None:
     """``ls``: the archive's storages, their largest directories, the row <-> file check."""
+    from rich.table import Table as RichTable
+
+    from dbcrate.storages.file_check import describe as describe_file_check
+
     storage = archive.manifest.storage
     assert storage is not None
     summary = _storage_summary(archive)
-    out.print(f"storages: {summary['files']:,} files, {human_bytes(summary['bytes'])}"
-              + (f" (excluded: {', '.join(storage.exclude)})" if storage.exclude else ""),
-              markup=False)
+    console.out.print(f"storages: {summary['files']:,} files, {human_bytes(summary['bytes'])}"
+                      + (f" (excluded: {', '.join(storage.exclude)})" if storage.exclude else ""),
+                      markup=False)
     listing = RichTable(show_edge=False, box=None)
     for col, right in (("directory", False), ("files", True), ("bytes", True)):
         listing.add_column(col, justify="right" if right else "left")
     for row in summary["top"]:
         listing.add_row(row["directory"], f"{row['files']:,}", human_bytes(row["bytes"]))
-    out.print(listing)
+    console.out.print(listing)
     if storage.file_check:
         for w in describe_file_check(storage.file_check) or ["row <-> file check: every file "
                                                              "is in place"]:
-            out.print(w, markup=False)
+            console.out.print(w, markup=False)
 
 
 def _storage_summary(archive: Archive) -> dict[str, Any]:
+    from dbcrate.storages.restore import reader_of, summarize
+
     storage = archive.manifest.storage
     assert storage is not None
     return {
@@ -166,6 +180,9 @@ def _storage_summary(archive: Archive) -> dict[str, Any]:
 def verify(archive: str, as_json: bool, progress: bool | None) -> None:
     """Check an archive without a database: every member's SHA-256, every chunk decoded
     with the schema and row count the manifest gives."""
+    from dbcrate.cli.progress import run, show_progress
+    from dbcrate.containers.archive import open_archive
+
     with open_archive(archive) as a:
 
         def gen() -> Generator[Event, None, None]:
@@ -176,12 +193,12 @@ def verify(archive: str, as_json: bool, progress: bool | None) -> None:
         members = sum(len(t.chunks) for t in m.tables)
         files = m.storage.files if m.storage else 0
         if as_json:
-            out.print_json(json.dumps({"archive": archive, "ok": True, "tables": len(m.tables),
-                                       "members": members, "rows": m.rows, "bytes": m.size,
-                                       "storage_files": files}))
+            console.out.print_json(json.dumps({"archive": archive, "ok": True, "tables": len(m.tables),
+                                               "members": members, "rows": m.rows, "bytes": m.size,
+                                               "storage_files": files}))
         else:
             stored = f", {tables_text(files, 'storage file')}" if m.storage else ""
-            out.print(f"ok: {archive}: {tables_text(len(m.tables))}, "
-                      f"{tables_text(members, 'data member')}, {tables_text(m.rows, 'row')}, "
-                      f"{human_bytes(m.size)}{stored}: every checksum matches and every chunk "
-                      "decodes")
+            console.out.print(f"ok: {archive}: {tables_text(len(m.tables))}, "
+                              f"{tables_text(members, 'data member')}, {tables_text(m.rows, 'row')}, "
+                              f"{human_bytes(m.size)}{stored}: every checksum matches and every chunk "
+                              "decodes")

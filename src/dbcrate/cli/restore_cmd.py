@@ -11,10 +11,9 @@ from typing import Any
 
 import click
 
-from dbcrate.cli.console import out
+from dbcrate.cli import console
 from dbcrate.cli.output import print_restore_report
-from dbcrate.cli.params import json_option, progress_option, traceback_option
-from dbcrate.cli.progress import run, show_progress
+from dbcrate.cli.params import jobs_option, json_option, progress_option, traceback_option
 from dbcrate.options import (
     ConflictPolicy,
     DdlSource,
@@ -24,7 +23,6 @@ from dbcrate.options import (
     choices_of,
     default_of,
 )
-from dbcrate.restore.run import iter_restore
 
 RESTORE_EPILOG = """
 \b
@@ -106,9 +104,7 @@ target_version_option = click.option("--target-schema-version", metavar="LABEL",
               "restore (exit 16).")
 @click.option("-1", "--single-transaction", is_flag=True,
               help="All or nothing (refused where the engine cannot roll DDL back).")
-@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=default_of(RestoreOptions, "jobs"),
-              show_default=True,
-              help="Tables loaded and indexes built in parallel (SQLite: one at a time).")
+@jobs_option(RestoreOptions, "Tables loaded and indexes built in parallel (SQLite: one at a time).")
 @click.option("-e", "--exit-on-error", is_flag=True,
               help="Stop at the first table that fails: the tables not started are skipped "
               "(else the restore goes on with the others and reports the failures).")
@@ -197,9 +193,12 @@ def restore_and_report(archive: str, url: str, options: RestoreOptions, as_json:
 
     :raises DbcrateError: the report's failures (:meth:`RestoreReport.raise_for_failures`).
     """
+    from dbcrate.cli.progress import run, show_progress  # the commands import what they run
+    from dbcrate.restore.run import iter_restore
+
     report = run(iter_restore(archive, url, options), show_progress(progress), "Restoring")
     if as_json:
-        out.print_json(json.dumps(report.to_dict(), default=str))
+        console.out.print_json(json.dumps(report.to_dict(), default=str))
     else:
-        print_restore_report(report, options.dry_run, out)
+        print_restore_report(report, options.dry_run, console.out)
     report.raise_for_failures()

@@ -21,13 +21,15 @@ module on the registry and the builder.
 
 from __future__ import annotations
 
-from typing import Literal, overload
+from typing import TYPE_CHECKING, Literal, overload
 
 from dbcrate.containers.base import Archive as Archive
 from dbcrate.containers.base import ArchiveTarget, is_file_object
 from dbcrate.containers.kinds import get_kind
-from dbcrate.containers.writers import ArchiveBuilder
 from dbcrate.errors import UsageError
+
+if TYPE_CHECKING:  # imported when an archive is written (reading one needs no writer)
+    from dbcrate.containers.writers import ArchiveBuilder
 
 
 @overload
@@ -80,6 +82,8 @@ def open_archive(path: ArchiveTarget, mode: str = "r", *, kind: str | None = Non
     if mode == "w":
         if accept_edits:
             raise UsageError("accept_edits applies to mode='r'")
+        from dbcrate.containers.writers import ArchiveBuilder
+
         return ArchiveBuilder(path, kind=kind or "tar", data_format=format,
                               max_row_count=max_row_count, overwrite=overwrite)
     raise UsageError(f"unknown archive mode {mode!r}", hint="modes: 'r' (read), 'w' (write)")

@@ -17,7 +17,8 @@ wrong with it).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
@@ -30,27 +31,22 @@ from dbcrate.containers.base import (
     is_file_object,
     set_reader_lookup,
 )
-from dbcrate.containers.directory import DirectoryArchive, DirectoryWriter
-from dbcrate.containers.members import TarArchive
-from dbcrate.containers.python import LAUNCHER, PythonArchive, PythonWriter
-from dbcrate.containers.sqlite import SqliteWriter
-from dbcrate.containers.sqlite_reader import SqliteArchive, is_sqlite_file
-from dbcrate.containers.tar import ArchiveWriter
+from dbcrate.containers.traits import DEFAULT_CHUNK_ROWS as DEFAULT_CHUNK_ROWS
+from dbcrate.containers.traits import DEFAULT_PYTHON_ROWS as DEFAULT_PYTHON_ROWS
+from dbcrate.containers.traits import KIND_TRAITS, LAUNCHER, is_sqlite_file
 from dbcrate.errors import NotAnArchive, UsageError
 
-#: most rows per chunk of the tar, directory and sqlite kinds (the dump's ``chunk_rows``)
-DEFAULT_CHUNK_ROWS = 250_000
-#: most rows per module of the python kind (``--max-row-count``): a module stays readable
-DEFAULT_PYTHON_ROWS = 50_000
+#: what imports a kind's module(s) and returns its reader and writer classes
+ClassLoader = Callable[[], tuple[type[Archive], type[ContainerWriter]]]
 
 
 @dataclass(frozen=True)
 class ContainerKind:
-    """One container kind.
+    """One container kind. Its classes are imported when first asked for (``ls`` of a tar
+    archive loads no other kind's code).
 
     :param name: the registry key (``--as NAME``).
-    :param reader: the :class:`~dbcrate.containers.base.Archive` subclass that reads it.
-    :param writer: the :class:`~dbcrate.containers.base.ContainerWriter` subclass that writes it.
+    :param classes: imports the kind's module(s) and returns :attr:`reader` and :attr:`writer`.
     :param is_directory: the output is a directory (refused when it exists and is not empty,
         unless overwriting).
     :param member_based: chunks are data members in a data format; storages can be held.
@@ -58,26 +54,53 @@ class ContainerKind:
     """
 
     name: str
-    reader: type[Archive]
-    writer: type[ContainerWriter]
+    classes: ClassLoader = field(repr=False, compare=False)
     is_directory: bool
     member_based: bool
     default_max_rows: int
     description: str
 
+    @property
+    def reader(self) -> type[Archive]:
+        """The :class:`~dbcrate.containers.base.Archive` subclass that reads it."""
+        return self.classes()[0]
+
+    @property
+    def writer(self) -> type[ContainerWriter]:
+        """The :class:`~dbcrate.containers.base.ContainerWriter` subclass that writes it."""
+        return self.classes()[1]
+
+
+# each imports its kind's modules (plain import statements: tests/test_security.py, SE-07)
+def _tar() -> tuple[type[Archive], type[ContainerWriter]]:
+    from dbcrate.containers.members import TarArchive
+    from dbcrate.containers.tar import ArchiveWriter
+    return TarArchive, ArchiveWriter
+
+
+def _directory() -> tuple[type[Archive], type[ContainerWriter]]:
+    from dbcrate.containers.directory import DirectoryArchive, DirectoryWriter
+    return DirectoryArchive, DirectoryWriter
+
+
+def _sqlite() -> tuple[type[Archive], type[ContainerWriter]]:
+    from dbcrate.containers.sqlite import SqliteWriter
+    from dbcrate.containers.sqlite_reader import SqliteArchive
+    return SqliteArchive, SqliteWriter
+
+
+def _python() -> tuple[type[Archive], type[ContainerWriter]]:
+    from dbcrate.containers.python import PythonArchive, PythonWriter
+    return PythonArchive, PythonWriter
+
+
+_CLASSES: dict[str, ClassLoader] = {"tar": _tar, "directory": _directory, "sqlite": _sqlite,
+                                    "python": _python}
 
 CONTAINER_KINDS: dict[str, ContainerKind] = {
-    "tar": ContainerKind("tar", TarArchive, ArchiveWriter, False, True, DEFAULT_CHUNK_ROWS,
-                         "one tar file (the default; docs/FORMAT.md)"),
-    "directory": ContainerKind("directory", DirectoryArchive, DirectoryWriter, True, True,
-                               DEFAULT_CHUNK_ROWS,
-                               "the tar archive's members unpacked into a directory"),
-    "sqlite": ContainerKind("sqlite", SqliteArchive, SqliteWriter, False, False,
-                            DEFAULT_CHUNK_ROWS,
-                            "one SQLite database file, readable with the sqlite3 shell"),
-    "python": ContainerKind("python", PythonArchive, PythonWriter, True, False,
-                            DEFAULT_PYTHON_ROWS,
-                            "a directory of Python data modules and a restore.py launcher"),
+    name: ContainerKind(name, _CLASSES[name], t.is_directory, t.member_based,
+                        t.default_max_rows, t.description)
+    for name, t in KIND_TRAITS.items()
 }
 
 

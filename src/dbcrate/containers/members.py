@@ -25,11 +25,9 @@ from dbcrate.containers.base import (
 )
 from dbcrate.containers.tar import COPY_BUFFER, ArchiveReader
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
-from dbcrate.formats.budget import check_parquet
 from dbcrate.formats.registry import FORMATS, DataFormat, get_format
 from dbcrate.model.manifest import Chunk, Manifest, TableEntry
 from dbcrate.progress import Event
-from dbcrate.storages.restore import iter_verify_storages
 
 
 class SizedMember(Protocol):
@@ -154,6 +152,8 @@ class MemberArchive(Archive):
         every pack against their SHA-256, every file's own size and SHA-256."""
         yield from super().iter_verify()
         if self.manifest.storage is not None:
+            from dbcrate.storages.restore import iter_verify_storages  # storages only
+
             yield from iter_verify_storages(self._reader,  # type: ignore[arg-type]
                                             self.manifest.storage)
 
@@ -223,6 +223,8 @@ class MemberArchive(Archive):
             for _ in self.chunk_batches(entry, chunk, verify=False):
                 pass
             return
+        from dbcrate.formats.budget import check_parquet  # with the codecs: not for ls
+
         try:
             with self._open_for_format(chunk.member) as source:  # the footer, page headers
                 # the sizes it declares, within its budget: a bomb is refused before a restore

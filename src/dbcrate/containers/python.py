@@ -68,6 +68,7 @@ from dbcrate.containers.directory import (
     edited_size,
     open_confined,
 )
+from dbcrate.containers.traits import LAUNCHER as LAUNCHER
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL
 from dbcrate.formats.textvalues import codec_of
@@ -83,7 +84,6 @@ from dbcrate.model.temporal import (
 )
 
 KIND = "python"
-LAUNCHER = "restore.py"
 #: the launcher is never read; a big one is not ours
 MAX_LAUNCHER_BYTES = 64 * 1024
 ROWS_LINE = "ROWS = ["

@@ -63,6 +63,7 @@ from dbcrate.containers.base import (
     arrow_schema,
     row_kind_format,
 )
+from dbcrate.containers.traits import SQLITE_HEADER as SQLITE_HEADER
 from dbcrate.errors import OutputError, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL
 from dbcrate.formats.textvalues import codec_of
@@ -78,8 +79,6 @@ from dbcrate.model.temporal import (
 )
 
 KIND = "sqlite"
-#: the first 16 bytes of every SQLite 3 database file
-SQLITE_HEADER = b"SQLite format 3\x00"
 #: PRAGMA application_id of a dbcrate file ("dbCr"): SQLite tools and ``file`` can tell it
 APPLICATION_ID = 0x64624372
 ROW_COLUMN = "dbcrate_row"

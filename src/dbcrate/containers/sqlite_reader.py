@@ -10,7 +10,6 @@ import contextlib
 import hashlib
 import os
 import sqlite3
-import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,6 @@ from dbcrate.containers.sqlite import (
     META_TABLES,
     RESERVED_PREFIXES,
     ROW_COLUMN,
-    SQLITE_HEADER,
     Layout,
     decode_column,
     digest_header,
@@ -47,20 +45,9 @@ from dbcrate.containers.sqlite import (
     quote,
     storage_of,
 )
+from dbcrate.containers.traits import is_sqlite_file as is_sqlite_file
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive
 from dbcrate.model.manifest import Chunk, TableEntry
-
-
-def is_sqlite_file(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a regular file starting with the SQLite 3 header (a pipe or a
-    device is never read here: its first bytes would be lost to the reader that follows)."""
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return False
-        with open(path, "rb") as handle:
-            return handle.read(len(SQLITE_HEADER)) == SQLITE_HEADER
-    except OSError:
-        return False
 
 
 @dataclass(frozen=True)

@@ -19,15 +19,15 @@ from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import sqltypes
 from sqlalchemy.types import UserDefinedType
 
-from dbcrate.dialects.locations import TableLocations
+from dbcrate.dialects.naming import TableNaming
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.reflection import (
+    BulkInspector,
     quiet_reflection,
     reflect_foreign_keys,
     reflect_indexes,
     without_missing_columns,
 )
-from dbcrate.errors import Incompatibility
 from dbcrate.model.logical import LogicalType
 from dbcrate.model.schema import Column, DefaultValue, Table
 
@@ -71,7 +71,7 @@ _LITERAL_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 CONNECT_TIMEOUT = 10
 
 
-class Dialect(TableLocations):
+class Dialect(TableNaming):
     """One database engine, as dbcrate uses it.
 
     :cvar name: registry key (the SQLAlchemy dialect name).
@@ -83,10 +83,6 @@ class Dialect(TableLocations):
     """
 
     name: ClassVar[str] = ""
-    max_identifier_bytes: ClassVar[int | None] = None
-    max_identifier_chars: ClassVar[int | None] = None
-    case_insensitive_columns: ClassVar[bool] = False
-    case_insensitive_tables: bool = False  # a server setting for some engines
     transactional_ddl: ClassVar[bool] = True
     alter_add_foreign_key: ClassVar[bool] = True
     # what values the engine holds exactly (used by the portability preflight)
@@ -201,16 +197,6 @@ class Dialect(TableLocations):
         """Quote an identifier with the engine's own rules (the only way names reach SQL)."""
         return str(self.sa_dialect.identifier_preparer.quote_identifier(name))
 
-    def identifier_problem(self, name: str) -> str | None:
-        """Why ``name`` cannot be used as-is in this engine, or ``None``."""
-        if "\x00" in name:
-            return "contains a NUL character"
-        if self.max_identifier_bytes and len(name.encode()) > self.max_identifier_bytes:
-            return f"is longer than {self.max_identifier_bytes} bytes and would be truncated"
-        if self.max_identifier_chars and len(name) > self.max_identifier_chars:
-            return f"is longer than {self.max_identifier_chars} characters"
-        return None
-
     # ------------------------------------------------------------------ dump side
     def server_version(self, conn: Connection) -> str:
         info = self.sa_dialect.server_version_info or ()
@@ -279,8 +265,22 @@ class Dialect(TableLocations):
         table.name = name
         return table
 
+    def reflect_many(self, conn: Connection, names: list[str]) -> list[Table]:
+        """:meth:`reflect` of each of ``names``, the catalog read once for all of them
+        (:class:`~dbcrate.dialects.reflection.BulkInspector`): the cost per table stays flat."""
+        by_schema: dict[str | None, list[str]] = {}
+        for name in names:
+            schema, own = self.where(name)
+            by_schema.setdefault(schema, []).append(own)
+        with quiet_reflection():
+            self._bulk: BulkInspector | None = BulkInspector(sa.inspect(conn), by_schema)
+        try:
+            return [self.reflect(conn, name) for name in names]
+        finally:
+            self._bulk = None
+
     def _reflect(self, conn: Connection, name: str) -> Table:
-        insp = sa.inspect(conn)
+        insp = getattr(self, "_bulk", None) or sa.inspect(conn)
         schema, own = self.where(name)
         pk = insp.get_pk_constraint(own, schema=schema) or {}
         pk_cols = list(pk.get("constrained_columns") or [])
@@ -389,6 +389,20 @@ class Dialect(TableLocations):
         value = conn.exec_driver_sql(f"SELECT count(*) FROM {self.table_sql(name)}").scalar()
         return int(value) if value is not None else None
 
+    def estimate_sizes(self, conn: Connection,
+                       names: list[str]) -> dict[str, tuple[int | None, int | None]]:
+        """Per table, :meth:`estimate_rows` and :meth:`estimate_bytes` (an engine answers for
+        every table in one query where it can: the cost per table stays flat); an estimate
+        that cannot be had is ``None``."""
+        out: dict[str, tuple[int | None, int | None]] = {}
+        for name in names:
+            try:
+                rows = self.estimate_rows(conn, name)
+            except sa.exc.DBAPIError:
+                rows = None
+            out[name] = (rows, self.estimate_bytes(conn, name))
+        return out
+
     def estimate_bytes(self, conn: Connection, name: str) -> int | None:
         """The engine's cheap estimate of a table's data size in bytes (the weight of its rows
         in a dump's overall progress), or None: no estimate here."""
@@ -485,41 +499,6 @@ class Dialect(TableLocations):
     def value_problems(self, table: Table, batch: pa.RecordBatch) -> list[tuple[str, str, list[int]]]:
         """Values this engine cannot hold exactly: ``(column, problem, row indexes)``."""
         return []
-
-    def name_problems(self, tables: list[Table]) -> list[Incompatibility]:
-        """Names this engine would truncate, fold together or reject."""
-        problems: list[Incompatibility] = []
-        seen_tables: dict[str, str] = {}
-        for table in tables:
-            # on an engine without schemas, tables of two schemas may share their own name
-            schema, own = self.where(table.name)
-            why = self.identifier_problem(own)
-            if why:
-                problems.append(Incompatibility(table.name, None, f"table name {why}"))
-            key = f"{schema}.{own.lower() if self.case_insensitive_tables else own}"
-            if key in seen_tables and seen_tables[key] != table.name:
-                why = (f"table name collides with {seen_tables[key]!r} here" if own == table.name
-                       else f"its name {own!r} is that of {seen_tables[key]!r} here (one "
-                       "namespace: schemas are not kept)")
-                problems.append(Incompatibility(table.name, None, why))
-            seen_tables[key] = table.name
-            seen_cols: dict[str, str] = {}
-            for col in table.columns:
-                why = self.identifier_problem(col.name)
-                if why:
-                    problems.append(Incompatibility(table.name, col.name, f"column name {why}"))
-                ckey = col.name.lower() if self.case_insensitive_columns else col.name
-                if ckey in seen_cols:
-                    problems.append(
-                        Incompatibility(
-                            table.name,
-                            col.name,
-                            f"column name collides with {seen_cols[ckey]!r} (names are "
-                            "case-insensitive here)",
-                        )
-                    )
-                seen_cols[ckey] = col.name
-        return problems
 
     def three_byte_utf8_columns(self, conn: Connection, table: str) -> set[str]:
         """Columns that hold only characters of up to 3 UTF-8 bytes (MariaDB utf8mb3)."""

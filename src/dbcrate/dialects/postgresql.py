@@ -190,6 +190,18 @@ class PostgreSQL(Dialect):
         ).scalar()
         return int(value) if value is not None and int(value) >= 0 else None  # -1: never analyzed
 
+    def estimate_sizes(self, conn: Connection,
+                       names: list[str]) -> dict[str, tuple[int | None, int | None]]:
+        found = conn.exec_driver_sql(
+            "SELECT u.i, c.reltuples::bigint, pg_catalog.pg_table_size(c.oid) "
+            "FROM unnest(%(t)s::text[]) WITH ORDINALITY AS u(t, i) "
+            "LEFT JOIN pg_catalog.pg_class c ON c.oid = pg_catalog.to_regclass(u.t)",
+            {"t": [self.table_sql(n) for n in names]}).all()
+        # reltuples -1: never analyzed
+        return {names[int(i) - 1]: (int(rows) if rows is not None and rows >= 0 else None,
+                                    None if size is None else int(size))
+                for i, rows, size in found}
+
     def estimate_bytes(self, conn: Connection, name: str) -> int | None:
         # the heap and its TOAST, without indexes: what a dump reads
         value = conn.execute(

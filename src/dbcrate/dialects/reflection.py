@@ -41,7 +41,7 @@ def reflect_foreign_keys(insp: Any, table: Table, schema: str | None,
                          located: Callable[[str, str], str] | None,
                          default_schema: str | None = None) -> None:
     """Add the foreign keys of ``table`` (in ``schema``) to it. ``located`` names a table of
-    a schema in the archive (:meth:`~dbcrate.dialects.locations.TableLocations.located`) where
+    a schema in the archive (:meth:`~dbcrate.dialects.naming.TableNaming.located`) where
     the engine has schemas; without it a foreign key to another schema (a MariaDB database) is
     skipped. A referenced table without a schema is one the search path finds: in
     ``default_schema``."""
@@ -104,3 +104,56 @@ def quiet_reflection() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Did not recognize type", sa.exc.SAWarning)
         yield
+
+
+#: what :class:`BulkInspector` reads for all tables at once: SQLAlchemy's ``get_multi_<kind>``
+BULK_KINDS = ("columns", "pk_constraint", "indexes", "unique_constraints", "foreign_keys",
+              "check_constraints", "table_comment")
+
+
+class BulkInspector:
+    """SQLAlchemy's inspector for many tables: each kind of catalog fact (columns, keys,
+    indexes ...) read once for all of them with its ``get_multi_*`` method (one catalog query
+    per kind and schema on PostgreSQL, where ``get_columns`` costs one per table: 2,000 tables
+    took 11 queries each), then answered per table as ``get_<kind>(name, schema)`` is.
+
+    A table or kind the bulk read did not answer falls back to the per-table call."""
+
+    def __init__(self, insp: Any, tables: dict[str | None, list[str]]) -> None:
+        self._insp = insp
+        self._facts: dict[tuple[str, str | None, str], Any] = {}
+        for schema, names in tables.items():
+            for kind in BULK_KINDS:
+                try:
+                    found = getattr(insp, f"get_multi_{kind}")(schema=schema, filter_names=names)
+                except NotImplementedError:
+                    continue
+                for (_, name), value in found.items():
+                    self._facts[(kind, schema, name)] = value
+
+    def _get(self, kind: str, name: str, schema: str | None) -> Any:
+        found = self._facts.get((kind, schema, name))
+        if found is None:
+            return getattr(self._insp, f"get_{kind}")(name, schema=schema)
+        return found
+
+    def get_columns(self, name: str, schema: str | None = None) -> Any:
+        return self._get("columns", name, schema)
+
+    def get_pk_constraint(self, name: str, schema: str | None = None) -> Any:
+        return self._get("pk_constraint", name, schema)
+
+    def get_indexes(self, name: str, schema: str | None = None) -> Any:
+        return self._get("indexes", name, schema)
+
+    def get_unique_constraints(self, name: str, schema: str | None = None) -> Any:
+        return self._get("unique_constraints", name, schema)
+
+    def get_foreign_keys(self, name: str, schema: str | None = None) -> Any:
+        return self._get("foreign_keys", name, schema)
+
+    def get_check_constraints(self, name: str, schema: str | None = None) -> Any:
+        return self._get("check_constraints", name, schema)
+
+    def get_table_comment(self, name: str, schema: str | None = None) -> Any:
+        return self._get("table_comment", name, schema)

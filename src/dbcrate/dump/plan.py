@@ -10,6 +10,7 @@ the same without writing anything (``dbcrate dump --check``); :meth:`DumpPlan.to
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +80,8 @@ class DumpPlan:
     source: Source
     tables: tuple[Table, ...] = ()
     estimated_rows: Mapping[str, int | None] = field(default_factory=dict)
+    #: the engine's estimate of each table's size in bytes (its weight in the progress)
+    estimated_bytes: Mapping[str, int | None] = field(default_factory=dict)
     #: per storage: name, path, files, bytes, directories, warnings (``dump --check``)
     storages: tuple[dict[str, Any], ...] = ()
     tasks: tuple[DumpTask, ...] = ()
@@ -172,13 +175,15 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
     for table in tables:
         if table.name in elsewhere:
             table.skipped.append(elsewhere[table.name])
-    estimates = {t.name: _estimate_rows(conn, dialect, t.name) for t in tables}
+    sizes = dialect.estimate_sizes(conn, [t.name for t in tables])
+    estimates = {t.name: sizes[t.name][0] for t in tables}
     tasks = () if options.schema_only else _tasks(
         conn, dialect, [t for t in tables if t.name not in elsewhere], estimates, options,
         {t.name: n for n, t in enumerate(tables, start=1)})
     jobs = max(1, min(options.jobs, len(tasks))) if dialect.parallel_dump else 1
     return DumpPlan(
         source=source, tables=tuple(tables), estimated_rows=estimates, storages=storages,
+        estimated_bytes={name: size for name, (_, size) in sizes.items()},
         tasks=tasks, data_format=options.data_format,
         compression_level=options.compression_level, chunk_rows=options.chunk_rows,
         chunk_bytes=options.chunk_bytes, batch_rows=options.batch_rows, jobs=jobs,
@@ -255,7 +260,7 @@ def _select_tables(conn: sa.Connection, dialect: Dialect, options: DumpOptions,
     select, reflected. A pattern matches a table's archive name (``sales.orders``;
     ``orders`` in the default schema, which ``public.orders`` matches too)."""
     available = [n for n in dialect.list_tables(conn, schemas) if n != JOURNAL_TABLE]
-    twice = sorted({n for n in available if available.count(n) > 1})
+    twice = sorted(n for n, count in Counter(available).items() if count > 1)
     if twice:  # a table of the default schema named like schema.table of another
         raise SourceValueError(f"two tables would be named {twice[0]!r} in the archive (one "
                                "of the default schema, so named, and one of a schema)",
@@ -263,7 +268,7 @@ def _select_tables(conn: sa.Connection, dialect: Dialect, options: DumpOptions,
                                "exclude_schemas=[...]")
     names = select_tables(available, options.include, options.exclude, "the source",
                           dialect.spellings)
-    tables = [dialect.reflect(conn, n) for n in names]
+    tables = dialect.reflect_many(conn, names)
     _refuse_empty_names(tables)
     hooks = load_hooks(options.hooks)
     if hooks.dump_table_filter is not None:
@@ -281,13 +286,6 @@ def _refuse_empty_names(tables: list[Table]) -> None:
                      f"table {table.name!r}, column {empty[0]} is named ''")
             raise SourceValueError(f"{where}: an archive cannot name it",
                                    hint="rename it in the source, or leave the table out with -T")
-
-
-def _estimate_rows(conn: sa.Connection, dialect: Dialect, name: str) -> int | None:
-    try:
-        return dialect.estimate_rows(conn, name)
-    except sa.exc.DBAPIError:
-        return None
 
 
 def _tasks(conn: sa.Connection, dialect: Dialect, tables: list[Table],

@@ -204,7 +204,7 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
     event comes once its last part is appended, the overall one reaches its total at the end."""
     entries = {e.name: e for e in manifest.tables}
     run_task = tolerant_task if planned.tolerate else encode_task
-    progress = _dump_progress(planned, snapshot)
+    progress = _dump_progress(planned)
     last = {task.table.name: number for number, task in enumerate(planned.tasks)}
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
@@ -235,17 +235,14 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
             raise
 
 
-def _dump_progress(planned: DumpPlan, snapshot: Snapshot) -> TableProgress:
+def _dump_progress(planned: DumpPlan) -> TableProgress:
     """The counters of the tables with rows to read. A table weighs in the overall total what
     the engine estimates its size to be (else its estimated rows times 100 bytes, else 64 KiB):
     an estimate, fixed before the first row is read (docs/CLI.md, "Progress events")."""
     tables: dict[str, tuple[int | None, int]] = {}
     for name in dict.fromkeys(task.table.name for task in planned.tasks):
         rows = planned.estimated_rows.get(name)
-        try:
-            size = snapshot.dialect.estimate_bytes(snapshot.conn, name)
-        except DRIVER_ERRORS as exc:
-            raise db_error(f"estimating the size of table {name!r}", exc) from None
+        size = planned.estimated_bytes.get(name)
         tables[name] = (rows, size or (rows or 0) * 100 or 64 * 1024)
     return TableProgress("Dump table", "Dump (size estimated)", tables)
 

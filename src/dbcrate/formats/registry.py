@@ -11,27 +11,29 @@ Third-party formats register themselves through the entry point group ``dbcrate.
 (each entry point is a callable returning a :class:`DataFormat`, or a :class:`DataFormat`);
 they are loaded the first time an unknown format name is looked up. The compliance suite in
 :mod:`dbcrate.testing.formats` checks any format.
+
+The built-in formats' modules are imported when their writer or reader is first used
+(:class:`BuiltinFormat`), not with this registry: opening an archive looks its format up here,
+and ``dbcrate ls`` decodes no member (docs/PERFORMANCE.md, "Start-up").
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Protocol
-
-import pyarrow as pa
+from typing import IO, TYPE_CHECKING, Protocol
 
 from dbcrate.errors import UsageError
-from dbcrate.formats.arrow import ArrowWriter, read_arrow
-from dbcrate.formats.csv import CsvWriter, read_csv
-from dbcrate.formats.jsonl import JsonlWriter, read_jsonl
-from dbcrate.formats.parquet import ParquetWriter, read_parquet
-from dbcrate.formats.xml import XmlWriter, read_xml
-from dbcrate.formats.yaml import YamlWriter, read_yaml
+from dbcrate.options import DEFAULT_COMPRESSION_LEVEL as DEFAULT_COMPRESSION_LEVEL
 
-DEFAULT_COMPRESSION_LEVEL = 3
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+#: what opens a writer: ``(sink, schema, compression_level) -> ChunkWriter``
+WriterOpener = Callable[[IO[bytes], "pa.Schema", int], "ChunkWriter"]
+#: what reads a member: ``(source, schema) -> iterator of record batches``
+ChunkReader = Callable[[IO[bytes], "pa.Schema"], Iterator["pa.RecordBatch"]]
 
 
 class ChunkWriter(Protocol):
@@ -63,26 +65,78 @@ class DataFormat:
 
     name: str
     extension: str
-    open_writer: Callable[[IO[bytes], pa.Schema, int], ChunkWriter]
-    read: Callable[[IO[bytes], pa.Schema], Iterator[pa.RecordBatch]]
+    open_writer: WriterOpener
+    read: ChunkReader
     description: str = ""
     reads_by_range: bool = False
 
 
+class BuiltinFormat(DataFormat):
+    """A built-in format, whose module is imported the first time its ``open_writer`` or
+    ``read`` is asked for (they are the module's own writer class and reader function, as
+    with a :class:`DataFormat`). Its extension is its name."""
+
+    def __init__(self, name: str, codec: Callable[[], tuple[WriterOpener, ChunkReader]],
+                 description: str, *, reads_by_range: bool = False) -> None:
+        """:param codec: imports the format's module and returns its writer and reader."""
+        for key, value in (("name", name), ("extension", name), ("description", description),
+                           ("reads_by_range", reads_by_range), ("_codec", codec)):
+            object.__setattr__(self, key, value)  # frozen; the codec is not a field
+
+    @property  # type: ignore[override]
+    def open_writer(self) -> WriterOpener:
+        return self._codec()[0]  # type: ignore[attr-defined, no-any-return]
+
+    @property  # type: ignore[override]
+    def read(self) -> ChunkReader:
+        return self._codec()[1]  # type: ignore[attr-defined, no-any-return]
+
+
+# each imports its format's module (a plain import statement: tests/test_security.py, SE-07)
+def _parquet() -> tuple[WriterOpener, ChunkReader]:
+    from dbcrate.formats.parquet import ParquetWriter, read_parquet
+    return ParquetWriter, read_parquet
+
+
+def _arrow() -> tuple[WriterOpener, ChunkReader]:
+    from dbcrate.formats.arrow import ArrowWriter, read_arrow
+    return ArrowWriter, read_arrow
+
+
+def _jsonl() -> tuple[WriterOpener, ChunkReader]:
+    from dbcrate.formats.jsonl import JsonlWriter, read_jsonl
+    return JsonlWriter, read_jsonl
+
+
+def _csv() -> tuple[WriterOpener, ChunkReader]:
+    from dbcrate.formats.csv import CsvWriter, read_csv
+    return CsvWriter, read_csv
+
+
+def _xml() -> tuple[WriterOpener, ChunkReader]:
+    from dbcrate.formats.xml import XmlWriter, read_xml
+    return XmlWriter, read_xml
+
+
+def _yaml() -> tuple[WriterOpener, ChunkReader]:
+    from dbcrate.formats.yaml import YamlWriter, read_yaml
+    return YamlWriter, read_yaml
+
+
+#: the formats by name: the built-in ones (in the order of
+#: :data:`dbcrate.options.BUILTIN_DATA_FORMATS`), then those registered
 FORMATS: dict[str, DataFormat] = {
-    "parquet": DataFormat("parquet", "parquet", ParquetWriter, read_parquet,
-                          "Apache Parquet, zstd-compressed column chunks (default)",
-                          reads_by_range=True),
-    "arrow": DataFormat("arrow", "arrow", ArrowWriter, read_arrow,
-                        "Apache Arrow IPC stream, zstd-compressed buffers"),
-    "jsonl": DataFormat("jsonl", "jsonl", JsonlWriter, read_jsonl,
-                        "JSON Lines, one object per row, zstd-compressed"),
-    "csv": DataFormat("csv", "csv", CsvWriter, read_csv,
-                      "CSV with a header, NULL = empty unquoted field, zstd-compressed"),
-    "xml": DataFormat("xml", "xml", XmlWriter, read_xml,
-                      "XML, <row> elements with one element per column, zstd-compressed"),
-    "yaml": DataFormat("yaml", "yaml", YamlWriter, read_yaml,
-                       "YAML, one document of row mappings per 10,000 rows, zstd-compressed"),
+    "parquet": BuiltinFormat("parquet", _parquet,
+                             "Apache Parquet, zstd-compressed column chunks (default)",
+                             reads_by_range=True),
+    "arrow": BuiltinFormat("arrow", _arrow, "Apache Arrow IPC stream, zstd-compressed buffers"),
+    "jsonl": BuiltinFormat("jsonl", _jsonl, "JSON Lines, one object per row, zstd-compressed"),
+    "csv": BuiltinFormat("csv", _csv,
+                         "CSV with a header, NULL = empty unquoted field, zstd-compressed"),
+    "xml": BuiltinFormat("xml", _xml,
+                         "XML, <row> elements with one element per column, zstd-compressed"),
+    "yaml": BuiltinFormat("yaml", _yaml,
+                          "YAML, one document of row mappings per 10,000 rows, zstd-compressed"),
 }
 
 #: the entry point group of third-party data formats
@@ -126,6 +180,8 @@ def load_entry_points(*, force: bool = False) -> list[str]:
     whose name is already registered, is skipped with a warning: a plugin cannot replace a
     built-in format or make the others unusable.
     """
+    import importlib.metadata  # only when a format is not known: it takes a while to load
+
     global _entry_points_loaded
     if _entry_points_loaded and not force:
         return []

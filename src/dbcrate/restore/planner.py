@@ -167,7 +167,7 @@ def _journal_state(dialect: Dialect, archive_id: str, options: RestoreOptions,
 
 def target_tables(dialect: Dialect, tables: Sequence[Table]) -> set[str]:
     """The archive names of ``tables`` that the target holds, and its other tables (see
-    :meth:`~dbcrate.dialects.locations.TableLocations.present_tables`)."""
+    :meth:`~dbcrate.dialects.naming.TableNaming.present_tables`)."""
     with dialect.engine.connect() as conn:
         return dialect.present_tables(conn, tables)
 

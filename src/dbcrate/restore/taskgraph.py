@@ -15,8 +15,9 @@ fill the time in which the last big table loads alone.
 
 from __future__ import annotations
 
+import heapq
 import itertools
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,8 @@ class TaskGraph:
     def __init__(self) -> None:
         self.tasks: list[Task] = []
         self._count = itertools.count()
+        #: dropped since the runner last looked: their successors are released
+        self._dropped: list[Task] = []
 
     def add(self, run: Callable[[], None], *, priority: tuple[float, ...] = (),
             after: list[Task | None] | None = None, shared: set[str] | None = None,
@@ -62,8 +65,9 @@ class TaskGraph:
         """Mark every task not started yet for which ``keep`` is false as finished without
         running it (e.g. the remaining tables after a failure with ``--exit-on-error``)."""
         for task in self.tasks:
-            if task.state == "waiting" and not keep(task):
+            if task.state == "waiting" and not task.dropped and not keep(task):
                 task.dropped = True
+                self._dropped.append(task)
 
     def run(self, workers: int, interrupts: Interrupts | None = None) -> Iterator[Task]:
         """Run every task on up to ``workers`` threads; yield each one, in the caller's thread,
@@ -95,17 +99,37 @@ class TaskGraph:
 
     def _run(self, pool: ThreadPoolExecutor, workers: int, running: dict[Future[None], Task],
              tick: float | None) -> Iterator[Task | None]:
-        waiting = list(self.tasks)
+        # each task counts the tasks it still waits for; one that waits for none is ready, in
+        # a heap by priority: choosing the next task does not scan every task (2,000 tables
+        # made 6,000 tasks, and scanning them for each start cost more than the restore)
+        successors: dict[int, list[Task]] = {}
+        blocked: dict[int, int] = {}
+        ready: list[_Ranked] = []
+        for task in self.tasks:
+            open_ = [p for p in task.after if p.state != "finished" and not p.dropped]
+            blocked[id(task)] = len(open_)
+            for before in open_:
+                successors.setdefault(id(before), []).append(task)
+            if not open_ and task.state == "waiting" and not task.dropped:
+                heapq.heappush(ready, _Ranked(task))
+
+        def release(done: Task) -> None:
+            for later in successors.pop(id(done), ()):
+                blocked[id(later)] -= 1
+                if blocked[id(later)] == 0:
+                    heapq.heappush(ready, _Ranked(later))
+
         while True:
-            waiting = [t for t in waiting if not t.dropped]
+            for dropped in self._take_dropped():  # a dropped task counts as finished
+                release(dropped)
             while len(running) < workers:
-                task = self._next(waiting, running.values())
-                if task is None:
+                started = _pick(ready, list(running.values()))
+                if started is None:
                     break
-                waiting.remove(task)
-                task.state = "running"
-                running[pool.submit(task.run)] = task
+                started.state = "running"
+                running[pool.submit(started.run)] = started
             if not running:
+                waiting = [t for t in self.tasks if t.state == "waiting" and not t.dropped]
                 if waiting:  # a cycle in ``after``: a bug of the caller, not of the data
                     raise RuntimeError(f"tasks wait for each other: {waiting[:3]}")
                 return
@@ -116,20 +140,44 @@ class TaskGraph:
                 task = running.pop(future)
                 task.state = "finished"
                 future.result()  # the pool's exit waits for the others
+                release(task)
                 yield task
 
-    @staticmethod
-    def _next(waiting: list[Task], running: Iterable[Task]) -> Task | None:
-        busy = list(running)
-        best: Task | None = None
-        for task in waiting:
-            if not all(t.state == "finished" or t.dropped for t in task.after):
-                continue
-            if any(_conflict(task, other) for other in busy):
-                continue
-            if best is None or (task.priority, -task.order) > (best.priority, -best.order):
-                best = task
-        return best
+    def _take_dropped(self) -> list[Task]:
+        taken, self._dropped = self._dropped, []
+        return taken
+
+
+class _Ranked:
+    """A ready task in the heap: the highest ``priority`` first, then the one added first."""
+
+    __slots__ = ("task",)
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+    def __lt__(self, other: _Ranked) -> bool:
+        return (self.task.priority, -self.task.order) > (other.task.priority, -other.task.order)
+
+
+def _pick(ready: list[_Ranked], busy: list[Task]) -> Task | None:
+    """The best ready task whose locks do not conflict with a running task's (the others
+    stay ready)."""
+    skipped: list[_Ranked] = []
+    chosen: Task | None = None
+    while ready:
+        item = heapq.heappop(ready)
+        task = item.task
+        if task.dropped or task.state != "waiting":
+            continue
+        if any(_conflict(task, other) for other in busy):
+            skipped.append(item)
+            continue
+        chosen = task
+        break
+    for item in skipped:
+        heapq.heappush(ready, item)
+    return chosen
 
 
 def _conflict(a: Task, b: Task) -> bool:

@@ -13,7 +13,7 @@ from dbcrate.contrib.django import config, validation
 from dbcrate.contrib.django.commands import human, run
 from dbcrate.dump.run import default_name, dump
 from dbcrate.dump.run import plan as plan_dump
-from dbcrate.options import DumpOptions
+from dbcrate.options import MAX_DEFAULT_JOBS, DumpOptions, default_jobs
 from dbcrate.storages.file_check import describe
 
 
@@ -37,7 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--no-data", action="store_true", help="storages only")
         parser.add_argument("--no-storages", action="store_true", help="tables only")
         parser.add_argument("--format", default=None, help="data format (default: parquet)")
-        parser.add_argument("-j", "--jobs", type=int, default=1)
+        parser.add_argument("-j", "--jobs", type=int, default=default_jobs(),
+                            help="parallel jobs (default: the number of cores, at most "
+                            f"{MAX_DEFAULT_JOBS}; here: {default_jobs()})")
         parser.add_argument("--chmod", default=None, help="archive permissions (octal, 600)")
         parser.add_argument("--check", action="store_true",
                             help="check settings.DBCRATE and print what would be dumped "

@@ -10,7 +10,7 @@ from dbcrate.containers.archive import open_archive
 from dbcrate.contrib.django import config, storages, validation
 from dbcrate.contrib.django.commands import human, run
 from dbcrate.errors import RestoreIncomplete
-from dbcrate.options import RestoreOptions
+from dbcrate.options import MAX_DEFAULT_JOBS, RestoreOptions, default_jobs
 from dbcrate.restore.run import RestoreReport, restore
 
 
@@ -36,7 +36,9 @@ class Command(BaseCommand):
                             default="refuse")
         parser.add_argument("--no-storages", action="store_true")
         parser.add_argument("--no-data", action="store_true")
-        parser.add_argument("-j", "--jobs", type=int, default=1)
+        parser.add_argument("-j", "--jobs", type=int, default=default_jobs(),
+                            help="parallel jobs (default: the number of cores, at most "
+                            f"{MAX_DEFAULT_JOBS}; here: {default_jobs()})")
         parser.add_argument("--dry-run", action="store_true")
 
     def handle(self, *args: Any, **opts: Any) -> None:

@@ -1,4 +1,5 @@
-"""Where a table lives in the engine: its schema (namespace) and its own name.
+"""Names in the engine: where a table lives (its schema and its own name), and which names
+the engine cannot hold.
 
 An archive names each table once (:attr:`dbcrate.model.schema.Table.name`): by its own name in
 the source's default schema, ``schema.name`` in another. A dialect turns that archive name into
@@ -20,20 +21,28 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dbcrate.errors import Incompatibility
 from dbcrate.model.schema import Table, qualified_name
 
 
-class TableLocations:
-    """The archive-name -> engine-name half of a :class:`~dbcrate.dialects.base.Dialect`.
+class TableNaming:
+    """The naming half of a :class:`~dbcrate.dialects.base.Dialect`: archive name -> engine
+    name, and the names the engine cannot hold.
 
     :cvar default_schema: the schema a table without one lives in (``None``: the engine has
         one namespace per database).
     :cvar has_schemas: tables of one database live in several schemas (dump ``-n``/``-N``).
+    :cvar max_identifier_bytes: longest identifier in UTF-8 bytes (``None`` = unlimited).
+    :cvar max_identifier_chars: longest identifier in characters (``None`` = unlimited).
+    :cvar case_insensitive_columns: column names that differ only in case collide.
     """
 
     default_schema: ClassVar[str | None] = None
     has_schemas: ClassVar[bool] = False
-    case_insensitive_tables: bool = False
+    max_identifier_bytes: ClassVar[int | None] = None
+    max_identifier_chars: ClassVar[int | None] = None
+    case_insensitive_columns: ClassVar[bool] = False
+    case_insensitive_tables: bool = False  # a server setting for some engines
 
     def __init__(self) -> None:
         self._located: dict[str, tuple[str, str]] = {}
@@ -123,3 +132,48 @@ class TableLocations:
         if schema is None:
             return self.quote(own)
         return f"{self.quote(schema)}.{self.quote(own)}"
+
+    def identifier_problem(self, name: str) -> str | None:
+        """Why ``name`` cannot be used as-is in this engine, or ``None``."""
+        if "\x00" in name:
+            return "contains a NUL character"
+        if self.max_identifier_bytes and len(name.encode()) > self.max_identifier_bytes:
+            return f"is longer than {self.max_identifier_bytes} bytes and would be truncated"
+        if self.max_identifier_chars and len(name) > self.max_identifier_chars:
+            return f"is longer than {self.max_identifier_chars} characters"
+        return None
+
+    def name_problems(self, tables: list[Table]) -> list[Incompatibility]:
+        """Names this engine would truncate, fold together or reject."""
+        problems: list[Incompatibility] = []
+        seen_tables: dict[str, str] = {}
+        for table in tables:
+            # on an engine without schemas, tables of two schemas may share their own name
+            schema, own = self.where(table.name)
+            why = self.identifier_problem(own)
+            if why:
+                problems.append(Incompatibility(table.name, None, f"table name {why}"))
+            key = f"{schema}.{own.lower() if self.case_insensitive_tables else own}"
+            if key in seen_tables and seen_tables[key] != table.name:
+                why = (f"table name collides with {seen_tables[key]!r} here" if own == table.name
+                       else f"its name {own!r} is that of {seen_tables[key]!r} here (one "
+                       "namespace: schemas are not kept)")
+                problems.append(Incompatibility(table.name, None, why))
+            seen_tables[key] = table.name
+            seen_cols: dict[str, str] = {}
+            for col in table.columns:
+                why = self.identifier_problem(col.name)
+                if why:
+                    problems.append(Incompatibility(table.name, col.name, f"column name {why}"))
+                ckey = col.name.lower() if self.case_insensitive_columns else col.name
+                if ckey in seen_cols:
+                    problems.append(
+                        Incompatibility(
+                            table.name,
+                            col.name,
+                            f"column name collides with {seen_cols[ckey]!r} (names are "
+                            "case-insensitive here)",
+                        )
+                    )
+                seen_cols[ckey] = col.name
+        return problems
