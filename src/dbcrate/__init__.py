@@ -25,7 +25,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 #: public name -> the module that defines it (imported on first use, by :func:`_module`)
 _LAZY: dict[str, str] = {
