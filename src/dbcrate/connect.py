@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
@@ -80,6 +81,14 @@ def discard_if_empty(path: Path | None) -> None:
         path.unlink()
 
 
+def _pool(cls: type[Dialect], read_only: bool) -> dict[str, Any]:
+    """A connection per unit of work (every connection closed when returned), or - for a
+    restore where the dialect allows (``pooled_sessions``) - a pool that keeps them open."""
+    if read_only or not cls.pooled_sessions:
+        return {"poolclass": sa.pool.NullPool}
+    return {"poolclass": sa.pool.QueuePool, "pool_size": 4, "max_overflow": -1}
+
+
 def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect, URL]:
     """Create and test an engine for ``text``.
 
@@ -97,7 +106,7 @@ def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect,
             isolation_level="AUTOCOMMIT",
             hide_parameters=True,
             connect_args=connect_args,
-            poolclass=sa.pool.NullPool,
+            **_pool(cls, read_only),
         )
     except sa.exc.NoSuchModuleError:
         raise ConnectionFailed(

@@ -154,17 +154,18 @@ class PgNative(NativeSupport):
         return out
 
     def setup(self) -> tuple[str, ...]:
-        # pg_dump's preamble, local to the transaction: the objects' SQL is fully qualified
-        return ("SET LOCAL standard_conforming_strings = on",
-                "SELECT pg_catalog.set_config('search_path', '', true)",
-                "SET LOCAL check_function_bodies = false",
-                "SET LOCAL xmloption = content",
-                "SET LOCAL client_min_messages = warning",
-                "SET LOCAL row_security = off")
+        # pg_dump's preamble, local to the transaction: the objects' SQL is fully qualified.
+        # One round trip (a statement list without parameters): it runs once per table
+        return ("SET LOCAL standard_conforming_strings = on; "
+                "SELECT pg_catalog.set_config('search_path', '', true); "
+                "SET LOCAL check_function_bodies = false; "
+                "SET LOCAL xmloption = content; "
+                "SET LOCAL client_min_messages = warning; "
+                "SET LOCAL row_security = off",)
 
     def reset(self) -> tuple[str, ...]:
-        return ("RESET search_path", "RESET check_function_bodies", "RESET xmloption",
-                "RESET client_min_messages", "RESET row_security")
+        return ("RESET search_path; RESET check_function_bodies; RESET xmloption; "
+                "RESET client_min_messages; RESET row_security",)
 
 
 def _is_owner(stmt: Any) -> bool:

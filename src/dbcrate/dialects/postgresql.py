@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
-from dbcrate.dialects import pgbinary
+from dbcrate.dialects import pg_catalog, pgbinary
 from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.native_pg_restore import PgNative
@@ -70,6 +70,7 @@ class PostgreSQL(Dialect):
     max_identifier_bytes: ClassVar[int | None] = 63
     default_schema: ClassVar[str | None] = "public"
     has_schemas: ClassVar[bool] = True
+    pooled_sessions: ClassVar[bool] = True
     native: ClassVar[NativeSupport | None] = PgNative("public")
     holds_nul_in_text: ClassVar[bool] = False
     identity_columns: ClassVar[bool] = True
@@ -119,41 +120,13 @@ class PostgreSQL(Dialect):
         return super().engine_type_text(sa_type)
 
     def declared_types(self, conn: Connection, name: str) -> dict[str, str]:
-        # a type of the catalog (point, xml ...) by its name; a user-defined one (composite,
-        # range, an extension's) as "kind:name", which no portable restore spells as a type
-        # (it may not exist there): such a column is recreated as text, as enums are
-        rows = conn.exec_driver_sql(
-            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), n.nspname, "
-            "coalesce(e.typtype, t.typtype) FROM pg_catalog.pg_attribute a "
-            "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid "
-            "LEFT JOIN pg_catalog.pg_type e ON e.oid = t.typelem AND t.typcategory = 'A' "
-            "JOIN pg_catalog.pg_namespace n ON n.oid = coalesce(e.typnamespace, t.typnamespace) "
-            "WHERE a.attrelid = pg_catalog.to_regclass(%(t)s) AND a.attnum > 0 "
-            "AND NOT a.attisdropped",
-            {"t": self.table_sql(name)}).all()
-        return {str(col): str(spelled) if schema == "pg_catalog"
-                else f"{_TYPE_KINDS.get(str(kind), 'type')}:{spelled}"
-                for col, spelled, schema, kind in rows}
+        return pg_catalog.declared_types(conn, self.table_sql(name))
 
     def column_from_reflection(self, conn: Connection, table: str, info: dict[str, Any],
                                pk: list[str]) -> Column:
         if isinstance(info["type"], pg.DOMAIN):
-            info = {**info, "base_type": self._domain_base(conn, info["type"])}
+            info = {**info, "base_type": pg_catalog.domain_base(conn, self.quote, info["type"])}
         return super().column_from_reflection(conn, table, info, pk)
-
-    def _domain_base(self, conn: Connection, domain: Any) -> Any:
-        """A domain's base type with its length or precision (SQLAlchemy's reflection keeps
-        only the type's name: ``varchar`` for a ``varchar(50)`` domain)."""
-        name = self.quote(domain.name)
-        spelled = conn.exec_driver_sql(
-            "SELECT format_type(typbasetype, typtypmod) FROM pg_catalog.pg_type "
-            "WHERE oid = pg_catalog.to_regtype(%(t)s)",
-            {"t": f"{self.quote(domain.schema)}.{name}" if domain.schema else name}).scalar()
-        for pattern, make in _SIZED_TYPES:
-            found = re.fullmatch(pattern, str(spelled or ""))
-            if found:
-                return make(*(int(g) for g in found.groups()))
-        return domain.data_type
 
     def logical_type(self, sa_type: Any, info: dict[str, Any]) -> LogicalType:
         if isinstance(sa_type, sqltypes.REAL):
@@ -281,21 +254,21 @@ class PostgreSQL(Dialect):
 
     # ------------------------------------------------------------------ restore
     def prepare_restore_session(self, conn: Connection) -> None:
-        for stmt in (
-            "SET TIME ZONE 'UTC'",
-            "SET DateStyle = 'ISO, YMD'",
-            "SET IntervalStyle = 'iso_8601'",
-            "SET client_encoding = 'UTF8'",
-        ):
-            conn.exec_driver_sql(stmt)
-        # index builds after the load sort whole tables: the default 64 MB spills big ones to
-        # disk. Raised for this session only (never lowered), like pg_restore users are told
-        # to do by hand; -j N sessions use at most N times this on the server.
-        current = conn.exec_driver_sql(
-            "SELECT pg_size_bytes(current_setting('maintenance_work_mem'))").scalar()
-        if current is not None and int(current) < RESTORE_MAINTENANCE_WORK_MEM:
-            conn.exec_driver_sql(
-                f"SET maintenance_work_mem = {RESTORE_MAINTENANCE_WORK_MEM // 1024}")  # in kB
+        # one round trip (a statement list without parameters), at the start of every unit:
+        # a pooled connection comes back with whatever the last unit's native objects set
+        # (pg_dump's own SETs are session-wide), which RESET ALL clears. Index builds after
+        # the load sort whole tables: the default maintenance_work_mem (64 MB) spills big
+        # ones to disk; raised for this session only (never lowered), like pg_restore users
+        # are told to do by hand; -j N sessions use at most N times this on the server
+        raw: Any = conn.connection.dbapi_connection
+        with raw.cursor() as cur:
+            cur.execute(
+                "RESET ALL; SET TIME ZONE 'UTC'; SET DateStyle = 'ISO, YMD'; "
+                "SET IntervalStyle = 'iso_8601'; SET client_encoding = 'UTF8'; "
+                "SELECT pg_catalog.set_config('maintenance_work_mem', CASE WHEN "
+                "pg_catalog.pg_size_bytes(pg_catalog.current_setting('maintenance_work_mem')) "
+                f"< {RESTORE_MAINTENANCE_WORK_MEM} THEN '{RESTORE_MAINTENANCE_WORK_MEM // 1024}kB' "
+                "ELSE pg_catalog.current_setting('maintenance_work_mem') END, false)")
 
     def sa_type(self, column: Column, *, same_engine: bool, keyed: bool) -> Any:
         return super().sa_type(column, same_engine=same_engine, keyed=keyed)
@@ -454,17 +427,6 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
 #: bytes of Arrow data encoded at once (the encoded rows are about as large)
 BINARY_PIECE_BYTES = 4 * 1024 * 1024
-
-
-#: a base type's spelling (format_type) whose length or precision reflection loses
-_SIZED_TYPES: tuple[tuple[str, Callable[..., Any]], ...] = (
-    (r"character varying\((\d+)\)", sa.VARCHAR),
-    (r"character\((\d+)\)", sa.CHAR),
-    (r"numeric\((\d+),(\d+)\)", sa.NUMERIC),
-)
-
-#: pg_type.typtype of user-defined types, as their engine type's prefix
-_TYPE_KINDS = {"c": "composite", "e": "enum", "d": "domain", "r": "range", "m": "multirange"}
 
 
 def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[bytearray]:

@@ -167,10 +167,17 @@ class Manifest:
     native: NativeSchema | None = None
 
     def table(self, name: str) -> TableEntry:
-        for entry in self.tables:
-            if entry.name == name:
-                return entry
-        raise KeyError(name)
+        # by a name -> position index, checked at each use and rebuilt when the list changed
+        # (a scan per call was quadratic in the number of tables)
+        index: dict[str, int] = self.__dict__.get("_positions") or {}
+        pos = index.get(name)
+        if pos is None or pos >= len(self.tables) or self.tables[pos].name != name:
+            index = {entry.name: i for i, entry in enumerate(self.tables)}
+            self.__dict__["_positions"] = index
+            pos = index.get(name)
+        if pos is None:
+            raise KeyError(name)
+        return self.tables[pos]
 
     @property
     def rows(self) -> int:

@@ -333,6 +333,18 @@ def describe_plan(plan: RestorePlan, results: dict[str, TableResult]) -> None:
             r.warnings.append(f"not recreated: {item}")
 
 
+def _native_tasks(plan: RestorePlan) -> dict[str, list[NativeStep | NativeForeignKey]]:
+    """The post-data tasks per table, in plan order (found once per plan, not per table)."""
+    found = plan.__dict__.get("_native_tasks")
+    if found is None:
+        found = {}
+        for scheduled in plan.tasks:
+            if isinstance(scheduled.task, NativeStep | NativeForeignKey):
+                found.setdefault(scheduled.task.table, []).append(scheduled.task)
+        object.__setattr__(plan, "_native_tasks", found)
+    return found  # type: ignore[no-any-return]
+
+
 def _native_lines(plan: RestorePlan, source: Source) -> list[str]:
     """A table's plan when the native schema recreates it."""
     native = plan.native
@@ -342,10 +354,8 @@ def _native_lines(plan: RestorePlan, source: Source) -> list[str]:
     lines = ["create from the archive's native schema (before the rows)"]
     if not plan.settings.schema_only:
         lines.append(f"load {_rows(source.entry.rows)}")
-    built = [native.label(i) for scheduled in plan.tasks
-             if isinstance(scheduled.task, NativeStep | NativeForeignKey)
-             and scheduled.task.table == source.name
-             for i in native.groups[scheduled.task.group]]
+    built = [native.label(i) for task in _native_tasks(plan).get(source.name, ())
+             for i in native.groups[task.group]]
     if built:
         lines.append("then: " + ", ".join(built))
     return lines
