@@ -385,7 +385,9 @@ import os
 import sqlalchemy as sa
 DONE = {"killed": False}
 def transform(table, batch):
-    # kills the restore's session while it loads (not during the preflight: no session yet)
+    # kills the restore's loading session while it loads: the first time a batch passes and
+    # a session of the target is inside a transaction (the preflight reads batches too, and
+    # an idle pooled session that is killed is replaced when next handed out: not this case)
     if table == "big" and batch.num_rows and not DONE["killed"]:
         eng = sa.create_engine(os.environ["DBCRATE_TEST_ADMIN"], isolation_level="AUTOCOMMIT")
         with eng.connect() as c:
@@ -408,12 +410,15 @@ def test_a_connection_killed_mid_restore_is_named(kind: str, dbs: Databases, tmp
     dbcrate.dump(src, archive, chunk_rows=200)
     name = sa.engine.make_url(dst).database
     if kind == "mysql":
+        # sessions are not pooled here: any session on the target is the loading one (a
+        # load streamed to LOAD DATA opens its transaction only when the statement runs)
         sessions = ("SELECT id FROM information_schema.processlist "
                     f"WHERE db = '{name}' AND id <> CONNECTION_ID()")
         kill = "KILL {pid}"
     else:
         sessions = ("SELECT pid FROM pg_stat_activity "
-                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid()")
+                    f"WHERE datname = '{name}' AND pid <> pg_backend_pid() "
+                    "AND xact_start IS NOT NULL")
         kill = "SELECT pg_terminate_backend({pid})"
     monkeypatch.setenv("DBCRATE_TEST_ADMIN", dst)
     monkeypatch.setenv("DBCRATE_TEST_SESSIONS", sessions)
@@ -436,6 +441,26 @@ def test_a_connection_killed_mid_restore_is_named(kind: str, dbs: Databases, tmp
         else:
             assert rows(dst, "SELECT count(*) FROM big") == [(0,)]
             assert error.endswith("nothing of it was written: the table is unchanged"), error
+
+
+def test_a_connection_lost_outside_a_table_is_a_database_error(
+        dbs: Databases, capsys: pytest.CaptureFixture[str]) -> None:
+    """A session the server ends between tables (e.g. while the journal is written) is named
+    as a lost connection with exit 13, not reported as a bug in dbcrate."""
+    from dbcrate.cli.app import _unexpected
+
+    dst = dbs.new("postgresql")
+    engine = sa.create_engine(dst, poolclass=sa.pool.NullPool)
+    with engine.connect() as victim:
+        pid = victim.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        run_sql(dst, f"SELECT pg_terminate_backend({int(pid)})")
+        with pytest.raises(sa.exc.OperationalError) as lost:
+            victim.exec_driver_sql("SELECT 1")
+    code = _unexpected(lost.value, show_tb=False)
+    said = capsys.readouterr().err
+    assert code == 13, said
+    assert "the connection to the database server was lost" in said, said
+    assert "internal error" not in said and "--resume" in said, said
 
 
 # ------------------------------------------------- no file left by a dry run (item 14)

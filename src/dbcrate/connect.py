@@ -83,10 +83,13 @@ def discard_if_empty(path: Path | None) -> None:
 
 def _pool(cls: type[Dialect], read_only: bool) -> dict[str, Any]:
     """A connection per unit of work (every connection closed when returned), or - for a
-    restore where the dialect allows (``pooled_sessions``) - a pool that keeps them open."""
+    restore where the dialect allows (``pooled_sessions``) - a pool that keeps them open and
+    tests each one as it is handed out, so that a session the server ended while it sat idle
+    (an administrator's kill, a restart) is replaced instead of failing the next unit."""
     if read_only or not cls.pooled_sessions:
         return {"poolclass": sa.pool.NullPool}
-    return {"poolclass": sa.pool.QueuePool, "pool_size": 4, "max_overflow": -1}
+    return {"poolclass": sa.pool.QueuePool, "pool_size": 4, "max_overflow": -1,
+            "pool_pre_ping": True}
 
 
 def open_engine(text: str, *, read_only: bool = False) -> tuple[Engine, Dialect, URL]:
