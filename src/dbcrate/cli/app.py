@@ -34,14 +34,7 @@ from dbcrate.cli.params import traceback_option
 from dbcrate.cli.read_cmds import ls, verify
 from dbcrate.cli.restore_cmd import plan, restore
 from dbcrate.cli.spelling import as_flags, learn
-from dbcrate.errors import (
-    EXIT_CODES,
-    DatabaseError,
-    DbcrateError,
-    OutputError,
-    connection_lost,
-    failure_message,
-)
+from dbcrate.errors import EXIT_CODES, DbcrateError, OutputError
 
 EXAMPLES_MAIN = """
 \b
@@ -129,11 +122,6 @@ def _unexpected(exc: Exception, show_tb: bool) -> int:
         return OutputError.exit_code
     if show_tb:
         traceback.print_exc()
-    if connection_lost(exc):  # the server went away between units: not a bug, and nameable
-        print_error(DatabaseError(
-            failure_message(exc),
-            hint="check the server and rerun; a restore with --resume skips the committed work"))
-        return DatabaseError.exit_code
     err = console.stderr_console()
     err.print(f"internal error: {type(exc).__name__}: {exc}", markup=False)
     err.print("this is a bug in dbcrate; rerun with --traceback and report it", markup=False)

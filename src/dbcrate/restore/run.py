@@ -34,9 +34,11 @@ import time
 from collections.abc import Generator
 from typing import Any
 
+import sqlalchemy as sa
+
 from dbcrate.connect import create_database, discard_if_empty, new_sqlite_file, open_engine, public_url
 from dbcrate.containers.archive import Archive
-from dbcrate.errors import UsageError
+from dbcrate.errors import DatabaseError, UsageError, failure_message
 from dbcrate.hooks import load_hooks
 from dbcrate.options import RestoreOptions
 from dbcrate.progress import Event, drain
@@ -196,6 +198,13 @@ def _restore_tables(arch: Archive, url: str,
         yield from execute(ctx)
         yield Event("done", len(plan.sources), len(plan.sources), "Restore complete")
         return report
+    except sa.exc.DBAPIError as exc:
+        # what the target said outside a table's unit (a unit's failure is in the report):
+        # a lost session while the journal is written, say; as the dump's ``db_error`` does
+        raise DatabaseError(
+            failure_message(exc),
+            hint="check the server and rerun; a restore with --resume skips the committed work",
+        ) from None
     finally:
         engine.dispose()
 
