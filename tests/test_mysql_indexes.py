@@ -82,3 +82,52 @@ def test_forms_it_does_not_know_run_one_by_one(filled: tuple[sa.Engine, sa.Table
     plain = sa.schema.CreateIndex(sa.Index("ix_plain", t.c.id))
     assert dialect.combined_index_ddl([using, plain]) is None
     assert dialect.combined_index_ddl([plain]) is None  # one index: nothing to combine
+
+
+def test_keys_are_sized_for_innodb_before_anything_is_created(dbs: Databases, tmp_path: Any) -> None:
+    """InnoDB refuses a key over 3,072 bytes (error 1071). From PostgreSQL: a ``varchar``
+    without a length in a primary key beside an integer (AdventureWorks' productdocument)
+    is narrowed to fit, said in a warning; a plain index on long declared columns is built on
+    prefixes; a unique key too long by its declared lengths is refused before anything is
+    created, with the key named, and the other tables restore without it."""
+    import dbcrate
+    from dbcrate.errors import NotPortable
+
+    from conftest import rows, run_sql, tables
+
+    src = dbs.new("postgresql")
+    run_sql(src,
+            "CREATE TABLE doc (productid int, node varchar, PRIMARY KEY (productid, node))",
+            "INSERT INTO doc SELECT i, repeat('n', i * 7) FROM generate_series(1, 100) i",
+            "CREATE TABLE page (id int PRIMARY KEY, title varchar(1000), code varchar(1000))",
+            "CREATE INDEX page_title_code ON page (title, code)",
+            "INSERT INTO page SELECT i, repeat('t', i * 9), 'c' || i FROM generate_series(1, 50) i",
+            "CREATE TABLE tag (name varchar(1000) UNIQUE)",
+            "INSERT INTO tag VALUES ('a'), ('b')")
+    archive = tmp_path / "keys.crate"
+    dbcrate.dump(src, archive)
+
+    target = dbs.new("mysql")
+    with pytest.raises(NotPortable) as refused:
+        dbcrate.restore(archive, target)
+    assert "tag: unique index" in str(refused.value)
+    assert "(name) takes 4,000 bytes" in str(refused.value)
+    assert tables(target) == set()  # refused in the plan: nothing created
+
+    report = dbcrate.restore(archive, target, exclude=["tag"])
+    assert tables(target) - {"dbcrate_journal"} == {"doc", "page"}
+    warnings = "\n".join(report.warnings)
+    assert "column doc.node: created with length 767" in warnings
+    assert "index page_title_code on page (title, code): built on the first 384 of title, " \
+           "384 of code" in warnings
+    for table, key in (("doc", "productid, node"), ("page", "id")):
+        assert rows(src, f"SELECT * FROM {table} ORDER BY {key}") == \
+            rows(target, f"SELECT * FROM {table} ORDER BY {key}")
+    assert rows(target, "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE "
+                "TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'doc' AND COLUMN_NAME = 'node'") \
+        == [(767,)]
+    assert set(rows(target, "SELECT INDEX_NAME, COLUMN_NAME, SUB_PART FROM "
+                    "information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND "
+                    "TABLE_NAME IN ('doc', 'page')")) == {
+        ("PRIMARY", "productid", None), ("PRIMARY", "node", None), ("PRIMARY", "id", None),
+        ("page_title_code", "title", 384), ("page_title_code", "code", 384)}

@@ -160,6 +160,9 @@ class Dialect(TableNaming):
     pooled_sessions: ClassVar[bool] = False
     #: a restore loads from client-side files (LOAD DATA LOCAL), which the driver must allow
     loads_local_files: ClassVar[bool] = False
+    #: the most bytes one index key may take (None: no limit dbcrate needs to plan for);
+    #: with it, :meth:`key_bytes` and :meth:`narrowed` size keys before they are created
+    max_key_bytes: ClassVar[int | None] = None
 
     # ------------------------------------------------------------------ connecting
     # class methods: they run before there is an engine (connect.open_engine builds it)
@@ -449,6 +452,19 @@ class Dialect(TableNaming):
 
     def type_for_logical(self, lt: LogicalType, *, keyed: bool) -> Any:
         raise NotImplementedError
+
+    def key_bytes(self, sa_type: Any) -> int:
+        """The bytes a column of ``sa_type`` takes in an index key (0: not known)."""
+        return 0
+
+    def narrowed(self, sa_type: Any, max_bytes: int) -> Any | None:
+        """``sa_type`` shortened to take at most ``max_bytes`` in a key, or None."""
+        return None
+
+    def prefix_index_kwargs(self, prefixes: dict[str, int]) -> dict[str, Any]:
+        """``sa.Index`` arguments that index only the first ``prefixes[column]`` characters
+        (bytes, of a binary column) of each of those columns."""
+        return {}
 
     def table_kwargs(self, table: Table, *, same_engine: bool) -> dict[str, Any]:
         return {}

@@ -37,6 +37,7 @@ from sqlalchemy.sql import sqltypes
 
 from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
 from dbcrate.dialects.mysql_fast import DISABLE_ENV, FastReader
+from dbcrate.dialects.mysql_keys import MAX_KEY_BYTES, key_bytes, narrowed
 from dbcrate.dialects.mysql_loaddata import LOAD_PIECE_BYTES, load_data_block
 from dbcrate.dialects.native_mysql import MysqlNative
 from dbcrate.dialects.pyvalues import fetch_batches
@@ -120,6 +121,12 @@ class MySQL(Dialect):
     loads_local_files: ClassVar[bool] = True  # restore loads with LOAD DATA LOCAL
     native: ClassVar[MysqlNative] = MysqlNative()  # SHOW CREATE ... (native_mysql.py)
     case_insensitive_tables: bool = False  # set per server by inspect_target()
+    max_key_bytes: ClassVar[int | None] = MAX_KEY_BYTES  # InnoDB (mysql_keys.py)
+    key_bytes = staticmethod(key_bytes)  # type: ignore[assignment]
+    narrowed = staticmethod(narrowed)  # type: ignore[assignment]
+
+    def prefix_index_kwargs(self, prefixes: dict[str, int]) -> dict[str, Any]:
+        return {"mysql_length": prefixes}
 
     def __init__(self, engine: sa.Engine) -> None:
         super().__init__(engine)

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dbcrate.dialects.base import Dialect
+from dbcrate.errors import Incompatibility
 from dbcrate.model.schema import Column, Table
 
 _NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
@@ -35,6 +36,11 @@ class TargetTables:
     foreign_keys: dict[str, list[sa.ForeignKeyConstraint]] = field(default_factory=dict)
     #: per table, ``(kind, name, reason)`` of each object of the archive not recreated
     not_recreated: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    #: keys that take more bytes than the target allows by their columns' declared lengths
+    #: (``Dialect.max_key_bytes``): the plan refuses them before anything is created
+    too_long_keys: list[Incompatibility] = field(default_factory=list)
+    #: per ``(table, index columns)``, the prefix lengths of a plain index that is too long
+    index_prefixes: dict[tuple[str, tuple[str, ...]], dict[str, int]] = field(default_factory=dict)
 
     def skip(self, table: str, kind: str, name: str, reason: str) -> None:
         """Record an object of ``table`` that is not recreated, and why."""
@@ -138,12 +144,13 @@ def _target_columns(
 ) -> tuple[list[sa.Column[Any]], dict[str, Any]]:
     """The table's SQLAlchemy columns, and column -> the type each is created with."""
     keyed = keyed_columns(table)
-    types: dict[str, Any] = {}
+    types = {col.name: column_type(dialect, col, same_engine=same_engine, keyed=col.name in keyed)
+             for col in table.columns}
+    if dialect.max_key_bytes is not None and not same_engine:
+        _fit_keys(table, types, dialect, dialect.max_key_bytes, out)
     columns: list[sa.Column[Any]] = []
     autoinc = table.autoincrement_column
     for col in table.columns:
-        t = column_type(dialect, col, same_engine=same_engine, keyed=col.name in keyed)
-        types[col.name] = t
         args: list[Any] = []
         is_auto = (
             autoinc is not None
@@ -155,7 +162,7 @@ def _target_columns(
         columns.append(
             sa.Column(
                 col.name,
-                t,
+                types[col.name],
                 *args,
                 nullable=col.nullable if col.name not in table.primary_key else False,
                 server_default=_default(col, dialect, same_engine, out, table.name),
@@ -164,6 +171,68 @@ def _target_columns(
             )
         )
     return columns, types
+
+
+def _length_is_ours(column: Column, target_length: int | None) -> bool:
+    """Whether a key column's length in the target is dbcrate's choice, not the source's: the
+    source declared none (PostgreSQL ``text``, ``varchar``) or more than a key can hold."""
+    if column.type.kind not in ("string", "binary", "json", "other") or target_length is None:
+        return False
+    return column.type.length is None or column.type.length > target_length
+
+
+def _fit_keys(table: Table, types: dict[str, Any], dialect: Dialect, limit: int,
+              out: TargetTables) -> None:
+    """Make ``table``'s keys fit the target's key size (``Dialect.max_key_bytes``), changing
+    ``types`` in place. A column whose length is dbcrate's choice (:func:`_length_is_ours`)
+    is narrowed until every primary key, unique index and foreign key that holds it fits,
+    said in a warning (a longer value then fails the table's load, loudly); one that still
+    does not fit is put in ``out.too_long_keys``: the plan refuses the restore before anything
+    is created. A plain index that does not fit is built on prefixes of its text columns (it
+    finds the same rows) and leaves the columns whole."""
+    keys: list[tuple[str, list[str], bool]] = []
+    if table.primary_key:
+        keys.append(("primary key", table.primary_key, True))
+    for fk in table.foreign_keys:
+        keys.append((f"foreign key {fk_label(fk.name, fk.columns, fk.ref_table)}", fk.columns, True))
+    for index in table.indexes:
+        label = f"{'unique ' if index.unique else ''}index {index.name or ''}".rstrip()
+        keys.append((label, index.columns, index.unique or index.constraint))
+    before = dict(types)
+    for label, columns, exact in keys:
+        sizes = {c: dialect.key_bytes(types[c]) for c in columns}
+        total = sum(sizes.values())
+        if total > limit and exact:
+            free = [c for c in columns
+                    if _length_is_ours(table.column(c), getattr(types[c], "length", None))]
+            share = (limit - (total - sum(sizes[c] for c in free))) // max(1, len(free))
+            for c in free:
+                shorter = dialect.narrowed(types[c], share) if sizes[c] > share else None
+                if shorter is not None:
+                    types[c] = shorter
+            sizes = {c: dialect.key_bytes(types[c]) for c in columns}
+            total = sum(sizes.values())
+            if total > limit:
+                out.too_long_keys.append(Incompatibility(
+                    table.name, None,
+                    f"{label} ({', '.join(columns)}) takes {total:,} bytes by its columns' "
+                    f"declared lengths; the target's keys take at most {limit:,}"))
+        elif total > limit:  # a plain index: built on prefixes, the columns stay whole
+            texts = [c for c in columns if sizes[c] and dialect.narrowed(types[c], sizes[c]) is not None]
+            room = (limit - (total - sum(sizes[c] for c in texts))) // max(1, len(texts))
+            prefixes = {c: getattr(dialect.narrowed(types[c], room), "length", 0) for c in texts}
+            out.index_prefixes[(table.name, tuple(columns))] = prefixes
+            out.warnings.append(
+                f"{label} on {table.name} ({', '.join(columns)}): built on the first "
+                + ", ".join(f"{n} of {c}" for c, n in prefixes.items())
+                + f" (the whole key would take {total:,} bytes; the target's keys take at most "
+                f"{limit:,}); it finds the same rows")
+    for c, t in types.items():
+        if t is not before[c]:
+            out.warnings.append(
+                f"column {table.name}.{c}: created with length {t.length} (it is in a key, and "
+                f"the target's keys take at most {limit:,} bytes); a longer value fails the "
+                f"table's load")
 
 
 def build_tables(
@@ -284,7 +353,9 @@ def index_objects(table: Table, out: TargetTables, dialect: Dialect) -> list[Any
             elements.append(sa.schema.AddConstraint(uc))
         else:
             name = unique_name(dialect, index.name, parts, out.used_names)
-            ix = sa.Index(name, *cols, unique=index.unique)
+            prefixes = out.index_prefixes.get((table.name, tuple(index.columns)))
+            ix = sa.Index(name, *cols, unique=index.unique,
+                          **(dialect.prefix_index_kwargs(prefixes) if prefixes else {}))
             ix._set_parent(sa_table)  # attach without emitting it in CREATE TABLE
             elements.append(sa.schema.CreateIndex(ix))
     return elements

@@ -199,6 +199,11 @@ def _plan_recreate(common: dict[str, Any], settings: Settings, dialect: Dialect,
         raise TargetConflict(sorted(pending_existing - started), common["target"])
     ddl = build_tables([s.schema for s in sources], dialect, same_engine=common["same_engine"],
                        inline_foreign_keys=not dialect.alter_add_foreign_key, existing=present)
+    if ddl.too_long_keys:
+        raise NotPortable(common["target"], ddl.too_long_keys,
+                          hint="give these columns shorter lengths in the source, leave the "
+                          "tables out (exclude=[...]), or restore into an engine whose keys "
+                          "can hold them")
     replace = frozenset(pending_existing)
     work = schedule_recreate(sources, ddl, dialect, replace=replace, resumed=resumed,
                              built=structure_present(dialect, resumed), sessions=settings.sessions)
