@@ -24,9 +24,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, ClassVar
-
-import pyarrow as pa
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UnknownTable, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, ChunkWriter, DataFormat
@@ -39,6 +37,9 @@ from dbcrate.model.manifest import (
     check_format_version,
 )
 from dbcrate.progress import Event
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used: ls reads a manifest without it
+    import pyarrow as pa
 
 #: where an archive is: a path (``"-"``: standard input or output), or for the tar kind an
 #: open binary file object, which dbcrate reads or writes but never closes
@@ -79,6 +80,8 @@ def set_reader_lookup(lookup: Callable[[ArchiveTarget], type[Archive]]) -> None:
 
 def arrow_schema(entry: TableEntry) -> pa.Schema:
     """The Arrow schema every data member of ``entry`` must have."""
+    import pyarrow as pa
+
     return pa.schema([pa.field(c.name, c.type.arrow) for c in entry.schema.columns])
 
 
@@ -193,6 +196,8 @@ class Archive:
 
     def read_table(self, name: str) -> pa.Table:
         """A whole table in memory (convenient for small tables)."""
+        import pyarrow as pa
+
         entry = self.table(name)
         return pa.Table.from_batches(list(self.iter_batches(name)), schema=arrow_schema(entry))
 

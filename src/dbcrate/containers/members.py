@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
-from typing import BinaryIO, ClassVar, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol
 
 from dbcrate.containers.base import (
     Archive,
@@ -28,6 +26,9 @@ from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
 from dbcrate.formats.registry import FORMATS, DataFormat, get_format
 from dbcrate.model.manifest import Chunk, Manifest, TableEntry
 from dbcrate.progress import Event
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used: ls reads a manifest without it
+    import pyarrow as pa
 
 
 class SizedMember(Protocol):
@@ -108,6 +109,8 @@ class MemberArchive(Archive):
     def _accept_edits(self) -> list[EditedChunk]:
         """Re-hash every data member; each one that differs from its manifest record is
         decoded in full (its schema checked, its rows counted) and accepted."""
+        import pyarrow as pa
+
         edited = []
         for entry in self.tables:
             for index, chunk in enumerate(entry.chunks):
@@ -160,6 +163,8 @@ class MemberArchive(Archive):
     def chunk_batches(
         self, entry: TableEntry, chunk: Chunk, *, verify: bool = True
     ) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
         if verify:
             self.check_chunk(chunk)
         rows = 0
@@ -184,6 +189,8 @@ class MemberArchive(Archive):
         """The member's rows decoded by the data format, each batch checked: valid UTF-8 in
         string columns, exactly the entry's Arrow schema (raises :class:`ArchiveCorrupt`; the
         format's own errors go through, for the caller to restate)."""
+        import pyarrow as pa
+
         expected = arrow_schema(entry)
         with self._open_for_format(member) as source:
             for batch in self.format.read(source, expected):
@@ -211,6 +218,8 @@ class MemberArchive(Archive):
         """The member as the format reads it best: a file read by range on demand for a format
         that seeks (a 56 MB Parquet member of documents is then never held whole while it is
         decoded), else the whole member in an Arrow-owned buffer."""
+        import pyarrow as pa
+
         if self.format.reads_by_range:
             return pa.PythonFile(self._reader.member_stream(member), mode="r")
         return self._reader.open_member(member)
@@ -219,6 +228,8 @@ class MemberArchive(Archive):
         """Row count and schema of a member, as cheaply as the format allows (a Parquet footer
         and page headers, checked against the decoding budget; other formats are decoded).
         Raises :class:`ArchiveCorrupt`."""
+        import pyarrow as pa
+
         if self.format.name != "parquet":
             for _ in self.chunk_batches(entry, chunk, verify=False):
                 pass

@@ -27,9 +27,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
-
-import pyarrow as pa
+from typing import IO, TYPE_CHECKING, BinaryIO
 
 from dbcrate.atomic import AutoName, publish_noreplace, write_failed
 from dbcrate.containers.base import (
@@ -56,6 +54,9 @@ from dbcrate.model.manifest import (
     TableEntry,
     check_format_version,
 )
+
+if TYPE_CHECKING:  # pyarrow is imported where it is used: ls reads a manifest without it
+    import pyarrow as pa
 
 #: a tar with more members than this is refused while scanning (member floods)
 MAX_MEMBERS = 2_000_000
@@ -529,6 +530,8 @@ class ArchiveReader:
         Read per member rather than memory-mapped, so that the process only ever holds the
         members it is decoding.
         """
+        import pyarrow as pa
+
         info = self.members[name]
         with pa.OSFile(self._map_path, "r") as handle:
             if info.offset_data + info.size > handle.size():
@@ -548,6 +551,8 @@ class ArchiveReader:
 
     def open_member(self, name: str) -> pa.BufferReader:
         """A seekable, read-only view of a member's bytes (not checked; see check_member)."""
+        import pyarrow as pa
+
         return pa.BufferReader(self.member_buffer(name))
 
     def check_member(self, name: str, sha256: str) -> None:

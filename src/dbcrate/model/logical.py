@@ -10,10 +10,15 @@ The table :data:`ARROW_TYPES` is the normative encoding (docs/FORMAT.md copies i
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:  # pyarrow is imported on first use: ``ls`` reads a manifest without it
+    import pyarrow as pa
+
+    #: logical kind -> its Arrow type (built on first use; see :func:`arrow_types`)
+    ARROW_TYPES: dict[str, pa.DataType]
 
 #: logical kind -> documentation of the values it holds
 KINDS: dict[str, str] = {
@@ -55,35 +60,51 @@ DATE_MAX_FINITE = DATE_POS_INFINITY - 1
 TS_MIN_FINITE = TS_NEG_INFINITY + 1
 TS_MAX_FINITE = TS_POS_INFINITY - 1
 
-ARROW_TYPES: dict[str, pa.DataType] = {
-    "boolean": pa.bool_(),
-    "int8": pa.int8(),
-    "int16": pa.int16(),
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "uint64": pa.uint64(),
-    "float32": pa.float32(),
-    "float64": pa.float64(),
-    "decimal": pa.string(),
-    "string": pa.string(),
-    "binary": pa.large_binary(),
-    "date": pa.date32(),
-    "time": pa.time64("us"),
-    "datetime": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", tz="UTC"),
-    "json": pa.string(),
-    "uuid": pa.string(),
-    "other": pa.string(),
-}
+
+@functools.cache
+def arrow_types() -> dict[str, pa.DataType]:
+    """Logical kind -> its Arrow type: the normative encoding (also as ``ARROW_TYPES``)."""
+    import pyarrow as pa
+
+    return {
+        "boolean": pa.bool_(),
+        "int8": pa.int8(),
+        "int16": pa.int16(),
+        "int32": pa.int32(),
+        "int64": pa.int64(),
+        "uint64": pa.uint64(),
+        "float32": pa.float32(),
+        "float64": pa.float64(),
+        "decimal": pa.string(),
+        "string": pa.string(),
+        "binary": pa.large_binary(),
+        "date": pa.date32(),
+        "time": pa.time64("us"),
+        "datetime": pa.timestamp("us"),
+        "timestamptz": pa.timestamp("us", tz="UTC"),
+        "json": pa.string(),
+        "uuid": pa.string(),
+        "other": pa.string(),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    # ARROW_TYPES is built when first asked for, so that importing the model loads no pyarrow
+    if name == "ARROW_TYPES":
+        return arrow_types()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 def logical_of_arrow(t: pa.DataType) -> LogicalType:
     """The logical type whose encoding is the Arrow type ``t`` (text types map to string)."""
+    import pyarrow as pa
+
     if t in (pa.string(), pa.large_string(), pa.null()):
         # null: what a hook builds from an empty list; its rows will tell
         return LogicalType("string")
     if t == pa.binary():
         return LogicalType("binary")
-    for kind, arrow in ARROW_TYPES.items():
+    for kind, arrow in arrow_types().items():
         if arrow == t and kind not in ("decimal", "json", "uuid", "other"):
             return LogicalType(kind)
     raise ValueError(f"Arrow type {t} has no logical type in dbcrate")
@@ -132,7 +153,7 @@ class LogicalType:
 
     @property
     def arrow(self) -> pa.DataType:
-        return ARROW_TYPES[self.kind]
+        return arrow_types()[self.kind]
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind}
