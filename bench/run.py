@@ -36,7 +36,7 @@ import benchlib as bl
 
 TIME_BIN = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 GROUPS = ["pg-dump", "pg-restore", "mysql-dump", "mysql-restore", "sqlite-dump",
-          "sqlite-restore", "xeng-mysql", "xeng-sqlite"]
+          "sqlite-restore", "xeng-mysql", "xeng-sqlite", "pg-copy"]
 #: the case each group's ratios are computed against
 PEERS = {
     "pg-dump": "pg_dump -Fc",
@@ -47,11 +47,12 @@ PEERS = {
     "sqlite-restore": "sqlite3 < .dump",
     "xeng-mysql": "rowcopy pg->mariadb",
     "xeng-sqlite": "rowcopy pg->sqlite",
+    "pg-copy": "pg_dump -Fc && pg_restore -j 2",
 }
 #: which source database a group reads (its table bytes give MB/s)
 SOURCE = {"pg-dump": "postgresql", "pg-restore": "postgresql", "mysql-dump": "mysql",
           "mysql-restore": "mysql", "sqlite-dump": "sqlite", "sqlite-restore": "sqlite",
-          "xeng-mysql": "postgresql", "xeng-sqlite": "postgresql"}
+          "xeng-mysql": "postgresql", "xeng-sqlite": "postgresql", "pg-copy": "postgresql"}
 Q = shlex.quote
 
 
@@ -295,6 +296,11 @@ class Case:
 
 PG = bl.pg_args
 SRC_PG, SRC_MY, SRC_SQ = bl.pg_url(), bl.my_url(), bl.sqlite_url()
+
+
+def libpq(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as libpq takes it (no driver name)."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def _psql(db: str) -> str:
@@ -589,6 +595,43 @@ def make_cases() -> list[Case]:
              setup=lambda c: remove(c.out / "x.db"),
              check=rowcopy_check("sqlite", lambda c: c.out / "x.db"),
              cleanup=lambda c: remove(c.out / "x.db"), sampled=True))
+
+    # ------------------------------------------------------------------ database to database
+    # dbcrate copy: the spool goes in the output directory (TMPDIR), removed after the copy
+    def copy_cmd(target: Callable[[Ctx], str]) -> Callable[[Ctx], str]:
+        return lambda c: f"TMPDIR={Q(str(c.out))} dbcrate copy -C {Q(SRC_PG)} {Q(target(c))}"
+
+    add(Case("dbcrate copy pg->mariadb", "xeng-mysql", copy_cmd(lambda c: restore_my),
+             setup=lambda c: my_drop(), check=expect_rows("mysql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: my_drop()))
+    add(Case("dbcrate copy pg->sqlite", "xeng-sqlite",
+             copy_cmd(lambda c: bl.sqlite_url(c.out / "x.db")),
+             setup=x_sq_clean, check=expect_rows("sqlite", lambda c: c.out / "x.db"),
+             cleanup=x_sq_clean))
+    add(Case("dbcrate copy", "pg-copy", copy_cmd(lambda c: restore_pg),
+             setup=lambda c: pg_drop(),
+             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: pg_drop()))
+    add(Case("dbcrate copy (no native schema)", "pg-copy",
+             lambda c: copy_cmd(lambda c: restore_pg)(c) + " --no-native-schema",
+             setup=lambda c: pg_drop(),
+             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: pg_drop()))
+    add(Case("pg_dump -Fc && pg_restore -j 2", "pg-copy",
+             lambda c: f"set -e; pg_dump {' '.join(PG())} -Fc -f {Q(str(c.out / 'c.dump'))}; "
+                       f"pg_restore {' '.join(PG(bl.RESTORE_DB))} -j 2 "
+                       f"{Q(str(c.out / 'c.dump'))}; rm -f {Q(str(c.out / 'c.dump'))}",
+             setup=lambda c: pg_fresh(),
+             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: pg_drop()))
+    if shutil.which("pgcopydb"):
+        add(Case("pgcopydb clone", "pg-copy",
+                 lambda c: f"pgcopydb clone --no-owner --no-acl --table-jobs 2 --index-jobs 2 --dir "
+                           f"{Q(str(c.out / 'pgcopydb'))} --source {Q(libpq(SRC_PG))} "
+                           f"--target {Q(libpq(restore_pg))}",
+                 setup=lambda c: (remove(c.out / "pgcopydb"), pg_fresh()),
+                 check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+                 cleanup=lambda c: (remove(c.out / "pgcopydb"), pg_drop())))
     return cases
 
 

@@ -169,7 +169,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_every_documented_command_is_checked() -> None:
     assert set(doc_json_fields()) == {
-        "dump --json", "dump --dry-run --json", "convert --json", "ls --json",
+        "dump --json", "dump --dry-run --json", "convert --json", "copy --json", "ls --json",
         "ls --against URL --json", "verify --json", "restore --json",
         "restore --dry-run --json", "plan --json",
     }
@@ -204,6 +204,13 @@ def test_ls_against_json(workdir: Path) -> None:
 
 def test_verify_json(workdir: Path) -> None:
     _check("verify --json", _run("verify", "a.crate", "--json", cwd=workdir))
+
+
+def test_copy_json(workdir: Path) -> None:
+    data = _run("copy", "sqlite:///a.db", "sqlite:///copied.db", "--json", cwd=workdir)
+    _check("copy --json", data)
+    assert isinstance(data["restore"], dict)
+    _check("restore --json", data["restore"])
 
 
 def test_restore_json(workdir: Path) -> None:

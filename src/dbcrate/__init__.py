@@ -37,6 +37,9 @@ _LAZY: dict[str, str] = {
     "iter_convert": "containers.convert",
     "iter_dump_as": "containers.convert",
     "CONTAINER_KINDS": "containers.kinds",
+    "CopyResult": "transfer",
+    "copy": "transfer",
+    "iter_copy": "transfer",
     "DumpResult": "dump.run",
     "dump": "dump.run",
     "iter_dump": "dump.run",
@@ -68,11 +71,15 @@ if TYPE_CHECKING:  # the names as mypy and editors see them
     from dbcrate.restore.run import RestoreReport as RestoreReport
     from dbcrate.restore.run import iter_restore as iter_restore
     from dbcrate.restore.run import restore as restore
+    from dbcrate.transfer import CopyResult as CopyResult
+    from dbcrate.transfer import copy as copy
+    from dbcrate.transfer import iter_copy as iter_copy
 
 __all__ = [
     "CONTAINER_KINDS",
     "Archive",
     "ConvertResult",
+    "CopyResult",
     "DbcrateError",
     "DumpOptions",
     "DumpResult",
@@ -81,9 +88,11 @@ __all__ = [
     "RestoreReport",
     "__version__",
     "convert",
+    "copy",
     "dump",
     "dump_as",
     "iter_convert",
+    "iter_copy",
     "iter_dump",
     "iter_dump_as",
     "iter_restore",
@@ -120,6 +129,9 @@ def _module(name: str) -> types.ModuleType:
     if name == "restore.run":
         from dbcrate.restore import run as restore_run
         return restore_run
+    if name == "transfer":
+        from dbcrate import transfer
+        return transfer
     if name == "errors":
         from dbcrate import errors
         return errors

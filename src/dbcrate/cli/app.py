@@ -27,6 +27,7 @@ from dbcrate import __version__
 from dbcrate.cli import console
 from dbcrate.cli.console import STDOUT, print_error
 from dbcrate.cli.convert_cmd import convert
+from dbcrate.cli.copy_cmd import copy
 from dbcrate.cli.dump_cmd import dump
 from dbcrate.cli.memory import tune_allocators
 from dbcrate.cli.output import RESUME_NOTE, release_stdout
@@ -45,6 +46,7 @@ Examples:
   dbcrate verify shop.crate
   dbcrate restore shop.crate mysql+pymysql://root@127.0.0.1/shop_copy
   dbcrate dump sqlite:///app.db - | dbcrate restore - postgresql://postgres@127.0.0.1/app
+  dbcrate copy postgresql://postgres@127.0.0.1/shop sqlite:///shop.db
 
 \b
 Exit codes:
@@ -59,7 +61,7 @@ def cli() -> None:
     pass
 
 
-for _command in (dump, restore, plan, convert, ls, verify):
+for _command in (dump, restore, plan, copy, convert, ls, verify):
     cli.add_command(_command)
 learn(cli)  # the flags that library messages are translated into (dbcrate.cli.spelling)
 
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _dispatch(args: list[str], show_tb: bool) -> int:
     """Run the command; returns the exit code (a message is printed for every failure)."""
+    # (copy says where its spool is itself: the same command would read the source again)
     interrupted = "interrupted" + (RESUME_NOTE if "restore" in args[:3] else "")
     try:
         cli.main(args=args, prog_name="dbcrate", standalone_mode=False)
