@@ -227,25 +227,27 @@ class PostgreSQL(Dialect):
             false_values=["f"],
         )
 
-        def convert(block: bytearray) -> Iterator[pa.RecordBatch]:
+        def convert(handed: list[bytes | bytearray]) -> Iterator[pa.RecordBatch]:
+            block = handed.pop()
             options = read_options
             if len(block) >= read_options.block_size:  # one row larger than a block
                 options = pacsv.ReadOptions(column_names=names, block_size=len(block) + 1,
                                             use_threads=False)
             parsed = pacsv.read_csv(
-                pa.py_buffer(block),  # a fresh bytearray per block, never mutated after
+                pa.py_buffer(block),  # a fresh block each time, never mutated after
                 read_options=options,
                 parse_options=parse_options,
                 convert_options=convert_options,
             )
+            del block  # the parsed arrays are copies: a 100 MB value is not held twice
             for batch in parsed.to_batches():
                 yield _from_csv_batch(batch, table, schema)
 
         # Each COPY message is exactly one row, so blocks of whole messages are valid CSV on
         # their own; parsing bounded blocks keeps memory flat (Arrow's streaming reader over a
         # Python file object does not).
-        for block in _copy_out_blocks(raw, sql, CSV_BLOCK_BYTES):
-            yield from convert(block)
+        for handed in _copy_out_blocks(raw, sql, CSV_BLOCK_BYTES):
+            yield from convert(handed)
 
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:
         # libpq's cancel request on a connection of its own: the COPY ends with QueryCanceled
@@ -429,10 +431,14 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 BINARY_PIECE_BYTES = 4 * 1024 * 1024
 
 
-def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[bytearray]:
+def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[list[bytes | bytearray]]:
     """The rows of ``COPY ... TO STDOUT`` in blocks of about ``block_bytes``, straight from
     libpq: one C call per row in a tight loop (psycopg's own Copy iterator costs several
-    Python frames per row, which was a third of a dump's time)."""
+    Python frames per row, which was a third of a dump's time).
+
+    Each block comes in a one-element list that the caller empties (``pop()``): this
+    generator keeps no reference to a block, nor to the last row, while it is suspended, so
+    that a row of one 100 MB value is held once while it is parsed, not three times."""
     pgconn = raw.pgconn
     with raw.lock:
         pgconn.send_query(sql.encode())
@@ -447,15 +453,21 @@ def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[bytearray
             while not finished:
                 # rows are appended to one bytearray: keeping millions of small bytes objects
                 # alive costs 5x more (allocator and garbage collector) than the COPY itself
-                block = bytearray()
+                block: bytes | bytearray = bytearray()
                 while len(block) < block_bytes:
                     nbytes, data = get(0)
                     if nbytes < 0:
                         finished = True
                         break
-                    block += data
+                    if not block and nbytes >= block_bytes:
+                        block = data  # a row of a block or more: handed over, not copied
+                    else:
+                        block += data
+                    del data
                 if block:
-                    yield block
+                    handed = [block]
+                    del block
+                    yield handed
         finally:
             if not finished:  # abandoned: read the rest so the connection stays usable
                 while pgconn.get_copy_data(0)[0] >= 0:
