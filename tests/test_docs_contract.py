@@ -170,7 +170,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_documented_command_is_checked() -> None:
     assert set(doc_json_fields()) == {
         "dump --json", "dump --dry-run --json", "convert --json", "copy --json", "ls --json",
-        "ls --against URL --json", "verify --json", "restore --json",
+        "ls --against URL --json", "verify --json", "prune --json", "restore --json",
         "restore --dry-run --json", "plan --json",
     }
 
@@ -211,6 +211,11 @@ def test_copy_json(workdir: Path) -> None:
     _check("copy --json", data)
     assert isinstance(data["restore"], dict)
     _check("restore --json", data["restore"])
+
+
+def test_prune_json(workdir: Path) -> None:
+    _check("prune --json", _run("prune", ".", "--keep-last", "5", "--dry-run", "--json",
+                                cwd=workdir))
 
 
 def test_restore_json(workdir: Path) -> None:

@@ -32,6 +32,7 @@ from dbcrate.cli.dump_cmd import dump
 from dbcrate.cli.memory import tune_allocators
 from dbcrate.cli.output import RESUME_NOTE, release_stdout
 from dbcrate.cli.params import traceback_option
+from dbcrate.cli.prune_cmd import prune
 from dbcrate.cli.read_cmds import ls, verify
 from dbcrate.cli.restore_cmd import plan, restore
 from dbcrate.cli.spelling import as_flags, learn
@@ -61,7 +62,7 @@ def cli() -> None:
     pass
 
 
-for _command in (dump, restore, plan, copy, convert, ls, verify):
+for _command in (dump, restore, plan, copy, convert, ls, verify, prune):
     cli.add_command(_command)
 learn(cli)  # the flags that library messages are translated into (dbcrate.cli.spelling)
 

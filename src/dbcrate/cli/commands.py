@@ -3,7 +3,8 @@
 
 The command line now lives in one module per concept: :mod:`dbcrate.cli.app` (the group and
 the error boundary), :mod:`dbcrate.cli.dump_cmd`, :mod:`dbcrate.cli.restore_cmd` (restore and
-plan), :mod:`dbcrate.cli.convert_cmd`, :mod:`dbcrate.cli.copy_cmd`, :mod:`dbcrate.cli.read_cmds` (ls, verify),
+plan), :mod:`dbcrate.cli.convert_cmd`, :mod:`dbcrate.cli.copy_cmd`,
+:mod:`dbcrate.cli.read_cmds` (ls, verify), :mod:`dbcrate.cli.prune_cmd`,
 :mod:`dbcrate.cli.progress`, :mod:`dbcrate.cli.params` (shared option declarations) and
 :mod:`dbcrate.cli.console`.
 """
@@ -13,8 +14,9 @@ from dbcrate.cli.console import STDOUT, err, out
 from dbcrate.cli.convert_cmd import convert
 from dbcrate.cli.copy_cmd import copy
 from dbcrate.cli.dump_cmd import dump
+from dbcrate.cli.prune_cmd import prune
 from dbcrate.cli.read_cmds import ls, verify
 from dbcrate.cli.restore_cmd import plan, restore
 
-__all__ = ["EXAMPLES_MAIN", "STDOUT", "cli", "convert", "copy", "dump", "err", "ls", "main", "out", "plan",
-           "restore", "verify"]
+__all__ = ["EXAMPLES_MAIN", "STDOUT", "cli", "convert", "copy", "dump", "err", "ls", "main", "out",
+           "plan", "prune", "restore", "verify"]

@@ -4,6 +4,7 @@ table selection and the restore's options and report."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
@@ -21,6 +22,9 @@ from dbcrate.cli.restore_cmd import (
 from dbcrate.errors import DbcrateError
 from dbcrate.options import ConflictPolicy, DdlSource, DumpOptions, RestoreMode, RestoreOptions
 from dbcrate.progress import human_bytes
+
+if TYPE_CHECKING:
+    from dbcrate.transfer import CopyResult
 
 EPILOG = """
 \b
@@ -110,8 +114,20 @@ def copy(source: str, target: str, include: tuple[str, ...], exclude: tuple[str,
             console.stderr_console().print(resume_hint(path), markup=False)
         raise
     report = result.report
+    _print_result(result, source, target, as_json, dry_run)
+    try:
+        report.raise_for_failures()
+    except DbcrateError as exc:
+        if result.spool is not None and not dry_run:  # a failed restore: its spool is kept
+            exc.hint = (f"{exc.hint}; " if exc.hint else "") + resume_hint(result.spool)
+        raise
+
+
+def _print_result(result: CopyResult, source: str, target: str, as_json: bool,
+                  dry_run: bool) -> None:
+    """The read's line and warnings, then the restore's report; or all of it as JSON."""
+    report, dumped = result.report, result.dump
     if as_json:
-        dumped = result.dump
         console.out.print_json(json.dumps({
             "source": _shown(source), "target": _shown(target), "spool": result.spool,
             "dump": None if dumped is None else {
@@ -119,21 +135,15 @@ def copy(source: str, target: str, include: tuple[str, ...], exclude: tuple[str,
                 "bytes": dumped.manifest.size, "seconds": round(dumped.seconds, 3),
                 "warnings": dumped.warnings},
             "restore": report.to_dict()}, default=str))
-    else:
-        if result.dump is not None:
-            m = result.dump.manifest
-            for w in result.dump.warnings[:50]:
-                console.err.print(f"warning: {w}", markup=False)
-            console.out.print(f"read {tables_text(len(m.tables))}, {tables_text(m.rows, 'row')} "
-                              f"({human_bytes(m.size)} spooled) in {result.dump.seconds:.1f}s",
-                              markup=False)
-        print_restore_report(report, dry_run, console.out)
-    try:
-        report.raise_for_failures()
-    except DbcrateError as exc:
-        if result.spool is not None and not dry_run:  # a failed restore: its spool is kept
-            exc.hint = (f"{exc.hint}; " if exc.hint else "") + resume_hint(result.spool)
-        raise
+        return
+    if dumped is not None:
+        m = dumped.manifest
+        for w in dumped.warnings[:50]:
+            console.err.print(f"warning: {w}", markup=False)
+        console.out.print(f"read {tables_text(len(m.tables))}, {tables_text(m.rows, 'row')} "
+                          f"({human_bytes(m.size)} spooled) in {dumped.seconds:.1f}s",
+                          markup=False)
+    print_restore_report(report, dry_run, console.out)
 
 
 def _shown(url: str) -> str:

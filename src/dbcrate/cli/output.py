@@ -30,6 +30,7 @@ from dbcrate.cli.spelling import as_flags
 from dbcrate.containers.traits import KIND_TRAITS
 from dbcrate.errors import OutputError
 from dbcrate.progress import human_bytes
+from dbcrate.stores.objects import is_object_url
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -72,8 +73,8 @@ def resolve_dump_output(output: str, kind: str, url: str, *, data: bool,
     :raises OutputError: ``OUTPUT`` ends with ``/`` but is an existing file, or its parent
         directory does not exist, or the directory cannot be created.
     """
-    if output == "-" or KIND_TRAITS[kind].is_directory:
-        return DumpTarget(output)
+    if output == "-" or KIND_TRAITS[kind].is_directory or is_object_url(output):
+        return DumpTarget(output)  # (an object URL: dbcrate.stores.objects checks it)
     path = Path(output)
     created = None
     if output.endswith(("/", os.sep)) and not path.is_dir():

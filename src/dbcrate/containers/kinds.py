@@ -35,6 +35,7 @@ from dbcrate.containers.traits import DEFAULT_CHUNK_ROWS as DEFAULT_CHUNK_ROWS
 from dbcrate.containers.traits import DEFAULT_PYTHON_ROWS as DEFAULT_PYTHON_ROWS
 from dbcrate.containers.traits import KIND_TRAITS, LAUNCHER, is_sqlite_file
 from dbcrate.errors import NotAnArchive, UsageError
+from dbcrate.stores.objects import is_object_url
 
 #: what imports a kind's module(s) and returns its reader and writer classes
 ClassLoader = Callable[[], tuple[type[Archive], type[ContainerWriter]]]
@@ -122,8 +123,8 @@ def detect_kind(path: ArchiveTarget) -> str:
 
     :raises NotAnArchive: a directory that is no dump of either directory kind.
     """
-    if is_file_object(path) or str(path) == "-":
-        return "tar"
+    if is_file_object(path) or str(path) == "-" or is_object_url(path):
+        return "tar"  # a stream, or an object in a store (dbcrate.stores.objects)
     p = Path(cast("str | os.PathLike[str]", path))
     if p.is_dir():
         if (p / MARKER).is_file():

@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from dbcrate.atomic import AutoName, publish_noreplace, write_failed
 from dbcrate.containers.base import (
@@ -54,6 +54,7 @@ from dbcrate.model.manifest import (
     TableEntry,
     check_format_version,
 )
+from dbcrate.stores.objects import is_object_url, object_reader
 
 if TYPE_CHECKING:  # pyarrow is imported where it is used: ls reads a manifest without it
     import pyarrow as pa
@@ -352,7 +353,10 @@ class ArchiveReader:
 
     def __init__(self, path: ArchiveTarget) -> None:
         self._spool: IO[bytes] | None = None
-        stream = path if is_file_object(path) else sys.stdin.buffer if str(path) == "-" else None
+        stream: Any = (path if is_file_object(path)
+                       else sys.stdin.buffer if str(path) == "-"
+                       else object_reader(str(path)) if is_object_url(path)  # s3://...
+                       else None)
         if stream is not None:
             self.path, self.display = (("-", "standard input") if stream is sys.stdin.buffer
                                        else (file_object_name(path),) * 2)
@@ -363,6 +367,9 @@ class ArchiveReader:
             except (OSError, ValueError) as exc:  # write-only, closed
                 self._spool.close()
                 raise NotAnArchive(f"cannot read {self.display}: {exc}") from None
+            finally:
+                if stream is not path and stream is not sys.stdin.buffer:
+                    stream.close()  # an object store's stream: ours to close
             self._spool.flush()
             self._spool.seek(0)
             fileobj: IO[bytes] = self._spool

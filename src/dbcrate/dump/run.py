@@ -10,6 +10,7 @@ when complete (temp file, fsync, rename: the container writers).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import time
@@ -57,6 +58,7 @@ from dbcrate.progress import Event, TableProgress, drain
 from dbcrate.storages.dump import MemberSink, StorageWriter, check_output_outside
 from dbcrate.storages.file_check import FileCheck
 from dbcrate.storages.index import FileColumn, StorageManifest
+from dbcrate.stores.objects import is_object_url, object_writer
 
 __all__ = [
     "DRIVER_ERRORS", "TOLERATED", "DumpPlan", "DumpResult", "DumpTask", "EncodedChunk",
@@ -181,6 +183,11 @@ def _open_writer(output: str | os.PathLike[str], created: dt.datetime, version: 
                  options: DumpOptions, data_format: str, planned: DumpPlan) -> Any:
     """The archive writer for ``options.container``: the tar writer itself, or an adapter that
     writes the same members into another kind (docs/CONTAINERS.md)."""
+    if is_object_url(output):
+        if options.container != "tar":
+            raise UsageError(f"the {options.container} kind cannot be written to object storage",
+                             hint="dump --as tar (the default) to an s3:// URL")
+        return _into_object(str(output), created, version, options)
     if options.container == "tar":
         return ArchiveWriter(output, created.timestamp(), version, options.archive_mode)
     if str(output) == "-":
@@ -193,6 +200,16 @@ def _open_writer(output: str | os.PathLike[str], created: dt.datetime, version: 
     return open_dump_writer(output, options.container, tables=list(planned.tables),
                             data_format=data_format, mtime=created.timestamp(),
                             format_version=version, overwrite=options.overwrite)
+
+
+@contextlib.contextmanager
+def _into_object(url: str, created: dt.datetime, version: int,
+                 options: DumpOptions) -> Iterator[ArchiveWriter]:
+    """The tar writer onto an upload that becomes the object ``url`` when the archive is
+    complete (aborted if anything fails: nothing appears under the key)."""
+    with object_writer(url) as sink, \
+            ArchiveWriter(sink, created.timestamp(), version, options.archive_mode) as writer:
+        yield writer
 
 
 # ------------------------------------------------------------------------------- the tasks

@@ -1,0 +1,213 @@
+"""Archives in object storage (issue 18): ``s3://bucket/key`` for dump, ls, verify, restore and
+copy's neighbours, against a real S3 protocol server (moto's, started on 127.0.0.1 by these
+tests). A dump becomes the object only when complete: a failed dump aborts its multipart
+upload, a killed one leaves no object; an existing object is never replaced; a corrupted
+object is caught by verify; no credential reaches an output or the archive."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dbcrate
+from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, SourceValueError
+
+from conftest import Databases, run_cli, run_sql
+from content import snapshot
+
+SECRET = "dbcrate-test-secret-value-42"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def s3_server() -> Iterator[str]:
+    """moto's S3 server on a free port of 127.0.0.1, for this module."""
+    if os.environ.get("CI") != "true":
+        pytest.importorskip("moto")
+        pytest.importorskip("obstore")
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("moto's server did not start")
+        yield endpoint
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+@pytest.fixture
+def bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A fresh bucket and the environment that points dbcrate (obstore) at the server; yields
+    a boto3 client to look at the bucket with."""
+    import uuid
+
+    import boto3
+
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": SECRET,
+                        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": s3_server,
+                        "AWS_ALLOW_HTTP": "true"}.items():
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=s3_server)
+    name = f"b{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    client.bucket_name = name
+    yield client
+
+
+def _keys(client: Any) -> list[str]:
+    listed = client.list_objects_v2(Bucket=client.bucket_name).get("Contents", [])
+    return sorted(o["Key"] for o in listed)
+
+
+def _uploads(client: Any) -> list[Any]:
+    return client.list_multipart_uploads(Bucket=client.bucket_name).get("Uploads") or []
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql", "mysql"])
+def test_round_trip_through_a_bucket(kind: str, bucket: Any, chinook_sources,
+                                     dbs: Databases) -> None:
+    source = chinook_sources(kind)
+    url = f"s3://{bucket.bucket_name}/backups/{kind}.crate"
+    code, out, err = run_cli("dump", source, url, "--no-progress")
+    assert code == 0, err
+    assert url in out and SECRET not in out + err
+    assert _keys(bucket) == [f"backups/{kind}.crate"] and _uploads(bucket) == []
+    body = bucket.get_object(Bucket=bucket.bucket_name, Key=f"backups/{kind}.crate")["Body"].read()
+    assert SECRET.encode() not in body and b"testing" not in body
+
+    code, out, err = run_cli("ls", url)
+    assert code == 0, err
+    assert "11 tables" in out
+    code, _, err = run_cli("verify", url)
+    assert code == 0, err
+
+    target = dbs.new(kind)
+    code, _, err = run_cli("restore", url, target, "--no-progress")
+    assert code == 0, err
+    assert snapshot(source) == snapshot(target)
+
+
+def test_an_existing_object_is_replaced_only_by_a_complete_archive(bucket: Any, dbs: Databases,
+                                                                   chinook_sources) -> None:
+    """As a local archive file: a dump replaces it when complete, a failed one leaves it."""
+    bucket.put_object(Bucket=bucket.bucket_name, Key="x.crate", Body=b"mine")
+    source = dbs.new("postgresql")
+    run_sql(source, "CREATE TABLE zz (id int PRIMARY KEY, at timestamp)",
+            "INSERT INTO zz VALUES (1, '294270-01-01')")
+    code, _, err = run_cli("dump", source, f"s3://{bucket.bucket_name}/x.crate", "--no-progress")
+    assert code == 11, err
+    assert bucket.get_object(Bucket=bucket.bucket_name, Key="x.crate")["Body"].read() == b"mine"
+    code, _, err = run_cli("dump", chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/x.crate",
+                           "--no-progress")
+    assert code == 0, err
+    with dbcrate.open_archive(f"s3://{bucket.bucket_name}/x.crate") as archive:
+        assert len(archive.tables) == 11
+
+
+def test_a_failed_dump_aborts_its_upload(bucket: Any, dbs: Databases) -> None:
+    """Over 8 MiB of parts are uploaded, then a value the archive cannot hold ends the dump:
+    no object, no multipart upload left open."""
+    source = dbs.new("postgresql")
+    run_sql(source,
+            "CREATE TABLE aa (id int PRIMARY KEY, v text)",
+            "INSERT INTO aa SELECT i, md5(random()::text) || md5(random()::text) "
+            "FROM generate_series(1, 400000) i",
+            "CREATE TABLE zz (id int PRIMARY KEY, at timestamp)",
+            "INSERT INTO zz VALUES (1, '294270-01-01')")
+    url = f"s3://{bucket.bucket_name}/failed.crate"
+    with pytest.raises(SourceValueError):
+        dbcrate.dump(source, url, jobs=1)
+    assert _keys(bucket) == [] and _uploads(bucket) == []
+
+
+def test_a_killed_dump_leaves_no_object(bucket: Any, dbs: Databases, tmp_path: Path) -> None:
+    source = dbs.new("postgresql")
+    run_sql(source, "CREATE TABLE big (id int PRIMARY KEY, v text)",
+            "INSERT INTO big SELECT i, md5(random()::text) || md5(random()::text) "
+            "FROM generate_series(1, 1500000) i")
+    url = f"s3://{bucket.bucket_name}/killed.crate"
+    proc = subprocess.Popen([sys.executable, "-m", "dbcrate", "dump", source, url,
+                             "--no-progress", "-j", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not _uploads(bucket) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until its first part is on its way
+    assert proc.poll() is None, "the dump ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert "killed.crate" not in _keys(bucket)
+
+
+def test_a_corrupted_object_is_caught(bucket: Any, chinook_sources) -> None:
+    url = f"s3://{bucket.bucket_name}/c.crate"
+    dbcrate.dump(chinook_sources("sqlite"), url, include=["Track"])
+    body = bytearray(bucket.get_object(Bucket=bucket.bucket_name, Key="c.crate")["Body"].read())
+    body[len(body) // 3] ^= 0xFF  # inside the Track data, before the manifest
+    bucket.put_object(Bucket=bucket.bucket_name, Key="bad.crate", Body=bytes(body))
+    code, _, err = run_cli("verify", f"s3://{bucket.bucket_name}/bad.crate")
+    assert code == 6, err
+    with pytest.raises(ArchiveCorrupt), dbcrate.open_archive(
+            f"s3://{bucket.bucket_name}/bad.crate") as archive:
+        archive.verify()
+
+
+def test_what_cannot_be_read_or_written_is_said(bucket: Any, chinook_sources) -> None:
+    code, _, err = run_cli("ls", f"s3://{bucket.bucket_name}/nothing.crate")
+    assert code == 4 and "does not exist" in err
+    with pytest.raises(NotAnArchive):
+        dbcrate.open_archive(f"s3://{bucket.bucket_name}/nothing.crate")
+    code, _, err = run_cli("ls", "gs://bucket/x.crate")
+    assert code == 2 and "not supported yet" in err
+    code, _, err = run_cli("dump", chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d/",
+                           "--no-progress")
+    assert code == 2 and "names no object" in err
+    code, _, err = run_cli("dump", chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d",
+                           "--as", "directory", "--no-progress")
+    assert code == 2 and "object storage" in err
+    with pytest.raises(OutputError):
+        dbcrate.dump(chinook_sources("sqlite"), "s3://no-such-bucket-dbcrate/x.crate")
+    assert _keys(bucket) == []
+
+
+def test_prune_a_bucket_prefix(bucket: Any, chinook_sources) -> None:
+    """Three archives under backups/ (a second apart), one under backups/old/ and an object
+    named like an archive that is not one: --keep-last 1 removes the two older archives."""
+    for name in ("a", "b", "c"):
+        dbcrate.dump(chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/backups/{name}.crate",
+                     include=["Genre"])
+        time.sleep(1.1)  # S3 times have one-second resolution
+    dbcrate.dump(chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/backups/old/x.crate",
+                 include=["Genre"])
+    bucket.put_object(Bucket=bucket.bucket_name, Key="backups/notes.crate", Body=b"x" * 2000)
+    code, out, err = run_cli("prune", f"s3://{bucket.bucket_name}/backups/", "--keep-last", "1",
+                             "--dry-run")
+    assert code == 0, err
+    assert "would remove  a.crate" in out and "would remove  b.crate" in out
+    assert len(_keys(bucket)) == 5
+    code, out, err = run_cli("prune", f"s3://{bucket.bucket_name}/backups", "--keep-last", "1")
+    assert code == 0, err
+    assert _keys(bucket) == ["backups/c.crate", "backups/notes.crate", "backups/old/x.crate"]
+    assert "left alone (not a dbcrate archive)  notes.crate" in out
