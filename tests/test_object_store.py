@@ -6,7 +6,9 @@ object is caught by verify; no credential reaches an output or the archive."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -19,7 +21,13 @@ from typing import Any
 import pytest
 
 import dbcrate
-from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, SourceValueError
+from dbcrate.errors import (
+    ArchiveCorrupt,
+    NotAnArchive,
+    OutputError,
+    SourceValueError,
+    UsageError,
+)
 
 from conftest import Databases, run_cli, run_sql
 from content import snapshot
@@ -181,9 +189,8 @@ def test_what_cannot_be_read_or_written_is_said(bucket: Any, chinook_sources) ->
         dbcrate.open_archive(f"s3://{bucket.bucket_name}/nothing.crate")
     code, _, err = run_cli("ls", "gs://bucket/x.crate")
     assert code == 2 and "not supported yet" in err
-    code, _, err = run_cli("dump", chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d/",
-                           "--no-progress")
-    assert code == 2 and "names no object" in err
+    with pytest.raises(UsageError, match="names no object"):
+        dbcrate.dump(chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d/")
     code, _, err = run_cli("dump", chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d",
                            "--as", "directory", "--no-progress")
     assert code == 2 and "object storage" in err
@@ -211,3 +218,124 @@ def test_prune_a_bucket_prefix(bucket: Any, chinook_sources) -> None:
     assert code == 0, err
     assert _keys(bucket) == ["backups/c.crate", "backups/notes.crate", "backups/old/x.crate"]
     assert "left alone (not a dbcrate archive)  notes.crate" in out
+
+
+def test_ls_reads_the_ends_of_the_object(bucket: Any, chinook_sources, tmp_path: Path) -> None:
+    """``ls`` of an object reads the marker and the manifest by ranged requests: it lists the
+    same as ``ls`` of the file, does not notice a damaged data member (verify does), and
+    refuses an object that is cut short or is no archive."""
+    local = tmp_path / "c.crate"
+    dbcrate.dump(chinook_sources("sqlite"), local)
+    body = local.read_bytes()
+    bucket.put_object(Bucket=bucket.bucket_name, Key="c.crate", Body=body)
+    url = f"s3://{bucket.bucket_name}/c.crate"
+    code, remote, err = run_cli("ls", url, "--json")
+    assert code == 0, err
+    code, here, err = run_cli("ls", str(local), "--json")
+    assert code == 0, err
+    assert json.loads(remote) | {"archive": ""} == json.loads(here) | {"archive": ""}
+
+    damaged = bytearray(body)
+    damaged[len(body) // 2] ^= 0xFF
+    bucket.put_object(Bucket=bucket.bucket_name, Key="d.crate", Body=bytes(damaged))
+    assert run_cli("ls", f"s3://{bucket.bucket_name}/d.crate")[0] == 0
+    assert run_cli("verify", f"s3://{bucket.bucket_name}/d.crate")[0] == 6
+
+    bucket.put_object(Bucket=bucket.bucket_name, Key="cut.crate", Body=body[: len(body) // 2])
+    code, _, err = run_cli("ls", f"s3://{bucket.bucket_name}/cut.crate")
+    assert code == 4 and "no manifest" in err
+    bucket.put_object(Bucket=bucket.bucket_name, Key="junk.crate", Body=b"\0" * 4096)
+    code, _, err = run_cli("ls", f"s3://{bucket.bucket_name}/junk.crate")
+    assert code == 4 and "not a dbcrate archive" in err
+    manifest = body.rfind(b"manifest.json\0")  # its digest no longer matches
+    tampered = bytearray(body)
+    tampered[manifest + 1024] ^= 0x01
+    bucket.put_object(Bucket=bucket.bucket_name, Key="t.crate", Body=bytes(tampered))
+    assert run_cli("ls", f"s3://{bucket.bucket_name}/t.crate")[0] == 6
+
+
+def test_a_one_table_restore_reads_only_that_table(bucket: Any, dbs: Databases,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A dump to a bucket records each chunk's offset (format 5); restoring one small table of
+    a 10 MB archive fetches the marker, the manifest and that table's member by ranged
+    requests, never the whole object (the requests are counted where dbcrate makes them)."""
+    import dbcrate.stores.objects as objects
+
+    source = dbs.new("postgresql")
+    run_sql(source, "CREATE TABLE big (id int PRIMARY KEY, v text)",
+            "INSERT INTO big SELECT i, md5(random()::text) || md5(random()::text) "
+            "FROM generate_series(1, 250000) i",
+            "CREATE TABLE small (id int PRIMARY KEY, name text)",
+            "INSERT INTO small SELECT i, 'n' || i FROM generate_series(1, 10) i")
+    url = f"s3://{bucket.bucket_name}/two.crate"
+    dbcrate.dump(source, url)
+    size = bucket.head_object(Bucket=bucket.bucket_name, Key="two.crate")["ContentLength"]
+    assert size > 5 * 1024 * 1024
+    with dbcrate.open_archive(url) as archive:
+        assert archive.manifest.format_version == 5
+        small = archive.table("small")
+        assert all(c.offset is not None for c in small.chunks)
+    fetched: list[int] = []
+    real_range = objects.object_range
+
+    def counted(u: str, start: int, length: int) -> bytes:
+        data = real_range(u, start, length)
+        fetched.append(len(data))
+        return data
+
+    def no_whole_read(u: str) -> Any:
+        raise AssertionError("the whole object was read")
+
+    monkeypatch.setattr("dbcrate.stores.manifest.object_range", counted)
+    monkeypatch.setattr("dbcrate.stores.ranged.object_range", counted)
+    monkeypatch.setattr("dbcrate.containers.tar.object_reader", no_whole_read)
+    target = dbs.new("postgresql")
+    report = dbcrate.restore(url, target, include=["small"])
+    assert report.ok and [t.name for t in report.tables] == ["small"]
+    assert snapshot(source, ["small"]) == snapshot(target, ["small"])
+    # the marker, one tail of 1 MiB holding the manifest, and small's one member
+    assert sorted(fetched)[-1] == 1024 * 1024 and sum(c.size for c in small.chunks) in fetched
+    assert sum(fetched) < 1024 * 1024 + 64 * 1024 < size / 5
+
+
+def test_dump_to_a_prefix_names_the_archive_and_prune_rotates(bucket: Any, chinook_sources) -> None:
+    """``dump URL s3://bucket/backups/`` names the archive as in a local directory, never
+    replacing one (a second dump in the same second gets ``-2``); with prune, a rotation."""
+    source = chinook_sources("sqlite")
+    names = []
+    for _ in range(3):
+        code, out, err = run_cli("dump", source, f"s3://{bucket.bucket_name}/backups/", "-t",
+                                 "Genre", "--json")
+        assert code == 0, err
+        names.append(json.loads(out)["archive"])
+    keys = _keys(bucket)
+    assert len(set(names)) == 3 and len(keys) == 3
+    assert all(re.fullmatch(r"backups/\w+_\d{8}T\d{6}Z_data(-\d)?\.crate", k)
+               for k in keys), keys
+    time.sleep(1.1)
+    code, out, err = run_cli("dump", source, f"s3://{bucket.bucket_name}/backups/", "-t", "Genre",
+                             "--json")
+    newest = json.loads(out)["archive"]
+    code, out, err = run_cli("prune", f"s3://{bucket.bucket_name}/backups/", "--keep-last", "1")
+    assert code == 0, err
+    assert _keys(bucket) == [newest.removeprefix(f"s3://{bucket.bucket_name}/")]
+
+
+def test_a_chunk_offset_needs_format_version_5() -> None:
+    """Format 5 adds ``offset`` to a chunk: a manifest of an older version with one is refused,
+    and an offset must be a non-negative integer."""
+    from dbcrate.model.manifest import Manifest
+
+    chunk = {"member": "data/t0000/c000000.parquet", "rows": 1, "size": 10,
+             "sha256": "0" * 64, "offset": 1536}
+    table = {"name": "t", "columns": [
+        {"name": "id", "type": {"kind": "int32"}, "engine_type": "integer"}]}
+    manifest = {"format": "dbcrate-archive", "format_version": 4, "tables": [
+        {"name": "t", "schema": table, "chunks": [chunk]}]}
+    with pytest.raises(NotAnArchive, match="needs format version 5"):
+        Manifest.from_json(json.dumps(manifest).encode())
+    manifest["format_version"] = 5
+    assert Manifest.from_json(json.dumps(manifest).encode()).tables[0].chunks[0].offset == 1536
+    chunk["offset"] = -1
+    with pytest.raises(NotAnArchive):
+        Manifest.from_json(json.dumps(manifest).encode())

@@ -73,6 +73,14 @@ def resolve_dump_output(output: str, kind: str, url: str, *, data: bool,
     :raises OutputError: ``OUTPUT`` ends with ``/`` but is an existing file, or its parent
         directory does not exist, or the directory cannot be created.
     """
+    if is_object_url(output) and output.endswith("/") and not KIND_TRAITS[kind].is_directory:
+        # a bucket prefix: an automatic key under it, as in a local directory
+        from dbcrate.dump.run import default_name
+        from dbcrate.stores.objects import unused_key
+
+        name = default_name(url, Path("."), data=data, storages=storages,
+                            suffix=AUTO_SUFFIX.get(kind, ".crate")).name
+        return DumpTarget(unused_key(output + name))
     if output == "-" or KIND_TRAITS[kind].is_directory or is_object_url(output):
         return DumpTarget(output)  # (an object URL: dbcrate.stores.objects checks it)
     path = Path(output)

@@ -16,6 +16,7 @@ from dbcrate.progress import Event, human_bytes
 
 if TYPE_CHECKING:
     from dbcrate.containers.archive import Archive
+    from dbcrate.model.manifest import Manifest
 
 # Each command imports what it runs, in its body: ``--help`` loads no archive reader, ``ls``
 # no database driver (``ls --against`` excepted).
@@ -48,14 +49,28 @@ def ls(archive: str, against: str | None, as_json: bool) -> None:
     Needs no database, and reads only the manifest (unless --against is given).
     """
     from dbcrate.containers.archive import open_archive
+    from dbcrate.stores.objects import is_object_url
 
+    if is_object_url(archive) and not against:  # s3://: the manifest by ranged reads
+        from dbcrate.stores.manifest import object_manifest
+
+        manifest = object_manifest(archive)
+        if manifest.storage is None:  # (storages are summarised from their index member)
+            _show_listing(archive, manifest, None, as_json)
+            return
     with open_archive(archive) as a:
         if against:
             _print_comparison(archive, a, against, as_json)
-        elif as_json:
-            console.out.print_json(json.dumps(_listing(archive, a)))
         else:
-            _print_listing(archive, a)
+            _show_listing(archive, a.manifest, a, as_json)
+
+
+def _show_listing(name: str, manifest: Manifest, archive: Archive | None, as_json: bool) -> None:
+    """``ls`` or ``ls --json``; ``archive`` is needed only for an archive with storages."""
+    if as_json:
+        console.out.print_json(json.dumps(_listing(name, manifest, archive)))
+    else:
+        _print_listing(name, manifest, archive)
 
 
 def _print_comparison(name: str, archive: Archive, against: str, as_json: bool) -> None:
@@ -79,9 +94,8 @@ def _print_comparison(name: str, archive: Archive, against: str, as_json: bool) 
     console.out.print(table)
 
 
-def _listing(name: str, archive: Archive) -> dict[str, Any]:
+def _listing(name: str, m: Manifest, archive: Archive | None) -> dict[str, Any]:
     """``ls --json`` (its fields are documented in docs/CLI.md)."""
-    m = archive.manifest
     return {
         "archive": name, "format_version": m.format_version,
         "dbcrate_version": m.dbcrate_version, "created_at": m.created_at,
@@ -91,18 +105,17 @@ def _listing(name: str, archive: Archive) -> dict[str, Any]:
         "tables": [{"name": t.name, "rows": t.rows, "bytes": t.size,
                     "chunks": len(t.chunks), "columns": len(t.schema.columns),
                     "status": t.status} for t in m.tables],
-        "storage": _storage_summary(archive) if m.storage else None,
+        "storage": _storage_summary(archive) if m.storage and archive is not None else None,
         "native": ({"engine": m.native.engine, "server_version": m.native.server_version,
                     "tool": m.native.tool, "objects": len(m.native.objects),
                     "kinds": m.native.kinds()} if m.native is not None else None),
     }
 
 
-def _print_listing(name: str, archive: Archive) -> None:
+def _print_listing(name: str, m: Manifest, archive: Archive | None) -> None:
     """``ls``: where the archive came from, a table of its tables, failures and storages."""
     from rich.table import Table as RichTable
 
-    m = archive.manifest
     console.out.print(f"archive:   {name} (format {m.format_version}, dbcrate {m.dbcrate_version})")
     console.out.print(f"created:   {m.created_at} (UTC)")
     console.out.print(f"source:    {m.source.engine} {m.source.server_version}  {m.source.url}")
@@ -130,7 +143,7 @@ def _print_listing(name: str, archive: Archive) -> None:
         console.out.print(f"native schema ({m.native.engine} {m.native.server_version}"
                           f"{', ' + m.native.tool if m.native.tool else ''}): "
                           f"{tables_text(len(m.native.objects), 'object')}: {kinds}", markup=False)
-    if m.storage:
+    if m.storage and archive is not None:
         _print_storages(archive)
 
 

@@ -26,6 +26,7 @@ from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
 from dbcrate.formats.registry import FORMATS, DataFormat, get_format
 from dbcrate.model.manifest import Chunk, Manifest, TableEntry
 from dbcrate.progress import Event
+from dbcrate.stores.objects import is_object_url
 
 if TYPE_CHECKING:  # pyarrow is imported where it is used: ls reads a manifest without it
     import pyarrow as pa
@@ -268,4 +269,10 @@ class TarArchive(MemberArchive):
     kind = "tar"
 
     def _open(self, path: ArchiveTarget, accept_edits: bool) -> MemberReader:
+        if is_object_url(path):  # s3://: member by member where the manifest places them
+            from dbcrate.stores.ranged import ranged_reader
+
+            ranged = ranged_reader(str(path))
+            if ranged is not None:
+                return ranged
         return ArchiveReader(path)

@@ -130,6 +130,8 @@ class ArchiveWriter(ContainerWriter):
         #: a name dbcrate chose: published without replacing anything (dbcrate.atomic)
         self.auto = path if isinstance(path, AutoName) else None
         self._tmp: Path | None = None
+        #: with ``record_offsets``, where each member's bytes start (format 5, object storage)
+        self.record_offsets, self.offsets = False, dict[str, int]()
         self._raw: BinaryIO
         if is_file_object(path):
             assert not isinstance(path, str | os.PathLike)
@@ -212,6 +214,8 @@ class ArchiveWriter(ContainerWriter):
             raise write_failed(self.final or "stdout", exc) from None
         if reader.count != size:
             raise OutputError(f"member {name}: wrote {reader.count} bytes instead of {size}")
+        if self.record_offsets:  # the data ends at the tar's offset, padded to a block
+            self.offsets[name] = self._tar.offset - -(-size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
         return reader.sha.hexdigest()
 
     def add_bytes(self, name: str, data: bytes) -> str:

@@ -46,6 +46,7 @@ from dbcrate.model.chunks import member_name
 from dbcrate.model.manifest import (
     BASE_FORMAT_VERSION,
     NATIVE_FORMAT_VERSION,
+    OFFSETS_FORMAT_VERSION,
     SCHEMAS_FORMAT_VERSION,
     STORAGE_FORMAT_VERSION,
     Chunk,
@@ -156,6 +157,8 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
     version = (SCHEMAS_FORMAT_VERSION if needs_schemas(manifest)
                else NATIVE_FORMAT_VERSION if native is not None
                else STORAGE_FORMAT_VERSION if planned.storage.specs else BASE_FORMAT_VERSION)
+    if is_object_url(output):  # each chunk's offset: members are read by ranged requests
+        version = OFFSETS_FORMAT_VERSION
     manifest.format_version = version
     snapshot.share(planned.jobs)
     with _open_writer(output, created, version, options, fmt.name, planned) as writer:
@@ -209,6 +212,7 @@ def _into_object(url: str, created: dt.datetime, version: int,
     complete (aborted if anything fails: nothing appears under the key)."""
     with object_writer(url) as sink, \
             ArchiveWriter(sink, created.timestamp(), version, options.archive_mode) as writer:
+        writer.record_offsets = True
         yield writer
 
 
@@ -291,7 +295,8 @@ def _append_chunks(writer: MemberSink, entry: TableEntry, task: DumpTask,
         member = member_name(task.number, len(entry.chunks), extension)
         with chunk.spool:
             sha = writer.add_file(member, chunk.spool, chunk.size)
-        entry.chunks.append(Chunk(member, chunk.rows, chunk.size, sha))
+        offset = writer.offsets.get(member) if isinstance(writer, ArchiveWriter) else None
+        entry.chunks.append(Chunk(member, chunk.rows, chunk.size, sha, offset))
 
 
 def _cancel(futures: list[Future[Any]]) -> None:

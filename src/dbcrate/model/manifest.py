@@ -22,13 +22,16 @@ FORMAT_NAME = "dbcrate-archive"
 #: the newest format version this dbcrate reads and writes. An archive is written with the
 #: lowest version that describes it, so that older readers keep reading what they can:
 #: 1 = tables only; 2 = tables and storages (files beside the data); 3 = the native schema;
-#: 4 = tables in several schemas (a table's ``schema``, a foreign key's ``ref_schema``).
-FORMAT_VERSION = 4
+#: 4 = tables in several schemas (a table's ``schema``, a foreign key's ``ref_schema``);
+#: 5 = each chunk's ``offset`` in the tar (an archive written to object storage, whose
+#: members are then read by ranged requests).
+FORMAT_VERSION = 5
 #: the first version with storages (``storage``), the first with the native schema, and the
 #: first with tables outside the source's default schema
 STORAGE_FORMAT_VERSION = 2
 NATIVE_FORMAT_VERSION = 3
 SCHEMAS_FORMAT_VERSION = 4
+OFFSETS_FORMAT_VERSION = 5
 #: the version an archive without storages is written with
 BASE_FORMAT_VERSION = 1
 #: a manifest larger than this is refused before parsing (bytes)
@@ -45,9 +48,15 @@ class Chunk:
     rows: int
     size: int
     sha256: str
+    #: where the member's bytes start in the tar (format 5, archives in object storage)
+    offset: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"member": self.member, "rows": self.rows, "size": self.size, "sha256": self.sha256}
+        out: dict[str, Any] = {"member": self.member, "rows": self.rows, "size": self.size,
+                               "sha256": self.sha256}
+        if self.offset is not None:
+            out["offset"] = self.offset
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Chunk:
@@ -60,7 +69,11 @@ class Chunk:
         if not isinstance(sha, str) or not SHA256_HEX.match(sha):
             raise ValueError(f"bad sha256 for {member}")
         assert isinstance(rows, int) and isinstance(size, int)
-        return cls(member, rows, size, sha)
+        offset = data.get("offset")
+        if offset is not None and (not isinstance(offset, int) or isinstance(offset, bool)
+                                   or offset < 0):
+            raise ValueError(f"chunk field 'offset' of {member} must be a non-negative integer")
+        return cls(member, rows, size, sha, offset)
 
 
 @dataclass
@@ -251,9 +264,7 @@ class Manifest:
                 if manifest.format_version < NATIVE_FORMAT_VERSION:
                     raise ValueError("a 'native' section needs format version 3")
                 manifest.native = NativeSchema.from_dict(data["native"])
-            if manifest.format_version < SCHEMAS_FORMAT_VERSION and needs_schemas(manifest):
-                raise ValueError("a table in a schema ('schema', 'ref_schema') needs format "
-                                 f"version {SCHEMAS_FORMAT_VERSION}")
+            _check_versioned_fields(manifest)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise NotAnArchive(f"{where} is malformed: {exc}") from None
         names = [t.name for t in manifest.tables]
@@ -263,6 +274,16 @@ class Manifest:
         if len(set(members)) != len(members):
             raise NotAnArchive(f"{where} lists a data member twice")
         return manifest
+
+
+def _check_versioned_fields(manifest: Manifest) -> None:
+    """Refuse a field that the manifest's format version does not have (raises ValueError)."""
+    if manifest.format_version < OFFSETS_FORMAT_VERSION and any(
+            c.offset is not None for t in manifest.tables for c in t.chunks):
+        raise ValueError(f"a chunk's 'offset' needs format version {OFFSETS_FORMAT_VERSION}")
+    if manifest.format_version < SCHEMAS_FORMAT_VERSION and needs_schemas(manifest):
+        raise ValueError("a table in a schema ('schema', 'ref_schema') needs format "
+                         f"version {SCHEMAS_FORMAT_VERSION}")
 
 
 def needs_schemas(manifest: Manifest) -> bool:

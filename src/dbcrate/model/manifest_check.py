@@ -310,6 +310,7 @@ CHUNK = Obj(_fields(
     rows=_required(COUNT),
     size=_required(COUNT),
     sha256=_required(SHA256),
+    offset=COUNT,
 ))
 
 TABLE_ENTRY = Obj(_fields(

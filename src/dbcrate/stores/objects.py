@@ -229,3 +229,70 @@ def delete_object(url: str) -> None:
         raise OutputError(f"cannot remove {url}: {_reason(exc)}",
                           hint="the archives listed before it are removed; check the "
                           "credentials' permissions and run prune again") from None
+
+
+def object_size(url: str) -> int:
+    """The size of the object ``url`` in bytes.
+
+    :raises NotAnArchive: no such object, or the store refuses.
+    """
+    import obstore
+
+    bucket, key = split_url(url)
+    store = _store(bucket)
+    try:
+        return int(obstore.head(store, key)["size"])
+    except FileNotFoundError:
+        raise NotAnArchive(f"{url} does not exist") from None
+    except Exception as exc:
+        if type(exc).__name__ == "NotFoundError":
+            raise NotAnArchive(f"{url} does not exist") from None
+        raise NotAnArchive(f"cannot read {url}: {_reason(exc)}",
+                           hint="check the bucket, the credentials (AWS_* variables) and the "
+                           "endpoint (AWS_ENDPOINT_URL)") from None
+
+
+def object_range(url: str, start: int, length: int) -> bytes:
+    """``length`` bytes of the object ``url`` from ``start`` (fewer at its end), by one
+    ranged request.
+
+    :raises NotAnArchive: the store refuses.
+    """
+    import obstore
+
+    bucket, key = split_url(url)
+    try:
+        return bytes(obstore.get_range(_store(bucket), key, start=start, length=length))
+    except Exception as exc:
+        raise NotAnArchive(f"cannot read {url}: {_reason(exc)}") from None
+
+
+def unused_key(url: str) -> str:
+    """``url``, or ``<stem>-2<suffix>``, ``-3``, ... under the same prefix: the first name no
+    object has (an automatic name never replaces an archive; two dumps racing for one name in
+    the same second are not excluded, as S3 has no create-only multipart completion here).
+
+    :raises OutputError: the store refuses the lookups, or 100 names are taken.
+    """
+    import obstore
+
+    bucket, key = split_url(url)
+    store = _store(bucket)
+    folder, _, last = key.rpartition("/")
+    base, dot, ext = last.rpartition(".")
+    stem, suffix = (base, dot + ext) if base else (last, "")
+    stem = f"{folder}/{stem}" if folder else stem
+    for n in range(1, 101):
+        candidate = key if n == 1 else f"{stem}-{n}{suffix}"
+        try:
+            obstore.head(store, candidate)
+        except FileNotFoundError:
+            return f"s3://{bucket}/{candidate}"
+        except Exception as exc:
+            if type(exc).__name__ == "NotFoundError":
+                return f"s3://{bucket}/{candidate}"
+            raise OutputError(f"cannot write s3://{bucket}/{key}: {_reason(exc)}",
+                              hint="check the bucket, the credentials (AWS_* variables) and "
+                              "the endpoint (AWS_ENDPOINT_URL)") from None
+    raise OutputError(f"s3://{bucket}/{key} and 99 names after it are taken",
+                      hint="give the archive's key")

@@ -1,0 +1,103 @@
+"""A tar archive in object storage, read member by member with ranged requests.
+
+An archive dumped to object storage records where each chunk's bytes start in the tar
+(format 5, ``Chunk.offset``). Its reader asks the store for the marker and the manifest
+(:mod:`dbcrate.stores.manifest`), then for each chunk the restore or verify needs, and only
+those: restoring one table of a large archive reads that table's members. Each member is
+checked against the manifest's SHA-256 before it is decoded, as every reader does.
+
+What a ranged reader does not do: look at the bytes between the members it reads. The file
+reader checks that no unlisted member exists; this one cannot without reading everything, and
+needs not: what it reads is named by the checked manifest and checked by its hash. An archive
+without offsets (written locally and uploaded, formats 1-4) or with storages is read whole
+(:class:`dbcrate.containers.tar.ArchiveReader` spools it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO
+
+from dbcrate.errors import ArchiveCorrupt
+from dbcrate.model.manifest import OFFSETS_FORMAT_VERSION, Manifest
+from dbcrate.stores.manifest import object_manifest
+from dbcrate.stores.objects import object_range, object_size
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class _Placed:
+    size: int
+    offset: int
+
+
+class RangedReader:
+    """The container reader (``MemberReader`` of :mod:`dbcrate.containers.members`) of an
+    archive in object storage whose manifest gives every chunk's offset."""
+
+    def __init__(self, url: str, manifest: Manifest, object_bytes: int) -> None:
+        self.display = url
+        self.manifest = manifest
+        self._members: dict[str, _Placed] = {}
+        for table in manifest.tables:
+            for chunk in table.chunks:
+                assert chunk.offset is not None  # (ranged_reader checked it)
+                if chunk.offset + chunk.size > object_bytes:
+                    raise ArchiveCorrupt(f"{url}: member {chunk.member} lies past the end of "
+                                         "the object (truncated?)", member=chunk.member)
+                self._members[chunk.member] = _Placed(chunk.size, chunk.offset)
+        self._last = threading.local()  # the member a thread fetched last: checked, then read
+
+    @property
+    def members(self) -> Mapping[str, _Placed]:
+        return self._members
+
+    def _bytes(self, name: str) -> bytes:
+        last = getattr(self._last, "member", None)
+        if last is not None and last[0] == name:
+            return last[1]  # type: ignore[no-any-return]
+        placed = self._members[name]
+        data = object_range(self.display, placed.offset, placed.size)
+        if len(data) != placed.size:
+            raise ArchiveCorrupt(f"{self.display}: member {name} is cut short", member=name)
+        self._last.member = (name, data)
+        return data
+
+    def member_buffer(self, name: str) -> pa.Buffer:
+        import pyarrow as pa
+
+        return pa.py_buffer(self._bytes(name))
+
+    def member_stream(self, name: str) -> BinaryIO:
+        return io.BytesIO(self._bytes(name))
+
+    def open_member(self, name: str) -> pa.BufferReader:
+        import pyarrow as pa
+
+        return pa.BufferReader(self.member_buffer(name))
+
+    def check_member(self, name: str, sha256: str) -> None:
+        if hashlib.sha256(self._bytes(name)).hexdigest() != sha256:
+            self._last.member = None
+            raise ArchiveCorrupt(f"{self.display}: member {name} does not match its SHA-256",
+                                 member=name)
+
+    def close(self) -> None:
+        self._last = threading.local()
+
+
+def ranged_reader(url: str) -> RangedReader | None:
+    """A ranged reader of the archive at ``url``, or None when it must be read whole (no
+    offsets: formats 1-4; storages, whose packs are read by the file reader's paths)."""
+    manifest = object_manifest(url)
+    chunks = [c for t in manifest.tables for c in t.chunks]
+    if (manifest.format_version < OFFSETS_FORMAT_VERSION or manifest.storage is not None
+            or any(c.offset is None for c in chunks)):
+        return None
+    return RangedReader(url, manifest, object_size(url))
