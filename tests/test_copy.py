@@ -95,7 +95,8 @@ def test_a_value_the_target_cannot_hold_is_refused_before_writing(dbs: Databases
     # the snapshot is kept for a rerun that leaves the table out, and the hint says where
     kept = [p for p in private_tmp.iterdir()]
     assert len(kept) == 1 and str(kept[0]) in (refused.value.hint or "")
-    result = dbcrate.copy(source, target, restore_options=RestoreOptions(exclude=["m"]),
+    result = dbcrate.copy(source, target,
+                          restore_options=RestoreOptions(exclude=["m"], resume=True),
                           spool=str(kept[0]))
     assert result.report.ok and result.dump is None  # restored from the spool
     assert "m" not in tables(target)
@@ -128,6 +129,9 @@ def test_a_failed_copy_keeps_its_spool_and_resume_finishes_it(dbs: Databases, tm
     assert "read " not in out  # nothing dumped
     assert snapshot(source, ["a", "b"]) == snapshot(target, ["a", "b"])
     assert spool.is_dir()  # a --spool given is the user's to remove
+    # without --resume, a spool that holds a read is not restored again in silence
+    code, _, err = run_cli("copy", source, target, "--spool", str(spool), "--no-progress")
+    assert code == 2 and "--resume" in err
     assert list(private_tmp.iterdir()) == []
 
 

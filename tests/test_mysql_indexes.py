@@ -102,6 +102,9 @@ def test_keys_are_sized_for_innodb_before_anything_is_created(dbs: Databases, tm
             "CREATE TABLE page (id int PRIMARY KEY, title varchar(1000), code varchar(1000))",
             "CREATE INDEX page_title_code ON page (title, code)",
             "INSERT INTO page SELECT i, repeat('t', i * 9), 'c' || i FROM generate_series(1, 50) i",
+            "CREATE TABLE note (id int PRIMARY KEY, code varchar(10), body text)",
+            "CREATE INDEX note_code_body ON note (code, body)",
+            "INSERT INTO note SELECT i, 'c' || i, repeat('b', i * 25) FROM generate_series(1, 30) i",
             "CREATE TABLE tag (name varchar(1000) UNIQUE)",
             "INSERT INTO tag VALUES ('a'), ('b')")
     archive = tmp_path / "keys.crate"
@@ -115,12 +118,14 @@ def test_keys_are_sized_for_innodb_before_anything_is_created(dbs: Databases, tm
     assert tables(target) == set()  # refused in the plan: nothing created
 
     report = dbcrate.restore(archive, target, exclude=["tag"])
-    assert tables(target) - {"dbcrate_journal"} == {"doc", "page"}
+    assert tables(target) - {"dbcrate_journal"} == {"doc", "page", "note"}
     warnings = "\n".join(report.warnings)
     assert "column doc.node: created with length 767" in warnings
     assert "index page_title_code on page (title, code): built on the first 384 of title, " \
            "384 of code" in warnings
-    for table, key in (("doc", "productid, node"), ("page", "id")):
+    # the short column whole, the long one on what is left: 3,072 - 10 x 4 = 3,032 bytes
+    assert "index note_code_body on note (code, body): built on the first 758 of body" in warnings
+    for table, key in (("doc", "productid, node"), ("page", "id"), ("note", "id")):
         assert rows(src, f"SELECT * FROM {table} ORDER BY {key}") == \
             rows(target, f"SELECT * FROM {table} ORDER BY {key}")
     assert rows(target, "SELECT CHARACTER_MAXIMUM_LENGTH FROM information_schema.COLUMNS WHERE "
@@ -128,6 +133,7 @@ def test_keys_are_sized_for_innodb_before_anything_is_created(dbs: Databases, tm
         == [(767,)]
     assert set(rows(target, "SELECT INDEX_NAME, COLUMN_NAME, SUB_PART FROM "
                     "information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND "
-                    "TABLE_NAME IN ('doc', 'page')")) == {
+                    "TABLE_NAME IN ('doc', 'page', 'note')")) == {
         ("PRIMARY", "productid", None), ("PRIMARY", "node", None), ("PRIMARY", "id", None),
-        ("page_title_code", "title", 384), ("page_title_code", "code", 384)}
+        ("page_title_code", "title", 384), ("page_title_code", "code", 384),
+        ("note_code_body", "code", None), ("note_code_body", "body", 758)}

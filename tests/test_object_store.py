@@ -189,6 +189,10 @@ def test_what_cannot_be_read_or_written_is_said(bucket: Any, chinook_sources) ->
         dbcrate.open_archive(f"s3://{bucket.bucket_name}/nothing.crate")
     code, _, err = run_cli("ls", "gs://bucket/x.crate")
     assert code == 2 and "not supported yet" in err
+    for bad in ("backups//x.crate", "a/../x.crate", "x\n.crate"):
+        code, _, err = run_cli("dump", chinook_sources("sqlite"),
+                               f"s3://{bucket.bucket_name}/{bad}", "--no-progress")
+        assert code == 2 and "is not taken" in " ".join(err.split()), (bad, err)
     with pytest.raises(UsageError, match="names no object"):
         dbcrate.dump(chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d/")
     code, _, err = run_cli("dump", chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d",
@@ -196,6 +200,8 @@ def test_what_cannot_be_read_or_written_is_said(bucket: Any, chinook_sources) ->
     assert code == 2 and "object storage" in err
     with pytest.raises(OutputError):
         dbcrate.dump(chinook_sources("sqlite"), "s3://no-such-bucket-dbcrate/x.crate")
+    with pytest.raises(UsageError, match="convert writes a local archive"):
+        dbcrate.convert(f"s3://{bucket.bucket_name}/x.crate", f"s3://{bucket.bucket_name}/y")
     assert _keys(bucket) == []
 
 

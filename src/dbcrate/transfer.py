@@ -11,8 +11,9 @@ The spool is removed when the restore succeeds (or when the copy is only a ``dry
 When the restore fails or is interrupted, the spool is kept and its path is in the error's
 hint: ``copy`` with the same ``spool`` and ``resume=True`` (or ``dbcrate restore SPOOL
 TARGET --resume``) finishes the work from the same snapshot without reading the source again.
-A spool that holds a finished archive is restored as it is (the source is not read); a
-directory that is not a spool is refused (a copy writes only into its own).
+A spool that holds a finished archive is restored as it is with ``resume=True`` (the
+source is not read) and refused without it; a directory that is not a spool is refused (a
+copy writes only into its own).
 
 The spool takes the disk space of the compressed data (about the size of ``pg_dump -Fc``'s
 output) in ``spool_dir`` (default: the system's temporary directory, ``TMPDIR``).
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dbcrate.errors import DbcrateError, UsageError
+from dbcrate.errors import DbcrateError, OutputError, UsageError
 from dbcrate.options import DumpOptions, RestoreOptions
 from dbcrate.progress import Event, drain
 
@@ -93,6 +94,10 @@ def iter_copy(source: str, target: str, dump_options: DumpOptions | None = None,
         holder = _own_spool(Path(spool))
     archive = holder / "archive"
     dumped: DumpResult | None = None
+    if _finished_spool(holder) and not restore_options.resume:
+        raise UsageError(f"the spool {holder} holds a finished read of a source already",
+                         hint="add --resume to restore it (the source is not read again), or "
+                         "give a new --spool path to read the source anew")
     try:
         if not _finished_spool(holder):
             dumped = yield from iter_dump(source, archive, dump_options)
@@ -117,8 +122,12 @@ def _own_spool(path: Path) -> Path:
     taken when it holds the mark, refused otherwise (a copy never writes into a directory
     that is not its own)."""
     if not path.exists():
-        path.mkdir(mode=0o700, parents=True)
-        (path / SPOOL_MARK).touch(mode=0o600)
+        try:
+            path.mkdir(mode=0o700, parents=True)
+            (path / SPOOL_MARK).touch(mode=0o600)
+        except OSError as exc:
+            raise OutputError(f"cannot create the spool {path}: {exc.strerror}",
+                              hint="give --spool a path in a writable directory") from None
     elif not (path / SPOOL_MARK).is_file():
         raise UsageError(f"--spool {path} exists and is not a copy spool",
                          hint="give copy a new --spool path (it is created), or the spool that "

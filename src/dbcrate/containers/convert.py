@@ -49,6 +49,7 @@ from dbcrate.errors import ArchiveCorrupt, UsageError
 from dbcrate.model.manifest import Chunk, Manifest, TableEntry
 from dbcrate.options import ContainerKindName, DumpOptions
 from dbcrate.progress import Event, drain
+from dbcrate.stores.objects import is_object_url
 
 
 @dataclass
@@ -187,6 +188,10 @@ def iter_convert(source: str | os.PathLike[str], output: str | os.PathLike[str],
     started = time.monotonic()
     info = get_kind(kind)
     max_rows = _max_rows(info, max_row_count)
+    if is_object_url(output):
+        raise UsageError(f"convert writes a local archive, not {output}",
+                         hint="convert into a file and upload it, or dump the database to the "
+                         "bucket directly")
     _refuse_same_place(source, output)
     with Archive(source) as arch:
         if not info.member_based:

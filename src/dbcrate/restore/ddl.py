@@ -181,6 +181,45 @@ def _length_is_ours(column: Column, target_length: int | None) -> bool:
     return column.type.length is None or column.type.length > target_length
 
 
+def _shares(sizes: dict[str, int], room: int) -> dict[str, int]:
+    """``room`` bytes shared among columns of ``sizes`` bytes: none gets more than its size,
+    what a short column leaves goes to the longer ones (smallest first, each its fair part of
+    what is left)."""
+    out: dict[str, int] = {}
+    ordered = sorted(sizes, key=lambda c: sizes[c])
+    for i, c in enumerate(ordered):
+        out[c] = max(0, min(sizes[c], room // (len(ordered) - i)))
+        room -= out[c]
+    return out
+
+
+def _prefix_index(table: Table, label: str, columns: list[str], sizes: dict[str, int],
+                  types: dict[str, Any], dialect: Dialect, limit: int, out: TargetTables) -> None:
+    """A plain index over ``limit`` bytes: built on prefixes of its text columns, no longer
+    than each column (:func:`_shares`); left out, with its reason, when no prefix fits."""
+    texts = {c: sizes[c] for c in columns
+             if sizes[c] and dialect.narrowed(types[c], sizes[c]) is not None}
+    total = sum(sizes.values())
+    room = limit - (total - sum(texts.values()))
+    prefixes: dict[str, int] = {}
+    for c, allotted in _shares(texts, room).items():
+        if allotted < sizes[c]:
+            prefixes[c] = getattr(dialect.narrowed(types[c], allotted), "length", 0) or 0
+    index_name = label.rpartition(" ")[2]
+    if not prefixes or min(prefixes.values()) < 1:
+        out.skip(table.name, "index", index_name,
+                 f"its key takes {total:,} bytes and no prefix of its text columns fits the "
+                 f"target's {limit:,}")
+        out.index_prefixes[(table.name, tuple(columns))] = {}
+        return
+    out.index_prefixes[(table.name, tuple(columns))] = prefixes
+    out.warnings.append(
+        f"{label} on {table.name} ({', '.join(columns)}): built on the first "
+        + ", ".join(f"{n} of {c}" for c, n in prefixes.items())
+        + f" (the whole key would take {total:,} bytes; the target's keys take at most "
+        f"{limit:,}); it finds the same rows")
+
+
 def _fit_keys(table: Table, types: dict[str, Any], dialect: Dialect, limit: int,
               out: TargetTables) -> None:
     """Make ``table``'s keys fit the target's key size (``Dialect.max_key_bytes``), changing
@@ -205,28 +244,19 @@ def _fit_keys(table: Table, types: dict[str, Any], dialect: Dialect, limit: int,
         if total > limit and exact:
             free = [c for c in columns
                     if _length_is_ours(table.column(c), getattr(types[c], "length", None))]
-            share = (limit - (total - sum(sizes[c] for c in free))) // max(1, len(free))
-            for c in free:
-                shorter = dialect.narrowed(types[c], share) if sizes[c] > share else None
+            fixed = total - sum(sizes[c] for c in free)
+            for c, allotted in _shares({c: sizes[c] for c in free}, limit - fixed).items():
+                shorter = dialect.narrowed(types[c], allotted) if allotted < sizes[c] else None
                 if shorter is not None:
                     types[c] = shorter
-            sizes = {c: dialect.key_bytes(types[c]) for c in columns}
-            total = sum(sizes.values())
+            total = sum(dialect.key_bytes(types[c]) for c in columns)
             if total > limit:
                 out.too_long_keys.append(Incompatibility(
                     table.name, None,
                     f"{label} ({', '.join(columns)}) takes {total:,} bytes by its columns' "
                     f"declared lengths; the target's keys take at most {limit:,}"))
         elif total > limit:  # a plain index: built on prefixes, the columns stay whole
-            texts = [c for c in columns if sizes[c] and dialect.narrowed(types[c], sizes[c]) is not None]
-            room = (limit - (total - sum(sizes[c] for c in texts))) // max(1, len(texts))
-            prefixes = {c: getattr(dialect.narrowed(types[c], room), "length", 0) for c in texts}
-            out.index_prefixes[(table.name, tuple(columns))] = prefixes
-            out.warnings.append(
-                f"{label} on {table.name} ({', '.join(columns)}): built on the first "
-                + ", ".join(f"{n} of {c}" for c, n in prefixes.items())
-                + f" (the whole key would take {total:,} bytes; the target's keys take at most "
-                f"{limit:,}); it finds the same rows")
+            _prefix_index(table, label, columns, sizes, types, dialect, limit, out)
     for c, t in types.items():
         if t is not before[c]:
             out.warnings.append(
@@ -352,8 +382,10 @@ def index_objects(table: Table, out: TargetTables, dialect: Dialect) -> list[Any
             sa_table.append_constraint(uc)
             elements.append(sa.schema.AddConstraint(uc))
         else:
-            name = unique_name(dialect, index.name, parts, out.used_names)
             prefixes = out.index_prefixes.get((table.name, tuple(index.columns)))
+            if prefixes == {}:  # too long for any prefix: left out (_prefix_index said why)
+                continue
+            name = unique_name(dialect, index.name, parts, out.used_names)
             ix = sa.Index(name, *cols, unique=index.unique,
                           **(dialect.prefix_index_kwargs(prefixes) if prefixes else {}))
             ix._set_parent(sa_table)  # attach without emitting it in CREATE TABLE

@@ -27,7 +27,7 @@ from dbcrate.model.manifest import MAX_MANIFEST_BYTES, Manifest
 from dbcrate.stores.objects import object_range, object_size
 
 BLOCK = 512
-#: the first tail read; grown eightfold while the manifest is not in it
+#: the first tail read (then 16 times that, then the largest manifest a reader takes)
 FIRST_TAIL = 1024 * 1024
 
 
@@ -45,17 +45,18 @@ def object_manifest(url: str) -> Manifest:
         raise NotAnArchive(f"{url} is not a dbcrate archive (no marker at its start)",
                            hint="give the key of a .crate file written by dbcrate dump")
     version = check_marker(marker[0], url)
-    length = FIRST_TAIL
-    while True:
+    # 1 MiB, then 16 MiB, then as much as the largest manifest a reader takes (and its digest)
+    for length in (FIRST_TAIL, 16 * FIRST_TAIL, MAX_MANIFEST_BYTES + FIRST_TAIL):
         length = min(length, size)
         tail = object_range(url, size - length, length)
         found = _manifest_in(tail, size - length)
         if found is not None:
             return checked_manifest(found[0], found[1], url, version)
-        if length == size or length > MAX_MANIFEST_BYTES + FIRST_TAIL:
-            raise NotAnArchive(f"{url}: no manifest at the end of the archive (an interrupted "
-                               "upload, or not a whole dbcrate archive)")
-        length *= 8
+        if length == size:
+            break
+        del tail
+    raise NotAnArchive(f"{url}: no manifest at the end of the archive (an interrupted upload, "
+                       "or not a whole dbcrate archive)")
 
 
 def _header(buf: bytes, offset: int) -> Any:

@@ -20,6 +20,7 @@ plain-http endpoint. None of them is ever written to an archive, a message or a 
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from collections.abc import Iterator
 from typing import IO, Any
@@ -29,7 +30,8 @@ from dbcrate.errors import NotAnArchive, OutputError, UsageError
 #: object URL schemes: those dbcrate reads and writes; the others are refused by name
 SCHEMES = ("s3",)
 _LATER = ("gs", "az", "abfs", "gcs")
-_URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9]*)://(?P<bucket>[^/]*)(?:/(?P<key>.*))?$")
+_URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9]*)://(?P<bucket>[^/]*)(?:/(?P<key>.*))?$", re.DOTALL)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: the size of one uploaded part (S3's minimum is 5 MiB): what a dump holds in memory for it
 PART_BYTES = 8 * 1024 * 1024
 
@@ -58,10 +60,16 @@ def split_url(url: str) -> tuple[str, str]:
     if not bucket or not key or key.endswith("/"):
         raise UsageError(f"{url} names no object",
                          hint="give the archive's whole key, e.g. s3://bucket/backups/shop.crate")
+    if any(part in ("", ".", "..") for part in key.split("/")) or _CONTROL.search(url):
+        raise UsageError(f"{url}: a key with an empty, '.' or '..' part or a control character "
+                         "is not taken", hint="e.g. s3://bucket/backups/shop.crate")
     return bucket, key
 
 
+@functools.cache
 def _store(bucket: str) -> Any:
+    """The bucket's store, made once per process (its connections and credentials are
+    reused by every request; obstore's stores may be shared between threads)."""
     try:
         from obstore.store import S3Store
     except ImportError:
@@ -75,6 +83,13 @@ def _from_store(exc: BaseException) -> bool:
     from obstore.exceptions import BaseError
 
     return isinstance(exc, BaseError)
+
+
+def _missing_or_forbidden(exc: BaseException) -> bool:
+    """Whether a HEAD failed because there is no such object (or bucket), or because the
+    credentials may not read it (S3 answers 403 for a missing key without ListBucket)."""
+    return isinstance(exc, FileNotFoundError | PermissionError) or type(exc).__name__ in (
+        "NotFoundError", "PermissionDeniedError")
 
 
 def _reason(exc: BaseException) -> str:
@@ -95,12 +110,14 @@ def object_writer(url: str) -> Iterator[IO[bytes]]:
     store = _store(bucket)
     import obstore
 
-    try:  # one request before the dump starts: a bucket that cannot be written to fails now
-        obstore.list_with_delimiter(store, prefix=key.rpartition("/")[0] or None)
+    try:  # one request before the dump starts: an endpoint or credentials that fail, fail now
+        obstore.head(store, key)
     except Exception as exc:
-        raise OutputError(f"cannot write {url}: {_reason(exc)}",
-                          hint="check the bucket, the credentials (AWS_* variables) and the "
-                          "endpoint (AWS_ENDPOINT_URL)") from None
+        # no object there (or no right to see it: a write-only role) is what a dump expects
+        if not _missing_or_forbidden(exc):
+            raise OutputError(f"cannot write {url}: {_reason(exc)}",
+                              hint="check the bucket, the credentials (AWS_* variables) and "
+                              "the endpoint (AWS_ENDPOINT_URL)") from None
     completing = False
     try:
         with obstore.open_writer(store, key, buffer_size=PART_BYTES) as upload:
@@ -142,7 +159,12 @@ class _ObjectStream:
         self._reader = reader
 
     def read(self, size: int = -1) -> bytes:
-        return bytes(self._reader.read(size) if size >= 0 else self._reader.read())
+        try:
+            return bytes(self._reader.read(size) if size >= 0 else self._reader.read())
+        except OSError:
+            raise
+        except Exception as exc:  # the store's error mid-read: the reader's OSError path
+            raise OSError(_reason(exc)) from None
 
     def close(self) -> None:
         self._reader.close()
@@ -209,10 +231,7 @@ def read_start(url: str, size: int) -> bytes:
     try:
         return bytes(obstore.get_range(_store(bucket), key, start=0, length=size))
     except Exception:
-        try:  # shorter than the range: the whole (small) object
-            return bytes(obstore.get(_store(bucket), key).bytes())[:size]
-        except Exception:
-            return b""
+        return b""  # (an empty object has no range): no archive
 
 
 def delete_object(url: str) -> None:
@@ -260,6 +279,8 @@ def object_range(url: str, start: int, length: int) -> bytes:
     """
     import obstore
 
+    if length == 0:
+        return b""  # (a store refuses an empty range)
     bucket, key = split_url(url)
     try:
         return bytes(obstore.get_range(_store(bucket), key, start=start, length=length))
@@ -286,10 +307,8 @@ def unused_key(url: str) -> str:
         candidate = key if n == 1 else f"{stem}-{n}{suffix}"
         try:
             obstore.head(store, candidate)
-        except FileNotFoundError:
-            return f"s3://{bucket}/{candidate}"
         except Exception as exc:
-            if type(exc).__name__ == "NotFoundError":
+            if _missing_or_forbidden(exc):  # (403 without ListBucket: taken as free)
                 return f"s3://{bucket}/{candidate}"
             raise OutputError(f"cannot write s3://{bucket}/{key}: {_reason(exc)}",
                               hint="check the bucket, the credentials (AWS_* variables) and "

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,21 +55,32 @@ class RangedReader:
                     raise ArchiveCorrupt(f"{url}: member {chunk.member} lies past the end of "
                                          "the object (truncated?)", member=chunk.member)
                 self._members[chunk.member] = _Placed(chunk.size, chunk.offset)
-        self._last = threading.local()  # the member a thread fetched last: checked, then read
+        # members fetched so far, kept in a private temp directory: a restore checks a
+        # member, then loads it (two reads, one request); removed by close()
+        self._dir = tempfile.mkdtemp(prefix="dbcrate-members-")
+        self._fetched: dict[str, str] = {}
+        self._lock = threading.Lock()
 
     @property
     def members(self) -> Mapping[str, _Placed]:
         return self._members
 
     def _bytes(self, name: str) -> bytes:
-        last = getattr(self._last, "member", None)
-        if last is not None and last[0] == name:
-            return last[1]  # type: ignore[no-any-return]
+        with self._lock:
+            path = self._fetched.get(name)
+        if path is not None:
+            with open(path, "rb") as kept:
+                return kept.read()
         placed = self._members[name]
         data = object_range(self.display, placed.offset, placed.size)
         if len(data) != placed.size:
             raise ArchiveCorrupt(f"{self.display}: member {name} is cut short", member=name)
-        self._last.member = (name, data)
+        with self._lock:
+            path = os.path.join(self._dir, f"m{len(self._fetched)}")
+            self._fetched[name] = path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as kept:
+            kept.write(data)
         return data
 
     def member_buffer(self, name: str) -> pa.Buffer:
@@ -84,12 +98,11 @@ class RangedReader:
 
     def check_member(self, name: str, sha256: str) -> None:
         if hashlib.sha256(self._bytes(name)).hexdigest() != sha256:
-            self._last.member = None
             raise ArchiveCorrupt(f"{self.display}: member {name} does not match its SHA-256",
                                  member=name)
 
     def close(self) -> None:
-        self._last = threading.local()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def ranged_reader(url: str) -> RangedReader | None:
