@@ -23,17 +23,11 @@ import tempfile
 import time
 from pathlib import Path
 
-HOST = ["-h", "127.0.0.1", "-U", "postgres"]
-URL = "postgresql://postgres@127.0.0.1/{db}"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from many_tables import DBCRATE, HOST, URL, psql  # (the same server, the same client)
+
 SOURCE = "dbcrate_bench_narrow"
 TARGET = "dbcrate_bench_narrow_copy"
-DBCRATE = [sys.executable, "-m", "dbcrate"]
-
-
-def psql(db: str, sql: str) -> str:
-    done = subprocess.run(["psql", *HOST, "-d", db, "-qAtX", "-v", "ON_ERROR_STOP=1"],
-                          input=sql, text=True, capture_output=True, check=True)
-    return done.stdout.strip()
 
 
 def fresh(db: str) -> None:

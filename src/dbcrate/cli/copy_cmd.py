@@ -10,14 +10,24 @@ import click
 
 from dbcrate.cli import console
 from dbcrate.cli.output import print_restore_report, tables_text
-from dbcrate.cli.params import jobs_option, json_option, progress_option, traceback_option
+from dbcrate.cli.params import (
+    jobs_option,
+    json_option,
+    progress_option,
+    selection_options,
+    traceback_option,
+)
 from dbcrate.cli.restore_cmd import (
     clean_option,
+    create_option,
     ddl_option,
+    exit_on_error_option,
     mode_option,
     no_owner_option,
     no_privileges_option,
     on_conflict_option,
+    single_transaction_option,
+    strict_option,
 )
 from dbcrate.errors import DbcrateError
 from dbcrate.options import ConflictPolicy, DdlSource, DumpOptions, RestoreMode, RestoreOptions
@@ -39,18 +49,10 @@ Examples:
 @click.command(epilog=EPILOG)
 @click.argument("source")
 @click.argument("target")
-@click.option("-t", "--table", "include", multiple=True, metavar="PATTERN",
-              help="Copy only tables matching this glob (repeatable).")
-@click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
-              help="Leave out tables matching this glob (repeatable).")
-@click.option("-n", "--schema", "schemas", multiple=True, metavar="PATTERN",
-              help="Copy only schemas matching this glob (repeatable; PostgreSQL).")
-@click.option("-N", "--exclude-schema", "exclude_schemas", multiple=True, metavar="PATTERN",
-              help="Leave out schemas matching this glob (repeatable).")
+@selection_options("Copy")
 @mode_option
 @clean_option
-@click.option("-C", "--create", is_flag=True,
-              help="Create the target database first (PostgreSQL, MariaDB).")
+@create_option
 @ddl_option
 @no_owner_option
 @no_privileges_option
@@ -59,10 +61,9 @@ Examples:
               help="Copy the portable schema only (tables, keys, indexes), not the engine's own "
               "definitions (views, functions, triggers ...).")
 @click.option("-s", "--schema-only", is_flag=True, help="Create the tables, copy no rows.")
-@click.option("--strict", is_flag=True, help="Any warning fails the copy (exit 16).")
-@click.option("-1", "--single-transaction", is_flag=True,
-              help="All or nothing (refused where the engine cannot roll DDL back).")
-@click.option("-e", "--exit-on-error", is_flag=True, help="Stop at the first table that fails.")
+@strict_option
+@single_transaction_option
+@exit_on_error_option
 @jobs_option(RestoreOptions, "Tables read and loaded in parallel.")
 @click.option("--spool", metavar="DIR",
               help="Where the rows wait between source and target (created; kept after the "

@@ -22,6 +22,7 @@ from dbcrate.cli.params import (
     json_option,
     kind_option,
     progress_option,
+    selection_options,
     traceback_option,
 )
 from dbcrate.errors import DumpIncomplete, UsageError
@@ -44,15 +45,7 @@ Examples:
 @click.command(epilog=EPILOG)
 @click.argument("url")
 @click.argument("output")
-@click.option("-t", "--table", "include", multiple=True, metavar="PATTERN",
-              help="Dump only tables matching this glob (repeatable).")
-@click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
-              help="Leave out tables matching this glob (repeatable).")
-@click.option("-n", "--schema", "schemas", multiple=True, metavar="PATTERN",
-              help="Dump only schemas matching this glob (repeatable; PostgreSQL). "
-              "Default: every schema but the system ones.")
-@click.option("-N", "--exclude-schema", "exclude_schemas", multiple=True, metavar="PATTERN",
-              help="Leave out schemas matching this glob (repeatable).")
+@selection_options("Dump", "Default: every schema but the system ones.")
 @click.option("--format", "data_format", default=default_of(DumpOptions, "data_format"),
               show_default=True,
               help="Encoding of the data members: " + ", ".join(sorted(BUILTIN_DATA_FORMATS))

@@ -44,6 +44,29 @@ def json_option(help: str) -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+def selection_options(verb: str, schema_default: str = "") -> Callable[[F], F]:
+    """``-t/-T`` (tables) and ``-n/-N`` (schemas) into ``include``, ``exclude``, ``schemas``
+    and ``exclude_schemas``: the selection of ``dump`` and ``copy`` (``verb``: "Dump", "Copy")."""
+    options = [
+        click.option("-t", "--table", "include", multiple=True, metavar="PATTERN",
+                     help=f"{verb} only tables matching this glob (repeatable)."),
+        click.option("-T", "--exclude-table", "exclude", multiple=True, metavar="PATTERN",
+                     help="Leave out tables matching this glob (repeatable)."),
+        click.option("-n", "--schema", "schemas", multiple=True, metavar="PATTERN",
+                     help=f"{verb} only schemas matching this glob (repeatable; PostgreSQL)."
+                     + (f" {schema_default}" if schema_default else "")),
+        click.option("-N", "--exclude-schema", "exclude_schemas", multiple=True,
+                     metavar="PATTERN", help="Leave out schemas matching this glob (repeatable)."),
+    ]
+
+    def apply(f: F) -> F:
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return apply
+
+
 def kind_option(help: str) -> Callable[[F], F]:
     """``--as KIND`` into ``kind``: the choices and default of ``DumpOptions.container``."""
     return click.option("--as", "kind", type=click.Choice(choices_of(DumpOptions, "container")),

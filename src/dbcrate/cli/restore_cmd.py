@@ -78,6 +78,20 @@ no_owner_option = click.option("-O", "--no-owner", is_flag=True,
                                help="Native schema: do not restore owners.")
 no_privileges_option = click.option("-x", "--no-privileges", "--no-acl", "no_privileges",
                                     is_flag=True, help="Native schema: do not restore grants.")
+create_option = click.option("-C", "--create", is_flag=True,
+                             help="Create the target database first (PostgreSQL, MariaDB; "
+                             "SQLite creates its file anyway); one that exists and holds tables "
+                             "is refused unless --clean.")
+strict_option = click.option("--strict", is_flag=True,
+                             help="Any warning (an object not recreated, a default dropped ...) "
+                             "fails the restore (exit 16).")
+single_transaction_option = click.option("-1", "--single-transaction", is_flag=True,
+                                         help="All or nothing (refused where the engine cannot "
+                                         "roll DDL back).")
+exit_on_error_option = click.option("-e", "--exit-on-error", is_flag=True,
+                                    help="Stop at the first table that fails: the tables not "
+                                    "started are skipped (else the restore goes on with the "
+                                    "others and reports the failures).")
 target_version_option = click.option("--target-schema-version", metavar="LABEL",
                                      help="Migrate to this schema version (default: as far as "
                                      "the steps go).")
@@ -90,24 +104,17 @@ target_version_option = click.option("--target-schema-version", metavar="LABEL",
 @exclude_option
 @mode_option
 @clean_option
-@click.option("-C", "--create", is_flag=True,
-              help="Create the target database first (PostgreSQL, MariaDB; SQLite creates its "
-              "file anyway); one that exists and holds tables is refused unless --clean.")
+@create_option
 @click.option("-a", "--data-only", is_flag=True,
               help="Load rows into existing tables (no DDL): --mode into-existing.")
 @ddl_option
 @no_owner_option
 @no_privileges_option
 @on_conflict_option
-@click.option("--strict", is_flag=True,
-              help="Any warning (an object not recreated, a default dropped ...) fails the "
-              "restore (exit 16).")
-@click.option("-1", "--single-transaction", is_flag=True,
-              help="All or nothing (refused where the engine cannot roll DDL back).")
+@strict_option
+@single_transaction_option
 @jobs_option(RestoreOptions, "Tables loaded and indexes built in parallel (SQLite: one at a time).")
-@click.option("-e", "--exit-on-error", is_flag=True,
-              help="Stop at the first table that fails: the tables not started are skipped "
-              "(else the restore goes on with the others and reports the failures).")
+@exit_on_error_option
 @click.option("-s", "--schema-only", is_flag=True, help="Create the tables, load no rows.")
 @click.option("--hooks", metavar="FILE.py|MODULE", help="Python hooks (see docs/RESTORE.md).")
 @migrations_option
