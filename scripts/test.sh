@@ -11,6 +11,8 @@ missing=()
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 pkg-config --exists libmariadb 2>/dev/null || missing+=(libmariadb-dev)
 command -v cc >/dev/null 2>&1 || missing+=(gcc)
+# the age tool: tests/test_encryption.py opens a sealed archive's key with it (interoperability)
+command -v age >/dev/null 2>&1 || missing+=(age)
 if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \

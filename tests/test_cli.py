@@ -219,7 +219,8 @@ def test_verify_json(archive: Path) -> None:
     assert_ok(res)
     data = json.loads(res.out)
     assert data == {"archive": str(archive), "ok": True, "tables": 11, "members": 11,
-                    "rows": CHINOOK_ROWS, "bytes": data["bytes"], "storage_files": 0}
+                    "rows": CHINOOK_ROWS, "bytes": data["bytes"], "storage_files": 0,
+                    "encrypted": False}
     assert isinstance(data["bytes"], int) and data["bytes"] > 0
 
 

@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 
 import dbcrate
 from dbcrate.cli.dump_cmd import dump as dump_command
+from dbcrate.crypto.keys import Encryption
 from dbcrate.dump.script import FLAGS, NO_FLAG, make_script, option_arguments
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UsageError
 from dbcrate.model.logical import LogicalType
@@ -128,7 +129,8 @@ def test_script_spells_every_option_with_a_real_flag() -> None:
                           storages_basepath="/srv", no_data=True, no_storages=True,
                           file_columns=["t.c=m"], archive_mode=0o644, container="directory",
                           overwrite=True, tolerate=True, no_native_schema=True,
-                          schemas=["sales"], exclude_schemas=["tmp*"])
+                          schemas=["sales"], exclude_schemas=["tmp*"],
+                          encryption=Encryption(("age1" + "q" * 58,)))
     args = option_arguments(options)
     assert set(FLAGS.values()) <= set(args)
     assert args[args.index("--chmod") + 1] == "644"

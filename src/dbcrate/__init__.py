@@ -38,6 +38,8 @@ _LAZY: dict[str, str] = {
     "iter_dump_as": "containers.convert",
     "CONTAINER_KINDS": "containers.kinds",
     "CopyResult": "transfer",
+    "Encryption": "crypto.keys",
+    "Keyring": "crypto.keys",
     "copy": "transfer",
     "iter_copy": "transfer",
     "DumpResult": "dump.run",
@@ -61,6 +63,8 @@ if TYPE_CHECKING:  # the names as mypy and editors see them
     from dbcrate.containers.convert import iter_convert as iter_convert
     from dbcrate.containers.convert import iter_dump_as as iter_dump_as
     from dbcrate.containers.kinds import CONTAINER_KINDS as CONTAINER_KINDS
+    from dbcrate.crypto.keys import Encryption as Encryption
+    from dbcrate.crypto.keys import Keyring as Keyring
     from dbcrate.dump.run import DumpResult as DumpResult
     from dbcrate.dump.run import dump as dump
     from dbcrate.dump.run import iter_dump as iter_dump
@@ -83,7 +87,9 @@ __all__ = [
     "DbcrateError",
     "DumpOptions",
     "DumpResult",
+    "Encryption",
     "Event",
+    "Keyring",
     "RestoreOptions",
     "RestoreReport",
     "__version__",
@@ -132,6 +138,9 @@ def _module(name: str) -> types.ModuleType:
     if name == "transfer":
         from dbcrate import transfer
         return transfer
+    if name == "crypto.keys":
+        from dbcrate.crypto import keys
+        return keys
     if name == "errors":
         from dbcrate import errors
         return errors

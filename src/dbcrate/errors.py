@@ -34,6 +34,8 @@ EXIT_CODES: dict[int, str] = {
     15: "dump finished but some tables failed (--tolerate); the archive is marked incomplete",
     16: "restore finished with warnings, and --strict makes any warning a failure",
     17: "--on-conflict check: rows of the archive differ from the target's",
+    18: "the archive is encrypted and cannot be opened (no identity or passphrase given, or "
+        "none of them is one it was encrypted for)",
     130: "interrupted",
 }
 
@@ -251,6 +253,13 @@ class StorageConflict(DbcrateError):
     non-directory already in the destination. Nothing has been written when it is raised."""
 
     exit_code = 14
+
+
+class CannotDecrypt(DbcrateError):
+    """A sealed (encrypted) archive was given no identity or passphrase, or none that opens
+    it. Nothing has been read from it but its plaintext parts, nothing written anywhere."""
+
+    exit_code = 18
 
 
 class DumpIncomplete(DbcrateError):

@@ -128,6 +128,9 @@ class DumpOptions:
     """do not capture the engine's own schema definitions (pg_dump's schema sections, ...)
     beside the portable schema (docs/RESTORE.md, "The native schema"): no client tool needed,
     and a same-engine restore recreates only what the portable schema holds"""
+    encryption: Any = None
+    """a :class:`dbcrate.crypto.keys.Encryption` (age recipients or a passphrase): write a
+    sealed archive, every member encrypted (tar kind only; docs/FORMAT.md, "Sealed archives")"""
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,9 @@ class RestoreOptions:
     """python and directory kinds: restore data modules edited by hand (Lino's data
     migrations): each edited module is re-hashed (still parsed as literals only, never run)
     and restored, and the restore lists which changed"""
+    identities: list[str] = field(default_factory=list)
+    """age identity files or ssh private keys that open an encrypted archive (``-i``), beside
+    ``DBCRATE_IDENTITY``; a passphrase comes from ``DBCRATE_PASSPHRASE`` or a terminal"""
 
 
 def choices_of(cls: type[Any], field_name: str) -> tuple[str, ...]:

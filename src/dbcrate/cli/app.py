@@ -17,6 +17,7 @@ module) defines.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -29,6 +30,7 @@ from dbcrate.cli.console import STDOUT, print_error
 from dbcrate.cli.convert_cmd import convert
 from dbcrate.cli.copy_cmd import copy
 from dbcrate.cli.dump_cmd import dump
+from dbcrate.cli.keygen_cmd import keygen
 from dbcrate.cli.memory import tune_allocators
 from dbcrate.cli.output import RESUME_NOTE, release_stdout
 from dbcrate.cli.params import traceback_option
@@ -62,7 +64,7 @@ def cli() -> None:
     pass
 
 
-for _command in (dump, restore, plan, copy, convert, ls, verify, prune):
+for _command in (dump, restore, plan, copy, convert, ls, verify, prune, keygen):
     cli.add_command(_command)
 learn(cli)  # the flags that library messages are translated into (dbcrate.cli.spelling)
 
@@ -82,7 +84,26 @@ def main(argv: list[str] | None = None) -> None:
     if failed is not None and code == 0:
         print_error(_write_failed(failed))
         code = OutputError.exit_code
+    if argv is None:
+        _end_process(code)
     sys.exit(code)
+
+
+def _end_process(code: int) -> None:
+    """End the process the command ran in (``dbcrate ...``, ``python -m dbcrate``) with
+    ``code`` and without the interpreter's finalization.
+
+    Why: by now every archive, connection and temp file is closed, and standard output and
+    error are flushed below; what finalization would still do is destroy native thread pools
+    (Arrow's) while the interpreter tears down, which now and then aborts a process that has
+    finished its work ("terminate called without an active exception", SIGABRT, exit -6:
+    apache/arrow#34314; seen here on ``dbcrate verify`` about once a suite run).
+    """
+    for stream in (sys.stdout, sys.stderr):
+        # (standard output that failed was reported by release_stdout)
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 def _dispatch(args: list[str], show_tb: bool) -> int:

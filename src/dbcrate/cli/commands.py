@@ -5,6 +5,7 @@ The command line now lives in one module per concept: :mod:`dbcrate.cli.app` (th
 the error boundary), :mod:`dbcrate.cli.dump_cmd`, :mod:`dbcrate.cli.restore_cmd` (restore and
 plan), :mod:`dbcrate.cli.convert_cmd`, :mod:`dbcrate.cli.copy_cmd`,
 :mod:`dbcrate.cli.read_cmds` (ls, verify), :mod:`dbcrate.cli.prune_cmd`,
+:mod:`dbcrate.cli.keygen_cmd`,
 :mod:`dbcrate.cli.progress`, :mod:`dbcrate.cli.params` (shared option declarations) and
 :mod:`dbcrate.cli.console`.
 """
@@ -14,9 +15,10 @@ from dbcrate.cli.console import STDOUT, err, out
 from dbcrate.cli.convert_cmd import convert
 from dbcrate.cli.copy_cmd import copy
 from dbcrate.cli.dump_cmd import dump
+from dbcrate.cli.keygen_cmd import keygen
 from dbcrate.cli.prune_cmd import prune
 from dbcrate.cli.read_cmds import ls, verify
 from dbcrate.cli.restore_cmd import plan, restore
 
-__all__ = ["EXAMPLES_MAIN", "STDOUT", "cli", "convert", "copy", "dump", "err", "ls", "main", "out",
+__all__ = ["EXAMPLES_MAIN", "STDOUT", "cli", "convert", "copy", "dump", "err", "keygen", "ls", "main", "out",
            "plan", "prune", "restore", "verify"]

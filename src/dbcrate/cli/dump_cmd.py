@@ -17,6 +17,8 @@ from dbcrate.cli.output import print_dump_result, resolve_dump_output, tables_te
 from dbcrate.cli.params import (
     chunk_rows_options,
     dump_chunk_rows,
+    encryption_of,
+    encryption_options,
     given_chunk_rows,
     jobs_option,
     json_option,
@@ -93,6 +95,7 @@ Examples:
               show_default=True, metavar="OCTAL", help="Permissions of the finished archive.")
 @click.option("--dry-run", "--check", "dry_run", is_flag=True,
               help="Print what would be dumped (tables, storage files); write nothing.")
+@encryption_options
 @click.option("--print-plan", is_flag=True, help="Print the dump plan as JSON; write nothing.")
 @click.option("--print-script", is_flag=True,
               help="Print a script that makes this dump (the options given); dump nothing.")
@@ -107,7 +110,8 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
          tolerate: bool, archive_mode: str, dry_run: bool, print_plan: bool, as_json: bool,
          progress: bool | None, no_native_schema: bool, data_only: bool,
          ignore_storage_exclude: bool, print_script: bool, schemas: tuple[str, ...],
-         exclude_schemas: tuple[str, ...]) -> None:
+         exclude_schemas: tuple[str, ...], recipients: tuple[str, ...],
+         recipients_files: tuple[str, ...], passphrase: bool) -> None:
     """Dump a database (any SQLAlchemy URL), and directories of files, into one archive.
 
     OUTPUT is a file name, a directory (the archive is named
@@ -127,6 +131,7 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
         no_data=no_data, no_storages=no_storages, file_columns=list(file_columns),
         archive_mode=_parse_mode(archive_mode), tolerate=tolerate,
         no_native_schema=no_native_schema or data_only,
+        encryption=encryption_of(recipients, recipients_files, passphrase),
     )
     if print_script:
         _print_script(url, output, options)

@@ -135,3 +135,65 @@ def given_chunk_rows(chunk_rows: int | None, max_row_count: int | None) -> int |
                          "disagree", hint=f"{CHUNK_ROWS_ALIAS} is the old name of --chunk-rows: "
                          "give only --chunk-rows")
     return chunk_rows if chunk_rows is not None else max_row_count
+
+
+def identity_option(f: F) -> F:
+    """``-i/--identity FILE`` (repeatable) into ``identities``: what opens an encrypted
+    archive, beside ``DBCRATE_IDENTITY`` and ``DBCRATE_PASSPHRASE``."""
+    return click.option(
+        "-i", "--identity", "identities", multiple=True, metavar="FILE",
+        help="Age identity file or ssh private key that opens an encrypted archive "
+        "(repeatable; also DBCRATE_IDENTITY; a passphrase: DBCRATE_PASSPHRASE or asked).")(f)
+
+
+def encryption_options(f: F) -> F:
+    """``-r/--recipient``, ``-R/--recipients-file`` and ``--passphrase`` into ``recipients``,
+    ``recipients_files`` and ``passphrase``: encrypt the archive written (see
+    :func:`encryption_of`)."""
+    options = [
+        click.option("-r", "--recipient", "recipients", multiple=True, metavar="KEY",
+                     help="Encrypt for this age (age1...) or ssh public key (repeatable)."),
+        click.option("-R", "--recipients-file", "recipients_files", multiple=True,
+                     metavar="FILE", help="Encrypt for the public keys in FILE, one per line "
+                     "(repeatable)."),
+        click.option("--passphrase", is_flag=True,
+                     help="Encrypt with a passphrase (DBCRATE_PASSPHRASE, or asked twice on a "
+                     "terminal) instead of recipients."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def encryption_of(recipients: tuple[str, ...], recipients_files: tuple[str, ...],
+                  passphrase: bool) -> Any:
+    """The :class:`dbcrate.crypto.keys.Encryption` the options ask for, or None. The
+    passphrase comes from ``DBCRATE_PASSPHRASE`` or is asked twice on the terminal, never from
+    the command line (where other users' ``ps`` would see it)."""
+    if not (recipients or recipients_files or passphrase):
+        return None
+    import os
+
+    from dbcrate.crypto.keys import PASSPHRASE_ENV, Encryption, read_recipients
+
+    secret = None
+    if passphrase:
+        secret = os.environ.get(PASSPHRASE_ENV) or None
+        if secret is None:
+            import sys
+
+            if not sys.stdin.isatty():
+                raise UsageError("--passphrase needs a terminal to ask on, or "
+                                 f"{PASSPHRASE_ENV}", hint=f"set {PASSPHRASE_ENV}")
+            secret = click.prompt("Passphrase", hide_input=True, confirmation_prompt=True,
+                                  err=True)
+    encryption = Encryption(read_recipients(recipients, recipients_files), secret)
+    encryption.check()
+    return encryption
+
+
+def keyring_of(identities: tuple[str, ...]) -> Any:
+    """The :class:`dbcrate.crypto.keys.Keyring` of ``-i`` and the environment."""
+    from dbcrate.crypto.keys import Keyring
+
+    return Keyring.from_environment(identities)

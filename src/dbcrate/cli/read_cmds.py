@@ -11,7 +11,13 @@ import click
 
 from dbcrate.cli import console
 from dbcrate.cli.output import tables_text
-from dbcrate.cli.params import json_option, progress_option, traceback_option
+from dbcrate.cli.params import (
+    identity_option,
+    json_option,
+    keyring_of,
+    progress_option,
+    traceback_option,
+)
 from dbcrate.progress import Event, human_bytes
 
 if TYPE_CHECKING:
@@ -26,6 +32,7 @@ LS_EPILOG = """
 Examples:
   dbcrate ls shop.crate
   dbcrate ls shop.crate --json | jq '.tables[].name'
+  dbcrate ls shop.crate -i ~/.config/dbcrate/key.txt      # an encrypted archive
 """
 
 VERIFY_EPILOG = """
@@ -33,6 +40,8 @@ VERIFY_EPILOG = """
 Examples:
   dbcrate verify shop.crate
   dbcrate verify shop.crate --json
+  dbcrate verify shop.crate                # encrypted, no key: the ciphertext is checked
+  dbcrate verify shop.crate -i key.txt     # encrypted: everything is checked
 """
 
 
@@ -42,8 +51,9 @@ Examples:
 @click.option("--against", metavar="URL",
               help="Compare with a database: does it have each table, do the columns match?")
 @json_option("Print the manifest summary as JSON.")
+@identity_option
 @traceback_option
-def ls(archive: str, against: str | None, as_json: bool) -> None:
+def ls(archive: str, against: str | None, as_json: bool, identities: tuple[str, ...]) -> None:
     """List an archive: tables, rows, bytes, when and from what it was made.
 
     Needs no database, and reads only the manifest (unless --against is given).
@@ -54,11 +64,11 @@ def ls(archive: str, against: str | None, as_json: bool) -> None:
     if is_object_url(archive) and not against:  # s3://: the manifest by ranged reads
         from dbcrate.stores.manifest import object_manifest
 
-        manifest = object_manifest(archive)
-        if manifest.storage is None:  # (storages are summarised from their index member)
+        manifest = object_manifest(archive)  # (None: sealed, read by its reader)
+        if manifest is not None and manifest.storage is None:  # (storages: from their index)
             _show_listing(archive, manifest, None, as_json)
             return
-    with open_archive(archive) as a:
+    with open_archive(archive, keys=keyring_of(identities)) as a:
         if against:
             _print_comparison(archive, a, against, as_json)
         else:
@@ -109,6 +119,8 @@ def _listing(name: str, m: Manifest, archive: Archive | None) -> dict[str, Any]:
         "native": ({"engine": m.native.engine, "server_version": m.native.server_version,
                     "tool": m.native.tool, "objects": len(m.native.objects),
                     "kinds": m.native.kinds()} if m.native is not None else None),
+        "encrypted": _recipients(archive) is not None,
+        "recipients": _recipients(archive),
     }
 
 
@@ -119,6 +131,12 @@ def _print_listing(name: str, m: Manifest, archive: Archive | None) -> None:
     console.out.print(f"archive:   {name} (format {m.format_version}, dbcrate {m.dbcrate_version})")
     console.out.print(f"created:   {m.created_at} (UTC)")
     console.out.print(f"source:    {m.source.engine} {m.source.server_version}  {m.source.url}")
+    recipients = _recipients(archive)
+    if recipients is not None:
+        from dbcrate.crypto.keys import describe_recipients
+
+        console.out.print(f"encrypted: {describe_recipients(recipients)} (sealed, format 6)",
+                          markup=False)
     if m.schema_version:
         console.out.print(f"schema version: {m.schema_version}")
     table = RichTable(show_edge=False, box=None)
@@ -188,15 +206,26 @@ def _storage_summary(archive: Archive) -> dict[str, Any]:
 @click.command(epilog=VERIFY_EPILOG)
 @click.argument("archive")
 @json_option("Print the result as JSON.")
+@identity_option
 @progress_option
 @traceback_option
-def verify(archive: str, as_json: bool, progress: bool | None) -> None:
+def verify(archive: str, as_json: bool, progress: bool | None, identities: tuple[str, ...]) -> None:
     """Check an archive without a database: every member's SHA-256, every chunk decoded
-    with the schema and row count the manifest gives."""
+    with the schema and row count the manifest gives.
+
+    An encrypted archive is decrypted and checked the same way with its key (-i); without
+    one, its ciphertext is checked against its index (damage, not forgery)."""
     from dbcrate.cli.progress import run, show_progress
     from dbcrate.containers.archive import open_archive
 
-    with open_archive(archive) as a:
+    keys = keyring_of(identities)
+    if keys.empty:
+        from dbcrate.crypto.sealed import is_sealed
+
+        if is_sealed(archive):
+            _verify_ciphertext(archive, as_json, progress)
+            return
+    with open_archive(archive, keys=keys) as a:
 
         def gen() -> Generator[Event, None, None]:
             yield from a.iter_verify()  # storages included
@@ -206,7 +235,8 @@ def verify(archive: str, as_json: bool, progress: bool | None) -> None:
         members = sum(len(t.chunks) for t in m.tables)
         files = m.storage.files if m.storage else 0
         if as_json:
-            console.out.print_json(json.dumps({"archive": archive, "ok": True, "tables": len(m.tables),
+            console.out.print_json(json.dumps({"archive": archive, "ok": True, "encrypted": _sealed(a),
+                                               "tables": len(m.tables),
                                                "members": members, "rows": m.rows, "bytes": m.size,
                                                "storage_files": files}))
         else:
@@ -215,3 +245,36 @@ def verify(archive: str, as_json: bool, progress: bool | None) -> None:
                               f"{tables_text(members, 'data member')}, {tables_text(m.rows, 'row')}, "
                               f"{human_bytes(m.size)}{stored}: every checksum matches and every chunk "
                               "decodes")
+
+
+def _sealed(archive: Archive) -> bool:
+    return _recipients(archive) is not None
+
+
+def _recipients(archive: Archive | None) -> list[str] | None:
+    """The recipients' kinds of a sealed archive (``X25519``, ``scrypt``...); None if plain."""
+    reader = getattr(archive, "reader", None)
+    return getattr(reader, "recipients", None)
+
+
+def _verify_ciphertext(archive: str, as_json: bool, progress: bool | None) -> None:
+    """``verify`` of an encrypted archive without its key: what can be checked, and what not."""
+    from dbcrate.cli.progress import run, show_progress
+    from dbcrate.containers.tar import ArchiveReader
+    from dbcrate.crypto.sealed import iter_verify_ciphertext
+
+    raw = ArchiveReader(archive)
+    try:
+        report = run(iter_verify_ciphertext(raw), show_progress(progress), "Verifying")
+    finally:
+        raw.close()
+    note = ("encrypted, no identity given: the ciphertext of every member matches its index; "
+            "contents not decrypted (give -i/--identity to check them)")
+    if as_json:
+        console.out.print_json(json.dumps({
+            "archive": archive, "ok": True, "encrypted": True, "decrypted": False,
+            "members": report.members, "bytes": report.bytes, "recipients": report.recipients,
+            "note": note}))
+    else:
+        console.out.print(f"ok: {archive}: {tables_text(report.members, 'stored member')}, "
+                          f"{human_bytes(report.bytes)}: {note}")

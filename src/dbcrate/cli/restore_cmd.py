@@ -13,7 +13,13 @@ import click
 
 from dbcrate.cli import console
 from dbcrate.cli.output import print_restore_report
-from dbcrate.cli.params import jobs_option, json_option, progress_option, traceback_option
+from dbcrate.cli.params import (
+    identity_option,
+    jobs_option,
+    json_option,
+    progress_option,
+    traceback_option,
+)
 from dbcrate.options import (
     ConflictPolicy,
     DdlSource,
@@ -134,6 +140,7 @@ target_version_option = click.option("--target-schema-version", metavar="LABEL",
 @click.option("--dry-run", is_flag=True,
               help="Check everything (names, values, checksums) and print the plan; change nothing.")
 @json_option("Print the report as JSON.")
+@identity_option
 @progress_option
 @traceback_option
 def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
@@ -143,7 +150,8 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
             target_schema_version: str | None, resume: bool, storages_to: str | None,
             storages_policy: StoragesPolicy, no_storages: bool, no_data: bool, dry_run: bool,
             as_json: bool, progress: bool | None, ddl: DdlSource, no_owner: bool,
-            no_privileges: bool, create: bool, accept_edits: bool) -> None:
+            no_privileges: bool, create: bool, accept_edits: bool,
+            identities: tuple[str, ...]) -> None:
     """Restore an archive into a database (the same engine or another).
 
     Tables are created in foreign-key order and loaded one transaction each, then
@@ -158,7 +166,7 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
         migrations=migrations, target_schema_version=target_schema_version, resume=resume,
         storages_to=storages_to, storages_policy=storages_policy, no_storages=no_storages,
         no_data=no_data, ddl=ddl, no_owner=no_owner, no_privileges=no_privileges,
-        create=create, accept_edits=accept_edits,
+        create=create, accept_edits=accept_edits, identities=list(identities),
     )
     restore_and_report(archive, url, options, as_json, progress)
 
@@ -177,11 +185,12 @@ def restore(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str
 @migrations_option
 @target_version_option
 @json_option("Print the plan as JSON.")
+@identity_option
 @traceback_option
 def plan(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, ...],
          mode: RestoreMode, clean: bool, on_conflict: ConflictPolicy, migrations: str | None,
          target_schema_version: str | None, as_json: bool, ddl: DdlSource, no_owner: bool,
-         no_privileges: bool) -> None:
+         no_privileges: bool, identities: tuple[str, ...]) -> None:
     """Preflight a restore without touching the target (the same as restore --dry-run).
 
     Prints, table by table, what would happen: create, clean, append, the column
@@ -190,7 +199,8 @@ def plan(archive: str, url: str, include: tuple[str, ...], exclude: tuple[str, .
     options = RestoreOptions(include=list(include), exclude=list(exclude), mode=mode,
                              clean=clean, on_conflict=on_conflict, migrations=migrations,
                              target_schema_version=target_schema_version, dry_run=True,
-                             ddl=ddl, no_owner=no_owner, no_privileges=no_privileges)
+                             ddl=ddl, no_owner=no_owner, no_privileges=no_privileges,
+                             identities=list(identities))
     restore_and_report(archive, url, options, as_json, False)
 
 

@@ -30,11 +30,13 @@ from dbcrate.errors import UsageError
 
 if TYPE_CHECKING:  # imported when an archive is written (reading one needs no writer)
     from dbcrate.containers.writers import ArchiveBuilder
+    from dbcrate.crypto.keys import Keyring
 
 
 @overload
 def open_archive(path: ArchiveTarget, mode: Literal["r"] = "r", *,
-                 kind: str | None = None, accept_edits: bool = False) -> Archive: ...
+                 kind: str | None = None, accept_edits: bool = False,
+                 keys: Keyring | None = None) -> Archive: ...
 
 
 @overload
@@ -45,7 +47,8 @@ def open_archive(path: ArchiveTarget, mode: Literal["w"], *, kind: str | None = 
 
 def open_archive(path: ArchiveTarget, mode: str = "r", *, kind: str | None = None,
                  format: str | None = None, max_row_count: int | None = None,
-                 overwrite: bool = False, accept_edits: bool = False) -> Archive | ArchiveBuilder:
+                 overwrite: bool = False, accept_edits: bool = False,
+                 keys: Keyring | None = None) -> Archive | ArchiveBuilder:
     """Open an archive of any container kind.
 
     ``mode="r"`` (default): read; the kind is detected unless ``kind`` names it (``"-"`` reads
@@ -61,6 +64,10 @@ def open_archive(path: ArchiveTarget, mode: str = "r", *, kind: str | None = Non
     ``"r"`` (read from its position to its end and spooled to a private temp file, so the
     checks are those of a file), writable for ``"w"`` (written sequentially: a pipe will do).
     dbcrate never closes it; after a failed write it holds a tar without a manifest.
+
+    ``keys`` (``"r"``): the identities or passphrase that open a sealed (encrypted) archive
+    (:class:`dbcrate.crypto.keys.Keyring`); without it, those of the environment
+    (``DBCRATE_IDENTITY``, ``DBCRATE_PASSPHRASE``).
 
     ``accept_edits=True`` (``"r"``, python and directory kinds): data members edited after the
     dump are re-hashed and accepted instead of refused; ``archive.edited`` lists them
@@ -78,7 +85,9 @@ def open_archive(path: ArchiveTarget, mode: str = "r", *, kind: str | None = Non
         if format is not None or max_row_count is not None or overwrite:
             raise UsageError("format, max_row_count and overwrite apply to mode='w'")
         reader = Archive if kind is None else get_kind(kind).reader
-        return reader(path, accept_edits=accept_edits) if accept_edits else reader(path)
+        if accept_edits:
+            return reader(path, accept_edits=True)
+        return reader(path, keys=keys) if keys is not None else reader(path)
     if mode == "w":
         if accept_edits:
             raise UsageError("accept_edits applies to mode='r'")

@@ -29,7 +29,7 @@ import time
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pyarrow as pa
 
@@ -48,6 +48,9 @@ from dbcrate.dump.run import DumpResult, iter_dump
 from dbcrate.errors import ArchiveCorrupt, UsageError
 from dbcrate.model.manifest import Chunk, Manifest, TableEntry
 from dbcrate.options import ContainerKindName, DumpOptions
+
+if TYPE_CHECKING:
+    from dbcrate.crypto.keys import Encryption, Keyring
 from dbcrate.progress import Event, drain
 from dbcrate.stores.objects import is_object_url
 
@@ -170,8 +173,9 @@ def _copy_other_members(arch: MemberArchive, writer: ContainerWriter, manifest: 
 
 def iter_convert(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
                  kind: str = "tar", data_format: str | None = None,
-                 max_row_count: int | None = None,
-                 overwrite: bool = False) -> Generator[Event, None, ConvertResult]:
+                 max_row_count: int | None = None, overwrite: bool = False,
+                 keys: Keyring | None = None, encryption: Encryption | None = None
+                 ) -> Generator[Event, None, ConvertResult]:
     """Convert the archive ``source`` (any kind; ``"-"``: a tar on standard input) into a new
     archive ``output`` of ``kind`` (``"-"``: a tar on standard output).
 
@@ -180,6 +184,9 @@ def iter_convert(source: str | os.PathLike[str], output: str | os.PathLike[str],
     :param max_row_count: most rows per output chunk (default: keep the source's chunks;
         the python kind: 50,000 rows per module).
     :param overwrite: directory kinds: replace an existing dump directory at ``output``.
+    :param keys: what opens ``source`` if it is sealed (default: the environment's).
+    :param encryption: seal the output (tar kind only): encrypt an archive after the fact,
+        or re-encrypt one for other recipients.
     :returns: (generator return value) a :class:`ConvertResult`.
     :raises UsageError: unknown kind, same source and output, storages into the sqlite or
         python kind, a data format with a row kind.
@@ -193,12 +200,14 @@ def iter_convert(source: str | os.PathLike[str], output: str | os.PathLike[str],
                          hint="convert into a file and upload it, or dump the database to the "
                          "bucket directly")
     _refuse_same_place(source, output)
-    with Archive(source) as arch:
+    sealer = _sealer(encryption, info.name)
+    with Archive(source, **({"keys": keys} if keys is not None else {})) as arch:
         if not info.member_based:
             refuse_storages(arch.manifest, info.name)
         with info.writer(output, data_format=_target_format(arch, info, data_format),
                          mtime=_created_timestamp(arch.manifest), overwrite=overwrite,
-                         format_version=arch.manifest.format_version) as writer:
+                         format_version=arch.manifest.format_version,
+                         **({"sealer": sealer} if sealer is not None else {})) as writer:
             yield Event("plan", 0, len(arch.tables),
                         f"Convert {len(arch.tables)} tables into a {info.name} archive")
             manifest = yield from copy_archive(arch, writer, max_rows)
@@ -208,9 +217,22 @@ def iter_convert(source: str | os.PathLike[str], output: str | os.PathLike[str],
     return ConvertResult(str(output), info.name, manifest, time.monotonic() - started)
 
 
+def _sealer(encryption: Encryption | None, kind: str) -> Any:
+    """The tar writer's sealer for an encrypted output (refused for other kinds)."""
+    if encryption is None:
+        return None
+    if kind != "tar":
+        raise UsageError(f"the {kind} kind cannot be encrypted: its files are meant to be "
+                         "read as they are", hint="convert --as tar to encrypt")
+    from dbcrate.crypto.sealed import Sealer
+
+    return Sealer(encryption)
+
+
 def convert(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
             kind: str = "tar", data_format: str | None = None, max_row_count: int | None = None,
-            overwrite: bool = False) -> ConvertResult:
+            overwrite: bool = False, keys: Keyring | None = None,
+            encryption: Encryption | None = None) -> ConvertResult:
     """Convert an archive into another container kind and/or data format (see
     :func:`iter_convert`).
 
@@ -218,7 +240,8 @@ def convert(source: str | os.PathLike[str], output: str | os.PathLike[str], *,
     >>> dbcrate.convert("shop.sqlite", "shop_py", kind="python", max_row_count=10_000)  # doctest: +SKIP
     """
     return drain(iter_convert(source, output, kind=kind, data_format=data_format,
-                              max_row_count=max_row_count, overwrite=overwrite))
+                              max_row_count=max_row_count, overwrite=overwrite, keys=keys,
+                              encryption=encryption))
 
 
 def iter_dump_as(url: str, output: str | os.PathLike[str], kind: str = "tar",

@@ -45,7 +45,8 @@ from dbcrate.containers.base import (
     is_file_object,
 )
 from dbcrate.containers.members import MemberArchive, MemberReader
-from dbcrate.containers.tar import COPY_BUFFER, MAX_MEMBERS, RangeStream
+from dbcrate.containers.streams import RangeStream
+from dbcrate.containers.tar import COPY_BUFFER, MAX_MEMBERS
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, get_format
 from dbcrate.model.chunks import member_name

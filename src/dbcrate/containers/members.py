@@ -31,6 +31,8 @@ from dbcrate.stores.objects import is_object_url
 if TYPE_CHECKING:  # pyarrow is imported where it is used: ls reads a manifest without it
     import pyarrow as pa
 
+    from dbcrate.crypto.keys import Keyring
+
 
 class SizedMember(Protocol):
     @property
@@ -70,8 +72,13 @@ class MemberArchive(Archive):
     #: data members may be edited and accepted (``accept_edits``): the directory kind
     edits_allowed: ClassVar[bool] = False
 
-    def __init__(self, path: ArchiveTarget, *, accept_edits: bool = False) -> None:
+    def __init__(self, path: ArchiveTarget, *, accept_edits: bool = False,
+                 keys: Keyring | None = None) -> None:
         """Open and check the archive at ``path`` (the tar kind: also a file object).
+
+        :param keys: (tar kind) what opens a sealed archive; default
+            :meth:`Keyring.from_environment() <dbcrate.crypto.keys.Keyring.from_environment>`
+            (``DBCRATE_IDENTITY``, ``DBCRATE_PASSPHRASE``). Ignored for a plain archive.
 
         :param accept_edits: (directory kind) a data member whose bytes differ from the
             manifest is decoded (with the data format's reader, never run), re-hashed and
@@ -79,6 +86,7 @@ class MemberArchive(Archive):
         :raises UsageError: ``accept_edits`` for the tar kind.
         """
         self.path = self._display(path)
+        self._keys = keys
         if accept_edits and not self.edits_allowed:
             refuse_edits(self.kind, self.path)
         self._reader = self._open(path, accept_edits)
@@ -270,9 +278,20 @@ class TarArchive(MemberArchive):
 
     def _open(self, path: ArchiveTarget, accept_edits: bool) -> MemberReader:
         if is_object_url(path):  # s3://: member by member where the manifest places them
+            from dbcrate.crypto.ranged import sealed_ranged_reader
             from dbcrate.stores.ranged import ranged_reader
 
-            ranged = ranged_reader(str(path))
+            ranged = ranged_reader(str(path), lambda url: sealed_ranged_reader(url, self._keys))
             if ranged is not None:
                 return ranged
-        return ArchiveReader(path)
+        reader = ArchiveReader(path)
+        if reader.sealed is None:
+            return reader
+        try:  # encrypted (format 6): decrypted member by member as they are read
+            from dbcrate.crypto.keys import Keyring
+            from dbcrate.crypto.sealed import SealedReader
+
+            return SealedReader(reader, self._keys or Keyring.from_environment())
+        except BaseException:
+            reader.close()
+            raise

@@ -447,7 +447,8 @@ class PythonArchive(Archive):
 
     kind = KIND
 
-    def __init__(self, path: str | os.PathLike[str], *, accept_edits: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, accept_edits: bool = False,
+                 keys: object = None) -> None:  # keys: only a tar is sealed
         """Open and check the dump directory ``path``.
 
         :param accept_edits: a data module whose bytes differ from the manifest (edited by

@@ -63,7 +63,8 @@ class SqliteArchive(Archive):
 
     kind = KIND
 
-    def __init__(self, path: str | os.PathLike[str], *, accept_edits: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, accept_edits: bool = False,
+                 keys: object = None) -> None:  # keys: only a tar is sealed
         if accept_edits:
             refuse_edits(self.kind, str(path))
         self.path = str(path)

@@ -27,7 +27,7 @@ import tarfile
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from dbcrate.atomic import AutoName, publish_noreplace, write_failed
 from dbcrate.containers.base import (
@@ -42,6 +42,7 @@ from dbcrate.containers.base import (
     file_object_name,
     is_file_object,
 )
+from dbcrate.containers.streams import HashingReader, RangeStream
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, get_format
 from dbcrate.model.chunks import member_name
@@ -49,6 +50,7 @@ from dbcrate.model.manifest import (
     BASE_FORMAT_VERSION,
     FORMAT_NAME,
     MAX_MANIFEST_BYTES,
+    SEALED_FORMAT_VERSION,
     Chunk,
     Manifest,
     TableEntry,
@@ -64,27 +66,17 @@ MAX_MEMBERS = 2_000_000
 COPY_BUFFER = 1024 * 1024
 
 
-class _HashingReader(io.RawIOBase):
-    """Reads from ``source`` and hashes what passes through."""
+class MemberSealer(Protocol):
+    """Seals every member as it is written (:class:`dbcrate.crypto.sealed.Sealer`): the
+    writer hands it each member and the function that appends one to the tar."""
 
-    def __init__(self, source: IO[bytes]) -> None:
-        self.source = source
-        self.sha = hashlib.sha256()
-        self.count = 0
+    marker: dict[str, Any]
 
-    def readable(self) -> bool:
-        return True
+    def begin(self, add: Any) -> None: ...
 
-    def read(self, size: int = -1) -> bytes:
-        data = self.source.read(size)
-        self.sha.update(data)
-        self.count += len(data)
-        return data
+    def add(self, add: Any, name: str, source: IO[bytes], size: int) -> tuple[str, str]: ...
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+    def finish(self, add: Any) -> None: ...
 
 
 class ArchiveWriter(ContainerWriter):
@@ -104,6 +96,8 @@ class ArchiveWriter(ContainerWriter):
     :param data_format: the format :meth:`write_chunk` encodes in (default ``parquet``).
     :param overwrite: ignored (a file output is always replaced atomically).
     :param compression_level: zstd level of the chunks :meth:`write_chunk` encodes.
+    :param sealer: encrypt every member (a sealed archive, format 6: docs/FORMAT.md); the
+        marker then says version 6 and the manifest ``format_version``, its contents'.
 
     Use as a context manager: leaving the block with an exception removes the temp file.
     """
@@ -114,7 +108,9 @@ class ArchiveWriter(ContainerWriter):
     def __init__(self, path: ArchiveTarget, mtime: float | None = None,
                  format_version: int = BASE_FORMAT_VERSION, mode: int = 0o600, *,
                  data_format: str | None = None, overwrite: bool = False,
-                 compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
+                 compression_level: int = DEFAULT_COMPRESSION_LEVEL,
+                 sealer: MemberSealer | None = None) -> None:
+        self.sealer = sealer
         self.format = get_format(data_format or "parquet")
         self.data_format = self.format.name
         self.level = compression_level
@@ -156,10 +152,13 @@ class ArchiveWriter(ContainerWriter):
             self._tar = tarfile.open(  # type: ignore[call-overload]
                 fileobj=self._raw, mode=tar_mode, format=tarfile.PAX_FORMAT
             )
-            self.add_bytes(
-                MARKER,
-                json.dumps({"format": FORMAT_NAME, "format_version": format_version}).encode(),
-            )
+            marker: dict[str, Any] = {"format": FORMAT_NAME, "format_version": format_version}
+            if sealer is not None:
+                marker.update(sealer.marker, format_version=SEALED_FORMAT_VERSION)
+            raw = json.dumps(marker).encode()
+            self._add_raw(MARKER, io.BytesIO(raw), len(raw))
+            if sealer is not None:
+                sealer.begin(self._add_raw)
         except BaseException:
             self.abort()  # the caller's with-block has not started: clean up here
             raise
@@ -206,8 +205,17 @@ class ArchiveWriter(ContainerWriter):
         return info
 
     def add_file(self, name: str, source: IO[bytes], size: int) -> str:
-        """Append a member of ``size`` bytes read from ``source``; returns its SHA-256 (hex)."""
-        reader = _HashingReader(source)
+        """Append a member of ``size`` bytes read from ``source``; returns its SHA-256 (hex)
+        (sealed: of the plaintext, stored encrypted under a hidden name)."""
+        if self.sealer is None:
+            return self._add_raw(name, source, size)
+        hidden, sha = self.sealer.add(self._add_raw, name, source, size)
+        if self.record_offsets:  # where the sealed member starts
+            self.offsets[name] = self.offsets.pop(hidden)
+        return sha
+
+    def _add_raw(self, name: str, source: IO[bytes], size: int) -> str:
+        reader = HashingReader(source)
         try:
             self._tar.addfile(self._info(name, size), reader)  # type: ignore[arg-type]
         except OSError as exc:
@@ -244,6 +252,8 @@ class ArchiveWriter(ContainerWriter):
         raw = manifest.to_json()
         self.add_bytes(MANIFEST, raw)
         self.add_bytes(MANIFEST_DIGEST, (hashlib.sha256(raw).hexdigest() + "\n").encode())
+        if self.sealer is not None:
+            self.sealer.finish(self._add_raw)
         try:
             self._tar.close()
             self._raw.flush()
@@ -287,51 +297,6 @@ class ArchiveWriter(ContainerWriter):
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is not None:
             self.abort()
-
-
-class RangeStream(io.RawIOBase):
-    """The bytes ``[start, start + size)`` of an open file descriptor, as a seekable read-only
-    stream of their own. Reads are positional (``preadv``), so several streams over one file
-    never disturb each other. Closing the stream closes the descriptor.
-
-    :raises ArchiveCorrupt: when the file ends before ``start + size`` (truncated).
-    """
-
-    def __init__(self, fd: int, start: int, size: int) -> None:
-        super().__init__()
-        self._fd = fd
-        self._start = start
-        self._size = size
-        self._pos = 0
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
-        self._pos = max(0, min(self._size, base + offset))
-        return self._pos
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        want = min(len(buffer), self._size - self._pos)
-        if want <= 0:
-            return 0
-        got = os.preadv(self._fd, [memoryview(buffer)[:want]], self._start + self._pos)
-        if got == 0:
-            raise ArchiveCorrupt("the archive is truncated inside a member", member=None)
-        self._pos += got
-        return got
-
-    def close(self) -> None:
-        if not self.closed:
-            os.close(self._fd)
-        super().close()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -406,8 +371,10 @@ class ArchiveReader:
             ) from None
         try:
             self.members = self._scan()
-            self.manifest = self._read_manifest()
-            self._check_members()
+            if self.sealed is None:  # (sealed: dbcrate.crypto.sealed reads it, with its key)
+                self.manifest = self._read_manifest()
+                self._check_members()
+            self._check_length()
         except BaseException:
             self.close()
             raise
@@ -457,6 +424,12 @@ class ArchiveReader:
             raise NotAnArchive(f"{self.display} is a tar file but not a dbcrate archive")
         check_format_version(marker.get("format_version"))
         self.marker_version = int(marker["format_version"])
+        #: the marker's ``sealed`` object: the archive is encrypted (format 6)
+        self.sealed: dict[str, Any] | None = marker.get("sealed")
+        if (self.sealed is not None) != (self.marker_version == SEALED_FORMAT_VERSION) or (
+                self.sealed is not None and not isinstance(self.sealed, dict)):
+            raise NotAnArchive(f"{self.display}: the marker's format version and its 'sealed' "
+                               "field disagree")
 
     def _read_manifest(self) -> Manifest:
         if MANIFEST not in self.members:
@@ -483,6 +456,13 @@ class ArchiveReader:
                 f"says {manifest.format_version}"
             )
         return manifest
+
+    def read_member(self, name: str) -> bytes:
+        """A (small) member's bytes, all of them.
+
+        :raises ArchiveCorrupt: it cannot be read whole.
+        """
+        return self._read_all(name)
 
     def _read_all(self, name: str) -> bytes:
         handle = self._tar.extractfile(self.members[name])
@@ -527,6 +507,8 @@ class ArchiveReader:
                 f"{self.display}: members not listed in the manifest: {', '.join(extra[:5])}",
                 member=extra[0],
             )
+
+    def _check_length(self) -> None:
         end = max((i.offset_data + i.size for i in self.members.values()), default=0)
         self._file.seek(0, os.SEEK_END)
         if self._file.tell() < end:

@@ -106,6 +106,7 @@ def iter_dump(
     options = options or DumpOptions()
     get_kind(options.container)  # an unknown kind is refused before anything is opened
     get_format(options.data_format)
+    _check_encryption(options)
     storage = storage_plan(options)
     check_output_outside(str(output), list(storage.specs))
     started = time.monotonic()
@@ -182,6 +183,28 @@ def _new_manifest(planned: DumpPlan, created: dt.datetime, version: int,
     )
 
 
+def _check_encryption(options: DumpOptions) -> None:
+    """Refuse what cannot be sealed before anything is opened: no recipient, a bad one, a
+    container kind other than tar (whose members other tools read as they are)."""
+    if options.encryption is None:
+        return
+    options.encryption.check()
+    if options.container != "tar":
+        raise UsageError(f"the {options.container} kind cannot be encrypted: its files are "
+                         "meant to be read as they are (by sqlite3, Python, a text editor)",
+                         hint="dump --as tar (the default) to encrypt, or leave out -r/-R/"
+                         "--passphrase")
+
+
+def _sealer(options: DumpOptions) -> Any:
+    """The tar writer's sealer when the dump is encrypted (a new archive key, wrapped)."""
+    if options.encryption is None:
+        return None
+    from dbcrate.crypto.sealed import Sealer
+
+    return Sealer(options.encryption)
+
+
 def _open_writer(output: str | os.PathLike[str], created: dt.datetime, version: int,
                  options: DumpOptions, data_format: str, planned: DumpPlan) -> Any:
     """The archive writer for ``options.container``: the tar writer itself, or an adapter that
@@ -192,7 +215,8 @@ def _open_writer(output: str | os.PathLike[str], created: dt.datetime, version: 
                              hint="dump --as tar (the default) to an s3:// URL")
         return _into_object(str(output), created, version, options)
     if options.container == "tar":
-        return ArchiveWriter(output, created.timestamp(), version, options.archive_mode)
+        return ArchiveWriter(output, created.timestamp(), version, options.archive_mode,
+                             sealer=_sealer(options))
     if str(output) == "-":
         raise UsageError(f"the {options.container} kind cannot be written to standard output",
                          hint="give a path, or dump --as tar")
@@ -211,7 +235,8 @@ def _into_object(url: str, created: dt.datetime, version: int,
     """The tar writer onto an upload that becomes the object ``url`` when the archive is
     complete (aborted if anything fails: nothing appears under the key)."""
     with object_writer(url) as sink, \
-            ArchiveWriter(sink, created.timestamp(), version, options.archive_mode) as writer:
+            ArchiveWriter(sink, created.timestamp(), version, options.archive_mode,
+                          sealer=_sealer(options)) as writer:
         writer.record_offsets = True
         yield writer
 

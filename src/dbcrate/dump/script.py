@@ -52,6 +52,7 @@ FLAGS: dict[str, str] = {
     "overwrite": "--overwrite",
     "tolerate": "--tolerate",
     "no_native_schema": "--no-native-schema",
+    "encryption": "--recipient",  # or --passphrase, whose secret is never written
 }
 
 #: options that no flag sets: a script cannot make the same dump when they are not the default
@@ -119,6 +120,9 @@ def option_arguments(options: DumpOptions) -> list[str]:
             args += [flag, format(value, "o")]
         elif name == "hooks":
             args += [flag, _hooks_argument(value)]
+        elif name == "encryption":
+            args += [a for r in value.recipients for a in (flag, r)]
+            args += ["--passphrase"] if value.passphrase else []
         else:
             args += [flag, str(value)]
     return args

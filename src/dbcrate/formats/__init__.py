@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 # of their threads can outlive Arrow's teardown and abort the process after its work is done
 # ("terminate called without an active exception", exit -6; apache/arrow#34314). Every codec
 # lives in this package, so this runs in every process that reads or writes a data member.
+# (The command line does not finalize at all: dbcrate.cli.app._end_process.)
 atexit.register(gc.collect)
 
 #: public name -> the module of this package that defines it

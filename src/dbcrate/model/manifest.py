@@ -25,13 +25,16 @@ FORMAT_NAME = "dbcrate-archive"
 #: 4 = tables in several schemas (a table's ``schema``, a foreign key's ``ref_schema``);
 #: 5 = each chunk's ``offset`` in the tar (an archive written to object storage, whose
 #: members are then read by ranged requests).
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 #: the first version with storages (``storage``), the first with the native schema, and the
 #: first with tables outside the source's default schema
 STORAGE_FORMAT_VERSION = 2
 NATIVE_FORMAT_VERSION = 3
 SCHEMAS_FORMAT_VERSION = 4
 OFFSETS_FORMAT_VERSION = 5
+#: the version of a sealed (encrypted) archive's marker; its manifest, inside, states the
+#: version its contents need (1 to 5), so a manifest never says it
+SEALED_FORMAT_VERSION = 6
 #: the version an archive without storages is written with
 BASE_FORMAT_VERSION = 1
 #: a manifest larger than this is refused before parsing (bytes)
@@ -278,6 +281,9 @@ class Manifest:
 
 def _check_versioned_fields(manifest: Manifest) -> None:
     """Refuse a field that the manifest's format version does not have (raises ValueError)."""
+    if manifest.format_version == SEALED_FORMAT_VERSION:
+        raise ValueError(f"format {SEALED_FORMAT_VERSION} is a sealed archive's marker; a "
+                         "manifest states its contents' version")
     if manifest.format_version < OFFSETS_FORMAT_VERSION and any(
             c.offset is not None for t in manifest.tables for c in t.chunks):
         raise ValueError(f"a chunk's 'offset' needs format version {OFFSETS_FORMAT_VERSION}")

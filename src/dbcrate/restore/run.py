@@ -87,7 +87,9 @@ def _opened(archive: Any, options: RestoreOptions) -> Archive:
     if not isinstance(archive, Archive):
         if options.accept_edits:
             return Archive(archive, accept_edits=True)
-        return Archive(archive)
+        from dbcrate.crypto.keys import Keyring
+
+        return Archive(archive, keys=Keyring.from_environment(options.identities))
     if options.accept_edits:
         raise UsageError("accept_edits=True reads the archive anew: it cannot take one that "
                          "is open already", hint="pass the archive's path")

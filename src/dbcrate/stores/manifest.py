@@ -12,7 +12,8 @@ end: a member's data that imitates a tar header cannot stand in for it.
 from __future__ import annotations
 
 import tarfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from dbcrate.containers.base import (
     MANIFEST,
@@ -23,40 +24,57 @@ from dbcrate.containers.base import (
     checked_manifest,
 )
 from dbcrate.errors import NotAnArchive
-from dbcrate.model.manifest import MAX_MANIFEST_BYTES, Manifest
+from dbcrate.model.manifest import MAX_MANIFEST_BYTES, SEALED_FORMAT_VERSION, Manifest
 from dbcrate.stores.objects import object_range, object_size
 
+T = TypeVar("T")
 BLOCK = 512
 #: the first tail read (then 16 times that, then the largest manifest a reader takes)
 FIRST_TAIL = 1024 * 1024
 
 
-def object_manifest(url: str) -> Manifest:
-    """The checked manifest of the tar archive at ``url``.
+def object_marker_version(url: str) -> int:
+    """The format version in the marker of the archive at ``url`` (one ranged read).
 
-    :raises NotAnArchive: no such object, not a dbcrate archive, no manifest at its end.
+    :raises NotAnArchive: no such object, or not a dbcrate archive.
     :raises UnsupportedFormatVersion: written by a newer dbcrate.
-    :raises ArchiveCorrupt: the manifest does not match its digest.
     """
-    size = object_size(url)
     head = object_range(url, 0, BLOCK + MAX_MARKER_BYTES + BLOCK)
     marker = _member_at(head, 0, MARKER)
     if marker is None:
         raise NotAnArchive(f"{url} is not a dbcrate archive (no marker at its start)",
                            hint="give the key of a .crate file written by dbcrate dump")
-    version = check_marker(marker[0], url)
-    # 1 MiB, then 16 MiB, then as much as the largest manifest a reader takes (and its digest)
+    return check_marker(marker[0], url)
+
+
+def object_manifest(url: str) -> Manifest | None:
+    """The checked manifest of the tar archive at ``url``; None for a sealed (encrypted)
+    archive, whose manifest only its reader can open (:mod:`dbcrate.crypto.sealed`).
+
+    :raises NotAnArchive: no such object, not a dbcrate archive, no manifest at its end.
+    :raises UnsupportedFormatVersion: written by a newer dbcrate.
+    :raises ArchiveCorrupt: the manifest does not match its digest.
+    """
+    version = object_marker_version(url)
+    if version == SEALED_FORMAT_VERSION:
+        return None
+    found = search_tail(url, _manifest_in)
+    if found is None:
+        raise NotAnArchive(f"{url}: no manifest at the end of the archive (an interrupted "
+                           "upload, or not a whole dbcrate archive)")
+    return checked_manifest(found[0], found[1], url, version)
+
+
+def search_tail(url: str, find: Callable[[bytes, int], T | None]) -> T | None:
+    """``find(tail, base)`` on ever longer tails of the object (``tail`` starts at its offset
+    ``base``): 1 MiB, then 16 MiB, then as much as the largest manifest a reader takes."""
+    size = object_size(url)
     for length in (FIRST_TAIL, 16 * FIRST_TAIL, MAX_MANIFEST_BYTES + FIRST_TAIL):
         length = min(length, size)
-        tail = object_range(url, size - length, length)
-        found = _manifest_in(tail, size - length)
-        if found is not None:
-            return checked_manifest(found[0], found[1], url, version)
-        if length == size:
-            break
-        del tail
-    raise NotAnArchive(f"{url}: no manifest at the end of the archive (an interrupted upload, "
-                       "or not a whole dbcrate archive)")
+        found = find(object_range(url, size - length, length), size - length)
+        if found is not None or length == size:
+            return found
+    return None
 
 
 def _header(buf: bytes, offset: int) -> Any:
@@ -92,12 +110,38 @@ def _manifest_in(tail: bytes, base: int) -> tuple[bytes, bytes] | None:
     """``(manifest, digest)`` from the tail of the object (``tail`` starts at the object's
     offset ``base``): the manifest member followed by its digest member and then nothing but
     zero blocks to the end."""
-    first = (-base) % BLOCK  # the first offset of ``tail`` on a block boundary of the object
-    for offset in range(len(tail) - BLOCK, first - 1, -BLOCK):
-        manifest = _member_at(tail, offset, MANIFEST)
-        if manifest is None:
+    found = last_pair(tail, base, MANIFEST, MANIFEST_DIGEST)
+    return None if found is None else (found[0], found[1])
+
+
+def last_pair(tail: bytes, base: int, first: str, second: str,
+              end: int | None = None) -> tuple[bytes, bytes, int] | None:
+    """``(first's data, second's data, offset in tail of first's header)``: the member
+    ``first`` followed by ``second`` and then, up to ``end`` (an offset in ``tail``), nothing
+    (``end`` given: what follows is another member) or only zero blocks to the end of the
+    object (``end`` None). ``tail`` starts at the object's offset ``base``."""
+    start = (-base) % BLOCK  # the first offset of ``tail`` on a block boundary of the object
+    for offset in range(len(tail) - BLOCK, start - 1, -BLOCK):
+        one = _member_at(tail, offset, first)
+        if one is None:
             continue
-        digest = _member_at(tail, manifest[1], MANIFEST_DIGEST)
-        if digest is not None and not tail[digest[1]:].strip(b"\0"):
-            return manifest[0], digest[0]
+        two = _member_at(tail, one[1], second)
+        if two is None:
+            continue
+        if (two[1] == end) if end is not None else not tail[two[1]:].strip(b"\0"):
+            return one[0], two[0], offset
     return None
+
+
+def head_members(url: str, names: tuple[str, ...], length: int) -> list[bytes] | None:
+    """The data of the first members of the object, which must be ``names`` in that order,
+    from its first ``length`` bytes (one ranged read); None when they do not fit in it."""
+    head = object_range(url, 0, min(length, object_size(url)))
+    found, offset = [], 0
+    for name in names:
+        member = _member_at(head, offset, name)
+        if member is None:
+            return None
+        found.append(member[0])
+        offset = member[1]
+    return found

@@ -36,6 +36,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PART_BYTES = 8 * 1024 * 1024
 
 
+#: what to check when the store refuses (every store error says it)
+STORE_HINT = ("check the bucket, the credentials (AWS_* variables) and the endpoint "
+              "(AWS_ENDPOINT_URL)")
+
 def is_object_url(target: object) -> bool:
     """Whether ``target`` names an object in a store (``s3://...``, also the schemes not
     supported yet, so that they are refused by name instead of taken for file names)."""
@@ -116,8 +120,7 @@ def object_writer(url: str) -> Iterator[IO[bytes]]:
         # no object there (or no right to see it: a write-only role) is what a dump expects
         if not _missing_or_forbidden(exc):
             raise OutputError(f"cannot write {url}: {_reason(exc)}",
-                              hint="check the bucket, the credentials (AWS_* variables) and "
-                              "the endpoint (AWS_ENDPOINT_URL)") from None
+                              hint=STORE_HINT) from None
     completing = False
     try:
         with obstore.open_writer(store, key, buffer_size=PART_BYTES) as upload:
@@ -127,8 +130,7 @@ def object_writer(url: str) -> Iterator[IO[bytes]]:
         if not completing and not _from_store(exc):
             raise  # the dump's own error: the upload is aborted
         raise OutputError(f"cannot write {url}: {_reason(exc)}",
-                          hint="check the bucket, the credentials (AWS_* variables) and the "
-                          "endpoint (AWS_ENDPOINT_URL); the key holds what it held before") \
+                          hint=STORE_HINT + "; the key holds what it held before") \
             from None
 
 
@@ -186,8 +188,7 @@ def object_reader(url: str) -> _ObjectStream:
         raise NotAnArchive(f"{url} does not exist") from None
     except Exception as exc:
         raise NotAnArchive(f"cannot read {url}: {_reason(exc)}",
-                           hint="check the bucket, the credentials (AWS_* variables) and the "
-                           "endpoint (AWS_ENDPOINT_URL)") from None
+                           hint=STORE_HINT) from None
 
 
 def split_prefix(url: str) -> tuple[str, str]:
@@ -216,8 +217,7 @@ def list_objects(url: str) -> list[tuple[str, Any, int]]:
         listing = obstore.list_with_delimiter(_store(bucket), prefix=prefix.rstrip("/") or None)
     except Exception as exc:
         raise NotAnArchive(f"cannot list {url}: {_reason(exc)}",
-                           hint="check the bucket, the credentials (AWS_* variables) and the "
-                           "endpoint (AWS_ENDPOINT_URL)") from None
+                           hint=STORE_HINT) from None
     return [(str(o["path"])[len(prefix):], o["last_modified"], int(o["size"]))
             for o in listing["objects"] if str(o["path"]).startswith(prefix)]
 
@@ -267,8 +267,7 @@ def object_size(url: str) -> int:
         if type(exc).__name__ == "NotFoundError":
             raise NotAnArchive(f"{url} does not exist") from None
         raise NotAnArchive(f"cannot read {url}: {_reason(exc)}",
-                           hint="check the bucket, the credentials (AWS_* variables) and the "
-                           "endpoint (AWS_ENDPOINT_URL)") from None
+                           hint=STORE_HINT) from None
 
 
 def object_range(url: str, start: int, length: int) -> bytes:
@@ -284,8 +283,12 @@ def object_range(url: str, start: int, length: int) -> bytes:
     bucket, key = split_url(url)
     try:
         return bytes(obstore.get_range(_store(bucket), key, start=start, length=length))
+    except FileNotFoundError:
+        raise NotAnArchive(f"{url} does not exist") from None
     except Exception as exc:
-        raise NotAnArchive(f"cannot read {url}: {_reason(exc)}") from None
+        if type(exc).__name__ == "NotFoundError":
+            raise NotAnArchive(f"{url} does not exist") from None
+        raise NotAnArchive(f"cannot read {url}: {_reason(exc)}", hint=STORE_HINT) from None
 
 
 def unused_key(url: str) -> str:
@@ -311,7 +314,6 @@ def unused_key(url: str) -> str:
             if _missing_or_forbidden(exc):  # (403 without ListBucket: taken as free)
                 return f"s3://{bucket}/{candidate}"
             raise OutputError(f"cannot write s3://{bucket}/{key}: {_reason(exc)}",
-                              hint="check the bucket, the credentials (AWS_* variables) and "
-                              "the endpoint (AWS_ENDPOINT_URL)") from None
+                              hint=STORE_HINT) from None
     raise OutputError(f"s3://{bucket}/{key} and 99 names after it are taken",
                       hint="give the archive's key")

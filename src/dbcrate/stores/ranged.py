@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -51,7 +51,7 @@ class RangedReader:
         for table in manifest.tables:
             for chunk in table.chunks:
                 assert chunk.offset is not None  # (ranged_reader checked it)
-                if chunk.offset + chunk.size > object_bytes:
+                if chunk.offset + self._stored(chunk.size) > object_bytes:
                     raise ArchiveCorrupt(f"{url}: member {chunk.member} lies past the end of "
                                          "the object (truncated?)", member=chunk.member)
                 self._members[chunk.member] = _Placed(chunk.size, chunk.offset)
@@ -65,6 +65,15 @@ class RangedReader:
     def members(self) -> Mapping[str, _Placed]:
         return self._members
 
+    def _stored(self, size: int) -> int:
+        """How many bytes of the object hold a member of ``size`` bytes (sealed: more)."""
+        return size
+
+    def _opened(self, name: str, data: bytes) -> bytes:
+        """A member's bytes as fetched, as the archive's reader reads them (sealed:
+        decrypted and authenticated)."""
+        return data
+
     def _bytes(self, name: str) -> bytes:
         with self._lock:
             path = self._fetched.get(name)
@@ -72,9 +81,11 @@ class RangedReader:
             with open(path, "rb") as kept:
                 return kept.read()
         placed = self._members[name]
-        data = object_range(self.display, placed.offset, placed.size)
-        if len(data) != placed.size:
+        stored = self._stored(placed.size)
+        data = object_range(self.display, placed.offset, stored)
+        if len(data) != stored:
             raise ArchiveCorrupt(f"{self.display}: member {name} is cut short", member=name)
+        data = self._opened(name, data)
         with self._lock:
             path = os.path.join(self._dir, f"m{len(self._fetched)}")
             self._fetched[name] = path
@@ -105,12 +116,22 @@ class RangedReader:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def ranged_reader(url: str) -> RangedReader | None:
+def ranged_reader(url: str, sealed: Callable[[str], RangedReader | None] | None = None
+                  ) -> RangedReader | None:
     """A ranged reader of the archive at ``url``, or None when it must be read whole (no
-    offsets: formats 1-4; storages, whose packs are read by the file reader's paths)."""
+    offsets: formats 1-4; storages, whose packs are read by the file reader's paths).
+    A sealed archive is opened by ``sealed`` (the caller's, with its keys:
+    :func:`dbcrate.crypto.ranged.sealed_ranged_reader`), or read whole without one."""
     manifest = object_manifest(url)
-    chunks = [c for t in manifest.tables for c in t.chunks]
-    if (manifest.format_version < OFFSETS_FORMAT_VERSION or manifest.storage is not None
-            or any(c.offset is None for c in chunks)):
+    if manifest is None:
+        return None if sealed is None else sealed(url)
+    if not has_offsets(manifest):
         return None
     return RangedReader(url, manifest, object_size(url))
+
+
+def has_offsets(manifest: Manifest) -> bool:
+    """Every member of ``manifest`` can be fetched by its offset (format 5, no storages)."""
+    chunks = [c for t in manifest.tables for c in t.chunks]
+    return (manifest.format_version >= OFFSETS_FORMAT_VERSION and manifest.storage is None
+            and all(c.offset is not None for c in chunks))
