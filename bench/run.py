@@ -36,7 +36,8 @@ import benchlib as bl
 
 TIME_BIN = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
 GROUPS = ["pg-dump", "pg-restore", "mysql-dump", "mysql-restore", "sqlite-dump",
-          "sqlite-restore", "xeng-mysql", "xeng-sqlite", "pg-copy"]
+          "sqlite-restore", "xeng-mysql", "xeng-sqlite", "pg-copy", "pg-sealed-dump",
+          "pg-sealed-restore"]
 #: the case each group's ratios are computed against
 PEERS = {
     "pg-dump": "pg_dump -Fc",
@@ -48,11 +49,14 @@ PEERS = {
     "xeng-mysql": "rowcopy pg->mariadb",
     "xeng-sqlite": "rowcopy pg->sqlite",
     "pg-copy": "pg_dump -Fc && pg_restore -j 2",
+    "pg-sealed-dump": "pg_dump -Fc | age -R",
+    "pg-sealed-restore": "age -d | pg_restore -j 2",
 }
 #: which source database a group reads (its table bytes give MB/s)
 SOURCE = {"pg-dump": "postgresql", "pg-restore": "postgresql", "mysql-dump": "mysql",
           "mysql-restore": "mysql", "sqlite-dump": "sqlite", "sqlite-restore": "sqlite",
-          "xeng-mysql": "postgresql", "xeng-sqlite": "postgresql", "pg-copy": "postgresql"}
+          "xeng-mysql": "postgresql", "xeng-sqlite": "postgresql", "pg-copy": "postgresql",
+          "pg-sealed-dump": "postgresql", "pg-sealed-restore": "postgresql"}
 Q = shlex.quote
 
 
@@ -624,6 +628,7 @@ def make_cases() -> list[Case]:
              setup=lambda c: pg_fresh(),
              check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
              cleanup=lambda c: pg_drop()))
+    _sealed_cases(add, restore_pg)
     if shutil.which("pgcopydb"):
         add(Case("pgcopydb clone", "pg-copy",
                  lambda c: f"pgcopydb clone --no-owner --no-acl --table-jobs 2 --index-jobs 2 --dir "
@@ -633,6 +638,43 @@ def make_cases() -> list[Case]:
                  check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
                  cleanup=lambda c: (remove(c.out / "pgcopydb"), pg_drop())))
     return cases
+
+
+def _sealed_cases(add: Callable[[Case], None], restore_pg: str) -> None:
+    """Encrypted archives (issue 18): dbcrate's sealed dump and restore beside its plain ones
+    and beside pg_dump/pg_restore through the age tool, for the same recipient."""
+    pub = lambda c: Q(str(c.prep / "bench.pub"))  # noqa: E731
+    key = lambda c: Q(str(c.prep / "bench.key"))  # noqa: E731
+    for label, extra in (("dbcrate dump", ""), ("dbcrate dump -R (sealed)", " -R {pub}")):
+        name = "s.crate" if extra else "p.crate"
+        add(Case(label, "pg-sealed-dump",
+                 lambda c, extra=extra, name=name: f"dbcrate dump {Q(SRC_PG)} "
+                 f"{Q(str(c.out / name))}" + extra.format(pub=pub(c)),
+                 needs=["bench.key"], artifact=lambda c, name=name: (c.out / name, "output"),
+                 cleanup=lambda c, name=name: remove(c.out / name)))
+    add(Case("pg_dump -Fc | age -R", "pg-sealed-dump",
+             lambda c: f"set -o pipefail; pg_dump {' '.join(PG())} -Fc | age -R {pub(c)} "
+                       f"-o {Q(str(c.out / 'pg.dump.age'))}",
+             needs=["bench.key"], artifact=lambda c: (c.out / "pg.dump.age", "output"),
+             cleanup=lambda c: remove(c.out / "pg.dump.age")))
+    for label, name, extra in (("dbcrate restore", "pg.crate", ""),
+                               ("dbcrate restore -i (sealed)", "pg.sealed.crate", " -i {key}")):
+        add(Case(label, "pg-sealed-restore",
+                 lambda c, name=name, extra=extra: f"dbcrate restore {Q(str(c.prep / name))} "
+                 f"{Q(restore_pg)}" + extra.format(key=key(c)),
+                 needs=[name], setup=lambda c: pg_fresh(),
+                 check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+                 cleanup=lambda c: pg_drop(),
+                 artifact=lambda c, name=name: (c.prep / name, "input")))
+    add(Case("age -d | pg_restore -j 2", "pg-sealed-restore",
+             # pg_restore -j needs a seekable file: decrypt into one, restore, remove it
+             lambda c: f"set -e; age -d -i {key(c)} -o {Q(str(c.out / 'd.dump'))} "
+                       f"{Q(str(c.prep / 'pg.dump.age'))}; pg_restore {' '.join(PG(bl.RESTORE_DB))} "
+                       f"-j 2 {Q(str(c.out / 'd.dump'))}; rm -f {Q(str(c.out / 'd.dump'))}",
+             needs=["pg.dump.age"], setup=lambda c: pg_fresh(),
+             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: pg_drop(),
+             artifact=lambda c: (c.prep / "pg.dump.age", "input")))
 
 
 # ----------------------------------------------------------------------------- preparation
@@ -654,6 +696,16 @@ PREPARE: dict[str, Callable[[Ctx], None]] = {
     "my.sql": lambda c: _sh(f"{_mariadb_client('mysqldump')} --single-transaction {bl.DB_NAME} "
                             f"> {Q(str(c.prep / 'my.sql'))}", c.work),
     "sq.crate": lambda c: _sh(f"dbcrate dump {Q(SRC_SQ)} {Q(str(c.prep / 'sq.crate'))}", c.work),
+    # one key for every case (made once: the sealed inputs below need it too)
+    "bench.key": lambda c: _sh(f"[ -s {Q(str(c.prep / 'bench.pub'))} ] || dbcrate keygen -o "
+                               f"{Q(str(c.prep / 'bench.key'))} > {Q(str(c.prep / 'bench.pub'))}",
+                               c.work),
+    "pg.sealed.crate": lambda c: (PREPARE["bench.key"](c), _sh(
+        f"dbcrate dump {Q(SRC_PG)} {Q(str(c.prep / 'pg.sealed.crate'))} -R "
+        f"{Q(str(c.prep / 'bench.pub'))}", c.work)),
+    "pg.dump.age": lambda c: (PREPARE["bench.key"](c), _sh(
+        f"set -o pipefail; pg_dump {' '.join(PG())} -Fc | age -R {Q(str(c.prep / 'bench.pub'))} "
+        f"-o {Q(str(c.prep / 'pg.dump.age'))}", c.work)),
     "sq.sql": lambda c: _sh(f"sqlite3 {Q(str(bl.SQLITE_PATH))} .dump > {Q(str(c.prep / 'sq.sql'))}",
                             c.work),
 }

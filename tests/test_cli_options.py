@@ -184,8 +184,8 @@ def test_plan_shares_restores_options() -> None:
 
 def test_commands_listed_as_before() -> None:
     ctx = click.Context(cli)
-    assert cli.list_commands(ctx) == ["convert", "copy", "dump", "ls", "plan", "prune", "restore",
-                                      "verify"]
+    assert cli.list_commands(ctx) == ["convert", "copy", "dump", "keygen", "ls", "plan", "prune",
+                                      "restore", "verify"]
 
 
 # --------------------------------------------------------------------------------- --chunk-rows

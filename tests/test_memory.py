@@ -43,9 +43,9 @@ def test_the_environment_wins(pool: str) -> None:
 
 
 def test_the_cli_applies_it() -> None:
+    # (main with arguments returns by SystemExit; the process entry point ends the process)
     code = ("import sys, pyarrow as pa, dbcrate.cli.commands as c\n"
-            "sys.argv = ['dbcrate', '--version']\n"
-            "try:\n    c.main()\nexcept SystemExit:\n    pass\n"
+            "try:\n    c.main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(pa.default_memory_pool().backend_name)")
     clean = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
     out = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True,
