@@ -17,6 +17,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -140,6 +141,22 @@ def test_verify_without_a_key_checks_the_ciphertext(sealed: tuple[Path, Path, Pa
     code, _, err = run_cli("verify", str(damaged))
     assert code == 6, err
     assert "does not match its SHA-256 in the index" in " ".join(err.split())
+    # standard input: spooled, then the same check
+    piped = subprocess.run([sys.executable, "-m", "dbcrate", "verify", "-", "--json"],
+                           input=archive.read_bytes(), capture_output=True,
+                           env={k: v for k, v in os.environ.items() if k != "DBCRATE_IDENTITY"})
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["decrypted"] is False
+    # key.age damaged: a corrupt archive (exit 6), not a wrong key (exit 18)
+    with tarfile.open(archive) as tar:
+        key_start = tar.getmember(KEY_MEMBER).offset_data
+        key_size = tar.getmember(KEY_MEMBER).size
+    bad_key = bytearray(archive.read_bytes())
+    bad_key[key_start + key_size - 3] ^= 0x01
+    (tmp_path / "badkey.crate").write_bytes(bytes(bad_key))
+    identity = sealed[1]
+    code, _, err = run_cli("ls", str(tmp_path / "badkey.crate"), "-i", str(identity))
+    assert code == 6 and "key.age is damaged" in err, err
     cut = tmp_path / "cut.crate"
     cut.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     code, _, err = run_cli("verify", str(cut))
@@ -308,6 +325,12 @@ def test_bad_encryption_options_are_refused_before_reading(tmp_path: Path,
     assert code == 2
     with pytest.raises(UsageError):
         Encryption().check()
+    # the identity file given where the public key belongs: refused, the secret not shown
+    identity, _ = _identity(tmp_path, "mine.txt")
+    code, _, err = run_cli("dump", SOURCE, str(tmp_path / "z.crate"), "-R", str(identity))
+    secret = identity.read_text().split()[-1]
+    assert code == 2 and "is a private key" in err and secret not in err
+    assert secret[15:40] not in err
 
 
 def test_convert_encrypts_and_decrypts(sealed: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -326,6 +349,16 @@ def test_convert_encrypts_and_decrypts(sealed: tuple[Path, Path, Path], tmp_path
     code, _, err = run_cli("convert", str(archive), str(tmp_path / "d"), "--as", "directory",
                            "-i", str(identity), "-r", public)
     assert code == 2 and "cannot be encrypted" in err
+    # an archive dumped to object storage (chunk offsets, format 5) sealed by convert: the
+    # offsets were the source tar's, so none is kept (a ranged reader would read elsewhere)
+    v5 = Path(__file__).parent / "fixtures" / "format-v5" / "chinook-sqlite-s3.crate"
+    key, v5_public = _identity(tmp_path, "v5.txt")
+    out5 = tmp_path / "v5-sealed.crate"
+    code, _, err = run_cli("convert", str(v5), str(out5), "-r", v5_public, "--no-progress")
+    assert code == 0, err
+    with dbcrate.open_archive(out5, keys=Keyring((str(key),))) as opened:
+        opened.verify()
+        assert all(c.offset is None for t in opened.tables for c in t.chunks)
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mysql"])

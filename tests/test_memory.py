@@ -43,7 +43,6 @@ def test_the_environment_wins(pool: str) -> None:
 
 
 def test_the_cli_applies_it() -> None:
-    # (main with arguments returns by SystemExit; the process entry point ends the process)
     code = ("import sys, pyarrow as pa, dbcrate.cli.commands as c\n"
             "try:\n    c.main(['--version'])\nexcept SystemExit:\n    pass\n"
             "print(pa.default_memory_pool().backend_name)")

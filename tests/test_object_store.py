@@ -411,3 +411,19 @@ def test_encrypted_archive_in_a_bucket(bucket: Any, dbs: Databases, tmp_path: Pa
     code, out, err = run_cli("verify", url, "-i", str(identity), "--json")
     assert code == 0, err
     assert json.loads(out)["rows"] == 200010
+    # what a ranged read keeps on disk while the archive is open is still encrypted
+    from dbcrate.crypto.keys import Keyring
+
+    with dbcrate.open_archive(url, keys=Keyring((str(identity),))) as opened:
+        entry = opened.table("small")
+        assert sum(b.num_rows for c in entry.chunks for b in opened.chunk_batches(entry, c)) == 10
+        kept = [Path(p).read_bytes() for p in opened.reader._fetched.values()]
+        assert kept and not any(b"PAR1" in k or b"confidential" in k for k in kept)
+    # a sealed archive made locally and uploaded (no offsets) is read whole, opened once
+    local = tmp_path / "local.crate"
+    code, _, err = run_cli("dump", source, str(local), "-t", "small", "-r", public,
+                           "--no-progress")
+    assert code == 0, err
+    bucket.put_object(Bucket=bucket.bucket_name, Key="up.crate", Body=local.read_bytes())
+    code, out, err = run_cli("ls", f"s3://{bucket.bucket_name}/up.crate", "-i", str(identity))
+    assert code == 0 and "small" in out, err

@@ -1,3 +1,3 @@
-from dbcrate.cli.commands import main
+from dbcrate.cli.app import entry_point
 
-main()
+entry_point()

@@ -3,6 +3,6 @@ group and ``main``, the one place mapping errors to messages and exit codes; eac
 lives in a module of its concept (``dump_cmd``, ``restore_cmd``, ``convert_cmd``,
 ``read_cmds``)."""
 
-from dbcrate.cli.app import cli, main
+from dbcrate.cli.app import cli, entry_point, main
 
-__all__ = ["cli", "main"]
+__all__ = ["cli", "entry_point", "main"]

@@ -84,14 +84,23 @@ def main(argv: list[str] | None = None) -> None:
     if failed is not None and code == 0:
         print_error(_write_failed(failed))
         code = OutputError.exit_code
-    if argv is None:
-        _end_process(code)
     sys.exit(code)
 
 
+def entry_point() -> None:
+    """The ``dbcrate`` program and ``python -m dbcrate``: :func:`main`, then the process
+    ends there (:func:`_end_process`). An embedder calling :func:`main` keeps its process."""
+    try:
+        main()
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        _end_process(code)
+
+
 def _end_process(code: int) -> None:
-    """End the process the command ran in (``dbcrate ...``, ``python -m dbcrate``) with
-    ``code`` and without the interpreter's finalization.
+    """End the process the command ran in (``dbcrate ...``, ``python -m dbcrate``: the
+    program's own process, never an embedder's) with ``code`` and without the interpreter's
+    finalization.
 
     Why: by now every archive, connection and temp file is closed, and standard output and
     error are flushed below; what finalization would still do is destroy native thread pools

@@ -3,6 +3,7 @@ comparison with a database) and ``verify``. They need no database, except ``ls -
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
@@ -215,36 +216,56 @@ def verify(archive: str, as_json: bool, progress: bool | None, identities: tuple
 
     An encrypted archive is decrypted and checked the same way with its key (-i); without
     one, its ciphertext is checked against its index (damage, not forgery)."""
-    from dbcrate.cli.progress import run, show_progress
     from dbcrate.containers.archive import open_archive
 
     keys = keyring_of(identities)
-    if keys.empty:
-        from dbcrate.crypto.sealed import is_sealed
+    with contextlib.ExitStack() as stack:
+        source = _spooled_stdin(stack) if keys.empty and archive == "-" else archive
+        if keys.empty:
+            from dbcrate.crypto.sealed import is_sealed
 
-        if is_sealed(archive):
-            _verify_ciphertext(archive, as_json, progress)
-            return
-    with open_archive(archive, keys=keys) as a:
+            if is_sealed(source):
+                _verify_ciphertext(source, archive, as_json, progress)
+                return
+        _verify_open(stack.enter_context(open_archive(source, keys=keys)), archive, as_json,
+                     progress)
 
-        def gen() -> Generator[Event, None, None]:
-            yield from a.iter_verify()  # storages included
 
-        run(gen(), show_progress(progress), "Verifying")
-        m = a.manifest
-        members = sum(len(t.chunks) for t in m.tables)
-        files = m.storage.files if m.storage else 0
-        if as_json:
-            console.out.print_json(json.dumps({"archive": archive, "ok": True, "encrypted": _sealed(a),
-                                               "tables": len(m.tables),
-                                               "members": members, "rows": m.rows, "bytes": m.size,
-                                               "storage_files": files}))
-        else:
-            stored = f", {tables_text(files, 'storage file')}" if m.storage else ""
-            console.out.print(f"ok: {archive}: {tables_text(len(m.tables))}, "
-                              f"{tables_text(members, 'data member')}, {tables_text(m.rows, 'row')}, "
-                              f"{human_bytes(m.size)}{stored}: every checksum matches and every chunk "
-                              "decodes")
+def _spooled_stdin(stack: contextlib.ExitStack) -> str:
+    """Standard input copied into a private temp file (removed when ``stack`` closes): it can
+    be read only once, and ``verify`` must look at its marker before choosing how to check."""
+    import shutil
+    import sys
+    import tempfile
+
+    spool = stack.enter_context(tempfile.NamedTemporaryFile(prefix="dbcrate-stdin-"))
+    shutil.copyfileobj(sys.stdin.buffer, spool, 1024 * 1024)
+    spool.flush()
+    return spool.name
+
+
+def _verify_open(a: Archive, archive: str, as_json: bool, progress: bool | None) -> None:
+    """``verify`` of an open archive: every chunk (and storage file), then the summary."""
+    from dbcrate.cli.progress import run, show_progress
+
+    def gen() -> Generator[Event, None, None]:
+        yield from a.iter_verify()  # storages included
+
+    run(gen(), show_progress(progress), "Verifying")
+    m = a.manifest
+    members = sum(len(t.chunks) for t in m.tables)
+    files = m.storage.files if m.storage else 0
+    if as_json:
+        console.out.print_json(json.dumps({"archive": archive, "ok": True, "encrypted": _sealed(a),
+                                           "tables": len(m.tables),
+                                           "members": members, "rows": m.rows, "bytes": m.size,
+                                           "storage_files": files}))
+    else:
+        stored = f", {tables_text(files, 'storage file')}" if m.storage else ""
+        console.out.print(f"ok: {archive}: {tables_text(len(m.tables))}, "
+                          f"{tables_text(members, 'data member')}, {tables_text(m.rows, 'row')}, "
+                          f"{human_bytes(m.size)}{stored}: every checksum matches and every chunk "
+                          "decodes")
 
 
 def _sealed(archive: Archive) -> bool:
@@ -257,13 +278,13 @@ def _recipients(archive: Archive | None) -> list[str] | None:
     return getattr(reader, "recipients", None)
 
 
-def _verify_ciphertext(archive: str, as_json: bool, progress: bool | None) -> None:
+def _verify_ciphertext(source: str, archive: str, as_json: bool, progress: bool | None) -> None:
     """``verify`` of an encrypted archive without its key: what can be checked, and what not."""
     from dbcrate.cli.progress import run, show_progress
     from dbcrate.containers.tar import ArchiveReader
     from dbcrate.crypto.sealed import iter_verify_ciphertext
 
-    raw = ArchiveReader(archive)
+    raw = ArchiveReader(source)
     try:
         report = run(iter_verify_ciphertext(raw), show_progress(progress), "Verifying")
     finally:

@@ -125,7 +125,8 @@ def copy_archive(arch: Archive, writer: ContainerWriter,
             assert isinstance(arch, MemberArchive)
             for chunk in entry.chunks:
                 _copy_member(arch, writer, chunk.member, chunk.size, chunk.sha256)
-                chunks.append(chunk)
+                # an offset is where the member lay in the source's tar: not in this one
+                chunks.append(dataclasses.replace(chunk, offset=None))
         elif max_rows is None:
             for index, chunk in enumerate(entry.chunks):
                 chunks.append(writer.write_chunk(number, index, entry,

@@ -281,7 +281,10 @@ class TarArchive(MemberArchive):
             from dbcrate.crypto.ranged import sealed_ranged_reader
             from dbcrate.stores.ranged import ranged_reader
 
-            ranged = ranged_reader(str(path), lambda url: sealed_ranged_reader(url, self._keys))
+            def sealed(url: str) -> MemberReader | None:
+                return sealed_ranged_reader(url, self._keys)
+
+            ranged: MemberReader | None = ranged_reader(str(path), sealed)
             if ranged is not None:
                 return ranged
         reader = ArchiveReader(path)

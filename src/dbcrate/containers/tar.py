@@ -328,6 +328,7 @@ class ArchiveReader:
                        else None)
         if stream is not None:
             self.path, self.display = (("-", "standard input") if stream is sys.stdin.buffer
+                                       else (str(path),) * 2 if is_object_url(path)
                                        else (file_object_name(path),) * 2)
             # a named (0600) temp file, deleted on close: members are read from it by name
             self._spool = tempfile.NamedTemporaryFile(prefix="dbcrate-stdin-")

@@ -102,6 +102,12 @@ def _parsed_recipients(recipients: Sequence[str]) -> list[Any]:
             else:
                 raise ValueError
         except (ValueError, pyrage.RecipientError):
+            if text.upper().startswith("AGE-SECRET-KEY-") or "-----BEGIN" in text:
+                raise UsageError(f"recipient {number} is a private key, not a public one (it "
+                                 "is not shown here)",
+                                 hint="give its public key: 'age-keygen -y FILE', the '# public "
+                                 "key' line of dbcrate keygen's file, or the ssh key's .pub"
+                                 ) from None
             shown = text if len(text) < 80 else text[:77] + "..."
             raise UsageError(f"recipient {number} is not an age or ssh public key: {shown!r}",
                              hint="give an 'age1...' key (age-keygen -y, dbcrate keygen) or an "
@@ -150,10 +156,11 @@ class Keyring:
             passphrase = self.passphrase or self._asked(display)
             try:
                 key = pyrage.passphrase.decrypt(wrapped, passphrase)
-            except pyrage.DecryptError:
+            except pyrage.DecryptError as exc:
+                _refuse_damaged(exc, display, "Decryption failed")
                 raise CannotDecrypt(f"{display}: the passphrase does not open this archive",
                                     hint="check the passphrase (DBCRATE_PASSPHRASE)") from None
-            return bytes(key)
+            return _checked_key(bytes(key), display)
         identities = [i for path in self.identities for i in _read_identities(path)]
         if not identities:
             raise CannotDecrypt(
@@ -161,12 +168,13 @@ class Keyring:
                 hint=f"give the private key with -i/--identity FILE or {IDENTITY_ENV}=FILE")
         try:
             key = pyrage.decrypt(wrapped, identities)
-        except pyrage.DecryptError:
+        except pyrage.DecryptError as exc:
+            _refuse_damaged(exc, display, "No matching keys found")
             raise CannotDecrypt(
                 f"{display}: none of the {len(identities)} identities given opens this archive "
                 f"(encrypted for {describe_recipients(kinds)})",
                 hint="give the private key of one of its recipients (-i/--identity)") from None
-        return bytes(key)
+        return _checked_key(bytes(key), display)
 
     def _asked(self, display: str) -> str:
         if self.ask and sys.stdin.isatty():
@@ -175,6 +183,26 @@ class Keyring:
                 return answer
         raise CannotDecrypt(f"{display} is encrypted with a passphrase and none was given",
                             hint=f"set {PASSPHRASE_ENV}, or run on a terminal to be asked")
+
+
+def _refuse_damaged(exc: Exception, display: str, wrong_key: str) -> None:
+    """Raise ArchiveCorrupt when age says ``key.age`` is damaged rather than that the key or
+    passphrase given is not one of its recipients' (``wrong_key``: age's message for that)."""
+    from dbcrate.errors import ArchiveCorrupt
+
+    if str(exc) != wrong_key:
+        raise ArchiveCorrupt(f"{display}: key.age is damaged ({exc})", member="key.age",
+                             hint="the archive was altered or damaged after it was written; "
+                             "use another copy") from None
+
+
+def _checked_key(key: bytes, display: str) -> bytes:
+    from dbcrate.errors import ArchiveCorrupt
+
+    if len(key) != 32:
+        raise ArchiveCorrupt(f"{display}: key.age holds no archive key ({len(key)} bytes)",
+                             member="key.age")
+    return key
 
 
 def recipient_kinds(wrapped: bytes, display: str) -> list[str]:

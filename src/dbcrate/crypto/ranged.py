@@ -12,10 +12,18 @@ read whole (None), as a plain one is.
 from __future__ import annotations
 
 import io
+import json
 
 from dbcrate.containers.base import MANIFEST, MANIFEST_DIGEST, MARKER, check_marker, checked_manifest
 from dbcrate.crypto.keys import Keyring, recipient_kinds
-from dbcrate.crypto.sealed import INDEX, INDEX_DIGEST, KEY_MEMBER, hidden_name
+from dbcrate.crypto.sealed import (
+    INDEX,
+    INDEX_DIGEST,
+    KEY_MEMBER,
+    SealedReader,
+    check_scheme,
+    hidden_name,
+)
 from dbcrate.crypto.segments import OpenedStream, sealed_size
 from dbcrate.errors import NotAnArchive
 from dbcrate.model.manifest import SEALED_FORMAT_VERSION, Manifest
@@ -52,9 +60,11 @@ def _decrypted(data: bytes, key: bytes, name: str, display: str) -> bytes:
         return stream.read()
 
 
-def sealed_ranged_reader(url: str, keys: Keyring | None) -> SealedRangedReader | None:
-    """The ranged reader of the sealed archive at ``url``, or None when it must be read whole
-    (no chunk offsets, storages, a key member too large for one head request).
+def sealed_ranged_reader(url: str, keys: Keyring | None) -> SealedRangedReader | SealedReader | None:
+    """The ranged reader of the sealed archive at ``url``; when it must be read whole (no
+    chunk offsets, storages) the reader of the whole object, with the key already unwrapped
+    (one passphrase prompt); None when the key member is too large for one head request
+    (the caller reads it whole).
 
     :raises CannotDecrypt: nothing given opens it.
     :raises ArchiveCorrupt: the manifest, its digest or a member fails authentication.
@@ -65,6 +75,7 @@ def sealed_ranged_reader(url: str, keys: Keyring | None) -> SealedRangedReader |
         return None
     if check_marker(head[0], url) != SEALED_FORMAT_VERSION:
         raise NotAnArchive(f"{url}: its marker changed while it was read")
+    check_scheme(json.loads(head[0]).get("sealed"), url)
     key = (keys or Keyring.from_environment()).unwrap(head[1], url)
     names = hidden_name(key, MANIFEST), hidden_name(key, MANIFEST_DIGEST)
 
@@ -84,6 +95,13 @@ def sealed_ranged_reader(url: str, keys: Keyring | None) -> SealedRangedReader |
     if manifest.format_version >= SEALED_FORMAT_VERSION:
         raise NotAnArchive(f"{url}: a sealed manifest says format {manifest.format_version}")
     if not has_offsets(manifest):
-        return None
+        from dbcrate.containers.tar import ArchiveReader
+
+        raw = ArchiveReader(url)  # the whole object, into a private temp file
+        try:
+            return SealedReader(raw, keys or Keyring.from_environment(), key=key)
+        except BaseException:
+            raw.close()
+            raise
     return SealedRangedReader(url, manifest, object_size(url), key,
                               recipient_kinds(head[1], url))

@@ -28,7 +28,7 @@ from dbcrate.containers.streams import HashingReader
 from dbcrate.crypto.keys import Encryption, Keyring, recipient_kinds
 from dbcrate.crypto.segments import KEY_BYTES, SEGMENT, OpenedStream, SealingReader, plain_size, sealed_size
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive
-from dbcrate.model.manifest import SEALED_FORMAT_VERSION, Manifest
+from dbcrate.model.manifest import MAX_MANIFEST_BYTES, SEALED_FORMAT_VERSION, Manifest
 from dbcrate.progress import Event, drain
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ INDEX = "index.json"
 INDEX_DIGEST = "index.sha256"
 SEALED_PREFIX = "e/"
 #: the plaintext index of a sealed archive is small (three fields per member)
-MAX_INDEX_BYTES = 512 * 1024 * 1024
+MAX_INDEX_BYTES = MAX_MANIFEST_BYTES
 
 #: appends one member to the tar as it is given; returns the SHA-256 of its bytes
 AddMember = Callable[[str, IO[bytes], int], str]
@@ -114,6 +114,17 @@ class _Plain:
     hidden: str
 
 
+def check_scheme(sealed: object, display: str) -> None:
+    """Refuse a marker's ``sealed`` object that names another scheme or segment size than
+    this reader's (a newer encryption would need a new format version)."""
+    if sealed is None:
+        return
+    if not isinstance(sealed, dict) or sealed.get("scheme") != SCHEME or \
+            sealed.get("segment") != SEGMENT:
+        raise NotAnArchive(f"{display}: unknown encryption scheme in the marker ({sealed!r})",
+                           hint="written by another program, or damaged")
+
+
 def read_index(raw: RawTar) -> dict[str, tuple[int, str]]:
     """The plaintext index, checked against its digest and against the tar: every stored
     member is listed once, with its size. ``{stored name: (size, sha256)}``.
@@ -162,14 +173,17 @@ class SealedReader:
     :raises ArchiveCorrupt: the index, the manifest or the member list do not hold together.
     """
 
-    def __init__(self, raw: RawTar, keys: Keyring) -> None:
+    def __init__(self, raw: RawTar, keys: Keyring, *, key: bytes | None = None) -> None:
+        """:param key: the archive key, when the caller has unwrapped it already (a ranged
+            reader that found it must read the archive whole: no second passphrase prompt)."""
         self._raw = raw
         self.display = raw.display
+        check_scheme(getattr(raw, "sealed", None), self.display)
         read_index(raw)
         wrapped = raw.read_member(KEY_MEMBER)
         #: the kinds of its recipients, as ``ls`` shows them (``X25519``, ``scrypt``, ...)
         self.recipients = recipient_kinds(wrapped, self.display)
-        self._key = keys.unwrap(wrapped, self.display)
+        self._key = key if key is not None else keys.unwrap(wrapped, self.display)
         manifest = self._read(MANIFEST, raw.members)
         digest = self._read(MANIFEST_DIGEST, raw.members)
         self.manifest: Manifest = checked_manifest(manifest, digest, self.display)
@@ -179,10 +193,15 @@ class SealedReader:
         self._members = self._listed()
 
     def _read(self, name: str, stored: Mapping[str, Any]) -> bytes:
+        """The manifest or its digest, decrypted; its size checked against the plain
+        reader's limit first (a forged archive cannot make it read gigabytes)."""
         hidden = hidden_name(self._key, name)
         if hidden not in stored:
             raise ArchiveCorrupt(f"{self.display}: the sealed {name} is missing (or the "
                                  "archive key does not match its members)", member=name)
+        limit = MAX_MANIFEST_BYTES if name == MANIFEST else 200
+        if stored[hidden].size > sealed_size(limit):
+            raise NotAnArchive(f"{self.display}: {name} is larger than the limit")
         with self._open(name, hidden) as stream:
             return stream.read()
 

@@ -23,7 +23,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from dbcrate.errors import ArchiveCorrupt
 from dbcrate.model.manifest import OFFSETS_FORMAT_VERSION, Manifest
@@ -32,6 +32,9 @@ from dbcrate.stores.objects import object_range, object_size
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -75,29 +78,36 @@ class RangedReader:
         return data
 
     def _bytes(self, name: str) -> bytes:
+        """The member's bytes as the reader reads them. What is kept on disk is what the
+        object holds (a sealed member stays encrypted there: its plaintext never touches the
+        disk, and is decrypted again at each read); a file is registered only once written,
+        so a concurrent read never sees it half-written."""
         with self._lock:
             path = self._fetched.get(name)
         if path is not None:
             with open(path, "rb") as kept:
-                return kept.read()
+                return self._opened(name, kept.read())
         placed = self._members[name]
         stored = self._stored(placed.size)
         data = object_range(self.display, placed.offset, stored)
         if len(data) != stored:
             raise ArchiveCorrupt(f"{self.display}: member {name} is cut short", member=name)
-        data = self._opened(name, data)
-        with self._lock:
-            path = os.path.join(self._dir, f"m{len(self._fetched)}")
-            self._fetched[name] = path
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd, path = tempfile.mkstemp(prefix="m", dir=self._dir)  # (0600)
         with os.fdopen(fd, "wb") as kept:
             kept.write(data)
-        return data
+        with self._lock:
+            self._fetched.setdefault(name, path)
+        return self._opened(name, data)
 
     def member_buffer(self, name: str) -> pa.Buffer:
+        """In an Arrow-owned buffer (see ArchiveReader.member_buffer: Arrow's threads may free
+        it during shutdown, which a Python-owned one does not survive)."""
         import pyarrow as pa
 
-        return pa.py_buffer(self._bytes(name))
+        data = self._bytes(name)
+        buffer = pa.allocate_buffer(len(data))
+        memoryview(buffer).cast("B")[:] = data  # type: ignore[arg-type]
+        return buffer
 
     def member_stream(self, name: str) -> BinaryIO:
         return io.BytesIO(self._bytes(name))
@@ -116,8 +126,8 @@ class RangedReader:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def ranged_reader(url: str, sealed: Callable[[str], RangedReader | None] | None = None
-                  ) -> RangedReader | None:
+def ranged_reader(url: str, sealed: Callable[[str], T | None] | None = None
+                  ) -> RangedReader | T | None:
     """A ranged reader of the archive at ``url``, or None when it must be read whole (no
     offsets: formats 1-4; storages, whose packs are read by the file reader's paths).
     A sealed archive is opened by ``sealed`` (the caller's, with its keys:
