@@ -159,6 +159,28 @@ def test_password_stays_out_of_archive_and_output(dbs: Databases, tmp_path: Path
     assert oct(archive.stat().st_mode & 0o777) == "0o600"
 
 
+def test_encrypted_dump_and_restore(dbs: Databases, tmp_path: Path) -> None:
+    """``dbcrate_dump -r``: the archive and its media sealed; ``dbcrate_ls`` and
+    ``dbcrate_restore`` open it with ``-i`` (or DBCRATE_IDENTITY), refuse it without."""
+    from dbcrate.crypto.keys import generate_identity
+
+    secret, public = generate_identity()
+    identity = tmp_path / "id.txt"
+    identity.write_text(secret + "\n")
+    env, url = seeded_project("sqlite", dbs, tmp_path / "media")
+    archive = tmp_path / "sealed.crate"
+    ok(manage(env, "dbcrate_dump", str(archive), "-r", public))
+    assert b"django_migrations" not in archive.read_bytes()
+    refused = manage(env, "dbcrate_ls", str(archive))
+    assert refused.returncode == 18 and "no identity was given" in refused.stderr
+    assert "django_migrations" in ok(manage(env, "dbcrate_ls", str(archive), "-i",
+                                            str(identity))).stdout
+    fresh, target = empty_project("sqlite", dbs, tmp_path / "media2")
+    ok(manage({**fresh, "DBCRATE_IDENTITY": str(identity)}, "dbcrate_restore", str(archive)))
+    assert snapshot(target) == snapshot(url)
+    assert files(tmp_path / "media2") == files(tmp_path / "media")
+
+
 # ------------------------------------------------------------------ storages: where they land
 def seeded_project(kind: str, dbs: Databases, media: Path, **extra: str) -> tuple[dict[str, str], str]:
     """A migrated, seeded project whose MEDIA_ROOT is ``media``; (env, SQLAlchemy URL)."""

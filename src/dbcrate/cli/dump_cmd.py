@@ -131,7 +131,8 @@ def dump(url: str, output: str, include: tuple[str, ...], exclude: tuple[str, ..
         no_data=no_data, no_storages=no_storages, file_columns=list(file_columns),
         archive_mode=_parse_mode(archive_mode), tolerate=tolerate,
         no_native_schema=no_native_schema or data_only,
-        encryption=encryption_of(recipients, recipients_files, passphrase),
+        encryption=encryption_of(recipients, recipients_files, passphrase,
+                                 writes=not (dry_run or print_plan or print_script)),
     )
     if print_script:
         _print_script(url, output, options)

@@ -166,10 +166,11 @@ def encryption_options(f: F) -> F:
 
 
 def encryption_of(recipients: tuple[str, ...], recipients_files: tuple[str, ...],
-                  passphrase: bool) -> Any:
+                  passphrase: bool, writes: bool = True) -> Any:
     """The :class:`dbcrate.crypto.keys.Encryption` the options ask for, or None. The
     passphrase comes from ``DBCRATE_PASSPHRASE`` or is asked twice on the terminal, never from
-    the command line (where other users' ``ps`` would see it)."""
+    the command line (where other users' ``ps`` would see it); ``writes=False`` (a dry run, a
+    printed plan or script: nothing is encrypted) never asks for it."""
     if not (recipients or recipients_files or passphrase):
         return None
     import os
@@ -179,6 +180,8 @@ def encryption_of(recipients: tuple[str, ...], recipients_files: tuple[str, ...]
     secret = None
     if passphrase:
         secret = os.environ.get(PASSPHRASE_ENV) or None
+        if secret is None and not writes:
+            secret = "(not asked: nothing is written)"  # noqa: S105 (never encrypts anything)
         if secret is None:
             import sys
 

@@ -45,6 +45,10 @@ class Command(BaseCommand):
                             help="check settings.DBCRATE and print what would be dumped "
                             "(each definition's tables, estimated rows, storages); write nothing")
         parser.add_argument("--print-plan", action="store_true", help="the plan as JSON")
+        parser.add_argument("-r", "--recipient", action="append", default=[], metavar="KEY",
+                            help="encrypt for this age or ssh public key (repeatable)")
+        parser.add_argument("-R", "--recipients-file", action="append", default=[],
+                            metavar="FILE", help="encrypt for the public keys in FILE")
 
     def handle(self, *args: Any, **opts: Any) -> None:
         run(lambda: self._handle(opts))
@@ -84,6 +88,7 @@ class Command(BaseCommand):
             storages_basepath=basepath, no_data=opts["no_data"],
             no_storages=opts["no_storages"] or not storages, file_columns=file_columns,
             archive_mode=int(mode, 8) if isinstance(mode, str) else int(mode),
+            encryption=_encryption(opts["recipient"], opts["recipients_file"]),
         )
         if opts["check"] or opts["print_plan"]:
             self._preview(url, options, as_json=opts["print_plan"])
@@ -129,3 +134,12 @@ class Command(BaseCommand):
             kind = "drain, " if d.get("drain") else ""
             self.stdout.write(f"definition {d['name']!r} ({kind}{len(tables)} tables): "
                               + ", ".join(tables))
+
+
+def _encryption(recipients: list[str], files: list[str]) -> Any:
+    """The dump's :class:`dbcrate.crypto.keys.Encryption` (``-r``/``-R``), or None."""
+    if not recipients and not files:
+        return None
+    from dbcrate.crypto.keys import Encryption, read_recipients
+
+    return Encryption(read_recipients(recipients, files))

@@ -16,12 +16,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("archive")
+        parser.add_argument("-i", "--identity", action="append", default=[], metavar="FILE",
+                            help="an identity that opens an encrypted archive (repeatable; "
+                            "also DBCRATE_IDENTITY)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        run(lambda: self._handle(opts["archive"]))
+        run(lambda: self._handle(opts["archive"], opts["identity"]))
 
-    def _handle(self, path: str) -> None:
-        with open_archive(path) as archive:
+    def _handle(self, path: str, identities: list[str]) -> None:
+        from dbcrate.crypto.keys import Keyring
+
+        with open_archive(path, keys=Keyring.from_environment(identities)) as archive:
             m = archive.manifest
             self.stdout.write(f"{path}: format {m.format_version}, created {m.created_at}, "
                               f"from {m.source.engine} {m.source.url}")

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from dbcrate.containers.archive import open_archive
 from dbcrate.contrib.django import config, storages, validation
 from dbcrate.contrib.django.commands import human, run
+from dbcrate.crypto.keys import Keyring
 from dbcrate.errors import RestoreIncomplete
 from dbcrate.options import MAX_DEFAULT_JOBS, RestoreOptions, default_jobs
 from dbcrate.restore.run import RestoreReport, restore
@@ -20,6 +21,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("archive")
+        parser.add_argument("-i", "--identity", action="append", default=[], metavar="FILE",
+                            help="an identity that opens an encrypted archive (repeatable; "
+                            "also DBCRATE_IDENTITY)")
         parser.add_argument("--database", default="default")
         parser.add_argument("--app", action="append", default=[], metavar="NAME",
                             help="restore only these definitions, apps or models")
@@ -56,8 +60,10 @@ class Command(BaseCommand):
             on_conflict=opts["on_conflict"], storages_to=opts["storages_to"],
             storages_policy=opts["policy"], no_storages=opts["no_storages"],
             no_data=opts["no_data"], jobs=opts["jobs"], dry_run=opts["dry_run"],
+            identities=opts["identity"],
         )
-        with open_archive(opts["archive"]) as archive:
+        keys = Keyring.from_environment(opts["identity"])
+        with open_archive(opts["archive"], keys=keys) as archive:
             storage = archive.manifest.storage
             placements = []
             if storage is not None and options.storages_to is None and not options.no_storages:
