@@ -1,4 +1,5 @@
-"""Archives in object storage: ``s3://bucket/key`` for the tar kind.
+"""Archives in object storage: ``s3://bucket/key`` (Amazon S3 and S3-compatible servers) and
+``az://container/blob`` (Azure Blob Storage) for the tar kind.
 
 Writing: :func:`object_writer` is a multipart upload through obstore, in parts of
 :data:`PART_BYTES` (so memory stays bounded whatever the archive's size). S3 makes the object
@@ -14,7 +15,11 @@ private temp file as it does standard input (ranged reads are not used yet).
 Credentials and endpoint come from the standard environment variables that obstore reads:
 ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
 ``AWS_REGION``/``AWS_DEFAULT_REGION``, ``AWS_ENDPOINT_URL`` and ``AWS_ALLOW_HTTP=true`` for a
-plain-http endpoint. None of them is ever written to an archive, a message or a log.
+plain-http endpoint; for Azure, ``AZURE_STORAGE_ACCOUNT_NAME`` with
+``AZURE_STORAGE_ACCOUNT_KEY`` (or ``AZURE_STORAGE_SAS_KEY``, a service principal ...),
+``AZURE_ENDPOINT`` and ``AZURE_ALLOW_HTTP``. An Azure upload is a block list committed when
+the archive is complete (uncommitted blocks are no blob, and Azure discards them). None of
+them is ever written to an archive, a message or a log.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ from typing import IO, Any
 
 from dbcrate.errors import NotAnArchive, OutputError, UsageError
 
-#: object URL schemes: those dbcrate reads and writes; the others are refused by name
-SCHEMES = ("s3",)
-_LATER = ("gs", "az", "abfs", "gcs")
+#: object URL schemes: those dbcrate reads and writes (``az://container/blob``: Azure Blob
+#: Storage); the others are refused by name
+SCHEMES = ("s3", "az")
+_LATER = ("gs", "abfs", "gcs")
 _URL = re.compile(r"^(?P<scheme>[a-z][a-z0-9]*)://(?P<bucket>[^/]*)(?:/(?P<key>.*))?$", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 #: the size of one uploaded part (S3's minimum is 5 MiB): what a dump holds in memory for it
@@ -37,8 +43,9 @@ PART_BYTES = 8 * 1024 * 1024
 
 
 #: what to check when the store refuses (every store error says it)
-STORE_HINT = ("check the bucket, the credentials (AWS_* variables) and the endpoint "
-              "(AWS_ENDPOINT_URL)")
+STORE_HINT = ("check the bucket, the credentials (AWS_* or AZURE_STORAGE_* variables) and the "
+              "endpoint (AWS_ENDPOINT_URL, AZURE_ENDPOINT)")
+
 
 def is_object_url(target: object) -> bool:
     """Whether ``target`` names an object in a store (``s3://...``, also the schemes not
@@ -50,7 +57,8 @@ def is_object_url(target: object) -> bool:
 
 
 def split_url(url: str) -> tuple[str, str]:
-    """``(bucket, key)`` of ``s3://bucket/key``.
+    """``(root, key)`` of ``s3://bucket/key`` or ``az://container/blob``: the root is the
+    URL of the bucket (``s3://bucket``), which names its store.
 
     :raises UsageError: another scheme, no bucket, or no key (a prefix ending with ``/``).
     """
@@ -59,7 +67,8 @@ def split_url(url: str) -> tuple[str, str]:
         raise UsageError(f"{url} is not an object URL", hint="e.g. s3://bucket/backups/shop.crate")
     if match["scheme"] not in SCHEMES:
         raise UsageError(f"{match['scheme']}:// is not supported yet: {url}",
-                         hint="s3:// (Amazon S3 and S3-compatible servers) is")
+                         hint="s3:// (Amazon S3 and S3-compatible servers) and az:// (Azure "
+                         "Blob Storage) are")
     bucket, key = match["bucket"], match["key"] or ""
     if not bucket or not key or key.endswith("/"):
         raise UsageError(f"{url} names no object",
@@ -67,19 +76,23 @@ def split_url(url: str) -> tuple[str, str]:
     if any(part in ("", ".", "..") for part in key.split("/")) or _CONTROL.search(url):
         raise UsageError(f"{url}: a key with an empty, '.' or '..' part or a control character "
                          "is not taken", hint="e.g. s3://bucket/backups/shop.crate")
-    return bucket, key
+    return f"{match['scheme']}://{bucket}", key
 
 
 @functools.cache
-def _store(bucket: str) -> Any:
-    """The bucket's store, made once per process (its connections and credentials are
-    reused by every request; obstore's stores may be shared between threads)."""
+def _store(root: str) -> Any:
+    """The store of ``root`` (``s3://bucket``, ``az://container``), made once per process
+    (its connections and credentials are reused by every request; obstore's stores may be
+    shared between threads). Each reads its provider's standard variables: ``AWS_*`` for
+    S3, ``AZURE_STORAGE_ACCOUNT_NAME``/``AZURE_STORAGE_ACCOUNT_KEY`` (or a SAS token,
+    ``AZURE_ENDPOINT``, ...) for Azure."""
     try:
-        from obstore.store import S3Store
+        from obstore.store import AzureStore, S3Store
     except ImportError:
         raise UsageError("archives in object storage need obstore",
                          hint="pip install 'dbcrate[s3]'") from None
-    return S3Store(bucket)
+    scheme, bucket = root.split("://", 1)
+    return AzureStore(bucket) if scheme == "az" else S3Store(bucket)
 
 
 def _from_store(exc: BaseException) -> bool:
@@ -192,8 +205,8 @@ def object_reader(url: str) -> _ObjectStream:
 
 
 def split_prefix(url: str) -> tuple[str, str]:
-    """``(bucket, prefix)`` of ``s3://bucket/prefix/`` (the prefix may be empty: the whole
-    bucket's top level; a trailing ``/`` is implied).
+    """``(root, prefix)`` of ``s3://bucket/prefix/`` (``root``: ``s3://bucket``; the prefix
+    may be empty: the whole bucket's top level; a trailing ``/`` is implied).
 
     :raises UsageError: not an s3 URL, or no bucket.
     """
@@ -201,7 +214,7 @@ def split_prefix(url: str) -> tuple[str, str]:
     if match is None or match["scheme"] not in SCHEMES or not match["bucket"]:
         raise UsageError(f"{url} names no bucket", hint="e.g. s3://bucket/backups/")
     prefix = (match["key"] or "").strip("/")
-    return match["bucket"], prefix + "/" if prefix else ""
+    return f"{match['scheme']}://{match['bucket']}", prefix + "/" if prefix else ""
 
 
 def list_objects(url: str) -> list[tuple[str, Any, int]]:
@@ -312,8 +325,8 @@ def unused_key(url: str) -> str:
             obstore.head(store, candidate)
         except Exception as exc:
             if _missing_or_forbidden(exc):  # (403 without ListBucket: taken as free)
-                return f"s3://{bucket}/{candidate}"
-            raise OutputError(f"cannot write s3://{bucket}/{key}: {_reason(exc)}",
+                return f"{bucket}/{candidate}"
+            raise OutputError(f"cannot write {bucket}/{key}: {_reason(exc)}",
                               hint=STORE_HINT) from None
-    raise OutputError(f"s3://{bucket}/{key} and 99 names after it are taken",
+    raise OutputError(f"{bucket}/{key} and 99 names after it are taken",
                       hint="give the archive's key")
