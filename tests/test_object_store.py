@@ -197,6 +197,9 @@ def test_what_cannot_be_read_or_written_is_said(bucket: Any, chinook_sources) ->
         dbcrate.dump(chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d/")
     code, _, err = run_cli("dump", chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d",
                            "--as", "directory", "--no-progress")
+    assert code == 2 and "a prefix ending with /" in " ".join(err.split())
+    code, _, err = run_cli("dump", chinook_sources("sqlite"), f"s3://{bucket.bucket_name}/d",
+                           "--as", "sqlite", "--no-progress")
     assert code == 2 and "object storage" in err
     with pytest.raises(OutputError):
         dbcrate.dump(chinook_sources("sqlite"), "s3://no-such-bucket-dbcrate/x.crate")
@@ -427,3 +430,64 @@ def test_encrypted_archive_in_a_bucket(bucket: Any, dbs: Databases, tmp_path: Pa
     bucket.put_object(Bucket=bucket.bucket_name, Key="up.crate", Body=local.read_bytes())
     code, out, err = run_cli("ls", f"s3://{bucket.bucket_name}/up.crate", "-i", str(identity))
     assert code == 0 and "small" in out, err
+
+
+def test_a_dump_directory_on_a_bucket_prefix(bucket: Any, chinook_sources, dbs: Databases,
+                                             tmp_path: Path) -> None:
+    """``dump --as directory s3://bucket/prefix/``: one object per member, named as the files
+    of a dump directory, the manifest last; read back (ls, verify, restore) from the prefix and
+    checked as a directory is: a changed, an extra or a missing object is refused; a prefix
+    holding objects is refused for a dump, and a failed dump deletes what it wrote."""
+    source = chinook_sources("postgresql")
+    media = tmp_path / "media"
+    media.mkdir()
+    (media / "a.txt").write_text("first file")
+    url = f"s3://{bucket.bucket_name}/dumps/one/"
+    code, _, err = run_cli("dump", source, url, "--as", "directory", "--storage", str(media),
+                           "--storages-basepath", str(tmp_path), "--no-progress")
+    assert code == 0, err
+    names = [k.removeprefix("dumps/one/") for k in _keys(bucket)]
+    assert "dbcrate-archive.json" in names and "manifest.json" in names
+    assert sum(n.startswith("data/") for n in names) == 11
+    local = tmp_path / "local"
+    dbcrate.dump(source, local, container="directory", storages=[str(media)],
+                 storages_basepath=str(tmp_path))
+    assert sorted(names) == sorted(p.relative_to(local).as_posix()
+                                   for p in local.rglob("*") if p.is_file())
+    code, out, err = run_cli("ls", url)
+    assert code == 0 and "11 tables" in out, err
+    code, _, err = run_cli("verify", url)
+    assert code == 0, err
+    target = dbs.new("postgresql")
+    code, _, err = run_cli("restore", url, target, "--storages-to", str(tmp_path / "out"),
+                           "--no-progress")
+    assert code == 0, err
+    assert snapshot(source) == snapshot(target)
+    assert (tmp_path / "out" / "media" / "a.txt").read_text() == "first file"
+
+    # a prefix that holds objects is not written into
+    code, _, err = run_cli("dump", source, url, "--as", "directory", "--no-progress")
+    assert code == 12 and "already holds" in err
+    # damaged, extra, missing objects
+    first = next(k for k in _keys(bucket) if "/data/" in k)
+    body = bucket.get_object(Bucket=bucket.bucket_name, Key=first)["Body"].read()
+    bucket.put_object(Bucket=bucket.bucket_name, Key=first, Body=body[:-1] + bytes([body[-1] ^ 1]))
+    assert run_cli("verify", url)[0] == 6
+    bucket.put_object(Bucket=bucket.bucket_name, Key=first, Body=body)
+    bucket.put_object(Bucket=bucket.bucket_name, Key="dumps/one/data/stray.parquet", Body=b"x")
+    code, _, err = run_cli("ls", url)
+    assert code == 6 and "not listed in the manifest" in err
+    bucket.delete_object(Bucket=bucket.bucket_name, Key="dumps/one/data/stray.parquet")
+    bucket.delete_object(Bucket=bucket.bucket_name, Key="dumps/one/manifest.json")
+    code, _, err = run_cli("ls", url)
+    assert code == 6 and "incomplete" in err
+
+    # a dump that fails (a value the archive cannot hold) leaves nothing under its prefix
+    bad = dbs.new("postgresql")
+    run_sql(bad, "CREATE TABLE a (id int PRIMARY KEY)", "INSERT INTO a VALUES (1)",
+            "CREATE TABLE zz (id int PRIMARY KEY, at timestamp)",
+            "INSERT INTO zz VALUES (1, '294270-01-01')")
+    code, _, err = run_cli("dump", bad, f"s3://{bucket.bucket_name}/dumps/two/", "--as",
+                           "directory", "--no-progress", "-j", "1")
+    assert code == 11, err
+    assert not [k for k in _keys(bucket) if k.startswith("dumps/two/")]

@@ -62,7 +62,8 @@ def ls(archive: str, against: str | None, as_json: bool, identities: tuple[str, 
     from dbcrate.containers.archive import open_archive
     from dbcrate.stores.objects import is_object_url
 
-    if is_object_url(archive) and not against:  # s3://: the manifest by ranged reads
+    # an archive in a store: the manifest by ranged reads (a prefix is a dump directory)
+    if is_object_url(archive) and not archive.endswith("/") and not against:
         from dbcrate.stores.manifest import object_manifest
 
         manifest = object_manifest(archive)  # (None: sealed, read by its reader)

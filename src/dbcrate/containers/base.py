@@ -319,6 +319,30 @@ class HashingSink(io.RawIOBase):
         self.target.flush()
 
 
+def spooled_chunk(add_file: Callable[[str, IO[bytes], int], str], member: str,
+                  fmt: DataFormat, entry: TableEntry, batches: Iterable[pa.RecordBatch],
+                  level: int) -> Chunk:
+    """Encode a chunk into a private temp file first (a tar header states a member's size;
+    an upload is sequential), then hand it to ``add_file``; its record for the manifest."""
+    import tempfile
+
+    with tempfile.TemporaryFile(prefix="dbcrate-chunk-") as spool:
+        rows = encode_batches(fmt, arrow_schema(entry), batches, spool, level)
+        size = spool.tell()
+        spool.seek(0)
+        sha = add_file(member, spool, size)
+    return Chunk(member, rows, size, sha)
+
+
+def write_documents(add_bytes: Callable[[str, bytes], str], manifest: Manifest) -> None:
+    """The marker, the manifest and its digest, in that order (the last members written)."""
+    raw = manifest.to_json()
+    add_bytes(MARKER, json.dumps(
+        {"format": FORMAT_NAME, "format_version": manifest.format_version}).encode())
+    add_bytes(MANIFEST, raw)
+    add_bytes(MANIFEST_DIGEST, (hashlib.sha256(raw).hexdigest() + "\n").encode())
+
+
 def encode_batches(fmt: DataFormat, schema: pa.Schema, batches: Iterable[pa.RecordBatch],
                    sink: IO[bytes], level: int) -> int:
     """Encode ``batches`` as one data member of format ``fmt`` into ``sink``; returns the rows.

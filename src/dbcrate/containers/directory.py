@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import re
 import stat
@@ -43,6 +42,7 @@ from dbcrate.containers.base import (
     checked_manifest,
     encode_batches,
     is_file_object,
+    write_documents,
 )
 from dbcrate.containers.members import MemberArchive, MemberReader
 from dbcrate.containers.streams import RangeStream
@@ -50,7 +50,7 @@ from dbcrate.containers.tar import COPY_BUFFER, MAX_MEMBERS
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, get_format
 from dbcrate.model.chunks import member_name
-from dbcrate.model.manifest import FORMAT_NAME, MAX_MANIFEST_BYTES, Chunk, Manifest, TableEntry
+from dbcrate.model.manifest import MAX_MANIFEST_BYTES, Chunk, Manifest, TableEntry
 
 #: a member name a directory may hold: relative, '/'-separated, no empty, hidden or '..'
 #: component (every name of docs/FORMAT.md and of the storage members matches)
@@ -440,11 +440,7 @@ class DirectoryWriter(ContainerWriter):
     def commit(self, manifest: Manifest) -> None:
         """Write the marker, the manifest and its digest, fsync, rename into place."""
         self.check_manifest(manifest)
-        raw = manifest.to_json()
-        self.add_bytes(MARKER, json.dumps(
-            {"format": FORMAT_NAME, "format_version": manifest.format_version}).encode())
-        self.add_bytes(MANIFEST, raw)
-        self.add_bytes(MANIFEST_DIGEST, (hashlib.sha256(raw).hexdigest() + "\n").encode())
+        write_documents(self.add_bytes, manifest)
         self._out.commit()
 
     def abort(self) -> None:

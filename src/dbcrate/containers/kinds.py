@@ -123,8 +123,10 @@ def detect_kind(path: ArchiveTarget) -> str:
 
     :raises NotAnArchive: a directory that is no dump of either directory kind.
     """
-    if is_file_object(path) or str(path) == "-" or is_object_url(path):
-        return "tar"  # a stream, or an object in a store (dbcrate.stores.objects)
+    if is_object_url(path):  # in a store (dbcrate.stores.objects): a prefix is a directory
+        return "directory" if str(path).endswith("/") else "tar"
+    if is_file_object(path) or str(path) == "-":
+        return "tar"  # a stream
     p = Path(cast("str | os.PathLike[str]", path))
     if p.is_dir():
         if (p / MARKER).is_file():
@@ -142,7 +144,12 @@ def detect_kind(path: ArchiveTarget) -> str:
 
 
 def reader_class(path: ArchiveTarget) -> type[Archive]:
-    """The :class:`~dbcrate.containers.base.Archive` subclass that reads ``path``."""
+    """The :class:`~dbcrate.containers.base.Archive` subclass that reads ``path`` (a dump
+    directory on a bucket prefix: :class:`dbcrate.containers.prefix.PrefixArchive`)."""
+    if is_object_url(path) and str(path).endswith("/"):
+        from dbcrate.containers.prefix import PrefixArchive
+
+        return PrefixArchive
     return CONTAINER_KINDS[detect_kind(path)].reader
 
 

@@ -37,10 +37,9 @@ from dbcrate.containers.base import (
     MAX_MARKER_BYTES,
     ArchiveTarget,
     ContainerWriter,
-    arrow_schema,
-    encode_batches,
     file_object_name,
     is_file_object,
+    spooled_chunk,
 )
 from dbcrate.containers.streams import HashingReader, RangeStream
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
@@ -233,14 +232,9 @@ class ArchiveWriter(ContainerWriter):
                     batches: Iterable[pa.RecordBatch]) -> Chunk:
         """Encode a chunk into a private temp file first (a tar header states the member's
         size), then append it."""
-        member = member_name(number, index, self.format.extension)
         self._check_format = True
-        with tempfile.TemporaryFile(prefix="dbcrate-chunk-") as spool:
-            rows = encode_batches(self.format, arrow_schema(entry), batches, spool, self.level)
-            size = spool.tell()
-            spool.seek(0)
-            sha = self.add_file(member, spool, size)
-        return Chunk(member, rows, size, sha)
+        return spooled_chunk(self.add_file, member_name(number, index, self.format.extension),
+                             self.format, entry, batches, self.level)
 
     def commit(self, manifest: Manifest) -> None:
         """Write the manifest and its digest, close, fsync and rename into place."""

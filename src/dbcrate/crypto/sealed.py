@@ -329,6 +329,8 @@ def is_sealed(path: str) -> bool | None:
 
     try:
         if is_object_url(path):
+            if path.endswith("/"):  # a dump directory on a prefix: never sealed
+                return False
             from dbcrate.stores.manifest import object_marker_version
 
             return object_marker_version(path) == SEALED_FORMAT_VERSION

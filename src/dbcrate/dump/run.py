@@ -158,7 +158,7 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
     version = (SCHEMAS_FORMAT_VERSION if needs_schemas(manifest)
                else NATIVE_FORMAT_VERSION if native is not None
                else STORAGE_FORMAT_VERSION if planned.storage.specs else BASE_FORMAT_VERSION)
-    if is_object_url(output):  # each chunk's offset: members are read by ranged requests
+    if is_object_url(output) and options.container == "tar":  # ranged reads: chunk offsets
         version = OFFSETS_FORMAT_VERSION
     manifest.format_version = version
     snapshot.share(planned.jobs)
@@ -210,9 +210,18 @@ def _open_writer(output: str | os.PathLike[str], created: dt.datetime, version: 
     """The archive writer for ``options.container``: the tar writer itself, or an adapter that
     writes the same members into another kind (docs/CONTAINERS.md)."""
     if is_object_url(output):
+        if options.container == "directory":  # one object per member under a prefix
+            from dbcrate.containers.prefix import PrefixWriter
+            from dbcrate.containers.writers import DumpWriter
+
+            return DumpWriter(PrefixWriter(str(output), data_format=data_format,
+                                           mtime=created.timestamp(), format_version=version,
+                                           overwrite=options.overwrite),
+                              list(planned.tables), data_format, display=str(output))
         if options.container != "tar":
             raise UsageError(f"the {options.container} kind cannot be written to object storage",
-                             hint="dump --as tar (the default) to an s3:// URL")
+                             hint="dump --as tar (the default) to an s3:// URL, or --as "
+                             "directory to a prefix (s3://bucket/dump/)")
         return _into_object(str(output), created, version, options)
     if options.container == "tar":
         return ArchiveWriter(output, created.timestamp(), version, options.archive_mode,

@@ -235,6 +235,22 @@ def list_objects(url: str) -> list[tuple[str, Any, int]]:
             for o in listing["objects"] if str(o["path"]).startswith(prefix)]
 
 
+def list_tree(url: str) -> dict[str, int]:
+    """Every object under the prefix ``url``, at any depth: ``{name relative to it: size}``.
+
+    :raises NotAnArchive: the store refuses the listing.
+    """
+    import obstore
+
+    bucket, prefix = split_prefix(url)
+    try:
+        found = obstore.list(_store(bucket), prefix=prefix.rstrip("/") or None).collect()
+    except Exception as exc:
+        raise NotAnArchive(f"cannot list {url}: {_reason(exc)}", hint=STORE_HINT) from None
+    return {str(o["path"])[len(prefix):]: int(o["size"]) for o in found
+            if str(o["path"]).startswith(prefix)}
+
+
 def read_start(url: str, size: int) -> bytes:
     """The first ``size`` bytes of the object ``url`` (fewer if it is shorter), by a ranged
     request; ``b""`` when it cannot be read."""
