@@ -28,6 +28,7 @@ from dbcrate.errors import (
     SourceValueError,
     UsageError,
 )
+from store_tools import count_ranged_reads
 
 from conftest import Databases, run_cli, run_sql
 from content import snapshot
@@ -268,7 +269,6 @@ def test_a_one_table_restore_reads_only_that_table(bucket: Any, dbs: Databases,
     """A dump to a bucket records each chunk's offset (format 5); restoring one small table of
     a 10 MB archive fetches the marker, the manifest and that table's member by ranged
     requests, never the whole object (the requests are counted where dbcrate makes them)."""
-    import dbcrate.stores.objects as objects
 
     source = dbs.new("postgresql")
     run_sql(source, "CREATE TABLE big (id int PRIMARY KEY, v text)",
@@ -284,20 +284,8 @@ def test_a_one_table_restore_reads_only_that_table(bucket: Any, dbs: Databases,
         assert archive.manifest.format_version == 5
         small = archive.table("small")
         assert all(c.offset is not None for c in small.chunks)
-    fetched: list[int] = []
-    real_range = objects.object_range
 
-    def counted(u: str, start: int, length: int) -> bytes:
-        data = real_range(u, start, length)
-        fetched.append(len(data))
-        return data
-
-    def no_whole_read(u: str) -> Any:
-        raise AssertionError("the whole object was read")
-
-    monkeypatch.setattr("dbcrate.stores.manifest.object_range", counted)
-    monkeypatch.setattr("dbcrate.stores.ranged.object_range", counted)
-    monkeypatch.setattr("dbcrate.containers.tar.object_reader", no_whole_read)
+    fetched = count_ranged_reads(monkeypatch)
     target = dbs.new("postgresql")
     report = dbcrate.restore(url, target, include=["small"])
     assert report.ok and [t.name for t in report.tables] == ["small"]
@@ -355,7 +343,6 @@ def test_encrypted_archive_in_a_bucket(bucket: Any, dbs: Databases, tmp_path: Pa
     """A sealed dump to a bucket (formats 5 and 6): no name or value in the object; ``ls`` and
     a one-table restore fetch the ends and that table's sealed member only, decrypting those;
     a wrong key is exit 18 with nothing written; verify without a key checks the ciphertext."""
-    import dbcrate.stores.objects as objects
     from dbcrate.crypto.keys import generate_identity
 
     secret, public = generate_identity()
@@ -374,22 +361,10 @@ def test_encrypted_archive_in_a_bucket(bucket: Any, dbs: Databases, tmp_path: Pa
     assert b"big_secret_table" not in body and b"confidential" not in body
     assert b"manifest.json" not in body and b"small" not in body
 
-    fetched: list[int] = []
-    real_range = objects.object_range
-
-    def counted(u: str, start: int, length: int) -> bytes:
-        data = real_range(u, start, length)
-        fetched.append(len(data))
-        return data
-
-    def no_whole_read(u: str) -> Any:
-        raise AssertionError("the whole object was read")
 
     target = dbs.new("postgresql")
     with monkeypatch.context() as patched:
-        patched.setattr("dbcrate.stores.manifest.object_range", counted)
-        patched.setattr("dbcrate.stores.ranged.object_range", counted)
-        patched.setattr("dbcrate.containers.tar.object_reader", no_whole_read)
+        fetched = count_ranged_reads(patched)
         code, out, err = run_cli("ls", url, "-i", str(identity))
         assert code == 0, err
         assert "big_secret_table" in out and "encrypted: 1 X25519 recipient" in out

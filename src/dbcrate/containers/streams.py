@@ -34,18 +34,12 @@ class HashingReader(io.RawIOBase):
         return len(data)
 
 
-class RangeStream(io.RawIOBase):
-    """The bytes ``[start, start + size)`` of an open file descriptor, as a seekable read-only
-    stream of their own. Reads are positional (``preadv``), so several streams over one file
-    never disturb each other. Closing the stream closes the descriptor.
+class WindowStream(io.RawIOBase):
+    """A seekable, read-only stream of ``size`` bytes: position, ``seek`` and ``tell``
+    (subclasses implement ``readinto`` from ``_pos``)."""
 
-    :raises ArchiveCorrupt: when the file ends before ``start + size`` (truncated).
-    """
-
-    def __init__(self, fd: int, start: int, size: int) -> None:
+    def __init__(self, size: int) -> None:
         super().__init__()
-        self._fd = fd
-        self._start = start
         self._size = size
         self._pos = 0
 
@@ -59,9 +53,26 @@ class RangeStream(io.RawIOBase):
         return self._pos
 
     def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Move within the stream (clamped to its bounds, as a file of that size reads)."""
+        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
+            raise ValueError(f"invalid whence {whence}")
         base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
         self._pos = max(0, min(self._size, base + offset))
         return self._pos
+
+
+class RangeStream(WindowStream):
+    """The bytes ``[start, start + size)`` of an open file descriptor, as a seekable read-only
+    stream of their own. Reads are positional (``preadv``), so several streams over one file
+    never disturb each other. Closing the stream closes the descriptor.
+
+    :raises ArchiveCorrupt: when the file ends before ``start + size`` (truncated).
+    """
+
+    def __init__(self, fd: int, start: int, size: int) -> None:
+        super().__init__(size)
+        self._fd = fd
+        self._start = start
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         want = min(len(buffer), self._size - self._pos)

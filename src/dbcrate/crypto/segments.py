@@ -17,6 +17,7 @@ import io
 import os
 from typing import IO
 
+from dbcrate.containers.streams import WindowStream
 from dbcrate.errors import ArchiveCorrupt
 
 SALT = 16
@@ -115,7 +116,7 @@ def _read_exactly(source: IO[bytes], size: int) -> bytes:
     return b"".join(parts)
 
 
-class OpenedStream(io.RawIOBase):
+class OpenedStream(WindowStream):
     """The plaintext of a sealed member, as a seekable read-only stream over a stream of its
     ciphertext (which it closes when closed). A segment is decrypted when a read reaches it
     and kept until the next one, so reading from any offset costs one segment.
@@ -128,17 +129,15 @@ class OpenedStream(io.RawIOBase):
                  display: str) -> None:
         from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
-        super().__init__()
         self._sealed = sealed
         self._name, self._display = name, display
         try:
-            self._size = plain_size(sealed_bytes)
+            super().__init__(plain_size(sealed_bytes))
         except ValueError:
             raise self._corrupt("has a size no sealed member has (cut short?)") from None
         salt = _read_exactly_or(sealed, SALT, self._corrupt("is cut short"))
         self._aead = ChaCha20Poly1305(member_key(archive_key, salt, name))
         self._segments = segment_count(self._size)
-        self._pos = 0
         self._cached: tuple[int, bytes] | None = None
 
     def _corrupt(self, what: str) -> ArchiveCorrupt:
@@ -146,22 +145,6 @@ class OpenedStream(io.RawIOBase):
                               member=self._name,
                               hint="the archive was altered or damaged after it was written; "
                               "use another copy")
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
-        if whence not in (os.SEEK_SET, os.SEEK_CUR, os.SEEK_END):
-            raise ValueError(f"invalid whence {whence}")
-        base = {os.SEEK_SET: 0, os.SEEK_CUR: self._pos, os.SEEK_END: self._size}[whence]
-        self._pos = max(0, min(self._size, base + offset))
-        return self._pos
 
     def segment(self, index: int) -> bytes:
         """The plaintext of segment ``index``, authenticated."""
