@@ -334,6 +334,16 @@ def spooled_chunk(add_file: Callable[[str, IO[bytes], int], str], member: str,
     return Chunk(member, rows, size, sha)
 
 
+def manifest_members(manifest: Manifest) -> dict[str, int]:
+    """The data and storage members a manifest lists, with their sizes, in archive order."""
+    out = {c.member: c.size for t in manifest.tables for c in t.chunks}
+    storage = getattr(manifest, "storage", None)
+    if storage is not None:
+        for member, size, _sha in storage.members():
+            out[member] = size
+    return out
+
+
 def write_documents(add_bytes: Callable[[str, bytes], str], manifest: Manifest) -> None:
     """The marker, the manifest and its digest, in that order (the last members written)."""
     raw = manifest.to_json()

@@ -42,6 +42,7 @@ from dbcrate.containers.base import (
     checked_manifest,
     encode_batches,
     is_file_object,
+    manifest_members,
     write_documents,
 )
 from dbcrate.containers.members import MemberArchive, MemberReader
@@ -240,16 +241,6 @@ def check_listing(display: str, files: dict[str, int], dirs: set[str],
     if stray:
         raise ArchiveCorrupt(f"{display}: directories not part of the archive: "
                              f"{', '.join(stray[:5])}", member=stray[0])
-
-
-def manifest_members(manifest: Manifest) -> dict[str, int]:
-    """The data and storage members a manifest lists, with their sizes, in archive order."""
-    out = {c.member: c.size for t in manifest.tables for c in t.chunks}
-    storage = getattr(manifest, "storage", None)
-    if storage is not None:
-        for member, size, _sha in storage.members():
-            out[member] = size
-    return out
 
 
 def open_confined(path: str | os.PathLike[str], display: str,

@@ -35,10 +35,11 @@ from dbcrate.containers.base import (
     HashingSink,
     check_marker,
     checked_manifest,
+    manifest_members,
     spooled_chunk,
     write_documents,
 )
-from dbcrate.containers.directory import MEMBER_PATH, check_listing, manifest_members
+from dbcrate.containers.directory import MEMBER_PATH, check_listing
 from dbcrate.containers.members import MemberArchive, MemberReader
 from dbcrate.containers.tar import COPY_BUFFER
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError

@@ -23,7 +23,13 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol
 
-from dbcrate.containers.base import MANIFEST, MANIFEST_DIGEST, MARKER, checked_manifest
+from dbcrate.containers.base import (
+    MANIFEST,
+    MANIFEST_DIGEST,
+    MARKER,
+    checked_manifest,
+    manifest_members,
+)
 from dbcrate.containers.streams import HashingReader
 from dbcrate.crypto.keys import Encryption, Keyring, recipient_kinds
 from dbcrate.crypto.segments import KEY_BYTES, SEGMENT, OpenedStream, SealingReader, plain_size, sealed_size
@@ -212,23 +218,19 @@ class SealedReader:
     def _listed(self) -> dict[str, _Plain]:
         """Every member the manifest lists, by plaintext name, checked: present, its size
         that of its plaintext; and no stored member it does not list."""
-        listed = [(c.member, c.size, t.name) for t in self.manifest.tables for c in t.chunks]
-        if self.manifest.storage is not None:
-            listed += [(m, s, "storages") for m, s, _ in self.manifest.storage.members()]
         members: dict[str, _Plain] = {}
-        for name, size, owner in listed:
+        for name, size in manifest_members(self.manifest).items():
             hidden = hidden_name(self._key, name)
             info = self._raw.members.get(hidden)
             if info is None:
-                raise ArchiveCorrupt(f"{self.display}: member {name} ({owner}) is missing",
-                                     member=name)
+                raise ArchiveCorrupt(f"{self.display}: member {name} is missing", member=name)
             try:
                 stored = plain_size(info.size)
             except ValueError:
                 stored = -1
             if stored != size:
-                raise ArchiveCorrupt(f"{self.display}: member {name} ({owner}) holds {stored} "
-                                     f"bytes, the manifest says {size}", member=name)
+                raise ArchiveCorrupt(f"{self.display}: member {name} holds {stored} bytes, "
+                                     f"the manifest says {size}", member=name)
             members[name] = _Plain(size, hidden)
         known = {p.hidden for p in members.values()} | {
             hidden_name(self._key, n) for n in (MANIFEST, MANIFEST_DIGEST)}
