@@ -136,3 +136,38 @@ def test_tasks_are_yielded_in_the_callers_thread() -> None:
     assert caller == {threading.current_thread().name}
     assert all(name.startswith("dbcrate-task") for name in workers)
     assert isinstance(graph.tasks[0], Task)
+
+
+def test_a_task_awaiting_a_name_starts_when_it_arrives_and_others_run_meanwhile() -> None:
+    from dbcrate.arrivals import Arrivals
+
+    log, lock = _recorder()
+    arrivals = Arrivals()
+    arrivals.arrive("early")  # arrived before the graph runs: not waited for
+
+    def note(name: str) -> None:
+        with lock:
+            log.append(name)
+        if name == "index of early":  # the next table arrives while the graph runs
+            threading.Timer(0.05, arrivals.arrive, ["late"]).start()
+
+    graph = TaskGraph()
+    late = graph.add(lambda: note("load late"), priority=(1, 99), awaits={"late"})
+    early = graph.add(lambda: note("load early"), priority=(1, 1), awaits={"early"})
+    graph.add(lambda: note("index of early"), priority=(0,), after=[early])
+    graph.add(lambda: note("index of late"), priority=(0,), after=[late])
+    assert len(list(graph.run(1, arrivals=arrivals))) == 4
+    # the highest priority waits for its name; the ready work runs first
+    assert log == ["load early", "index of early", "load late", "index of late"]
+
+
+def test_a_failure_releases_what_awaits_and_nothing_hangs() -> None:
+    from dbcrate.arrivals import Arrivals
+
+    arrivals = Arrivals()
+    ran: list[str] = []
+    graph = TaskGraph()
+    graph.add(lambda: ran.append(str(arrivals.failure)), awaits={"never"})
+    threading.Timer(0.05, arrivals.fail, [RuntimeError("the source broke")]).start()
+    assert len(list(graph.run(2, arrivals=arrivals))) == 1
+    assert ran == ["the source broke"]  # the task runs and sees the failure

@@ -1,16 +1,28 @@
 """``copy``: one database into another, without an archive the user keeps.
 
-A copy is a dump and a restore run back to back through a *spool*: an archive of the
-directory kind (Arrow IPC members, zstd level 1: the quickest to write and read) in a
-temporary directory. It therefore has everything the two have, with no second code path to
-keep exact: one snapshot of the source, the same table selection, the restore's checks before
-anything is written (a value another engine cannot hold is refused, the target untouched),
-its modes, its index and constraint phases, its report and warnings, and ``--resume``.
+A copy is a dump and a restore through a *spool*: an archive of the directory kind (Arrow IPC
+members, zstd level 1: the quickest to write and read) in a temporary directory. It therefore
+has everything the two have, with no second code path to keep exact: one snapshot of the
+source, the same table selection, the restore's checks before anything is written (a value
+another engine cannot hold is refused, the target untouched), its modes, its index and
+constraint phases, its report and warnings, and ``--resume``.
+
+The two run at the same time (:func:`streams`): the dump in a thread of its own
+(:class:`~dbcrate.dump.background.BackgroundDump`), the restore loading each table as soon as
+the dump has written it (:class:`~dbcrate.containers.live.LiveArchive`), while the other tables
+are still being read - as pgcopydb does, through the spool. Where the restore checks every
+value before it writes (another engine, into existing tables), its preflight waits for the
+whole read first, so nothing is written before every value passed. A copy that replaces what
+the target has (``clean``) reads the whole source before it touches the target (a source that
+cannot be read to the end must not cost the target its tables), and a ``dry_run`` reads it
+before checking. When the source cannot be read to the end, the tables restored before that
+are named in the error.
 
 The spool is removed when the restore succeeds (or when the copy is only a ``dry_run``).
 When the restore fails or is interrupted, the spool is kept and its path is in the error's
-hint: ``copy`` with the same ``spool`` and ``resume=True`` (or ``dbcrate restore SPOOL
-TARGET --resume``) finishes the work from the same snapshot without reading the source again.
+hint: ``copy`` with the same ``spool`` and ``resume=True`` finishes the work from the same
+snapshot without reading the source again (it continues the journal the first restore kept,
+under the id in the spool's ``.dbcrate-journal-id``).
 A spool that holds a finished archive is restored as it is with ``resume=True`` (the
 source is not read) and refused without it; a directory that is not a spool is refused (a
 copy writes only into its own).
@@ -42,6 +54,9 @@ SPOOL_FORMAT = "arrow"
 SPOOL_LEVEL = 1
 #: the file that marks a spool directory as dbcrate's (written before the dump starts)
 SPOOL_MARK = ".dbcrate-spool"
+#: the id a restore that ran while the spool was written kept its journal under (``resume``
+#: continues that journal; the finished spool's manifest has other bytes than the live one)
+SPOOL_JOURNAL = ".dbcrate-journal-id"
 
 
 @dataclass
@@ -99,9 +114,14 @@ def iter_copy(source: str, target: str, dump_options: DumpOptions | None = None,
                          hint="add --resume to restore it (the source is not read again), or "
                          "give a new --spool path to read the source anew")
     try:
-        if not _finished_spool(holder):
+        if _finished_spool(holder):
+            report = yield from _restore_spool(holder, target, restore_options)
+        elif streams(restore_options):
+            dumped, report = yield from _streamed(source, target, dump_options, restore_options,
+                                                  holder)
+        else:
             dumped = yield from iter_dump(source, archive, dump_options)
-        report = yield from iter_restore(str(archive), target, restore_options)
+            report = yield from iter_restore(str(archive), target, restore_options)
     except BaseException as exc:
         if _finished_spool(holder) and not restore_options.dry_run:
             keep = True  # the snapshot is read: a rerun continues from it
@@ -115,6 +135,69 @@ def iter_copy(source: str, target: str, dump_options: DumpOptions | None = None,
     if not keep:
         shutil.rmtree(holder, ignore_errors=True)
     return CopyResult(dumped, report, str(holder) if keep else None)
+
+
+def streams(options: RestoreOptions) -> bool:
+    """Whether a copy with these restore options restores tables while the source is read:
+    not a dry run (it checks, after the whole read) and not ``clean`` (nothing of the target is
+    replaced before the whole source is read)."""
+    return not options.dry_run and not options.clean
+
+
+def _streamed(source: str, target: str, dump_options: DumpOptions,
+              restore_options: RestoreOptions,
+              holder: Path) -> Generator[Event, None, tuple[DumpResult, RestoreReport]]:
+    """The dump in a thread into the spool, the restore from it as tables are written."""
+    from dbcrate.dump.background import BackgroundDump
+    from dbcrate.restore.run import iter_restore
+
+    background = BackgroundDump(source, holder / "archive", dump_options)
+    background.start()
+    live = None
+    try:
+        live = yield from background.wait_opened()
+        journal = holder / SPOOL_JOURNAL
+        journal.write_text(live.journal_id, encoding="ascii")
+        # the spool's members are this dump's own, hashed as they were written: no re-hash
+        report = yield from iter_restore(live, target, dataclasses.replace(restore_options,
+                                                                           verify=False))
+    except BaseException:
+        background.stop()
+        raise
+    finally:
+        if live is not None:
+            live.close()
+    try:
+        dumped = background.join()
+    except DbcrateError as exc:
+        exc.hint = (f"{exc.hint}; " if exc.hint else "") + _written_before(report)
+        raise
+    return dumped, report
+
+
+def _written_before(report: RestoreReport) -> str:
+    """What the target holds after a source read that stopped halfway (nothing silent)."""
+    done = [r.name for r in report.tables if r.status == "restored"]
+    if not done:
+        return "nothing was written into the target's tables"
+    shown = ", ".join(done[:20]) + (f" and {len(done) - 20} more" if len(done) > 20 else "")
+    tables = "table" if len(done) == 1 else "tables"
+    return (f"the target holds the {len(done)} {tables} copied before the read stopped ({shown}); "
+            "copy again with --clean to replace them")
+
+
+def _restore_spool(holder: Path, target: str,
+                   options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
+    """Restore a finished spool (``resume``), continuing the journal of the restore that ran
+    while it was written, if one did."""
+    from dbcrate.containers.archive import Archive
+    from dbcrate.restore.run import iter_restore
+
+    with Archive(holder / "archive") as arch:
+        journal = holder / SPOOL_JOURNAL
+        if journal.is_file():
+            arch.journal_id = journal.read_text(encoding="ascii").strip()
+        return (yield from iter_restore(arch, target, options))
 
 
 def _own_spool(path: Path) -> Path:

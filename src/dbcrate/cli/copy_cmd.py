@@ -86,8 +86,9 @@ def copy(source: str, target: str, include: tuple[str, ...], exclude: tuple[str,
     """Copy a database into another (the same engine or another), with no archive to keep.
 
     The source is read in one snapshot into a spool (an archive in a temporary
-    directory) and restored from it, with the restore's checks before anything is
-    written. After a failed restore the spool is kept: --spool DIR --resume continues.
+    directory); each table is restored as soon as it is read, with the restore's checks
+    before anything is written (into another engine: after the whole read). After a
+    failed restore the spool is kept: --spool DIR --resume continues.
     """
     import os
     import secrets

@@ -41,6 +41,8 @@ from dbcrate.progress import Event
 if TYPE_CHECKING:  # pyarrow is imported where it is used: ls reads a manifest without it
     import pyarrow as pa
 
+    from dbcrate.arrivals import Arrivals
+
 #: where an archive is: a path (``"-"``: standard input or output), or for the tar kind an
 #: open binary file object, which dbcrate reads or writes but never closes
 ArchiveTarget = str | os.PathLike[str] | IO[bytes]
@@ -146,6 +148,12 @@ class Archive:
     #: data members edited after the dump and accepted (opened with ``accept_edits=True``,
     #: python and directory kinds); the manifest describes them as they are now
     edited: Sequence[EditedChunk] = ()
+    #: the tables still being written, for an archive read while it is dumped (``copy``:
+    #: :class:`~dbcrate.containers.live.LiveArchive`): a table's chunks are known once its
+    #: name has arrived. None for every archive that is complete.
+    pending: Arrivals | None = None
+    #: what :attr:`journal_id` is when set (see there)
+    _journal_id: str | None = None
 
     def __new__(cls, path: ArchiveTarget, *args: Any, **kwargs: Any) -> Archive:
         if cls is Archive:
@@ -157,6 +165,24 @@ class Archive:
     @property
     def tables(self) -> list[TableEntry]:
         return self.manifest.tables
+
+    @property
+    def journal_id(self) -> str:
+        """What a restore's journal records its progress under (``resume`` continues the
+        work recorded under the same id): the SHA-256 of the manifest, unless set (a ``copy``
+        resumed from its spool continues what it recorded while the archive was written)."""
+        if self._journal_id is None:
+            self._journal_id = hashlib.sha256(self.manifest.to_json()).hexdigest()
+        return self._journal_id
+
+    @journal_id.setter
+    def journal_id(self, value: str) -> None:
+        self._journal_id = value
+
+    def wait_complete(self) -> None:
+        """Return once every table's chunks are known: at once for a complete archive; an
+        archive read while it is written (:attr:`pending`) waits for the dump, and raises
+        what stopped it."""
 
     def table(self, name: str) -> TableEntry:
         try:

@@ -377,6 +377,11 @@ class DirectoryWriter(ContainerWriter):
         self._out = AtomicDirectory(path, overwrite)
         self._names: set[str] = set()
 
+    @property
+    def staging(self) -> Path:
+        """The private temp directory being written (renamed to the final name by ``commit``)."""
+        return self._out.tmp
+
     def _create(self, name: str) -> IO[bytes]:
         if not MEMBER_PATH.match(name) or name in self._names:
             raise ValueError(f"bad or repeated member name {name!r}")

@@ -112,6 +112,13 @@ class DumpWriter:
         self._begun = 0
         self._chunks: dict[str, Chunk] = {}
 
+    @property
+    def staging(self) -> Path | None:
+        """Where a directory kind's members are being written (its private temp directory),
+        else None."""
+        staging = getattr(self.writer, "staging", None)
+        return staging if isinstance(staging, Path) else None
+
     def _begin_through(self, number: int) -> None:
         while self._begun < number:
             self._begun += 1

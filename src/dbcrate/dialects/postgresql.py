@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-from psycopg import pq
 from psycopg.copy import LibpqWriter
 from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection
@@ -30,7 +29,8 @@ from dbcrate.dialects import pg_catalog, pgbinary
 from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.native_pg_restore import PgNative
-from dbcrate.errors import DatabaseError, SourceValueError
+from dbcrate.dialects.pgcopy import copy_out_blocks
+from dbcrate.errors import SourceValueError
 from dbcrate.model import values
 from dbcrate.model.logical import (
     DATE_NEG_INFINITY,
@@ -246,7 +246,7 @@ class PostgreSQL(Dialect):
         # Each COPY message is exactly one row, so blocks of whole messages are valid CSV on
         # their own; parsing bounded blocks keeps memory flat (Arrow's streaming reader over a
         # Python file object does not).
-        for handed in _copy_out_blocks(raw, sql, CSV_BLOCK_BYTES):
+        for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES):
             yield from convert(handed)
 
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:
@@ -429,60 +429,6 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
 #: bytes of Arrow data encoded at once (the encoded rows are about as large)
 BINARY_PIECE_BYTES = 4 * 1024 * 1024
-
-
-def _copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[list[bytes | bytearray]]:
-    """The rows of ``COPY ... TO STDOUT`` in blocks of about ``block_bytes``, straight from
-    libpq: one C call per row in a tight loop (psycopg's own Copy iterator costs several
-    Python frames per row, which was a third of a dump's time).
-
-    Each block comes in a one-element list that the caller empties (``pop()``): this
-    generator keeps no reference to a block, nor to the last row, while it is suspended, so
-    that a row of one 100 MB value is held once while it is parsed, not three times."""
-    pgconn = raw.pgconn
-    with raw.lock:
-        pgconn.send_query(sql.encode())
-        res = pgconn.get_result()
-        if res is None or res.status != pq.ExecStatus.COPY_OUT:
-            message = res.error_message.decode(errors="replace") if res is not None else ""
-            _drain(pgconn)
-            raise DatabaseError(f"COPY failed: {message.strip() or 'it did not start'}")
-        finished = False
-        get = pgconn.get_copy_data
-        try:
-            while not finished:
-                # rows are appended to one bytearray: keeping millions of small bytes objects
-                # alive costs 5x more (allocator and garbage collector) than the COPY itself
-                block: bytes | bytearray = bytearray()
-                while len(block) < block_bytes:
-                    nbytes, data = get(0)
-                    if nbytes < 0:
-                        finished = True
-                        break
-                    if not block and nbytes >= block_bytes:
-                        block = data  # a row of a block or more: handed over, not copied
-                    else:
-                        block += data
-                    del data
-                if block:
-                    handed = [block]
-                    del block
-                    yield handed
-        finally:
-            if not finished:  # abandoned: read the rest so the connection stays usable
-                while pgconn.get_copy_data(0)[0] >= 0:
-                    pass
-            final = pgconn.get_result()
-            _drain(pgconn)
-        if final is not None and final.status != pq.ExecStatus.COMMAND_OK:
-            raise DatabaseError(
-                f"COPY failed: {final.error_message.decode(errors='replace').strip()}"
-            )
-
-
-def _drain(pgconn: Any) -> None:
-    while pgconn.get_result() is not None:
-        pass
 
 
 def _unstorable_hint(col: Column) -> str:

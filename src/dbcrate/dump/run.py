@@ -17,7 +17,7 @@ import time
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -67,6 +67,17 @@ __all__ = [
 ]
 
 
+class DumpObserver(Protocol):
+    """Told what a dump writes while it writes it (``copy`` restores each table as soon as
+    it is written). Called in the thread that runs the dump."""
+
+    def opened(self, manifest: Manifest, writer: Any) -> None:
+        """The archive writer is open; ``manifest`` has every table's schema and no chunk."""
+
+    def written(self, entry: TableEntry) -> None:
+        """Every chunk of ``entry`` is written (or the table failed: its ``status``)."""
+
+
 @dataclass
 class DumpResult:
     """What a finished dump wrote."""
@@ -93,7 +104,8 @@ def dump(
 
 
 def iter_dump(
-    url: str, output: str | os.PathLike[str], options: DumpOptions | None = None
+    url: str, output: str | os.PathLike[str], options: DumpOptions | None = None, *,
+    observer: DumpObserver | None = None,
 ) -> Generator[Event, None, DumpResult]:
     """Dump the database at ``url`` (and the storages of ``options``) into the archive
     ``output`` (``"-"`` = stdout).
@@ -102,6 +114,7 @@ def iter_dump(
     The archive appears under ``output`` only when complete (temp file, fsync, rename).
     With ``options.jobs > 1`` tables and key ranges of big tables are read in parallel, every
     connection in the same snapshot. Storages are written after the data, then the manifest.
+    ``observer`` is told of each table once it is written (:class:`DumpObserver`).
     """
     options = options or DumpOptions()
     get_kind(options.container)  # an unknown kind is refused before anything is opened
@@ -119,7 +132,8 @@ def iter_dump(
             planned = plan_in_snapshot(snapshot, options, storage)
             yield Event("plan", 0, len(planned.tables), f"{len(planned.tables)} tables to dump",
                         finished=True)
-            result = yield from run_plan(planned, snapshot, output, options, created)
+            result = yield from run_plan(planned, snapshot, output, options, created,
+                                         observer=observer)
         yield Event("done", len(result.manifest.tables), len(result.manifest.tables),
                     "Dump complete", bytes=result.manifest.size)
     result.seconds = time.monotonic() - started
@@ -140,8 +154,8 @@ def plan_in_snapshot(snapshot: Snapshot, options: DumpOptions,
 
 
 def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[str],
-             options: DumpOptions, created: dt.datetime | None = None,
-             ) -> Generator[Event, None, DumpResult]:
+             options: DumpOptions, created: dt.datetime | None = None, *,
+             observer: DumpObserver | None = None) -> Generator[Event, None, DumpResult]:
     """Execute ``planned`` (made inside ``snapshot``, see :func:`plan_in_snapshot`) into the
     archive ``output``; ``options`` say how to write it (container kind, mode, overwrite,
     schema version). Ends the snapshot before the manifest is committed. The result's
@@ -163,7 +177,12 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
     manifest.format_version = version
     snapshot.share(planned.jobs)
     with _open_writer(output, created, version, options, fmt.name, planned) as writer:
-        yield from _write_tasks(planned, snapshot, writer, manifest, fmt, warnings)
+        if observer is not None:
+            observer.opened(manifest, writer)
+        yield from _write_tasks(planned, snapshot, writer, manifest, fmt, warnings, observer)
+        if observer is not None:  # the tables no task reads (none has rows to read)
+            for entry in manifest.tables:
+                observer.written(entry)
         if planned.storage.specs:
             manifest.storage = yield from _store_storages(planned, snapshot, writer, warnings)
         snapshot.end()
@@ -252,7 +271,8 @@ def _into_object(url: str, created: dt.datetime, version: int,
 
 # ------------------------------------------------------------------------------- the tasks
 def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, manifest: Manifest,
-                 fmt: Any, warnings: list[str]) -> Generator[Event, None, None]:
+                 fmt: Any, warnings: list[str],
+                 observer: DumpObserver | None = None) -> Generator[Event, None, None]:
     """Run the plan's tasks on ``planned.jobs`` connections and append their chunks in task
     order (a table's chunks numbered on across its parts). While a task is read, its table's
     rows and bytes and the overall bytes are reported every ``TICK`` seconds; a table's last
@@ -276,10 +296,14 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                 encoded = _result_of(task, future)
                 if isinstance(encoded, Failed):
                     _record_failure(manifest, entry, encoded, warnings)
+                    if observer is not None:
+                        observer.written(entry)
                     yield from progress.finish(entry.name, f"Failed table {entry.name}")
                     continue
                 _append_chunks(writer, entry, task, encoded, fmt.extension)
                 if last[entry.name] == number:
+                    if observer is not None:
+                        observer.written(entry)
                     yield from progress.finish(entry.name)
             yield progress.end()
         except BaseException as exc:

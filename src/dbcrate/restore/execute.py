@@ -44,7 +44,21 @@ _LABELS = {"indexes": "Index of", "constraints": "Foreign key of"}
 
 def perform(ctx: Execution, task: RestoreTask) -> None:
     """Run one task (in a worker thread); failures are recorded in the report, not raised."""
+    pending = ctx.arch.pending
+    if pending is not None and isinstance(task, (LoadTable, LoadInto)):
+        failure = pending.failure
+        missing = [t for t in _loaded_by(task) if not pending.has(t)]
+        if missing and failure is not None:  # the dump stopped before writing them
+            for name in missing:
+                result = ctx.result(name)
+                result.status, result.rows = "failed", 0
+                result.error = f"not restored: the source could not be read to the end ({failure})"
+            return
     PERFORMERS[type(task)](ctx, task)
+
+
+def _loaded_by(task: RestoreTask) -> tuple[str, ...]:
+    return task.tables if isinstance(task, LoadInto) else (task.table,)
 
 
 def execute(ctx: Execution) -> Iterator[Event]:
@@ -112,11 +126,15 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
     plan, single, progress = ctx.plan, ctx.runner.single, ctx.progress
     graph = TaskGraph()
     nodes: list[Task] = []
+    pending = ctx.arch.pending  # an archive still being written: a load waits for its tables
     for scheduled in plan.tasks:
-        nodes.append(graph.add(partial(perform, ctx, scheduled.task), priority=scheduled.priority,
+        task = scheduled.task
+        loads = isinstance(task, (LoadTable, LoadInto)) and pending is not None
+        nodes.append(graph.add(partial(perform, ctx, task), priority=scheduled.priority,
                                after=[nodes[i] for i in scheduled.after],
                                shared=set(scheduled.shared), exclusive=set(scheduled.exclusive),
-                               payload=scheduled))
+                               payload=scheduled,
+                               awaits=set(_loaded_by(task)) if loads else None))
     totals: dict[str, int] = {}
     for scheduled in plan.tasks:
         totals[scheduled.phase] = totals.get(scheduled.phase, 0) + 1
@@ -124,7 +142,8 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
     for name in plan.resumed:  # committed by an earlier run: counted as done from the start
         progress.finish_quietly(name)
     yield progress.start()
-    for node in graph.run_ticking(plan.settings.sessions, ctx.runner.interrupts, progress.tick):
+    for node in graph.run_ticking(plan.settings.sessions, ctx.runner.interrupts, progress.tick,
+                                  arrivals=pending):
         if node is None:
             yield from progress.events()
             continue
@@ -134,7 +153,7 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
         result = ctx.result(table)
         if phase == "data":
             yield from progress.events(force=True)
-            for name in task.tables if isinstance(task, LoadInto) else (table,):
+            for name in _loaded_by(task):
                 failed = ctx.result(name).status == "failed"
                 yield from progress.finish(name, f"Failed table {name}" if failed else None)
         else:

@@ -6,7 +6,6 @@ here, before the preflight reads a single row."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,7 +75,7 @@ def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, targe
     same_engine = engine_family(engine_name(dialect)) == engine_family(arch.manifest.source.engine)
     by_name = {s.name: s for s in sources}
     ordered = tuple(by_name[t.name] for t in dependency_order([s.schema for s in sources]))
-    archive_id = hashlib.sha256(arch.manifest.to_json()).hexdigest()
+    archive_id = arch.journal_id
     done, forget = _journal_state(dialect, archive_id, options, target)
     parallel = dialect.parallel_restore and not options.single_transaction
     settings = _settings(options, mode, same_engine, parallel)

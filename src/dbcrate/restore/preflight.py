@@ -36,6 +36,8 @@ def preflight(arch: Archive, plan: RestorePlan, dialect: Dialect) -> Iterator[Ev
     settings = plan.settings
     if settings.schema_only:
         return
+    if settings.check_values or settings.verify:
+        arch.wait_complete()  # (read while dumped: every chunk is checked, so all must be there)
     problems = ProblemCollector()
     total = sum(c.size for s in plan.sources for c in s.entry.chunks)
     done = 0

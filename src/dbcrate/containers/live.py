@@ -1,0 +1,115 @@
+"""An archive of the ``directory`` kind read while a dump is still writing it: ``copy``
+restores each table as soon as the dump has written it (docs/CLI.md, "copy").
+
+The dump (in another thread) hands over what it writes: :meth:`LiveArchive.publish` once a
+table's last chunk is in the directory, :meth:`LiveArchive.fail` when it stops. The restore sees
+a manifest whose tables have their schemas from the start and their chunks once
+:attr:`~dbcrate.containers.base.Archive.pending` says they arrived; the restore's task graph
+starts a table's load only then.
+
+A published member is hard-linked from the dump's private temp directory into a holding
+directory of the live archive's own: the rename that publishes the finished dump, or the
+removal of the temp directory when the dump fails halfway, does not take a table the restore
+is still loading. Names are checked and opened without following links as in every dump
+directory (:class:`~dbcrate.containers.directory.ConfinedDirectory`); only members the dump
+reported are read, with the sizes it reported. :meth:`LiveArchive.close` removes the holding
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from pathlib import Path
+
+from dbcrate.arrivals import Arrivals
+from dbcrate.containers.base import ArchiveTarget
+from dbcrate.containers.directory import MEMBER_PATH, ConfinedDirectory, DirectoryReader, MemberInfo
+from dbcrate.containers.members import MemberArchive, MemberReader
+from dbcrate.model.manifest import Manifest, TableEntry
+
+
+class _LiveReader(DirectoryReader):
+    """The directory reader over members reported by the dump (no listing check: the
+    directory is still being written, by this process)."""
+
+    def __init__(self, directory: str | os.PathLike[str], manifest: Manifest,
+                 display: str) -> None:
+        self.path = self.display = display
+        self._accept_edits = False
+        self.manifest = manifest
+        self.members: dict[str, MemberInfo] = {}
+        self._dir = ConfinedDirectory(directory, display)
+
+
+class LiveArchive(MemberArchive):
+    """The archive a dump is writing into ``directory``, described by ``manifest`` as it was
+    before the first row was read (schemas, native schema, no chunks; copied: the dump's own
+    manifest object is never shared). ``holding``: a new directory on the same file system
+    that keeps the published members (created 0700; removed by :meth:`close`)."""
+
+    kind = "directory"
+
+    def __init__(self, directory: str | os.PathLike[str], manifest: Manifest, *,
+                 holding: str | os.PathLike[str], display: str | None = None) -> None:
+        self._start = Manifest.from_json(manifest.to_json())
+        self._display_name = display or str(directory)
+        self._staging = Path(directory)
+        self._holding = Path(holding)
+        self._lock = threading.Lock()
+        self.pending = Arrivals()
+        self._holding.mkdir(mode=0o700)
+        try:
+            super().__init__(self._holding)
+        except BaseException:
+            shutil.rmtree(self._holding, ignore_errors=True)
+            raise
+        # the id a restore's journal uses is fixed now, before any chunk is added
+        _ = self.journal_id
+
+    def _open(self, path: ArchiveTarget, accept_edits: bool) -> MemberReader:
+        return _LiveReader(str(path), self._start, self._display_name)
+
+    def publish(self, entry: TableEntry) -> None:
+        """The dump has written every chunk of ``entry`` (its manifest entry, read now and not
+        kept): they may be read from now on. Called from the dump's thread."""
+        assert self.pending is not None
+        if self.pending.has(entry.name):
+            return
+        mine = self.manifest.table(entry.name)
+        reader = self._reader
+        assert isinstance(reader, _LiveReader)
+        with self._lock:
+            for chunk in entry.chunks:
+                self._hold(chunk.member)
+                reader.members[chunk.member] = MemberInfo(chunk.member, chunk.size)
+            mine.chunks = list(entry.chunks)
+            mine.status, mine.error = entry.status, entry.error
+        self.pending.arrive(entry.name)
+
+    def _hold(self, member: str) -> None:
+        """Link ``member`` of the dump's directory into the holding directory."""
+        if not MEMBER_PATH.match(member):
+            raise ValueError(f"bad member name {member!r}")
+        folder, _, _ = member.rpartition("/")
+        (self._holding / folder).mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.link(self._staging / member, self._holding / member, follow_symlinks=False)
+
+    def close(self) -> None:
+        super().close()
+        shutil.rmtree(self._holding, ignore_errors=True)
+
+    def fail(self, error: BaseException) -> None:
+        """The dump stopped (``error``): the tables not published will not be."""
+        assert self.pending is not None
+        self.pending.fail(error)
+
+    def wait_complete(self) -> None:
+        """Block until every table is published or the dump failed (then raise its error)."""
+        assert self.pending is not None
+        for entry in self.tables:
+            if not self.pending.wait_for(entry.name):
+                failure = self.pending.failure
+                assert failure is not None
+                raise failure

@@ -1,0 +1,229 @@
+"""``copy`` restores each table as soon as the source's read of it is written (issue 19), as
+pgcopydb streams tables: proven with a lock that holds the read of one table until another
+table is in the target (a copy that read everything first would wait on the lock: the test
+releases it after 30 s and fails). A source that cannot be read to the end: the error names
+what the target got; ``clean`` reads the whole source before touching the target."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+import dbcrate
+from dbcrate.errors import DatabaseError
+from dbcrate.hooks import Hooks
+from dbcrate.options import DumpOptions, RestoreOptions
+
+from conftest import Databases, engine_of, require, rows, run_cli, run_sql
+from content import snapshot
+
+
+@pytest.fixture
+def spools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    import tempfile
+
+    spools = tmp_path / "tmpdir"
+    spools.mkdir()
+    monkeypatch.setenv("TMPDIR", str(spools))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    return spools
+
+
+def _two_tables(dbs: Databases) -> str:
+    source = dbs.new("postgresql")
+    run_sql(source, "CREATE TABLE a_small (id int PRIMARY KEY, v text)",
+            "CREATE TABLE z_big (id int PRIMARY KEY, v text)",
+            "CREATE INDEX z_big_v ON z_big (v)",
+            "INSERT INTO a_small SELECT i, 'a' || i FROM generate_series(1, 300) i",
+            "INSERT INTO z_big SELECT i, md5(i::text) FROM generate_series(1, 20000) i")
+    return source
+
+
+@pytest.fixture
+def reader_role(dbs: Databases):  # type: ignore[no-untyped-def]
+    """A role that is not a superuser: row-level security applies to it."""
+    require("postgresql")
+    role = f"dbcrate_r_{uuid.uuid4().hex[:8]}"
+    admin = engine_of(_as(dbs.new("postgresql"), "postgres").rsplit("/", 1)[0] + "/postgres")
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE ROLE "{role}" LOGIN')
+    yield role
+    dbs.drop_all()  # (the grants go with the databases)
+    dbs.created.clear()
+    with admin.connect() as c:
+        c.exec_driver_sql(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def _as(url: str, role: str) -> str:
+    return sa.engine.make_url(url).set(username=role, password=None).render_as_string(
+        hide_password=False)
+
+
+class Gate:
+    """Every row of z_big that the reader role reads waits for an advisory lock that the test
+    holds until :meth:`release` (then passes, or with ``fail`` raises an error): a row-level
+    security policy, so catalogs, sizes and the other table are read as usual (superusers
+    bypass it: the copy reads as ``role``). Released after 30 s at the latest, so that a copy
+    that does not stream fails its test instead of hanging."""
+
+    def __init__(self, source: str, role: str, key: int, *, fail: bool = False,
+                 lock_timeout_ms: int = 30_000) -> None:
+        broken = "RAISE EXCEPTION 'the disk under z_big failed';" if fail else ""
+        run_sql(source,
+                "CREATE FUNCTION gate() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN "
+                f"PERFORM set_config('lock_timeout', '{lock_timeout_ms}', true); "
+                f"PERFORM pg_advisory_lock_shared({key}); "
+                f"PERFORM pg_advisory_unlock_shared({key}); {broken} RETURN true; END $$",
+                "ALTER TABLE z_big ENABLE ROW LEVEL SECURITY",
+                "CREATE POLICY gated ON z_big FOR SELECT USING (gate())",
+                f'GRANT SELECT ON a_small, z_big TO "{role}"')
+        self.key = key
+        self.released = threading.Event()
+        self.seen: dict[str, bool] = {}
+        self._holder = engine_of(source).connect()
+        self._holder.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
+        self._timer = threading.Timer(30, self.release)
+        self._timer.start()
+
+    def release(self) -> None:
+        if not self.released.is_set():
+            self.released.set()
+            self._holder.exec_driver_sql(f"SELECT pg_advisory_unlock({self.key})")
+
+    def hooks(self) -> Hooks:
+        """A restore hook that, at a_small's first rows, notes whether z_big still waits
+        (its read not done) and releases it."""
+
+        def transform(table: str, batch):  # type: ignore[no-untyped-def]
+            if table == "a_small" and table not in self.seen:
+                self.seen[table] = not self.released.is_set()
+                self.release()
+            return batch
+
+        return Hooks(transform=transform)
+
+    def close(self) -> None:
+        self._timer.cancel()
+        self.release()
+        self._holder.close()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_table_is_restored_while_another_is_still_being_read(dbs: Databases, spools: Path,
+                                                               reader_role: str, jobs: int) -> None:
+    source = _two_tables(dbs)
+    target = dbs.new("postgresql")
+    gate = Gate(source, reader_role, 7_000_000 + jobs)
+    try:
+        result = dbcrate.copy(_as(source, reader_role), target,
+                              DumpOptions(jobs=jobs, no_native_schema=True),
+                              RestoreOptions(jobs=jobs, hooks=gate.hooks()))
+    finally:
+        gate.close()
+    assert gate.seen == {"a_small": True}  # a_small was in while z_big was still read
+    assert result.report.ok and result.spool is None
+    assert snapshot(source) == snapshot(target)
+    assert rows(target, "SELECT indexname FROM pg_indexes WHERE tablename = 'z_big' "
+                "ORDER BY 1") == [("z_big_pkey",), ("z_big_v",)]
+    assert list(spools.iterdir()) == []
+
+
+def test_a_source_that_cannot_be_read_to_the_end_names_what_the_target_got(
+        dbs: Databases, spools: Path, reader_role: str) -> None:
+    source = _two_tables(dbs)
+    target = dbs.new("postgresql")
+    gate = Gate(source, reader_role, 7_000_010, fail=True)
+    try:
+        with pytest.raises(DatabaseError) as failed:
+            dbcrate.copy(_as(source, reader_role), target, DumpOptions(no_native_schema=True),
+                         RestoreOptions(hooks=gate.hooks()))
+    finally:
+        gate.close()
+    assert gate.seen == {"a_small": True}
+    assert "z_big" in failed.value.message and "the disk under z_big failed" in failed.value.message
+    assert ("the target holds the 1 table copied before the read stopped (a_small)"
+            in (failed.value.hint or ""))
+    assert rows(target, "SELECT count(*) FROM a_small") == [(300,)]
+    # z_big: never created (its load is where the table is made) or left empty
+    assert "z_big" not in {r[0] for r in rows(target, "SELECT tablename FROM pg_tables")} or \
+        rows(target, "SELECT count(*) FROM z_big") == [(0,)]
+    assert list(spools.iterdir()) == []  # the read is incomplete: nothing to resume from
+
+
+def test_the_cli_says_what_the_target_got(dbs: Databases, spools: Path,
+                                          reader_role: str) -> None:
+    source = _two_tables(dbs)
+    run_sql(source, f'GRANT SELECT ON a_small TO "{reader_role}"')  # not z_big
+    target = dbs.new("postgresql")
+    code, _, err = run_cli("copy", _as(source, reader_role), target, "--no-native-schema",
+                           "--no-progress")
+    assert code == 13, err
+    message = " ".join(err.split())
+    assert "permission denied for table z_big" in message and "Traceback" not in err
+    restored = {r[0] for r in rows(target, "SELECT tablename FROM pg_tables "
+                                   "WHERE schemaname = 'public'")} - {"dbcrate_journal"}
+    if "a_small" in restored and rows(target, "SELECT count(*) FROM a_small") == [(300,)]:
+        assert "the target holds the 1 table copied before the read stopped (a_small)" in message
+    else:  # z_big failed first (its read starts first with two jobs)
+        assert "nothing was written into the target's tables" in message
+
+
+def test_clean_reads_the_whole_source_before_touching_the_target(
+        dbs: Databases, spools: Path, reader_role: str) -> None:
+    source = _two_tables(dbs)
+    run_sql(source, f'GRANT SELECT ON a_small TO "{reader_role}"')
+    target = dbs.new("postgresql")
+    run_sql(target, "CREATE TABLE a_small (id int PRIMARY KEY, v text)",
+            "INSERT INTO a_small VALUES (1, 'mine')")
+    with pytest.raises(DatabaseError):
+        dbcrate.copy(_as(source, reader_role), target,
+                     DumpOptions(no_native_schema=True), RestoreOptions(clean=True))
+    assert rows(target, "SELECT id, v FROM a_small") == [(1, "mine")]  # untouched
+
+
+def test_a_read_waiting_for_its_server_lets_the_other_threads_run(
+        dbs: Databases, tmp_path: Path, reader_role: str) -> None:
+    """libpq's blocking calls in psycopg's C binding hold the GIL: a COPY waiting for its
+    server (here for a lock) stopped every thread of the process. The reader now waits with
+    the GIL released (dbcrate.dialects.pgcopy)."""
+    source = _two_tables(dbs)
+    gate = Gate(source, reader_role, 7_000_020, lock_timeout_ms=4000)
+    failed: list[BaseException] = []
+
+    def dump() -> None:
+        try:
+            dbcrate.dump(_as(source, reader_role), tmp_path / "z.crate", include=["z_big"],
+                         jobs=1, no_native_schema=True)
+        except BaseException as exc:  # (reported by the assertion below)
+            failed.append(exc)
+
+    reader = threading.Thread(target=dump)
+    watcher = engine_of(source).connect()
+    try:
+        reader.start()
+        deadline = time.monotonic() + 10
+        waiting = False
+        while not waiting and time.monotonic() < deadline:  # (frozen here before the fix)
+            waiting = bool(watcher.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'advisory' "
+                "AND query LIKE 'COPY%%z_big%%'").scalar())
+            time.sleep(0.01)
+        ticks, start = 0, time.monotonic()
+        while time.monotonic() - start < 0.5:
+            ticks += 1
+            time.sleep(0.001)
+        gate.release()
+        reader.join(30)
+    finally:
+        gate.close()
+        watcher.close()
+    assert waiting, "the read never waited for the gate (or the process stood still)"
+    assert ticks > 100  # about 400 when the GIL is free; 1 when a read held it
+    assert not failed and not reader.is_alive()
+    with dbcrate.open_archive(tmp_path / "z.crate") as arch:
+        assert arch.table("z_big").rows == 20000
