@@ -19,7 +19,7 @@ from dbcrate.errors import DatabaseError
 from dbcrate.hooks import Hooks
 from dbcrate.options import DumpOptions, RestoreOptions
 
-from conftest import Databases, engine_of, require, rows, run_cli, run_sql
+from conftest import Databases, engine_of, require, rows, run_cli, run_sql, tables
 from content import snapshot
 
 
@@ -227,3 +227,32 @@ def test_a_read_waiting_for_its_server_lets_the_other_threads_run(
     assert not failed and not reader.is_alive()
     with dbcrate.open_archive(tmp_path / "z.crate") as arch:
         assert arch.table("z_big").rows == 20000
+
+
+def test_into_another_engine_each_table_is_checked_as_it_is_read(
+        dbs: Databases, spools: Path, reader_role: str) -> None:
+    """Into SQLite every value is checked before anything is written; the check of a table
+    starts as soon as its read is written, while the next table is still read."""
+    from dbcrate.transfer import iter_copy
+
+    source = _two_tables(dbs)
+    target = dbs.new("sqlite")
+    gate = Gate(source, reader_role, 7_000_030)
+    checked_while_reading: list[bool] = []
+    written_before_the_check: list[set[str]] = []
+    events = iter_copy(_as(source, reader_role), target, DumpOptions(no_native_schema=True))
+    try:
+        while True:
+            event = next(events)
+            if event.phase == "verify" and event.table == "a_small" and not checked_while_reading:
+                checked_while_reading.append(not gate.released.is_set())
+                written_before_the_check.append(tables(target))
+                gate.release()
+    except StopIteration as done:
+        result = done.value
+    finally:
+        gate.close()
+    assert checked_while_reading == [True]
+    assert written_before_the_check == [set()]  # nothing in the target while checking
+    assert result.report.ok
+    assert snapshot(source) == snapshot(target)

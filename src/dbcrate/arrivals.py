@@ -68,6 +68,16 @@ class Arrivals:
         with self._lock:
             return self._failure
 
+    def wait_any(self, names: set[str]) -> str | None:
+        """Block until one of ``names`` has arrived (returned), or a failure means none will
+        (None)."""
+        with self._lock:
+            while True:
+                found = next((n for n in names if n in self._arrived), None)
+                if found is not None or self._failure is not None:
+                    return found
+                self._lock.wait()
+
     def wait_for(self, name: str) -> bool:
         """Block until ``name`` arrives (True) or a failure means it never will (False)."""
         with self._lock:

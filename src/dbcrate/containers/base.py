@@ -24,7 +24,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any, ClassVar
+from typing import IO, TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, UnknownTable, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, ChunkWriter, DataFormat
@@ -42,6 +42,8 @@ if TYPE_CHECKING:  # pyarrow is imported where it is used: ls reads a manifest w
     import pyarrow as pa
 
     from dbcrate.arrivals import Arrivals
+
+T = TypeVar("T")
 
 #: where an archive is: a path (``"-"``: standard input or output), or for the tar kind an
 #: open binary file object, which dbcrate reads or writes but never closes
@@ -183,6 +185,12 @@ class Archive:
         """Return once every table's chunks are known: at once for a complete archive; an
         archive read while it is written (:attr:`pending`) waits for the dump, and raises
         what stopped it."""
+
+    def in_arrival_order(self, items: Sequence[T], name: Callable[[T], str]) -> Iterator[T]:
+        """``items`` (named by ``name``: tables of this archive), each once its chunks are
+        known: in their order for a complete archive; for one read while it is written, as
+        the dump writes them (raises what stopped the dump)."""
+        return iter(items)
 
     def table(self, name: str) -> TableEntry:
         try:

@@ -21,13 +21,17 @@ from __future__ import annotations
 import os
 import shutil
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from dbcrate.arrivals import Arrivals
 from dbcrate.containers.base import ArchiveTarget
 from dbcrate.containers.directory import MEMBER_PATH, ConfinedDirectory, DirectoryReader, MemberInfo
 from dbcrate.containers.members import MemberArchive, MemberReader
 from dbcrate.model.manifest import Manifest, TableEntry
+
+T = TypeVar("T")
 
 
 class _LiveReader(DirectoryReader):
@@ -104,6 +108,17 @@ class LiveArchive(MemberArchive):
         """The dump stopped (``error``): the tables not published will not be."""
         assert self.pending is not None
         self.pending.fail(error)
+
+    def in_arrival_order(self, items: Sequence[T], name: Callable[[T], str]) -> Iterator[T]:
+        assert self.pending is not None
+        left = {name(item): item for item in items}
+        while left:
+            arrived = self.pending.wait_any(set(left))
+            if arrived is None:
+                failure = self.pending.failure
+                assert failure is not None
+                raise failure
+            yield left.pop(arrived)
 
     def wait_complete(self) -> None:
         """Block until every table is published or the dump failed (then raise its error)."""

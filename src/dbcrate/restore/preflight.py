@@ -36,12 +36,15 @@ def preflight(arch: Archive, plan: RestorePlan, dialect: Dialect) -> Iterator[Ev
     settings = plan.settings
     if settings.schema_only:
         return
-    if settings.check_values or settings.verify:
-        arch.wait_complete()  # (read while dumped: every chunk is checked, so all must be there)
+    if arch.pending is not None and not (settings.check_values or settings.verify):
+        return  # nothing to check: the tables load as the dump writes them
     problems = ProblemCollector()
-    total = sum(c.size for s in plan.sources for c in s.entry.chunks)
+    # an archive read while it is dumped (copy): each table checked as soon as it is written,
+    # and nothing is written into the target before the last one is checked
+    total = None if arch.pending is not None else sum(c.size for s in plan.sources
+                                                      for c in s.entry.chunks)
     done = 0
-    for source in plan.sources:
+    for source in arch.in_arrival_order(plan.sources, lambda s: s.name):
         # (the checks need the target's types: a native-schema recreate checks no values)
         limits = _limits(plan, source) if settings.check_values else None
         base = 0
