@@ -189,3 +189,58 @@ def test_calendar_matches_postgresql_before_the_common_era(pg: sa.Engine) -> Non
 def _debug_diff(binary: list[Any], csv: list[Any]) -> list[Any]:
     return [(r, COLUMNS[c][0], b[c], v[c]) for r, (b, v) in enumerate(zip(binary, csv))
             for c in range(len(b)) if b[c] != v[c]]
+
+
+_RECEIVES = {"smallint": "int2recv", "integer": "int4recv", "bigint": "int8recv",
+             "real": "float4recv", "double precision": "float8recv", "boolean": "boolrecv",
+             "text": "textrecv", "varchar(20)": "varcharrecv", "char(3)": "bpcharrecv",
+             "json": "json_recv", "jsonb": "jsonb_recv", "uuid": "uuid_recv",
+             "bytea": "bytearecv", "date": "date_recv", "timestamp": "timestamp_recv",
+             "timestamptz": "timestamptz_recv", "time": "time_recv", "mood": "enum_recv",
+             "positive": "int4recv"}
+
+
+def _row_bytes(batch: pa.RecordBatch, encoders: list[pgbinary.FieldEncoder]) -> bytes:
+    return b"".join(bytes(part) for part in pgbinary.encode_row(batch, encoders))
+
+
+def test_a_row_in_pieces_is_the_row_encoded_whole() -> None:
+    """encode_row (a huge row, its values sent as views) gives encode_batch's bytes."""
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(values, arrow) for _, _, arrow, values in COLUMNS],
+        names=[name for name, *_ in COLUMNS])
+    encoders = pgbinary.plan_encoders(
+        [arrow for _, _, arrow, _ in COLUMNS],
+        [_RECEIVES.get(ddl, "numeric_recv") for _, ddl, _, _ in COLUMNS])
+    assert encoders is not None
+    for row in range(batch.num_rows):  # (a slice: the columns' offsets are not 0)
+        one = batch.slice(row, 1)
+        assert _row_bytes(one, encoders) == bytes(pgbinary.encode_batch(one, encoders))
+
+
+@given(texts=st.lists(st.one_of(st.none(), st.text()), min_size=1, max_size=8),
+       blobs=st.lists(st.one_of(st.none(), st.binary()), min_size=1, max_size=8),
+       large=st.booleans(), at=st.integers(0, 7))
+def test_row_pieces_property(texts: list[str | None], blobs: list[bytes | None], large: bool,
+                             at: int) -> None:
+    n = min(len(texts), len(blobs))
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array(texts[:n], pa.large_string() if large else pa.string()),
+         pa.array(blobs[:n], pa.large_binary() if large else pa.binary())], names=["t", "b"])
+    encoders = pgbinary.plan_encoders([batch.schema.field(0).type, batch.schema.field(1).type],
+                                      ["textrecv", "bytearecv"])
+    assert encoders is not None
+    one = batch.slice(at % n, 1)
+    assert _row_bytes(one, encoders) == bytes(pgbinary.encode_batch(one, encoders))
+
+
+def test_a_value_larger_than_a_piece_loads_what_csv_loads(pg: sa.Engine) -> None:
+    from dbcrate.dialects.postgresql import BINARY_PIECE_BYTES
+
+    big = "☃" * (BINARY_PIECE_BYTES // 2)  # 3 bytes each: one row over a piece's size
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([1, 2], pa.int64()), pa.array([big, None], pa.string()),
+         pa.array([bytes(range(256)) * (BINARY_PIECE_BYTES // 200), b""], pa.large_binary())],
+        names=["id", "t", "by"])
+    binary, csv = _load_both(pg, ["bigint", "text", "bytea"], batch)
+    assert binary == csv and binary[0][1] == big

@@ -27,7 +27,7 @@ from __future__ import annotations
 import binascii
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -146,6 +146,39 @@ def encode_batch(batch: pa.RecordBatch, encoders: list[FieldEncoder]) -> pa.Buff
     parts = [_as_binary(f) for f in fields]
     joined = pc.binary_join_element_wise(pa.scalar(count, pa.large_binary()), *parts, _EMPTY)
     return pa.py_buffer(string_parts(joined)[1])
+
+
+def encode_row(batch: pa.RecordBatch, encoders: list[FieldEncoder]) -> Iterator[bytes | memoryview]:
+    """The COPY data of a one-row ``batch`` (what :func:`encode_batch` gives) in pieces, each
+    text or binary value a view of its Arrow buffer: a 100 MB value is sent as it is, not
+    copied into a field and then into a row (two more copies of its size in memory)."""
+    if batch.num_rows != 1:
+        raise ValueError("encode_row takes a batch of one row")
+    yield len(encoders).to_bytes(2, "big")
+    for i, encoder in enumerate(encoders):
+        column = batch.column(i)
+        if encoder is not _variable or not _is_bytes(column.type):
+            fields = encoder(column)
+            if isinstance(fields, np.ndarray):
+                yield fields.tobytes()
+            else:
+                yield string_parts(fields)[1].data
+            continue
+        if not column.is_valid()[0].as_py():
+            yield b"\xff\xff\xff\xff"  # length -1: NULL
+            continue
+        wide = pa.types.is_large_string(column.type) or pa.types.is_large_binary(column.type)
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int64 if wide else np.int32)
+        start, end = int(offsets[column.offset]), int(offsets[column.offset + 1])
+        if end - start > _I32.max:
+            raise EncodeError("a value is larger than PostgreSQL's 1 GB field limit")
+        yield (end - start).to_bytes(4, "big")
+        data = column.buffers()[2]
+        yield memoryview(data.slice(start, end - start)) if data is not None else b""
+
+
+def _is_bytes(t: pa.DataType) -> bool:
+    return bool(_is_text(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t))
 
 
 def _as_binary(fields: np.ndarray[Any, Any] | pa.Array) -> pa.Array:

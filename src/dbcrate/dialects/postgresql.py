@@ -382,6 +382,10 @@ class PostgreSQL(Dialect):
                 for batch in rest:
                     for piece in batch_pieces(batch, BINARY_PIECE_BYTES):
                         try:
+                            if piece.num_rows == 1 and piece.nbytes > BINARY_PIECE_BYTES:
+                                for part in pgbinary.encode_row(piece, encoders):  # a huge row
+                                    copy.write(part)
+                                continue
                             copy.write(pgbinary.encode_batch(piece, encoders))
                         except (pgbinary.EncodeError, pa.ArrowException) as exc:
                             raise SourceValueError(
