@@ -466,3 +466,57 @@ def test_a_dump_directory_on_a_bucket_prefix(bucket: Any, chinook_sources, dbs: 
                            "directory", "--no-progress", "-j", "1")
     assert code == 11, err
     assert not [k for k in _keys(bucket) if k.startswith("dumps/two/")]
+
+
+@pytest.mark.parametrize("sealed", [False, True])
+def test_an_archive_with_storages_in_a_bucket_is_read_by_ranges(
+        bucket: Any, dbs: Databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        sealed: bool) -> None:
+    """A dump with storages to a bucket records where the storage index and packs start: a
+    restore of the tables alone fetches none of the files' bytes, ``ls`` the ends only, and a
+    restore of the storages fetches the packs by ranges (a file larger than a range too) and
+    gives back every file; verify reads by ranges too."""
+    from dbcrate.crypto.keys import generate_identity
+    from dbcrate.stores.ranged import FETCH_BYTES
+
+    secret, public = generate_identity()
+    identity = tmp_path / "id.txt"
+    identity.write_text(secret + "\n")
+    source = dbs.new("postgresql")
+    run_sql(source, "CREATE TABLE small (id int PRIMARY KEY, name text)",
+            "INSERT INTO small SELECT i, 'n' || i FROM generate_series(1, 10) i")
+    media = tmp_path / "media"
+    (media / "docs").mkdir(parents=True)
+    files = {"a.txt": b"first file", "docs/b.bin": os.urandom(3 * 1024 * 1024),
+             "docs/large.bin": os.urandom(FETCH_BYTES + 3 * 1024 * 1024)}
+    for name, data in files.items():
+        (media / name).write_bytes(data)
+    url = f"s3://{bucket.bucket_name}/with-media.crate"
+    keys = ["-r", public] if sealed else []
+    code, _, err = run_cli("dump", source, url, "--storage", str(media), "--storages-basepath",
+                           str(tmp_path), "--no-progress", *keys)
+    assert code == 0, err
+    size = len(bucket.get_object(Bucket=bucket.bucket_name, Key="with-media.crate")["Body"].read())
+    identity_args = ["-i", str(identity)] if sealed else []
+
+    with monkeypatch.context() as patched:
+        fetched = count_ranged_reads(patched)  # (reading the object whole fails the test)
+        code, out, err = run_cli("ls", url, *identity_args)
+        assert code == 0 and "small" in out, err
+        assert sum(fetched) < 3 * 1024 * 1024 < size / 4  # the ends (read twice by ls)
+        fetched.clear()
+        target = dbs.new("postgresql")
+        code, _, err = run_cli("restore", url, target, "--no-progress", *identity_args)
+        assert code == 0, err
+        assert sum(fetched) < 2 * 1024 * 1024  # the tables alone: no pack fetched
+        assert snapshot(source) == snapshot(target)
+        fetched.clear()
+        out_dir = tmp_path / "out"
+        code, _, err = run_cli("restore", url, dbs.new("postgresql"), "--storages-to",
+                               str(out_dir), "--no-progress", *identity_args)
+        assert code == 0, err
+        assert max(fetched) <= FETCH_BYTES + 64 * 1024  # (a sealed range: its overhead)
+        for name, data in files.items():
+            assert (out_dir / "media" / name).read_bytes() == data
+        code, out, err = run_cli("verify", url, *identity_args)
+        assert code == 0, err

@@ -5,7 +5,7 @@ decrypting only those.
 The sealed manifest and its digest are the two members before ``index.json`` (docs/FORMAT.md,
 "Sealed archives"); their hidden names come from the archive key, so they are found only once
 ``key.age`` (the second member) is opened. Every chunk's ``offset`` (format 5, written by a dump
-to object storage) places its sealed member. An archive without offsets or with storages is
+to object storage) places its sealed member. An archive without offsets (or storages dumped without theirs) is
 read whole (None), as a plain one is.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import json
+from typing import BinaryIO, cast
 
 from dbcrate.containers.base import MANIFEST, MANIFEST_DIGEST, MARKER, check_marker, checked_manifest
 from dbcrate.crypto.keys import Keyring, recipient_kinds
@@ -54,6 +55,13 @@ class SealedRangedReader(RangedReader):
     def _opened(self, name: str, data: bytes) -> bytes:
         return _decrypted(data, self._key, name, self.display)
 
+    def member_stream(self, name: str) -> BinaryIO:
+        """The plaintext, decrypted segment by segment from the fetched ciphertext (a large
+        storage pack is never held in memory)."""
+        stored = self._stored(self.members[name].size)
+        return cast(BinaryIO, OpenedStream(super().member_stream(name), stored, self._key, name,
+                                           self.display))
+
 
 def _decrypted(data: bytes, key: bytes, name: str, display: str) -> bytes:
     with OpenedStream(io.BytesIO(data), len(data), key, name, display) as stream:
@@ -62,7 +70,7 @@ def _decrypted(data: bytes, key: bytes, name: str, display: str) -> bytes:
 
 def sealed_ranged_reader(url: str, keys: Keyring | None) -> SealedRangedReader | SealedReader | None:
     """The ranged reader of the sealed archive at ``url``; when it must be read whole (no
-    chunk offsets, storages) the reader of the whole object, with the key already unwrapped
+    chunk offsets or storage offsets) the reader of the whole object, with the key already unwrapped
     (one passphrase prompt); None when the key member is too large for one head request
     (the caller reads it whole).
 

@@ -11,6 +11,7 @@ when complete (temp file, fsync, rename: the container writers).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import time
@@ -58,7 +59,7 @@ from dbcrate.options import DumpOptions
 from dbcrate.progress import Event, TableProgress, drain
 from dbcrate.storages.dump import MemberSink, StorageWriter, check_output_outside
 from dbcrate.storages.file_check import FileCheck
-from dbcrate.storages.index import FileColumn, StorageManifest
+from dbcrate.storages.index import INDEX_MEMBER, FileColumn, StorageManifest
 from dbcrate.stores.objects import is_object_url, object_writer
 
 __all__ = [
@@ -185,6 +186,8 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
                 observer.written(entry)
         if planned.storage.specs:
             manifest.storage = yield from _store_storages(planned, snapshot, writer, warnings)
+            if isinstance(writer, ArchiveWriter) and writer.record_offsets:
+                _place_storage(manifest.storage, writer.offsets)
         snapshot.end()
         writer.commit(manifest)
     return DumpResult(str(output), manifest, 0.0, warnings)
@@ -388,6 +391,12 @@ def _store_storages(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink,
         if check is not None:
             check.close()
     return section
+
+
+def _place_storage(section: StorageManifest, offsets: dict[str, int]) -> None:
+    """Record where the storage members start in the tar (ranged reads, format 5)."""
+    section.index_offset = offsets.get(INDEX_MEMBER)
+    section.packs = [dataclasses.replace(p, offset=offsets.get(p.member)) for p in section.packs]
 
 
 def _column_values(conn: sa.Connection, dialect: Dialect, column: FileColumn) -> Iterator[Any]:

@@ -154,9 +154,14 @@ class PackInfo:
     member: str
     size: int
     sha256: str
+    #: where the member's bytes start in the tar (an archive written to object storage)
+    offset: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if self.offset is None:
+            del out["offset"]
+        return out
 
 
 @dataclass(frozen=True)
@@ -183,6 +188,8 @@ class StorageManifest:
     file_columns: list[FileColumn] = field(default_factory=list)
     #: the row<->file check made at dump time: {"missing": n, "orphans": n, "examples": [...]}
     file_check: dict[str, Any] | None = None
+    #: where the index's bytes start in the tar (an archive written to object storage)
+    index_offset: int | None = None
 
     @property
     def files(self) -> int:
@@ -208,7 +215,8 @@ class StorageManifest:
             "bytes": self.bytes,
             "exclude": self.exclude,
             "index": {"member": INDEX_MEMBER, "size": self.index_size,
-                      "sha256": self.index_sha256, "entries": self.entries},
+                      "sha256": self.index_sha256, "entries": self.entries,
+                      **({} if self.index_offset is None else {"offset": self.index_offset})},
             "packs": [p.to_dict() for p in self.packs],
             "file_columns": [c.to_dict() for c in self.file_columns],
             "file_check": self.file_check,
@@ -239,7 +247,8 @@ class StorageManifest:
                 raise ValueError(f"bad storage pack {p!r}")
             if not _natural(p.get("size")) or not SHA256_HEX.match(str(p.get("sha256"))):
                 raise ValueError(f"storage pack {p.get('member')}: bad size or sha256")
-            packs.append(PackInfo(p["member"], p["size"], p["sha256"]))
+            packs.append(PackInfo(p["member"], p["size"], p["sha256"],
+                                  _offset(p, f"storage pack {p['member']}")))
         if len({p.member for p in packs}) != len(packs):
             raise ValueError("a storage pack is listed twice")
         columns = []
@@ -251,7 +260,28 @@ class StorageManifest:
         exclude = [str(x) for x in _list(data, "exclude")]
         check = data.get("file_check")
         return cls(roots, exclude, packs, index["size"], index["sha256"], columns,
-                   check if isinstance(check, dict) else None)
+                   check if isinstance(check, dict) else None, _offset(index, "storage index"))
+
+    def placed_members(self) -> list[tuple[str, int, str, int]]:
+        """(member, size, sha256, offset) of every storage member, when all are placed."""
+        if not self.placed():
+            return []
+        assert self.index_offset is not None
+        return [(INDEX_MEMBER, self.index_size, self.index_sha256, self.index_offset),
+                *((p.member, p.size, p.sha256, p.offset) for p in self.packs
+                  if p.offset is not None)]
+
+    def placed(self) -> bool:
+        """Whether every storage member's offset is recorded (ranged reads)."""
+        return self.index_offset is not None and all(p.offset is not None for p in self.packs)
+
+
+def _offset(record: dict[str, Any], where: str) -> int | None:
+    """A member's optional ``offset`` (format 5, written to object storage)."""
+    value = record.get("offset")
+    if value is not None and not _natural(value):
+        raise ValueError(f"{where}: bad offset {value!r}")
+    return value if value is None else int(value)
 
 
 def check_roots(names: list[str]) -> None:

@@ -6,17 +6,22 @@ An archive dumped to object storage records where each chunk's bytes start in th
 those: restoring one table of a large archive reads that table's members. Each member is
 checked against the manifest's SHA-256 before it is decoded, as every reader does.
 
+The storages' index and packs are placed too (their offsets in the manifest's storage
+section): a restore of the tables alone fetches none of them, one with ``storages_to``
+fetches each pack once, in ranges of :data:`FETCH_BYTES` into the private temp directory,
+and reads its files from there.
+
 What a ranged reader does not do: look at the bytes between the members it reads. The file
 reader checks that no unlisted member exists; this one cannot without reading everything, and
 needs not: what it reads is named by the checked manifest and checked by its hash. An archive
-without offsets (written locally and uploaded, formats 1-4) or with storages is read whole
-(:class:`dbcrate.containers.tar.ArchiveReader` spools it).
+without offsets (written locally and uploaded, formats 1-4, or storages dumped before their
+offsets were recorded) is read whole (:class:`dbcrate.containers.tar.ArchiveReader` spools
+it).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import shutil
 import tempfile
@@ -35,6 +40,8 @@ if TYPE_CHECKING:
 
 
 T = TypeVar("T")
+#: a member is fetched in ranges of this size (a pack of one large file may be gigabytes)
+FETCH_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,13 @@ class RangedReader:
                     raise ArchiveCorrupt(f"{url}: member {chunk.member} lies past the end of "
                                          "the object (truncated?)", member=chunk.member)
                 self._members[chunk.member] = _Placed(chunk.size, chunk.offset)
+        storage = manifest.storage
+        placed = [] if storage is None else [(m, s, o) for m, s, _, o in storage.placed_members()]
+        for member, size, offset in placed:
+            if offset + self._stored(size) > object_bytes:
+                raise ArchiveCorrupt(f"{url}: member {member} lies past the end of the object "
+                                     "(truncated?)", member=member)
+            self._members[member] = _Placed(size, offset)
         # members fetched so far, kept in a private temp directory: a restore checks a
         # member, then loads it (two reads, one request); removed by close()
         self._dir = tempfile.mkdtemp(prefix="dbcrate-members-")
@@ -82,22 +96,29 @@ class RangedReader:
         object holds (a sealed member stays encrypted there: its plaintext never touches the
         disk, and is decrypted again at each read); a file is registered only once written,
         so a concurrent read never sees it half-written."""
+        with open(self._fetch(name), "rb") as kept:
+            return self._opened(name, kept.read())
+
+    def _fetch(self, name: str) -> str:
+        """The path of the member's stored bytes in the private temp directory, fetched in
+        ranges of :data:`FETCH_BYTES` the first time."""
         with self._lock:
             path = self._fetched.get(name)
         if path is not None:
-            with open(path, "rb") as kept:
-                return self._opened(name, kept.read())
+            return path
         placed = self._members[name]
         stored = self._stored(placed.size)
-        data = object_range(self.display, placed.offset, stored)
-        if len(data) != stored:
-            raise ArchiveCorrupt(f"{self.display}: member {name} is cut short", member=name)
         fd, path = tempfile.mkstemp(prefix="m", dir=self._dir)  # (0600)
         with os.fdopen(fd, "wb") as kept:
-            kept.write(data)
+            for start in range(0, stored, FETCH_BYTES):
+                want = min(FETCH_BYTES, stored - start)
+                data = object_range(self.display, placed.offset + start, want)
+                if len(data) != want:
+                    raise ArchiveCorrupt(f"{self.display}: member {name} is cut short",
+                                         member=name)
+                kept.write(data)
         with self._lock:
-            self._fetched.setdefault(name, path)
-        return self._opened(name, data)
+            return self._fetched.setdefault(name, path)
 
     def member_buffer(self, name: str) -> pa.Buffer:
         """In an Arrow-owned buffer (see ArchiveReader.member_buffer: Arrow's threads may free
@@ -110,7 +131,9 @@ class RangedReader:
         return buffer
 
     def member_stream(self, name: str) -> BinaryIO:
-        return io.BytesIO(self._bytes(name))
+        """The member's bytes as a stream: of the fetched file itself (its bytes are the
+        member's), so that a large storage pack is never held in memory."""
+        return open(self._fetch(name), "rb")
 
     def open_member(self, name: str) -> pa.BufferReader:
         import pyarrow as pa
@@ -118,7 +141,11 @@ class RangedReader:
         return pa.BufferReader(self.member_buffer(name))
 
     def check_member(self, name: str, sha256: str) -> None:
-        if hashlib.sha256(self._bytes(name)).hexdigest() != sha256:
+        sha = hashlib.sha256()
+        with self.member_stream(name) as stream:
+            while block := stream.read(FETCH_BYTES):
+                sha.update(block)
+        if sha.hexdigest() != sha256:
             raise ArchiveCorrupt(f"{self.display}: member {name} does not match its SHA-256",
                                  member=name)
 
@@ -129,7 +156,7 @@ class RangedReader:
 def ranged_reader(url: str, sealed: Callable[[str], T | None] | None = None
                   ) -> RangedReader | T | None:
     """A ranged reader of the archive at ``url``, or None when it must be read whole (no
-    offsets: formats 1-4; storages, whose packs are read by the file reader's paths).
+    offsets: formats 1-4, or storages dumped without theirs).
     A sealed archive is opened by ``sealed`` (the caller's, with its keys:
     :func:`dbcrate.crypto.ranged.sealed_ranged_reader`), or read whole without one."""
     manifest = object_manifest(url)
@@ -141,7 +168,9 @@ def ranged_reader(url: str, sealed: Callable[[str], T | None] | None = None
 
 
 def has_offsets(manifest: Manifest) -> bool:
-    """Every member of ``manifest`` can be fetched by its offset (format 5, no storages)."""
+    """Every member of ``manifest`` can be fetched by its offset (format 5; the storages'
+    members too)."""
     chunks = [c for t in manifest.tables for c in t.chunks]
-    return (manifest.format_version >= OFFSETS_FORMAT_VERSION and manifest.storage is None
+    return (manifest.format_version >= OFFSETS_FORMAT_VERSION
+            and (manifest.storage is None or manifest.storage.placed())
             and all(c.offset is not None for c in chunks))
