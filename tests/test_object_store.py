@@ -520,3 +520,22 @@ def test_an_archive_with_storages_in_a_bucket_is_read_by_ranges(
             assert (out_dir / "media" / name).read_bytes() == data
         code, out, err = run_cli("verify", url, *identity_args)
         assert code == 0, err
+
+
+def test_storage_offsets_are_optional_and_checked() -> None:
+    from dbcrate.storages.index import StorageManifest
+
+    section = {"roots": [{"name": "media", "files": 1, "bytes": 3}],
+               "index": {"member": "storage/index.jsonl.zst", "size": 10, "sha256": "a" * 64},
+               "packs": [{"member": "storage/p000000.pack", "size": 3, "sha256": "b" * 64}]}
+    plain = StorageManifest.from_dict(section)
+    assert not plain.placed() and "offset" not in json.dumps(plain.to_dict())
+    section["index"]["offset"] = 512  # type: ignore[index]
+    section["packs"][0]["offset"] = 2048  # type: ignore[index]
+    placed = StorageManifest.from_dict(section)
+    assert placed.placed() and [m[3] for m in placed.placed_members()] == [512, 2048]
+    assert StorageManifest.from_dict(placed.to_dict()) == placed
+    for bad in (-1, "12", 1.5, True):
+        section["packs"][0]["offset"] = bad  # type: ignore[index]
+        with pytest.raises(ValueError, match="offset"):
+            StorageManifest.from_dict(section)
