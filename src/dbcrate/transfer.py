@@ -161,7 +161,18 @@ def _streamed(source: str, target: str, dump_options: DumpOptions,
         # the spool's members are this dump's own, hashed as they were written: no re-hash
         report = yield from iter_restore(live, target, dataclasses.replace(restore_options,
                                                                            verify=False))
-    except BaseException:
+    except DbcrateError:
+        # the restore refused or failed: the read goes on to its end, so that the spool
+        # holds the whole snapshot and --resume can continue from it (as before streaming)
+        try:
+            background.join()
+        except KeyboardInterrupt:
+            background.stop()
+            raise
+        except BaseException:  # noqa: S110 (the restore's error is the one to report)
+            pass
+        raise
+    except BaseException:  # Ctrl-C, or the caller gave up: the read stops now
         background.stop()
         raise
     finally:
