@@ -256,3 +256,45 @@ def test_into_another_engine_each_table_is_checked_as_it_is_read(
     assert written_before_the_check == [set()]  # nothing in the target while checking
     assert result.report.ok
     assert snapshot(source) == snapshot(target)
+
+
+def test_a_table_a_migration_renames_is_copied_not_waited_for_forever(
+        dbs: Databases, tmp_path: Path, spools: Path) -> None:
+    """The restore waits for a table under its archive name: a migration that renames it
+    (person -> client) must not leave the copy waiting for a name the dump never writes."""
+    from test_restore_modes import MIGRATIONS, NEW_SCHEMA, OLD_SCHEMA
+
+    source, target = dbs.new("postgresql"), dbs.new("postgresql")
+    run_sql(source, *OLD_SCHEMA)
+    run_sql(target, *NEW_SCHEMA)
+    toml = tmp_path / "migrations.toml"
+    toml.write_text(MIGRATIONS)
+    result = dbcrate.copy(source, target, DumpOptions(schema_version="6"),
+                          RestoreOptions(mode="into-existing", migrations=str(toml)))
+    assert result.report.ok, result.report.to_dict()
+    assert rows(target, "SELECT count(*) FROM client") == [(3,)]
+    assert list(spools.iterdir()) == []
+
+
+def test_a_copy_given_up_stops_its_read_at_once(dbs: Databases, spools: Path,
+                                                reader_role: str) -> None:
+    """Closing the copy (Ctrl-C, or a caller that stops iterating) while a table's read waits
+    for its server cancels that read now, and leaves no spool and no holding directory."""
+    from dbcrate.transfer import iter_copy
+
+    source = _two_tables(dbs)
+    target = dbs.new("postgresql")
+    gate = Gate(source, reader_role, 7_000_040)  # z_big's read waits until the gate opens
+    events = iter_copy(_as(source, reader_role), target, DumpOptions(no_native_schema=True))
+    try:
+        for event in events:
+            if event.phase == "data" and event.finished and event.table == "a_small":
+                break
+        started = time.monotonic()
+        events.close()
+        took = time.monotonic() - started
+    finally:
+        gate.close()
+    assert took < 10  # not the 30 s the gate would hold the read
+    assert rows(target, "SELECT count(*) FROM a_small") == [(300,)]
+    assert list(spools.iterdir()) == []

@@ -120,6 +120,8 @@ def iter_copy(source: str, target: str, dump_options: DumpOptions | None = None,
             dumped, report = yield from _streamed(source, target, dump_options, restore_options,
                                                   holder)
         else:
+            # (a journal id that an earlier streamed run left is another snapshot's)
+            (holder / SPOOL_JOURNAL).unlink(missing_ok=True)
             dumped = yield from iter_dump(source, archive, dump_options)
             report = yield from iter_restore(str(archive), target, restore_options)
     except BaseException as exc:
@@ -151,16 +153,17 @@ def _streamed(source: str, target: str, dump_options: DumpOptions,
     from dbcrate.dump.background import BackgroundDump
     from dbcrate.restore.run import iter_restore
 
+    (holder / SPOOL_JOURNAL).unlink(missing_ok=True)  # (another snapshot's, if any)
     background = BackgroundDump(source, holder / "archive", dump_options)
     background.start()
-    live = None
+    restored: list[str] = []  # the tables whose rows are in, as the restore reports them
     try:
         live = yield from background.wait_opened()
-        journal = holder / SPOOL_JOURNAL
-        journal.write_text(live.journal_id, encoding="ascii")
+        (holder / SPOOL_JOURNAL).write_text(live.journal_id, encoding="ascii")
         # the spool's members are this dump's own, hashed as they were written: no re-hash
-        report = yield from iter_restore(live, target, dataclasses.replace(restore_options,
-                                                                           verify=False))
+        report = yield from _noting_restored(
+            iter_restore(live, target, dataclasses.replace(restore_options, verify=False)),
+            restored)
     except DbcrateError:
         # the restore refused or failed: the read goes on to its end, so that the spool
         # holds the whole snapshot and --resume can continue from it (as before streaming)
@@ -172,29 +175,52 @@ def _streamed(source: str, target: str, dump_options: DumpOptions,
         except BaseException:  # noqa: S110 (the restore's error is the one to report)
             pass
         raise
-    except BaseException:  # Ctrl-C, or the caller gave up: the read stops now
+    except BaseException as exc:  # Ctrl-C, or the caller gave up: the read stops now
         background.stop()
+        exc.add_note(_written_before(restored, native=False, stopped="was interrupted"))
         raise
     finally:
-        if live is not None:
-            live.close()
+        if background.archive is not None:  # (opened by the dump, even if not returned)
+            background.archive.close()
     try:
         dumped = background.join()
     except DbcrateError as exc:
-        exc.hint = (f"{exc.hint}; " if exc.hint else "") + _written_before(report)
+        written = [r.name for r in report.tables if r.status == "restored"]
+        note = _written_before(written, native=(report.plan or {}).get("ddl") == "native",
+                               stopped="read stopped")
+        exc.hint = (f"{exc.hint}; " if exc.hint else "") + note
         raise
     return dumped, report
 
 
-def _written_before(report: RestoreReport) -> str:
-    """What the target holds after a source read that stopped halfway (nothing silent)."""
-    done = [r.name for r in report.tables if r.status == "restored"]
+def _noting_restored(restore: Generator[Event, None, RestoreReport],
+                     restored: list[str]) -> Generator[Event, None, RestoreReport]:
+    """The restore's events, passed on; each table whose rows are in is added to
+    ``restored`` (its load's last event: "Restore table t", not "Failed table t")."""
+    while True:
+        try:
+            event = next(restore)
+        except StopIteration as done:
+            result: RestoreReport = done.value
+            return result
+        if event.phase == "data" and event.finished and event.table \
+                and not event.description.startswith("Failed"):
+            restored.append(event.table)
+        yield event
+
+
+def _written_before(done: list[str], *, native: bool, stopped: str) -> str:
+    """What the target holds after a copy that stopped halfway (nothing silent)."""
+    schema = ("the target's schema was created before the rows (every object of the native "
+              "schema)" if native else "")
     if not done:
-        return "nothing was written into the target's tables"
+        rows = "no table's rows were copied"
+        return f"{schema}; {rows}" if schema else f"{rows}: nothing was written into the target's tables"
     shown = ", ".join(done[:20]) + (f" and {len(done) - 20} more" if len(done) > 20 else "")
     tables = "table" if len(done) == 1 else "tables"
-    return (f"the target holds the {len(done)} {tables} copied before the read stopped ({shown}); "
-            "copy again with --clean to replace them")
+    holds = (f"the target holds the {len(done)} {tables} copied before the {stopped} ({shown}); "
+             "copy again with --clean to replace them")
+    return f"{schema}; {holds}" if schema else holds
 
 
 def _restore_spool(holder: Path, target: str,

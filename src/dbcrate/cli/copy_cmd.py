@@ -111,9 +111,11 @@ def copy(source: str, target: str, include: tuple[str, ...], exclude: tuple[str,
         result = run(iter_copy(source, target, dump_options, restore_options, spool=path,
                                keep_spool=spool is not None),
                      show_progress(progress), "Copying")
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if finished_spool(path) and not dry_run:
             console.stderr_console().print(resume_hint(path), markup=False)
+        for note in getattr(exc, "__notes__", ()):  # what the target holds
+            console.stderr_console().print(note, markup=False)
         raise
     report = result.report
     _print_result(result, source, target, as_json, dry_run)

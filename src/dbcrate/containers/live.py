@@ -63,6 +63,8 @@ class LiveArchive(MemberArchive):
         self._holding = Path(holding)
         self._lock = threading.Lock()
         self.pending = Arrivals()
+        # (one a killed run left: it is inside the copy's own spool)
+        shutil.rmtree(self._holding, ignore_errors=True)
         self._holding.mkdir(mode=0o700)
         try:
             super().__init__(self._holding)
@@ -103,6 +105,14 @@ class LiveArchive(MemberArchive):
     def close(self) -> None:
         super().close()
         shutil.rmtree(self._holding, ignore_errors=True)
+
+    def finish(self) -> None:
+        """The dump is complete: a table it did not publish never will be (a wait for one
+        ends with an error instead of blocking)."""
+        assert self.pending is not None
+        missing = [t.name for t in self.tables if not self.pending.has(t.name)]
+        if missing:
+            self.fail(RuntimeError(f"the dump ended without writing {', '.join(missing)}"))
 
     def fail(self, error: BaseException) -> None:
         """The dump stopped (``error``): the tables not published will not be."""

@@ -18,15 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from dbcrate.containers.live import LiveArchive
-from dbcrate.dump.run import DumpResult, iter_dump
+from dbcrate.dump.run import DumpResult, DumpStopped, iter_dump
 from dbcrate.errors import DbcrateError
 from dbcrate.model.manifest import Manifest, TableEntry
 from dbcrate.options import DumpOptions
 from dbcrate.progress import TICK, Event
-
-
-class DumpStopped(DbcrateError):
-    """The dump was stopped because its reader gave up (the restore failed)."""
 
 
 class BackgroundDump:
@@ -78,6 +74,8 @@ class BackgroundDump:
                     self._events.put(event)
         except StopIteration as done:
             self.result = done.value
+            if self.archive is not None:
+                self.archive.finish()
         except BaseException as exc:  # handed to the caller's thread by join()
             self.error = exc
             if self.archive is not None:
@@ -114,8 +112,13 @@ class BackgroundDump:
         assert self.result is not None
         return self.result
 
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
     def stop(self) -> None:
-        """Stop the dump (the reader gave up) and wait for its thread."""
+        """Stop the dump (the reader gave up) and wait for its thread: a read in progress is
+        cancelled (checked every progress tick)."""
         self._stop.set()
         self._thread.join()
 
@@ -131,3 +134,6 @@ class _Observer:
 
     def written(self, entry: TableEntry) -> None:
         self._owner.table_written(entry)
+
+    def stopping(self) -> bool:
+        return self._owner.stop_requested

@@ -41,7 +41,7 @@ from dbcrate.dump.plan import (
     storage_plan,
 )
 from dbcrate.dump.source import DRIVER_ERRORS, TOLERATED, Snapshot, db_error, open_snapshot
-from dbcrate.errors import DatabaseError, OutputError, UsageError
+from dbcrate.errors import DatabaseError, DbcrateError, OutputError, UsageError
 from dbcrate.formats.registry import get_format
 from dbcrate.model.chunks import member_name
 from dbcrate.model.manifest import (
@@ -77,6 +77,14 @@ class DumpObserver(Protocol):
 
     def written(self, entry: TableEntry) -> None:
         """Every chunk of ``entry`` is written (or the table failed: its ``status``)."""
+
+    def stopping(self) -> bool:
+        """Whether the dump should stop now (checked while a table is read; the reads are
+        then cancelled and :class:`DumpStopped` raised)."""
+
+
+class DumpStopped(DbcrateError):
+    """The dump was stopped because its observer asked (the restore reading it gave up)."""
 
 
 @dataclass
@@ -294,6 +302,8 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
             for number, (task, future) in enumerate(zip(planned.tasks, futures)):
                 while not future.done():  # a big table: its progress while it is read
                     wait([future], timeout=progress.tick)
+                    if observer is not None and observer.stopping():
+                        raise DumpStopped("the dump was stopped: its reader gave up")
                     yield from progress.events()
                 entry = entries[task.table.name]
                 encoded = _result_of(task, future)
@@ -311,7 +321,7 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
             yield progress.end()
         except BaseException as exc:
             # Ctrl-C (or a caller that gave up): the reads stop now, not at their tables' end
-            if isinstance(exc, (KeyboardInterrupt, GeneratorExit)):
+            if isinstance(exc, (KeyboardInterrupt, GeneratorExit, DumpStopped)):
                 snapshot.interrupts.stop(futures)
             _cancel(futures)
             raise

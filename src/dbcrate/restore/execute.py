@@ -47,7 +47,7 @@ def perform(ctx: Execution, task: RestoreTask) -> None:
     pending = ctx.arch.pending
     if pending is not None and isinstance(task, (LoadTable, LoadInto)):
         failure = pending.failure
-        missing = [t for t in _loaded_by(task) if not pending.has(t)]
+        missing = [t for t in _loaded_by(task) if not pending.has(ctx.plan.source(t).entry.name)]
         if missing and failure is not None:  # the dump stopped before writing them
             for name in missing:
                 result = ctx.result(name)
@@ -59,6 +59,11 @@ def perform(ctx: Execution, task: RestoreTask) -> None:
 
 def _loaded_by(task: RestoreTask) -> tuple[str, ...]:
     return task.tables if isinstance(task, LoadInto) else (task.table,)
+
+
+def _archive_names(ctx: Execution, task: RestoreTask) -> set[str]:
+    """The archive's names of the tables a load reads (a migration may rename a table)."""
+    return {ctx.plan.source(t).entry.name for t in _loaded_by(task)}
 
 
 def execute(ctx: Execution) -> Iterator[Event]:
@@ -134,7 +139,7 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
                                after=[nodes[i] for i in scheduled.after],
                                shared=set(scheduled.shared), exclusive=set(scheduled.exclusive),
                                payload=scheduled,
-                               awaits=set(_loaded_by(task)) if loads else None))
+                               awaits=_archive_names(ctx, task) if loads else None))
     totals: dict[str, int] = {}
     for scheduled in plan.tasks:
         totals[scheduled.phase] = totals.get(scheduled.phase, 0) + 1

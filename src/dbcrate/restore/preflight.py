@@ -44,7 +44,7 @@ def preflight(arch: Archive, plan: RestorePlan, dialect: Dialect) -> Iterator[Ev
     total = None if arch.pending is not None else sum(c.size for s in plan.sources
                                                       for c in s.entry.chunks)
     done = 0
-    for source in arch.in_arrival_order(plan.sources, lambda s: s.name):
+    for source in arch.in_arrival_order(plan.sources, lambda s: s.entry.name):
         # (the checks need the target's types: a native-schema recreate checks no values)
         limits = _limits(plan, source) if settings.check_values else None
         base = 0
