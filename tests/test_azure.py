@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from store_tools import count_ranged_reads
+from store_tools import count_ranged_reads, serving
 
 from conftest import Databases, run_cli, run_sql
 from content import snapshot
@@ -43,12 +42,6 @@ def _azurite() -> Path | None:
     return program if done.returncode == 0 and program.exists() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def azure_endpoint() -> Iterator[str]:
     program = _azurite()
@@ -56,23 +49,10 @@ def azure_endpoint() -> Iterator[str]:
         if os.environ.get("CI") == "true":
             pytest.fail("Azurite cannot be installed (npm, Node.js)")
         pytest.skip("Azurite (npm install azurite) is not available")
-    port = _free_port()
-    server = subprocess.Popen([str(program), "--silent", "--inMemoryPersistence", "--blobHost",
+    with serving(lambda port: [str(program), "--silent", "--inMemoryPersistence", "--blobHost",
                                "127.0.0.1", "--blobPort", str(port), "--skipApiVersionCheck"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        for _ in range(150):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("Azurite did not start")
+                 "Azurite", 15) as port:
         yield f"http://127.0.0.1:{port}/{ACCOUNT}"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -28,18 +27,12 @@ from dbcrate.errors import (
     SourceValueError,
     UsageError,
 )
-from store_tools import count_ranged_reads
+from store_tools import count_ranged_reads, serving
 
 from conftest import Databases, run_cli, run_sql
 from content import snapshot
 
 SECRET = "dbcrate-test-secret-value-42"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -48,23 +41,9 @@ def s3_server() -> Iterator[str]:
     if os.environ.get("CI") != "true":
         pytest.importorskip("moto")
         pytest.importorskip("obstore")
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                               str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise RuntimeError("moto's server did not start")
-        yield endpoint
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    with serving(lambda port: [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
+                               str(port)], "moto's server", 10) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

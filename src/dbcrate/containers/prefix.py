@@ -15,7 +15,6 @@ SHA-256 like every member.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import shutil
@@ -41,6 +40,7 @@ from dbcrate.containers.base import (
 )
 from dbcrate.containers.directory import MEMBER_PATH, check_listing
 from dbcrate.containers.members import MemberArchive, MemberReader
+from dbcrate.containers.streams import check_stream_sha256
 from dbcrate.containers.tar import COPY_BUFFER
 from dbcrate.errors import ArchiveCorrupt, NotAnArchive, OutputError, UsageError
 from dbcrate.formats.registry import DEFAULT_COMPRESSION_LEVEL, get_format
@@ -208,13 +208,8 @@ class PrefixReader:
         return pa.BufferReader(self.member_buffer(name))
 
     def check_member(self, name: str, sha256: str) -> None:
-        sha = hashlib.sha256()
         with self.member_stream(name) as stream:
-            while block := stream.read(COPY_BUFFER):
-                sha.update(block)
-        if sha.hexdigest() != sha256:
-            raise ArchiveCorrupt(f"{self.url}: member {name} does not match its SHA-256",
-                                 member=name)
+            check_stream_sha256(stream, sha256, self.url, name, COPY_BUFFER)
 
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)

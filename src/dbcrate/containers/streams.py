@@ -88,3 +88,14 @@ class RangeStream(WindowStream):
         if not self.closed:
             os.close(self._fd)
         super().close()
+
+
+def check_stream_sha256(stream: IO[bytes], sha256: str, display: str, name: str,
+                        block: int = 1024 * 1024) -> None:
+    """Hash ``stream`` to its end and compare with ``sha256``: :class:`ArchiveCorrupt` naming
+    the member ``name`` of ``display`` when they differ."""
+    sha = hashlib.sha256()
+    while chunk := stream.read(block):
+        sha.update(chunk)
+    if sha.hexdigest() != sha256:
+        raise ArchiveCorrupt(f"{display}: member {name} does not match its SHA-256", member=name)

@@ -21,7 +21,6 @@ it).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -30,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
+from dbcrate.containers.streams import check_stream_sha256
 from dbcrate.errors import ArchiveCorrupt
 from dbcrate.model.manifest import OFFSETS_FORMAT_VERSION, Manifest
 from dbcrate.stores.manifest import object_manifest
@@ -141,13 +141,8 @@ class RangedReader:
         return pa.BufferReader(self.member_buffer(name))
 
     def check_member(self, name: str, sha256: str) -> None:
-        sha = hashlib.sha256()
         with self.member_stream(name) as stream:
-            while block := stream.read(FETCH_BYTES):
-                sha.update(block)
-        if sha.hexdigest() != sha256:
-            raise ArchiveCorrupt(f"{self.display}: member {name} does not match its SHA-256",
-                                 member=name)
+            check_stream_sha256(stream, sha256, self.display, name, FETCH_BYTES)
 
     def close(self) -> None:
         shutil.rmtree(self._dir, ignore_errors=True)
