@@ -385,6 +385,13 @@ def make_cases() -> list[Case]:
              artifact=lambda c: (c.out / "pg1.crate", "output"),
              check=expect_archive_rows(lambda c: c.out / "pg1.crate"),
              cleanup=lambda c: remove(c.out / "pg1.crate")))
+    # PostgreSQL's own COPY rows kept as they are (as pg_dump keeps them): no Arrow encoding
+    add(Case("dbcrate dump --format pgcopy", "pg-dump",
+             lambda c: f"dbcrate dump --format pgcopy {Q(SRC_PG)} "
+                       f"{Q(str(c.out / 'pgc.crate'))}",
+             artifact=lambda c: (c.out / "pgc.crate", "output"),
+             check=expect_archive_rows(lambda c: c.out / "pgc.crate"),
+             cleanup=lambda c: remove(c.out / "pgc.crate")))
     add(Case("pg_dump -Fc", "pg-dump",
              lambda c: f"pg_dump {' '.join(PG())} -Fc -f {Q(str(c.out / 'pg.dump'))}",
              artifact=lambda c: (c.out / "pg.dump", "output"),
@@ -423,6 +430,13 @@ def make_cases() -> list[Case]:
              check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
              cleanup=lambda c: pg_drop(),
              artifact=lambda c: (c.prep / "pg.crate", "input")))
+
+    add(Case("dbcrate restore (pgcopy archive)", "pg-restore",
+             lambda c: f"dbcrate restore {Q(str(c.prep / 'pgc.crate'))} {Q(restore_pg)}",
+             needs=["pgc.crate"], setup=lambda c: pg_fresh(),
+             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+             cleanup=lambda c: pg_drop(),
+             artifact=lambda c: (c.prep / "pgc.crate", "input")))
 
     # the archive carries the native schema: the two cases above recreate from it (the
     # default on the same engine); this one from the portable schema, for the ratio
@@ -687,6 +701,8 @@ def _sh(cmd: str, cwd: Path) -> None:
 
 PREPARE: dict[str, Callable[[Ctx], None]] = {
     "pg.crate": lambda c: _sh(f"dbcrate dump {Q(SRC_PG)} {Q(str(c.prep / 'pg.crate'))}", c.work),
+    "pgc.crate": lambda c: _sh(f"dbcrate dump --format pgcopy {Q(SRC_PG)} "
+                               f"{Q(str(c.prep / 'pgc.crate'))}", c.work),
     "pg.dump": lambda c: _sh(f"pg_dump {' '.join(PG())} -Fc -f {Q(str(c.prep / 'pg.dump'))}",
                              c.work),
     "copy": lambda c: _sh(f"mkdir -p {Q(str(c.prep / 'copy'))} && " + " && ".join(

@@ -25,7 +25,8 @@ DEFAULT_COMPRESSION_LEVEL = 3
 #: ``dbcrate.formats.registry.FORMATS``: named here so that ``--help`` lists them without
 #: loading the codecs (``tests/test_startup.py`` checks that they agree); plugin formats add
 #: to that registry at run time
-BUILTIN_DATA_FORMATS: tuple[str, ...] = ("parquet", "arrow", "jsonl", "csv", "xml", "yaml")
+BUILTIN_DATA_FORMATS: tuple[str, ...] = ("parquet", "arrow", "jsonl", "csv", "xml", "yaml",
+                                             "pgcopy")
 #: most jobs :func:`default_jobs` gives, whatever the number of cores
 MAX_DEFAULT_JOBS = 4
 

@@ -49,9 +49,13 @@ if TYPE_CHECKING:
     from dbcrate.dump.run import DumpResult
     from dbcrate.restore.report import RestoreReport
 
-#: the spool's data format and zstd level: the quickest to write and to read back
+#: the spool's data format and zstd level: the quickest to write and to read back (between
+#: two databases of one engine with rows of its own, those: :func:`spool_format`)
 SPOOL_FORMAT = "arrow"
 SPOOL_LEVEL = 1
+#: the zstd level of a spool of an engine's own rows: zstd's fast mode, for the CPU a copy
+#: otherwise spends compressing text that is read back at once (docs/PERFORMANCE.md)
+SPOOL_TEXT_LEVEL = -50
 #: the file that marks a spool directory as dbcrate's (written before the dump starts)
 SPOOL_MARK = ".dbcrate-spool"
 #: the id a restore that ran while the spool was written kept its journal under (``resume``
@@ -77,6 +81,27 @@ def copy(source: str, target: str, dump_options: DumpOptions | None = None,
                            keep_spool=keep_spool, spool_dir=spool_dir))
 
 
+def spool_format(source: str, target: str) -> str:
+    """The spool's data format: the source engine's own rows (PostgreSQL's COPY text) when the
+    target's engine loads them as they are - nothing is parsed or encoded on the way, as with
+    pgcopydb - else Arrow IPC."""
+    from dbcrate.connect import parse_url
+    from dbcrate.dialects import dialect_class
+
+    own = dialect_class(parse_url(source).get_backend_name()).native_rows
+    theirs = dialect_class(parse_url(target).get_backend_name()).native_rows
+    return own if own is not None and own == theirs else SPOOL_FORMAT
+
+
+def _spool_options(options: DumpOptions, source: str, target: str) -> DumpOptions:
+    """The dump's options, with the spool's container, format and level; no storages."""
+    data_format = spool_format(source, target)
+    return dataclasses.replace(
+        options, container="directory", data_format=data_format,
+        compression_level=SPOOL_LEVEL if data_format == SPOOL_FORMAT else SPOOL_TEXT_LEVEL,
+        storages=[], no_storages=True, archive_mode=0o600)
+
+
 def iter_copy(source: str, target: str, dump_options: DumpOptions | None = None,
               restore_options: RestoreOptions | None = None, *, spool: str | None = None,
               keep_spool: bool | None = None,
@@ -98,9 +123,7 @@ def iter_copy(source: str, target: str, dump_options: DumpOptions | None = None,
     from dbcrate.restore.run import iter_restore
 
     restore_options = restore_options or RestoreOptions()
-    dump_options = dataclasses.replace(
-        dump_options or DumpOptions(), container="directory", data_format=SPOOL_FORMAT,
-        compression_level=SPOOL_LEVEL, storages=[], no_storages=True, archive_mode=0o600)
+    dump_options = _spool_options(dump_options or DumpOptions(), source, target)
     keep = spool is not None if keep_spool is None else keep_spool
     if spool is None:
         holder = Path(tempfile.mkdtemp(prefix="dbcrate-copy-", dir=spool_dir))

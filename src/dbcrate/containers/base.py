@@ -213,6 +213,19 @@ class Archive:
         """Decode one chunk; checks its hash first (``verify``), then schema and rows."""
         raise NotImplementedError
 
+    @property
+    def native_rows(self) -> str | None:
+        """The data format when its members hold an engine's own rows (``pgcopy``), which
+        :meth:`chunk_text` gives as they are; else None."""
+        return None
+
+    def chunk_text(self, entry: TableEntry, chunk: Chunk, *,
+                   verify: bool = True) -> Iterator[Any]:
+        """The rows of a chunk of an engine's own rows, undecoded: pieces of whole rows with
+        ``data`` and ``num_rows`` (:class:`dbcrate.formats.pgcopy.TextPiece`); checks its hash
+        first (``verify``), and that it holds the chunk's rows."""
+        raise NotImplementedError
+
     def check_chunk_structure(self, entry: TableEntry, chunk: Chunk) -> None:
         """Row count and schema of a chunk, as cheaply as the kind allows (raises
         :class:`ArchiveCorrupt`)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, BinaryIO, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar, Protocol
 
 from dbcrate.containers.base import (
     Archive,
@@ -193,6 +193,32 @@ class MemberArchive(Archive):
                 f"the manifest says {chunk.rows}",
                 member=chunk.member,
             )
+
+    @property
+    def native_rows(self) -> str | None:
+        return self.format.name if self.format.native_rows else None
+
+    def chunk_text(self, entry: TableEntry, chunk: Chunk, *,
+                   verify: bool = True) -> Iterator[Any]:
+        from dbcrate.formats.pgcopy import text_pieces
+
+        if verify:
+            self.check_chunk(chunk)
+        rows = 0
+        try:
+            with self._reader.member_stream(chunk.member) as stream:
+                for piece in text_pieces(stream, self._reader.members[chunk.member].size):
+                    rows += piece.num_rows
+                    if rows > chunk.rows:
+                        break
+                    yield piece
+        except (OSError, ValueError, EOFError) as exc:
+            raise self._undecodable(entry, chunk.member, exc) from None
+        if rows != chunk.rows:
+            raise ArchiveCorrupt(
+                f"{self.path}: member {chunk.member} (table {entry.name}) holds "
+                f"{'more than ' if rows > chunk.rows else ''}{rows} rows, the manifest says "
+                f"{chunk.rows}", member=chunk.member)
 
     def _decoded(self, entry: TableEntry, member: str) -> Iterator[pa.RecordBatch]:
         """The member's rows decoded by the data format, each batch checked: valid UTF-8 in

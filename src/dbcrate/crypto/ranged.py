@@ -100,7 +100,7 @@ def sealed_ranged_reader(url: str, keys: Keyring | None) -> SealedRangedReader |
                            "interrupted upload, or not a whole dbcrate archive)")
     manifest = checked_manifest(_decrypted(found[0], key, MANIFEST, url),
                                 _decrypted(found[1], key, MANIFEST_DIGEST, url), url)
-    if manifest.format_version >= SEALED_FORMAT_VERSION:
+    if manifest.format_version == SEALED_FORMAT_VERSION:
         raise NotAnArchive(f"{url}: a sealed manifest says format {manifest.format_version}")
     if not has_offsets(manifest):
         from dbcrate.containers.tar import ArchiveReader

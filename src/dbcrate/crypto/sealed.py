@@ -193,9 +193,9 @@ class SealedReader:
         manifest = self._read(MANIFEST, raw.members)
         digest = self._read(MANIFEST_DIGEST, raw.members)
         self.manifest: Manifest = checked_manifest(manifest, digest, self.display)
-        if self.manifest.format_version >= SEALED_FORMAT_VERSION:
+        if self.manifest.format_version == SEALED_FORMAT_VERSION:
             raise NotAnArchive(f"{self.display}: a sealed manifest says format "
-                               f"{self.manifest.format_version} (its contents' version, < 6)")
+                               f"{self.manifest.format_version} (its contents' version, not 6)")
         self._members = self._listed()
 
     def _read(self, name: str, stored: Mapping[str, Any]) -> bytes:

@@ -105,6 +105,8 @@ class Dialect(TableNaming):
     #: and encoding do not both hold the GIL (SQLite's ADBC reader: 16 s -> 11.5 s at scale 1;
     #: PostgreSQL 7 s -> 6 s); slower for MariaDB, whose reader holds it (docs/PERFORMANCE.md)
     read_ahead: ClassVar[bool] = False
+    #: the data format of this engine's own rows (``pgcopy``): read_/load_native_rows
+    native_rows: ClassVar[str | None] = None
     #: VARCHAR(n)/VARBINARY(n) lengths are enforced (values longer than n are errors)
     enforces_length: ClassVar[bool] = True
     #: a recreated table gets its primary key after its rows, as an index build (as
@@ -429,6 +431,11 @@ class Dialect(TableNaming):
         archive's encoding."""
         raise NotImplementedError
 
+    def read_native_rows(self, conn: Connection, table: Table,
+                         key_range: tuple[int, int] | None = None) -> Iterator[tuple[Any, int]]:
+        """The rows (in ``key_range``) in :attr:`native_rows`: (whole rows, their count)."""
+        raise NotImplementedError
+
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:
         """A function that cancels the statement running on ``conn`` when called from another
         thread (a no-op between statements), obtained before the statement runs; None when
@@ -481,6 +488,11 @@ class Dialect(TableNaming):
         the row count. ``fresh``: the table was created empty in this connection's current
         transaction, so no other session can see it before the commit (PostgreSQL writes
         its rows frozen: ``COPY ... FREEZE``)."""
+        raise NotImplementedError
+
+    def load_native_rows(self, conn: Connection, table: Table, pieces: Iterator[Any],
+                         fresh: bool = False) -> int:
+        """Load pieces of rows in :attr:`native_rows` as they are (``fresh``: see load)."""
         raise NotImplementedError
 
     def make_fresh(self, conn: Connection, name: str) -> bool:
@@ -576,14 +588,3 @@ def generic_logical_type(t: Any) -> LogicalType:
         return LogicalType("uuid")
     return LogicalType("other")
 
-
-def batch_pieces(batch: pa.RecordBatch, max_bytes: int) -> Iterator[pa.RecordBatch]:
-    """``batch`` in zero-copy slices of about ``max_bytes`` of Arrow data, so that what a
-    loader builds from each (encoded rows, a text block) stays small, and its offsets far
-    from any limit, whatever the batch's size."""
-    if batch.num_rows == 0:
-        return
-    per_row = max(1, batch.nbytes // batch.num_rows)
-    step = max(1, max_bytes // per_row)
-    for start in range(0, batch.num_rows, step):
-        yield batch.slice(start, step)

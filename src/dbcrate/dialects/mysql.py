@@ -35,11 +35,12 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
-from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
+from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, generic_logical_type
 from dbcrate.dialects.mysql_fast import DISABLE_ENV, FastReader
 from dbcrate.dialects.mysql_keys import MAX_KEY_BYTES, key_bytes, narrowed
 from dbcrate.dialects.mysql_loaddata import LOAD_PIECE_BYTES, load_data_block
 from dbcrate.dialects.native_mysql import MysqlNative
+from dbcrate.dialects.pieces import batch_pieces
 from dbcrate.dialects.pyvalues import fetch_batches
 from dbcrate.errors import DatabaseError
 from dbcrate.model.logical import LogicalType

@@ -20,14 +20,16 @@ from psycopg import pq
 from dbcrate.errors import DatabaseError
 
 
-def copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[list[bytes | bytearray]]:
+def copy_out_blocks(raw: Any, sql: str, block_bytes: int,
+                    rows: list[int] | None = None) -> Iterator[list[bytes | bytearray]]:
     """The rows of ``COPY ... TO STDOUT`` in blocks of about ``block_bytes``, straight from
     libpq: one C call per row in a tight loop (psycopg's own Copy iterator costs several
     Python frames per row, which was a third of a dump's time).
 
     Each block comes in a one-element list that the caller empties (``pop()``): this
     generator keeps no reference to a block, nor to the last row, while it is suspended, so
-    that a row of one 100 MB value is held once while it is parsed, not three times."""
+    that a row of one 100 MB value is held once while it is parsed, not three times.
+    ``rows``, if given, gets each block's row count appended before the block is yielded."""
     pgconn = raw.pgconn
     with raw.lock:
         pgconn.send_query(sql.encode())
@@ -43,6 +45,7 @@ def copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[list[bytes
                 # rows are appended to one bytearray: keeping millions of small bytes objects
                 # alive costs 5x more (allocator and garbage collector) than the COPY itself
                 block: bytes | bytearray = bytearray()
+                count = 0
                 while len(block) < block_bytes:
                     nbytes, data = get(1)  # what has arrived; 0: nothing yet
                     if nbytes == 0:
@@ -51,12 +54,15 @@ def copy_out_blocks(raw: Any, sql: str, block_bytes: int) -> Iterator[list[bytes
                     if nbytes < 0:
                         finished = True
                         break
+                    count += 1
                     if not block and nbytes >= block_bytes:
                         block = data  # a row of a block or more: handed over, not copied
                     else:
                         block += data
                     del data
                 if block:
+                    if rows is not None:
+                        rows.append(count)
                     handed = [block]
                     del block
                     yield handed

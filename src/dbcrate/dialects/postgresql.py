@@ -26,10 +26,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
 from dbcrate.dialects import pg_catalog, pgbinary
-from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, batch_pieces, generic_logical_type
+from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, generic_logical_type
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.native_pg_restore import PgNative
 from dbcrate.dialects.pgcopy import copy_out_blocks
+from dbcrate.dialects.pieces import batch_pieces
 from dbcrate.errors import SourceValueError
 from dbcrate.model import values
 from dbcrate.model.logical import (
@@ -85,6 +86,7 @@ class PostgreSQL(Dialect):
     #: the next COPY block is read (libpq, a Python loop per row) while this one is parsed
     #: and encoded (Arrow, without the GIL): scale-1 dump 6.9-7.4 s -> 6.0-6.3 s
     read_ahead: ClassVar[bool] = True
+    native_rows: ClassVar[str | None] = "pgcopy"
     #: load with binary COPY where every column has an encoder (:mod:`.pgbinary`); the
     #: environment variable DBCRATE_PG_BINARY_COPY=0 keeps the CSV path (for comparisons)
     binary_copy: bool = os.environ.get("DBCRATE_PG_BINARY_COPY", "1") != "0"
@@ -249,6 +251,22 @@ class PostgreSQL(Dialect):
         for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES):
             yield from convert(handed)
 
+    def read_native_rows(self, conn: Connection, table: Table,
+                         key_range: tuple[int, int] | None = None) -> Iterator[tuple[Any, int]]:
+        # COPY's text format, as pg_dump keeps it: what the server writes, stored as it is
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(self.quote(c.name) for c in table.columns)
+        target = self.table_sql(table.name)
+        if key_range is None:
+            sql = f"COPY {target} ({cols}) TO STDOUT"
+        else:
+            where = self.range_condition(table, key_range)
+            sql = f"COPY (SELECT {cols} FROM {target}{where}) TO STDOUT"
+        counts: list[int] = []
+        for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES, counts):
+            yield handed.pop(), counts.pop()
+
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:
         # libpq's cancel request on a connection of its own: the COPY ends with QueryCanceled
         raw = conn.connection.driver_connection
@@ -404,6 +422,19 @@ class PostgreSQL(Dialect):
                     copy.write(sink.getbuffer())
                     rows += batch.num_rows
         return rows
+
+    def load_native_rows(self, conn: Connection, table: Table, pieces: Iterator[Any],
+                         fresh: bool = False) -> int:
+        raw = conn.connection.driver_connection
+        assert raw is not None
+        cols = ", ".join(self.quote(c.name) for c in table.columns)
+        freeze = " WITH (FREEZE)" if fresh else ""
+        sql = f"COPY {self.table_sql(table.name)} ({cols}) FROM STDIN{freeze}"
+        with raw.cursor() as cur:
+            with cur.copy(sql, writer=LibpqWriter(cur)) as copy:
+                for piece in pieces:
+                    copy.write(piece.data)
+            return int(cur.rowcount)
 
     def _binary_encoders(self, raw: Any, target: str, table: Table,
                          first: pa.RecordBatch) -> list[pgbinary.FieldEncoder] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -22,6 +23,7 @@ from dbcrate.dump.plan import DumpPlan, DumpTask
 from dbcrate.dump.readahead import ReadAhead
 from dbcrate.dump.source import DRIVER_ERRORS, TOLERATED, db_error
 from dbcrate.errors import SourceValueError, driver_message
+from dbcrate.formats.framing import ZstdSink
 from dbcrate.formats.registry import ChunkWriter
 from dbcrate.progress import Interrupts, TableProgress
 
@@ -46,21 +48,27 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
                 plan: DumpPlan, interrupts: Interrupts | None = None,
                 progress: TableProgress | None = None) -> list[EncodedChunk]:
     """Read one task's rows and encode them into chunk files (``fmt`` is the plan's data
-    format). On any error the task's temp files are closed; a value the format cannot write
-    is a :class:`SourceValueError` naming the table. A stopped ``interrupts`` ends the task
-    at the next batch (:class:`~dbcrate.progress.Interrupted`). Each batch read is counted
-    into ``progress`` (its rows, its Arrow bytes) as it is encoded."""
-    spooler = _Spooler(fmt, plan)
-    rows_of = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range)
+    format; one of the engine's own rows is written as the engine gives them). On any error
+    the task's temp files are closed; a value the format cannot write is a
+    :class:`SourceValueError` naming the table. A stopped ``interrupts`` ends the task at the
+    next batch (:class:`~dbcrate.progress.Interrupted`). Each batch read is counted into
+    ``progress`` (its rows, its Arrow or text bytes) as it is encoded."""
+    spooler: _Spooler | _TextSpooler
+    if fmt.native_rows:
+        spooler = _TextSpooler(plan)
+        items: Iterator[Any] = dialect.read_native_rows(conn, task.table, task.key_range)
+    else:
+        spooler = _Spooler(fmt, plan)
+        items = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range)
     try:
-        ahead = ReadAhead(rows_of) if dialect.read_ahead else contextlib.nullcontext(rows_of)
+        ahead = ReadAhead(items) if dialect.read_ahead else contextlib.nullcontext(items)
         with ahead as batches:  # the next batch is read while this one encodes
             for batch in batches:
                 if interrupts is not None:
                     interrupts.check()
-                spooler.add(batch)
+                rows, size = spooler.add(batch)
                 if progress is not None:
-                    progress.add(task.table.name, batch.num_rows, batch.nbytes)
+                    progress.add(task.table.name, rows, size)
         spooler.close_last()
     except SourceValueError as exc:  # a value the format cannot write: name the table
         spooler.discard()
@@ -115,8 +123,8 @@ class _Spooler:
         self._rows = 0
         self._bytes = 0
 
-    def add(self, batch: pa.RecordBatch) -> None:
-        """Encode ``batch``, starting a new chunk whenever one is full."""
+    def add(self, batch: pa.RecordBatch) -> tuple[int, int]:
+        """Encode ``batch``, starting a new chunk whenever one is full; its rows and bytes."""
         limit_rows, limit_bytes = self._plan.chunk_rows, self._plan.chunk_bytes
         start = 0
         while start < batch.num_rows:
@@ -135,6 +143,7 @@ class _Spooler:
             start += take
             if self._rows >= limit_rows or self._bytes >= limit_bytes:
                 self._finish()
+        return batch.num_rows, batch.nbytes
 
     def close_last(self) -> None:
         """Finish the last chunk, if it holds rows."""
@@ -157,3 +166,60 @@ class _Spooler:
         self._spool.seek(0)
         self.chunks.append(EncodedChunk(self._spool, self._rows, size))
         self._spool, self._writer, self._rows, self._bytes = None, None, 0, 0
+
+
+class _TextSpooler:
+    """The chunks of one task whose rows come as the engine writes them (``pgcopy``): pieces
+    of whole rows compressed into one zstd frame per chunk, a chunk ending after the piece
+    that reaches the plan's row or byte limit."""
+
+    def __init__(self, plan: DumpPlan) -> None:
+        self.chunks: list[EncodedChunk] = []
+        self._plan = plan
+        self._spool: IO[bytes] | None = None
+        self._sink: ZstdSink | None = None
+        self._rows = 0
+
+    def add(self, piece: tuple[Any, int]) -> tuple[int, int]:
+        """Compress one piece (its text, its row count), split where a chunk reaches the plan's
+        row limit (exactly) or its byte limit (at the end of the piece); its rows and bytes."""
+        data, rows = piece
+        view, start, left = memoryview(data), 0, rows
+        while left:
+            if self._sink is None:
+                self._spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")
+                self._sink = ZstdSink(self._spool, self._plan.compression_level)
+            take = min(left, self._plan.chunk_rows - self._rows)
+            end = len(data) if take == left else _after_lines(data, start, take)
+            self._sink.write(view[start:end])
+            self._rows += take
+            start, left = end, left - take
+            if self._rows >= self._plan.chunk_rows \
+                    or self._sink.text_bytes >= self._plan.chunk_bytes:
+                self._finish()
+        return rows, len(data)
+
+    def close_last(self) -> None:
+        if self._sink is not None and self._rows:
+            self._finish()
+
+    def discard(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+        close_chunks(self.chunks)
+
+    def _finish(self) -> None:
+        assert self._spool is not None and self._sink is not None
+        self._sink.close()
+        size = self._spool.tell()
+        self._spool.seek(0)
+        self.chunks.append(EncodedChunk(self._spool, self._rows, size))
+        self._spool, self._sink, self._rows = None, None, 0
+
+
+def _after_lines(data: Any, start: int, lines: int) -> int:
+    """The position after the ``lines``-th line feed of ``data`` from ``start``."""
+    end = start
+    for _ in range(lines):
+        end = data.index(b"\n", end) + 1
+    return end

@@ -21,6 +21,7 @@ from dbcrate.connect import public_url
 from dbcrate.dialects import Dialect, engine_name
 from dbcrate.dump.source import DRIVER_ERRORS, db_error, open_snapshot
 from dbcrate.errors import SourceValueError, UsageError
+from dbcrate.formats.registry import get_format
 from dbcrate.hooks import load_hooks
 from dbcrate.model.manifest import Source
 from dbcrate.model.schema import Table
@@ -161,7 +162,9 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
     ``options`` into the plan; big tables are split into key ranges when ``jobs > 1``.
 
     :raises SourceValueError: a table or column named ``""``.
+    :raises UsageError: a format of another engine's own rows (``pgcopy`` from MariaDB).
     """
+    _check_native_rows(dialect, options.data_format)
     source = Source(
         engine=engine_name(dialect),
         server_version=dialect.server_version(conn),
@@ -191,6 +194,16 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
         storage=storage if storage is not None else storage_plan(options),
         storage_exclude=tuple(storage_patterns(options)), schemas=tuple(schemas),
     )
+
+
+def _check_native_rows(dialect: Dialect, data_format: str) -> None:
+    """A data format of an engine's own rows is written only from that engine."""
+    fmt = get_format(data_format)
+    if fmt.native_rows and dialect.native_rows != fmt.name:
+        raise UsageError(
+            f"the {fmt.name} data format holds another engine's own rows ({fmt.description}); "
+            f"this {engine_name(dialect)} database cannot write them",
+            hint="leave out --format (Parquet, the default, holds every engine's rows)")
 
 
 def offline_plan(url: str, options: DumpOptions, storage: StoragePlan | None = None,

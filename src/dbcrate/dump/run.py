@@ -47,6 +47,7 @@ from dbcrate.model.chunks import member_name
 from dbcrate.model.manifest import (
     BASE_FORMAT_VERSION,
     NATIVE_FORMAT_VERSION,
+    NATIVE_ROWS_FORMAT_VERSION,
     OFFSETS_FORMAT_VERSION,
     SCHEMAS_FORMAT_VERSION,
     STORAGE_FORMAT_VERSION,
@@ -183,6 +184,8 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
                else STORAGE_FORMAT_VERSION if planned.storage.specs else BASE_FORMAT_VERSION)
     if is_object_url(output) and options.container == "tar":  # ranged reads: chunk offsets
         version = OFFSETS_FORMAT_VERSION
+    if fmt.native_rows:  # (older readers would not know the format: "upgrade dbcrate")
+        version = NATIVE_ROWS_FORMAT_VERSION
     manifest.format_version = version
     snapshot.share(planned.jobs)
     with _open_writer(output, created, version, options, fmt.name, planned) as writer:

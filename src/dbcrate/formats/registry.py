@@ -61,6 +61,11 @@ class DataFormat:
     :param reads_by_range: ``read`` seeks to the parts it needs (Parquet: the footer, then one
         column chunk at a time) and decodes in the calling thread, so it is given the member
         as a file read on demand instead of a buffer holding the whole member.
+    :param native_rows: the members hold a database's own rows (``pgcopy``: PostgreSQL's COPY
+        text), written by the dump from the source's rows, not from Arrow batches, and loaded
+        as they are into a database whose dialect names this format as its
+        :attr:`~dbcrate.dialects.base.Dialect.native_rows`; ``read`` decodes them for every
+        other use.
     """
 
     name: str
@@ -69,6 +74,7 @@ class DataFormat:
     read: ChunkReader
     description: str = ""
     reads_by_range: bool = False
+    native_rows: bool = False
 
 
 class BuiltinFormat(DataFormat):
@@ -77,10 +83,12 @@ class BuiltinFormat(DataFormat):
     with a :class:`DataFormat`). Its extension is its name."""
 
     def __init__(self, name: str, codec: Callable[[], tuple[WriterOpener, ChunkReader]],
-                 description: str, *, reads_by_range: bool = False) -> None:
+                 description: str, *, reads_by_range: bool = False,
+                 native_rows: bool = False) -> None:
         """:param codec: imports the format's module and returns its writer and reader."""
         for key, value in (("name", name), ("extension", name), ("description", description),
-                           ("reads_by_range", reads_by_range), ("_codec", codec)):
+                           ("reads_by_range", reads_by_range), ("native_rows", native_rows),
+                           ("_codec", codec)):
             object.__setattr__(self, key, value)  # frozen; the codec is not a field
 
     @property  # type: ignore[override]
@@ -123,6 +131,11 @@ def _yaml() -> tuple[WriterOpener, ChunkReader]:
     return YamlWriter, read_yaml
 
 
+def _pgcopy() -> tuple[WriterOpener, ChunkReader]:
+    from dbcrate.formats.pgcopy import open_writer, read_pgcopy
+    return open_writer, read_pgcopy
+
+
 #: the formats by name: the built-in ones (in the order of
 #: :data:`dbcrate.options.BUILTIN_DATA_FORMATS`), then those registered
 FORMATS: dict[str, DataFormat] = {
@@ -137,6 +150,9 @@ FORMATS: dict[str, DataFormat] = {
                          "XML, <row> elements with one element per column, zstd-compressed"),
     "yaml": BuiltinFormat("yaml", _yaml,
                           "YAML, one document of row mappings per 10,000 rows, zstd-compressed"),
+    "pgcopy": BuiltinFormat("pgcopy", _pgcopy,
+                            "PostgreSQL's COPY text rows, zstd-compressed (PostgreSQL dumps "
+                            "only; loaded into PostgreSQL as they are)", native_rows=True),
 }
 
 #: the entry point group of third-party data formats

@@ -24,8 +24,9 @@ FORMAT_NAME = "dbcrate-archive"
 #: 1 = tables only; 2 = tables and storages (files beside the data); 3 = the native schema;
 #: 4 = tables in several schemas (a table's ``schema``, a foreign key's ``ref_schema``);
 #: 5 = each chunk's ``offset`` in the tar (an archive written to object storage, whose
-#: members are then read by ranged requests).
-FORMAT_VERSION = 6
+#: members are then read by ranged requests); 6 = a sealed archive's marker; 7 = data members
+#: holding an engine's own rows (``data_format`` ``pgcopy``).
+FORMAT_VERSION = 7
 #: the first version with storages (``storage``), the first with the native schema, and the
 #: first with tables outside the source's default schema
 STORAGE_FORMAT_VERSION = 2
@@ -33,8 +34,11 @@ NATIVE_FORMAT_VERSION = 3
 SCHEMAS_FORMAT_VERSION = 4
 OFFSETS_FORMAT_VERSION = 5
 #: the version of a sealed (encrypted) archive's marker; its manifest, inside, states the
-#: version its contents need (1 to 5), so a manifest never says it
+#: version its contents need (1 to 5, 7), so a manifest never says it
 SEALED_FORMAT_VERSION = 6
+#: the first version whose data members may hold an engine's own rows, and those formats
+NATIVE_ROWS_FORMAT_VERSION = 7
+NATIVE_ROWS_FORMATS = frozenset({"pgcopy"})
 #: the version an archive without storages is written with
 BASE_FORMAT_VERSION = 1
 #: a manifest larger than this is refused before parsing (bytes)
@@ -287,6 +291,10 @@ def _check_versioned_fields(manifest: Manifest) -> None:
     if manifest.format_version < OFFSETS_FORMAT_VERSION and any(
             c.offset is not None for t in manifest.tables for c in t.chunks):
         raise ValueError(f"a chunk's 'offset' needs format version {OFFSETS_FORMAT_VERSION}")
+    if manifest.format_version < NATIVE_ROWS_FORMAT_VERSION \
+            and manifest.data_format in NATIVE_ROWS_FORMATS:
+        raise ValueError(f"data format {manifest.data_format!r} needs format version "
+                         f"{NATIVE_ROWS_FORMAT_VERSION}")
     if manifest.format_version < SCHEMAS_FORMAT_VERSION and needs_schemas(manifest):
         raise ValueError("a table in a schema ('schema', 'ref_schema') needs format "
                          f"version {SCHEMAS_FORMAT_VERSION}")

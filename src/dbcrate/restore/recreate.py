@@ -20,15 +20,15 @@ from sqlalchemy.engine import Connection
 
 from dbcrate.dialects import Dialect
 from dbcrate.dialects.reflection import quiet_reflection
-from dbcrate.errors import driver_message, failure_message
+from dbcrate.errors import ArchiveCorrupt, driver_message, failure_message
 from dbcrate.progress import Event
 from dbcrate.restore import journal
 from dbcrate.restore.ddl import CombinedDDL
 from dbcrate.restore.finish import orphans, set_sequence
-from dbcrate.restore.plan import AddForeignKey, BuildIndex, LoadTable
+from dbcrate.restore.plan import AddForeignKey, BuildIndex, LoadTable, Source
 from dbcrate.restore.report import TableResult
 from dbcrate.restore.session import ROLLED_BACK_WITH_THE_REST, Execution, Runner
-from dbcrate.restore.sources import batches
+from dbcrate.restore.sources import batches, loads_as_stored
 
 
 def create_and_load(ctx: Execution, task: LoadTable) -> None:
@@ -61,14 +61,7 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         rows = 0
         fresh = created or (bool(source.entry.chunks) and dialect.make_fresh(conn, source.name))
         if not plan.settings.schema_only:
-            # one load for the whole table (one COPY, one staging file ...)
-            rows = dialect.load(conn, source.schema, runner.interrupts.checked(
-                itertools.chain.from_iterable(
-                    ctx.progress.metered(source.name, batches(ctx.arch, source, chunk,
-                                                              verify=False),
-                                         chunk.rows, chunk.size)
-                    for chunk in source.entry.chunks)),
-                fresh=fresh)
+            rows = _load_rows(ctx, conn, source, fresh)
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
         return rows
 
@@ -88,6 +81,32 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         result.error = f"{failure_message(exc)}; {state}"
     finally:
         result.seconds = time.monotonic() - t0
+
+
+def _load_rows(ctx: Execution, conn: Connection, source: Source, fresh: bool) -> int:
+    """All the table's chunks in one load (one COPY, one staging file ...): an engine's own
+    rows as they are stored, where the target reads them and no transform changes them."""
+    dialect, chunks = ctx.dialect, source.entry.chunks
+    if not loads_as_stored(ctx.arch, dialect, source):
+        return dialect.load(conn, source.schema, ctx.runner.interrupts.checked(
+            itertools.chain.from_iterable(
+                ctx.progress.metered(source.name, batches(ctx.arch, source, chunk, verify=False),
+                                     chunk.rows, chunk.size)
+                for chunk in chunks)),
+            fresh=fresh)
+    rows = dialect.load_native_rows(conn, source.schema, ctx.runner.interrupts.checked(
+        itertools.chain.from_iterable(
+            ctx.progress.metered(source.name,
+                                 ctx.arch.chunk_text(source.entry, chunk, verify=False),
+                                 chunk.rows, chunk.size)
+            for chunk in chunks)),
+        fresh=fresh)
+    expected = sum(chunk.rows for chunk in chunks)
+    if rows != expected:  # (a line "\\." ends COPY's text early: never one dbcrate wrote)
+        raise ArchiveCorrupt(f"table {source.name!r}: the server read {rows:,} rows of the "
+                             f"archive's {expected:,}", hint="check the archive with "
+                             "`dbcrate verify`")
+    return rows
 
 
 def _remove_half_made(ctx: Execution, table: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pyarrow as pa
 
 from dbcrate.containers.archive import Archive
-from dbcrate.dialects import dialect_class
+from dbcrate.dialects import Dialect, dialect_class
 from dbcrate.errors import UsageError
 from dbcrate.hooks import Hooks
 from dbcrate.model.logical import logical_of_arrow
@@ -113,3 +113,12 @@ def batches(arch: Archive, source: Source, chunk: Chunk, *, verify: bool) -> Ite
         for fn in source.transforms:
             batch = fn(batch)
         yield batch
+
+
+def loads_as_stored(arch: Archive, dialect: Dialect, source: Source) -> bool:
+    """Whether ``source``'s rows go into ``dialect``'s database as the archive stores them: an
+    engine's own rows (``pgcopy``) into that engine, with no transform changing them and the
+    columns the archive has (migrations may rename, not add or drop)."""
+    return (arch.native_rows is not None and arch.native_rows == dialect.native_rows
+            and not source.transforms
+            and len(source.schema.columns) == len(source.entry.schema.columns))
