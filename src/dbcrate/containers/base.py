@@ -213,6 +213,11 @@ class Archive:
         """Decode one chunk; checks its hash first (``verify``), then schema and rows."""
         raise NotImplementedError
 
+    def expected_size(self, entry: TableEntry) -> tuple[int, int]:
+        """A table's rows and data bytes, what a restore schedules by: the chunks' (a table
+        still being written - a copy - is the source engine's estimate)."""
+        return entry.rows, entry.size
+
     @property
     def native_rows(self) -> str | None:
         """The data format when its members hold an engine's own rows (``pgcopy``), which

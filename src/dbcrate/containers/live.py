@@ -51,17 +51,21 @@ class LiveArchive(MemberArchive):
     """The archive a dump is writing into ``directory``, described by ``manifest`` as it was
     before the first row was read (schemas, native schema, no chunks; copied: the dump's own
     manifest object is never shared). ``holding``: a new directory on the same file system
-    that keeps the published members (created 0700; removed by :meth:`close`)."""
+    that keeps the published members (created 0700; removed by :meth:`close`).
+    ``estimates``: each table's rows and bytes as the source engine estimates them, its size
+    for the restore's schedule until its chunks are written."""
 
     kind = "directory"
 
     def __init__(self, directory: str | os.PathLike[str], manifest: Manifest, *,
-                 holding: str | os.PathLike[str], display: str | None = None) -> None:
+                 holding: str | os.PathLike[str], display: str | None = None,
+                 estimates: dict[str, tuple[int, int]] | None = None) -> None:
         self._start = Manifest.from_json(manifest.to_json())
         self._display_name = display or str(directory)
         self._staging = Path(directory)
         self._holding = Path(holding)
         self._lock = threading.Lock()
+        self._estimates = dict(estimates or {})
         self.pending = Arrivals()
         # (one a killed run left: it is inside the copy's own spool)
         shutil.rmtree(self._holding, ignore_errors=True)
@@ -93,6 +97,11 @@ class LiveArchive(MemberArchive):
             mine.chunks = list(entry.chunks)
             mine.status, mine.error = entry.status, entry.error
         self.pending.arrive(entry.name)
+
+    def expected_size(self, entry: TableEntry) -> tuple[int, int]:
+        if entry.chunks or self.pending is None or self.pending.has(entry.name):
+            return super().expected_size(entry)
+        return self._estimates.get(entry.name, (0, 0))
 
     def _hold(self, member: str) -> None:
         """Link ``member`` of the dump's directory into the holding directory."""

@@ -261,10 +261,15 @@ class MemberArchive(Archive):
 
     def check_chunk_structure(self, entry: TableEntry, chunk: Chunk) -> None:
         """Row count and schema of a member, as cheaply as the format allows (a Parquet footer
-        and page headers, checked against the decoding budget; other formats are decoded).
+        and page headers, checked against the decoding budget; an engine's own rows counted,
+        not decoded: the server that loads them parses them; other formats are decoded).
         Raises :class:`ArchiveCorrupt`."""
         import pyarrow as pa
 
+        if self.format.native_rows:  # its rows counted; the engine that loads them parses
+            for _ in self.chunk_text(entry, chunk, verify=False):  # them (else they decode)
+                pass
+            return
         if self.format.name != "parquet":
             for _ in self.chunk_batches(entry, chunk, verify=False):
                 pass

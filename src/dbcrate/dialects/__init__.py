@@ -2,26 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sqlalchemy.engine import Engine
 
 from dbcrate.dialects.base import Dialect
-from dbcrate.dialects.mysql import MySQL
-from dbcrate.dialects.postgresql import PostgreSQL
-from dbcrate.dialects.sqlite import SQLite
 from dbcrate.errors import ConnectionFailed
 
-DIALECTS: dict[str, type[Dialect]] = {
-    "postgresql": PostgreSQL,
-    "mysql": MySQL,
-    "mariadb": MySQL,
-    "sqlite": SQLite,
+
+# each imports its engine's module when first asked for (a plain import statement:
+# tests/test_security.py, SE-07): a PostgreSQL dump need not load MariaDB's driver and numpy
+def _postgresql() -> type[Dialect]:
+    from dbcrate.dialects.postgresql import PostgreSQL
+    return PostgreSQL
+
+
+def _mysql() -> type[Dialect]:
+    from dbcrate.dialects.mysql import MySQL
+    return MySQL
+
+
+def _sqlite() -> type[Dialect]:
+    from dbcrate.dialects.sqlite import SQLite
+    return SQLite
+
+
+#: SQLAlchemy dialect name -> what returns its Dialect class
+DIALECTS: dict[str, Callable[[], type[Dialect]]] = {
+    "postgresql": _postgresql,
+    "mysql": _mysql,
+    "mariadb": _mysql,
+    "sqlite": _sqlite,
 }
 
 
 def dialect_for(engine: Engine) -> Dialect:
     """The dbcrate dialect of an engine; an unknown engine names the supported ones."""
     try:
-        cls = DIALECTS[engine.dialect.name]
+        cls = DIALECTS[engine.dialect.name]()
     except KeyError:
         raise ConnectionFailed(
             f"engine {engine.dialect.name!r} is not supported",
@@ -34,7 +52,8 @@ def dialect_class(backend: str) -> type[Dialect]:
     """The dialect class of a URL's backend name (``url.get_backend_name()``), for what is
     decided before there is an engine (connect arguments, the URL); an engine dbcrate does not
     know gets the defaults of :class:`Dialect` (:func:`dialect_for` refuses it afterwards)."""
-    return DIALECTS.get(backend, Dialect)
+    load = DIALECTS.get(backend)
+    return load() if load is not None else Dialect
 
 
 def engine_family(name: str) -> str:

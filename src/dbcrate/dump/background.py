@@ -44,13 +44,15 @@ class BackgroundDump:
         self._thread = threading.Thread(target=self._run, name="dbcrate-copy-dump", daemon=True)
 
     # ------------------------------------------- told by the dump (its thread), see _Observer
-    def archive_opened(self, manifest: Manifest, writer: Any) -> None:
+    def archive_opened(self, manifest: Manifest, writer: Any,
+                       estimates: dict[str, tuple[int, int]]) -> None:
         staging = getattr(writer, "staging", None)
         if staging is None:
             raise DbcrateError("a copy reads its spool while it is written: it needs the "
                                "directory kind")
         holding = Path(self._output).with_name(Path(self._output).name + ".live")
-        self.archive = LiveArchive(staging, manifest, holding=holding, display=str(self._output))
+        self.archive = LiveArchive(staging, manifest, holding=holding, display=str(self._output),
+                                   estimates=estimates)
         self._events.put(None)  # the archive is open
 
     def table_written(self, entry: TableEntry) -> None:
@@ -129,8 +131,9 @@ class _Observer:
     def __init__(self, owner: BackgroundDump) -> None:
         self._owner = owner
 
-    def opened(self, manifest: Manifest, writer: Any) -> None:
-        self._owner.archive_opened(manifest, writer)
+    def opened(self, manifest: Manifest, writer: Any,
+               estimates: dict[str, tuple[int, int]]) -> None:
+        self._owner.archive_opened(manifest, writer, estimates)
 
     def written(self, entry: TableEntry) -> None:
         self._owner.table_written(entry)

@@ -73,8 +73,10 @@ class DumpObserver(Protocol):
     """Told what a dump writes while it writes it (``copy`` restores each table as soon as
     it is written). Called in the thread that runs the dump."""
 
-    def opened(self, manifest: Manifest, writer: Any) -> None:
-        """The archive writer is open; ``manifest`` has every table's schema and no chunk."""
+    def opened(self, manifest: Manifest, writer: Any,
+               estimates: dict[str, tuple[int, int]]) -> None:
+        """The archive writer is open; ``manifest`` has every table's schema and no chunk;
+        ``estimates``: each table's rows and bytes as the engine estimates them."""
 
     def written(self, entry: TableEntry) -> None:
         """Every chunk of ``entry`` is written (or the table failed: its ``status``)."""
@@ -190,7 +192,9 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
     snapshot.share(planned.jobs)
     with _open_writer(output, created, version, options, fmt.name, planned) as writer:
         if observer is not None:
-            observer.opened(manifest, writer)
+            observer.opened(manifest, writer, {
+                t.name: (planned.estimated_rows.get(t.name) or 0,
+                         planned.estimated_bytes.get(t.name) or 0) for t in planned.tables})
         yield from _write_tasks(planned, snapshot, writer, manifest, fmt, warnings, observer)
         if observer is not None:  # the tables no task reads (none has rows to read)
             for entry in manifest.tables:

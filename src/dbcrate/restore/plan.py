@@ -32,12 +32,14 @@ Transform = Callable[[pa.RecordBatch], pa.RecordBatch]
 
 @dataclass(frozen=True)
 class Source:
-    """One archive table as it will be loaded: its (migrated) schema and the transforms its
-    batches pass through (migrations, the ``transform`` hook)."""
+    """One archive table as it will be loaded: its (migrated) schema, the transforms its
+    batches pass through (migrations, the ``transform`` hook), and its rows and bytes as the
+    schedule weighs them (``None``: the entry's; a copy's table not yet written: estimated)."""
 
     entry: TableEntry
     schema: Table
     transforms: tuple[Transform, ...] = ()
+    expected: tuple[int, int] | None = None
 
     @property
     def name(self) -> str:

@@ -27,7 +27,8 @@ ROW_WEIGHT = 100
 
 
 def weight(source: Source) -> float:
-    return source.entry.size + ROW_WEIGHT * source.entry.rows
+    rows, size = source.expected or (source.entry.rows, source.entry.size)
+    return size + ROW_WEIGHT * rows
 
 
 def load_priority(source: Source, position: int, sessions: int) -> float:

@@ -62,7 +62,7 @@ def archive_sources(arch: Archive, options: RestoreOptions,
         if hooks.transform is not None:
             fns = [*fns, _bind_transform(hooks.transform, entry.name)]
             schema = _schema_after(schema, fns, entry)
-        sources.append(Source(entry, schema, tuple(fns)))
+        sources.append(Source(entry, schema, tuple(fns), arch.expected_size(entry)))
     return sources, warnings
 
 
