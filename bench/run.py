@@ -362,6 +362,16 @@ def rowcopy_check(engine: str, target: Callable[[Ctx], str | Path]) -> Callable[
     return check
 
 
+def dump_case(name: str, group: str, source: str, file: str, args: str = "",
+              env: str = "") -> Case:
+    """``dbcrate dump [args] SOURCE out/FILE``: its archive checked, then removed."""
+    return Case(name, group,
+                lambda c: f"{env}dbcrate dump {args}{Q(source)} {Q(str(c.out / file))}",
+                artifact=lambda c: (c.out / file, "output"),
+                check=expect_archive_rows(lambda c: c.out / file),
+                cleanup=lambda c: remove(c.out / file))
+
+
 def make_cases() -> list[Case]:
     cases: list[Case] = []
     add = cases.append
@@ -369,29 +379,12 @@ def make_cases() -> list[Case]:
     restore_my = bl.my_url(bl.RESTORE_DB)
 
     # ------------------------------------------------------------------ PostgreSQL dump
-    add(Case("dbcrate dump", "pg-dump",
-             lambda c: f"dbcrate dump {Q(SRC_PG)} {Q(str(c.out / 'pg.crate'))}",
-             artifact=lambda c: (c.out / "pg.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "pg.crate"),
-             cleanup=lambda c: remove(c.out / "pg.crate")))
-    add(Case("dbcrate dump -j 2", "pg-dump",
-             lambda c: f"dbcrate dump -j 2 {Q(SRC_PG)} {Q(str(c.out / 'pg2.crate'))}",
-             artifact=lambda c: (c.out / "pg2.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "pg2.crate"),
-             cleanup=lambda c: remove(c.out / "pg2.crate")))
+    add(dump_case("dbcrate dump", "pg-dump", SRC_PG, "pg.crate"))
+    add(dump_case("dbcrate dump -j 2", "pg-dump", SRC_PG, "pg2.crate", "-j 2 "))
     # one job: the default before issue 19 (the default is now the cores, at most 4)
-    add(Case("dbcrate dump -j 1", "pg-dump",
-             lambda c: f"dbcrate dump -j 1 {Q(SRC_PG)} {Q(str(c.out / 'pg1.crate'))}",
-             artifact=lambda c: (c.out / "pg1.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "pg1.crate"),
-             cleanup=lambda c: remove(c.out / "pg1.crate")))
+    add(dump_case("dbcrate dump -j 1", "pg-dump", SRC_PG, "pg1.crate", "-j 1 "))
     # PostgreSQL's own COPY rows kept as they are (as pg_dump keeps them): no Arrow encoding
-    add(Case("dbcrate dump --format pgcopy", "pg-dump",
-             lambda c: f"dbcrate dump --format pgcopy {Q(SRC_PG)} "
-                       f"{Q(str(c.out / 'pgc.crate'))}",
-             artifact=lambda c: (c.out / "pgc.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "pgc.crate"),
-             cleanup=lambda c: remove(c.out / "pgc.crate")))
+    add(dump_case("dbcrate dump --format pgcopy", "pg-dump", SRC_PG, "pgc.crate", "--format pgcopy "))
     add(Case("pg_dump -Fc", "pg-dump",
              lambda c: f"pg_dump {' '.join(PG())} -Fc -f {Q(str(c.out / 'pg.dump'))}",
              artifact=lambda c: (c.out / "pg.dump", "output"),
@@ -412,41 +405,24 @@ def make_cases() -> list[Case]:
                  for t in bl.TABLES)))
 
     # ------------------------------------------------------------------ PostgreSQL restore
-    add(Case("dbcrate restore", "pg-restore",
-             lambda c: f"dbcrate restore {Q(str(c.prep / 'pg.crate'))} {Q(restore_pg)}",
-             needs=["pg.crate"], setup=lambda c: pg_fresh(),
-             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
-             cleanup=lambda c: pg_drop(),
-             artifact=lambda c: (c.prep / "pg.crate", "input")))
-    add(Case("dbcrate restore -j 2", "pg-restore",
-             lambda c: f"dbcrate restore -j 2 {Q(str(c.prep / 'pg.crate'))} {Q(restore_pg)}",
-             needs=["pg.crate"], setup=lambda c: pg_fresh(),
-             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
-             cleanup=lambda c: pg_drop(),
-             artifact=lambda c: (c.prep / "pg.crate", "input")))
-    add(Case("dbcrate restore -j 1", "pg-restore",
-             lambda c: f"dbcrate restore -j 1 {Q(str(c.prep / 'pg.crate'))} {Q(restore_pg)}",
-             needs=["pg.crate"], setup=lambda c: pg_fresh(),
-             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
-             cleanup=lambda c: pg_drop(),
-             artifact=lambda c: (c.prep / "pg.crate", "input")))
+    def pg_restore_case(name: str, archive: str, args: str = "") -> Case:
+        """``dbcrate restore [args] prep/ARCHIVE`` into a fresh PostgreSQL database."""
+        return Case(name, "pg-restore",
+                    lambda c: f"dbcrate restore {args}{Q(str(c.prep / archive))} {Q(restore_pg)}",
+                    needs=[archive], setup=lambda c: pg_fresh(),
+                    check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
+                    cleanup=lambda c: pg_drop(),
+                    artifact=lambda c: (c.prep / archive, "input"))
 
-    add(Case("dbcrate restore (pgcopy archive)", "pg-restore",
-             lambda c: f"dbcrate restore {Q(str(c.prep / 'pgc.crate'))} {Q(restore_pg)}",
-             needs=["pgc.crate"], setup=lambda c: pg_fresh(),
-             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
-             cleanup=lambda c: pg_drop(),
-             artifact=lambda c: (c.prep / "pgc.crate", "input")))
+    add(pg_restore_case("dbcrate restore", "pg.crate"))
+    add(pg_restore_case("dbcrate restore -j 2", "pg.crate", "-j 2 "))
+    add(pg_restore_case("dbcrate restore -j 1", "pg.crate", "-j 1 "))
+
+    add(pg_restore_case("dbcrate restore (pgcopy archive)", "pgc.crate"))
 
     # the archive carries the native schema: the two cases above recreate from it (the
     # default on the same engine); this one from the portable schema, for the ratio
-    add(Case("dbcrate restore --ddl portable", "pg-restore",
-             lambda c: f"dbcrate restore --ddl portable {Q(str(c.prep / 'pg.crate'))} "
-                       f"{Q(restore_pg)}",
-             needs=["pg.crate"], setup=lambda c: pg_fresh(),
-             check=expect_rows("postgresql", lambda c: bl.RESTORE_DB),
-             cleanup=lambda c: pg_drop(),
-             artifact=lambda c: (c.prep / "pg.crate", "input")))
+    add(pg_restore_case("dbcrate restore --ddl portable", "pg.crate", "--ddl portable "))
 
     def pg_restore_cmd(jobs: int) -> Callable[[Ctx], str]:
         return lambda c: (f"pg_restore {' '.join(PG(bl.RESTORE_DB))} -j {jobs} "
@@ -468,28 +444,12 @@ def make_cases() -> list[Case]:
              artifact=lambda c: (c.prep / "copy", "input")))
 
     # ------------------------------------------------------------------ MariaDB
-    add(Case("dbcrate dump", "mysql-dump",
-             lambda c: f"dbcrate dump {Q(SRC_MY)} {Q(str(c.out / 'my.crate'))}",
-             artifact=lambda c: (c.out / "my.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "my.crate"),
-             cleanup=lambda c: remove(c.out / "my.crate")))
-    add(Case("dbcrate dump -j 2", "mysql-dump",
-             lambda c: f"dbcrate dump -j 2 {Q(SRC_MY)} {Q(str(c.out / 'my-j2.crate'))}",
-             artifact=lambda c: (c.out / "my-j2.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "my-j2.crate"),
-             cleanup=lambda c: remove(c.out / "my-j2.crate")))
-    add(Case("dbcrate dump -j 1", "mysql-dump",
-             lambda c: f"dbcrate dump -j 1 {Q(SRC_MY)} {Q(str(c.out / 'my-j1.crate'))}",
-             artifact=lambda c: (c.out / "my-j1.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "my-j1.crate"),
-             cleanup=lambda c: remove(c.out / "my-j1.crate")))
+    add(dump_case("dbcrate dump", "mysql-dump", SRC_MY, "my.crate"))
+    add(dump_case("dbcrate dump -j 2", "mysql-dump", SRC_MY, "my-j2.crate", "-j 2 "))
+    add(dump_case("dbcrate dump -j 1", "mysql-dump", SRC_MY, "my-j1.crate", "-j 1 "))
     # the same dump with the rows read by PyMySQL (what dbcrate does without mysqlclient)
-    add(Case("dbcrate dump (PyMySQL)", "mysql-dump",
-             lambda c: f"DBCRATE_MYSQLCLIENT=0 dbcrate dump {Q(SRC_MY)} "
-                       f"{Q(str(c.out / 'my-pymysql.crate'))}",
-             artifact=lambda c: (c.out / "my-pymysql.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "my-pymysql.crate"),
-             cleanup=lambda c: remove(c.out / "my-pymysql.crate")))
+    add(dump_case("dbcrate dump (PyMySQL)", "mysql-dump", SRC_MY, "my-pymysql.crate",
+                  env="DBCRATE_MYSQLCLIENT=0 "))
     add(Case("mysqldump --single-transaction", "mysql-dump",
              lambda c: f"{_mariadb_client('mysqldump')} --single-transaction {bl.DB_NAME} "
                        f"> {Q(str(c.out / 'my.sql'))}",
@@ -529,11 +489,7 @@ def make_cases() -> list[Case]:
 
     # ------------------------------------------------------------------ SQLite
     sq = Q(str(bl.SQLITE_PATH))
-    add(Case("dbcrate dump", "sqlite-dump",
-             lambda c: f"dbcrate dump {Q(SRC_SQ)} {Q(str(c.out / 'sq.crate'))}",
-             artifact=lambda c: (c.out / "sq.crate", "output"),
-             check=expect_archive_rows(lambda c: c.out / "sq.crate"),
-             cleanup=lambda c: remove(c.out / "sq.crate")))
+    add(dump_case("dbcrate dump", "sqlite-dump", SRC_SQ, "sq.crate"))
     add(Case("sqlite3 .dump", "sqlite-dump",
              lambda c: f"sqlite3 {sq} .dump > {Q(str(c.out / 'sq.sql'))}",
              artifact=lambda c: (c.out / "sq.sql", "output"),

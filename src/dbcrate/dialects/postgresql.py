@@ -208,13 +208,7 @@ class PostgreSQL(Dialect):
         read_types = {
             n: _READ_TYPES.get(c.type.kind, pa.string()) for n, c in zip(names, table.columns)
         }
-        cols = ", ".join(self.quote(c.name) for c in table.columns)
-        target = self.table_sql(table.name)
-        if key_range is None:
-            sql = f"COPY {target} ({cols}) TO STDOUT WITH (FORMAT csv)"
-        else:
-            where = self.range_condition(table, key_range)
-            sql = f"COPY (SELECT {cols} FROM {target}{where}) TO STDOUT WITH (FORMAT csv)"
+        sql = self._copy_out_sql(table, key_range, " WITH (FORMAT csv)")
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
         read_options = pacsv.ReadOptions(
             column_names=names, block_size=4 * CSV_BLOCK_BYTES, use_threads=False
@@ -256,16 +250,20 @@ class PostgreSQL(Dialect):
         # COPY's text format, as pg_dump keeps it: what the server writes, stored as it is
         raw = conn.connection.driver_connection
         assert raw is not None
-        cols = ", ".join(self.quote(c.name) for c in table.columns)
-        target = self.table_sql(table.name)
-        if key_range is None:
-            sql = f"COPY {target} ({cols}) TO STDOUT"
-        else:
-            where = self.range_condition(table, key_range)
-            sql = f"COPY (SELECT {cols} FROM {target}{where}) TO STDOUT"
+        sql = self._copy_out_sql(table, key_range, "")
         counts: list[int] = []
         for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES, counts):
             yield handed.pop(), counts.pop()
+
+    def _copy_out_sql(self, table: Table, key_range: tuple[int, int] | None,
+                      options: str) -> str:
+        """``COPY ... TO STDOUT`` of the table's columns (the rows in ``key_range``)."""
+        cols = ", ".join(self.quote(c.name) for c in table.columns)
+        target = self.table_sql(table.name)
+        if key_range is None:
+            return f"COPY {target} ({cols}) TO STDOUT{options}"
+        where = self.range_condition(table, key_range)
+        return f"COPY (SELECT {cols} FROM {target}{where}) TO STDOUT{options}"
 
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:
         # libpq's cancel request on a connection of its own: the COPY ends with QueryCanceled

@@ -53,7 +53,7 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
     :class:`SourceValueError` naming the table. A stopped ``interrupts`` ends the task at the
     next batch (:class:`~dbcrate.progress.Interrupted`). Each batch read is counted into
     ``progress`` (its rows, its Arrow or text bytes) as it is encoded."""
-    spooler: _Spooler | _TextSpooler
+    spooler: _Spooler
     if fmt.native_rows:
         spooler = _TextSpooler(plan)
         items: Iterator[Any] = dialect.read_native_rows(conn, task.table, task.key_range)
@@ -119,7 +119,7 @@ class _Spooler:
         self._fmt = fmt
         self._plan = plan
         self._spool: IO[bytes] | None = None
-        self._writer: ChunkWriter | None = None
+        self._writer: ChunkWriter | ZstdSink | None = None
         self._rows = 0
         self._bytes = 0
 
@@ -168,53 +168,31 @@ class _Spooler:
         self._spool, self._writer, self._rows, self._bytes = None, None, 0, 0
 
 
-class _TextSpooler:
+class _TextSpooler(_Spooler):
     """The chunks of one task whose rows come as the engine writes them (``pgcopy``): pieces
-    of whole rows compressed into one zstd frame per chunk, a chunk ending after the piece
-    that reaches the plan's row or byte limit."""
+    of whole rows compressed into one zstd frame per chunk (the frame is the chunk's writer)."""
 
     def __init__(self, plan: DumpPlan) -> None:
-        self.chunks: list[EncodedChunk] = []
-        self._plan = plan
-        self._spool: IO[bytes] | None = None
-        self._sink: ZstdSink | None = None
-        self._rows = 0
+        super().__init__(None, plan)
 
-    def add(self, piece: tuple[Any, int]) -> tuple[int, int]:
+    def add(self, piece: tuple[Any, int]) -> tuple[int, int]:  # type: ignore[override]
         """Compress one piece (its text, its row count), split where a chunk reaches the plan's
         row limit (exactly) or its byte limit (at the end of the piece); its rows and bytes."""
         data, rows = piece
         view, start, left = memoryview(data), 0, rows
         while left:
-            if self._sink is None:
+            if self._writer is None:
                 self._spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")
-                self._sink = ZstdSink(self._spool, self._plan.compression_level)
+                self._writer = ZstdSink(self._spool, self._plan.compression_level)
             take = min(left, self._plan.chunk_rows - self._rows)
             end = len(data) if take == left else _after_lines(data, start, take)
-            self._sink.write(view[start:end])
+            self._writer.write(view[start:end])
             self._rows += take
+            self._bytes += end - start
             start, left = end, left - take
-            if self._rows >= self._plan.chunk_rows \
-                    or self._sink.text_bytes >= self._plan.chunk_bytes:
+            if self._rows >= self._plan.chunk_rows or self._bytes >= self._plan.chunk_bytes:
                 self._finish()
         return rows, len(data)
-
-    def close_last(self) -> None:
-        if self._sink is not None and self._rows:
-            self._finish()
-
-    def discard(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
-        close_chunks(self.chunks)
-
-    def _finish(self) -> None:
-        assert self._spool is not None and self._sink is not None
-        self._sink.close()
-        size = self._spool.tell()
-        self._spool.seek(0)
-        self.chunks.append(EncodedChunk(self._spool, self._rows, size))
-        self._spool, self._sink, self._rows = None, None, 0
 
 
 def _after_lines(data: Any, start: int, lines: int) -> int:
