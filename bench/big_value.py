@@ -3,6 +3,7 @@
 "a table holding one 100 MB value ... in <= 450 MB peak RSS").
 
     python bench/big_value.py --json bench/results/big-value.json
+    python bench/big_value.py --format pgcopy --copy   # PostgreSQL's own rows; and `copy`
 
 Peak RSS by ``/usr/bin/time -f %M`` (the dbcrate process; the server is not counted); the
 restored value is compared with the source's by MD5 in the server.
@@ -49,6 +50,9 @@ def timed(args: list[str]) -> tuple[float, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--format", default="parquet", help="the dump's --format")
+    parser.add_argument("--copy", action="store_true",
+                        help="also `dbcrate copy` the table into a new database")
     args = parser.parse_args()
     results = []
     for kind, fill in FILL.items():
@@ -57,14 +61,23 @@ def main() -> None:
                      f"INSERT INTO big SELECT 1, ({fill})")
         with tempfile.TemporaryDirectory() as tmp:
             archive = str(Path(tmp) / "big.crate")
-            dump = timed([*DBCRATE, "dump", URL.format(db=SOURCE), archive, "--no-progress"])
+            dump = timed([*DBCRATE, "dump", URL.format(db=SOURCE), archive, "--no-progress",
+                          "--format", args.format])
             fresh(TARGET)
             restore = timed([*DBCRATE, "restore", archive, URL.format(db=TARGET),
                              "--no-progress"])
         same = psql(SOURCE, "SELECT md5(v::text) FROM big") == psql(
             TARGET, "SELECT md5(v::text) FROM big")
-        row = {"kind": kind, "value_bytes": SIZE, "dump_s": dump[0], "dump_peak_rss_mb": dump[1],
-               "restore_s": restore[0], "restore_peak_rss_mb": restore[1], "same_value": same}
+        row = {"kind": kind, "format": args.format, "value_bytes": SIZE, "dump_s": dump[0],
+               "dump_peak_rss_mb": dump[1], "restore_s": restore[0],
+               "restore_peak_rss_mb": restore[1], "same_value": same}
+        if args.copy:
+            psql("postgres", f"DROP DATABASE IF EXISTS {TARGET} WITH (FORCE)")
+            row["copy_s"], row["copy_peak_rss_mb"] = timed(
+                [*DBCRATE, "copy", "-C", URL.format(db=SOURCE), URL.format(db=TARGET),
+                 "--no-progress"])
+            row["copy_same_value"] = psql(SOURCE, "SELECT md5(v::text) FROM big") == psql(
+                TARGET, "SELECT md5(v::text) FROM big")
         print(json.dumps(row))
         results.append(row)
     for db in (SOURCE, TARGET):
