@@ -37,6 +37,12 @@ def fresh(db: str) -> None:
     psql("postgres", f"CREATE DATABASE {db}")
 
 
+def same_value() -> bool:
+    """Whether the target's value is the source's (MD5 in the server)."""
+    query = "SELECT md5(v::text) FROM big"
+    return psql(SOURCE, query) == psql(TARGET, query)
+
+
 def timed(args: list[str]) -> tuple[float, int]:
     """(wall seconds, peak RSS in MB) of one command, which must succeed."""
     done = subprocess.run(["/usr/bin/time", "-f", "%e %M", *args], capture_output=True,
@@ -66,8 +72,7 @@ def main() -> None:
             fresh(TARGET)
             restore = timed([*DBCRATE, "restore", archive, URL.format(db=TARGET),
                              "--no-progress"])
-        same = psql(SOURCE, "SELECT md5(v::text) FROM big") == psql(
-            TARGET, "SELECT md5(v::text) FROM big")
+        same = same_value()
         row = {"kind": kind, "format": args.format, "value_bytes": SIZE, "dump_s": dump[0],
                "dump_peak_rss_mb": dump[1], "restore_s": restore[0],
                "restore_peak_rss_mb": restore[1], "same_value": same}
@@ -76,8 +81,7 @@ def main() -> None:
             row["copy_s"], row["copy_peak_rss_mb"] = timed(
                 [*DBCRATE, "copy", "-C", URL.format(db=SOURCE), URL.format(db=TARGET),
                  "--no-progress"])
-            row["copy_same_value"] = psql(SOURCE, "SELECT md5(v::text) FROM big") == psql(
-                TARGET, "SELECT md5(v::text) FROM big")
+            row["copy_same_value"] = same_value()
         print(json.dumps(row))
         results.append(row)
     for db in (SOURCE, TARGET):
