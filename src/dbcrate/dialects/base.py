@@ -426,9 +426,12 @@ class Dialect(TableNaming):
         table: Table,
         batch_rows: int,
         key_range: tuple[int, int] | None = None,
+        *,
+        table_bytes: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Stream a table's rows (those in ``key_range`` if given) as record batches in the
-        archive's encoding."""
+        archive's encoding. ``table_bytes``, the plan's estimate of the table's size, lets a
+        dialect skip a check that cannot find anything in a small table."""
         raise NotImplementedError
 
     def read_native_rows(self, conn: Connection, table: Table,

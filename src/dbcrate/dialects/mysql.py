@@ -320,6 +320,8 @@ class MySQL(Dialect):
         table: Table,
         batch_rows: int,
         key_range: tuple[int, int] | None = None,
+        *,
+        table_bytes: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
         import pymysql.connections
         import pymysql.cursors

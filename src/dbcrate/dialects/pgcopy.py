@@ -97,3 +97,19 @@ def _result(pgconn: Any) -> Any:
 def _drain(pgconn: Any) -> None:
     while _result(pgconn) is not None:
         pass
+
+
+def run_query(raw: Any, sql: str, params: list[bytes | None],
+              binary: bool = False) -> list[tuple[bytes | None, ...]]:
+    """The rows of one query (``$1``... bound to ``params``, text format), each value as the
+    server sent it: text, or with ``binary`` the type's binary form (a ``bytea``'s raw
+    bytes). Waited for with the GIL released, as a COPY is."""
+    pgconn = raw.pgconn
+    with raw.lock:
+        pgconn.send_query_params(sql.encode(), params, result_format=1 if binary else 0)
+        res = _result(pgconn)
+        _drain(pgconn)
+    if res is None or res.status != pq.ExecStatus.TUPLES_OK:
+        message = res.error_message.decode(errors="replace") if res is not None else ""
+        raise DatabaseError(f"query failed: {message.strip() or 'no result'}")
+    return [tuple(res.get_value(r, c) for c in range(res.nfields)) for r in range(res.ntuples)]

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
-from dbcrate.dialects import pg_catalog, pgbinary
+from dbcrate.dialects import pg_catalog, pg_large, pgbinary
 from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, generic_logical_type
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.native_pg_restore import PgNative
@@ -201,14 +201,21 @@ class PostgreSQL(Dialect):
         table: Table,
         batch_rows: int,
         key_range: tuple[int, int] | None = None,
+        *,
+        table_bytes: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
         raw = conn.connection.driver_connection
         assert raw is not None
+        target = self.table_sql(table.name)
+        large: list[pg_large.LargeRow] = []
+        if table_bytes is None or table_bytes >= pg_large.CHECKED_TABLE_BYTES:
+            large = pg_large.find_large_rows(raw, table, target, self.quote,
+                                             self.range_condition(table, key_range))
         names = [f"c{i}" for i in range(len(table.columns))]
         read_types = {
             n: _READ_TYPES.get(c.type.kind, pa.string()) for n, c in zip(names, table.columns)
         }
-        sql = self._copy_out_sql(table, key_range, " WITH (FORMAT csv)")
+        sql = self._copy_out_sql(table, key_range, " WITH (FORMAT csv)", large)
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
         read_options = pacsv.ReadOptions(
             column_names=names, block_size=4 * CSV_BLOCK_BYTES, use_threads=False
@@ -236,14 +243,22 @@ class PostgreSQL(Dialect):
                 convert_options=convert_options,
             )
             del block  # the parsed arrays are copies: a 100 MB value is not held twice
-            for batch in parsed.to_batches():
-                yield _from_csv_batch(batch, table, schema)
+            batches = parsed.to_batches()
+            del parsed
+            while batches:  # none held while the one converted from it is written
+                yield _from_csv_batch(batches.pop(0), table, schema)
 
-        # Each COPY message is exactly one row, so blocks of whole messages are valid CSV on
-        # their own; parsing bounded blocks keeps memory flat (Arrow's streaming reader over a
-        # Python file object does not).
-        for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES):
-            yield from convert(handed)
+        def copied(copy_sql: str) -> Iterator[pa.RecordBatch]:
+            # Each COPY message is exactly one row, so blocks of whole messages are valid CSV
+            # on their own; parsing bounded blocks keeps memory flat (Arrow's streaming reader
+            # over a Python file object does not).
+            for handed in copy_out_blocks(raw, copy_sql, CSV_BLOCK_BYTES):
+                yield from convert(handed)
+
+        yield from copied(sql)
+        # rows with a very large value: the rest of the row by COPY, the value in slices
+        yield from pg_large.read_large_rows(raw, table, target, self.quote, large, schema,
+                                            copied)
 
     def read_native_rows(self, conn: Connection, table: Table,
                          key_range: tuple[int, int] | None = None) -> Iterator[tuple[Any, int]]:
@@ -255,15 +270,17 @@ class PostgreSQL(Dialect):
         for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES, counts):
             yield handed.pop(), counts.pop()
 
-    def _copy_out_sql(self, table: Table, key_range: tuple[int, int] | None,
-                      options: str) -> str:
-        """``COPY ... TO STDOUT`` of the table's columns (the rows in ``key_range``)."""
+    def _copy_out_sql(self, table: Table, key_range: tuple[int, int] | None, options: str,
+                      leave_out: Sequence[pg_large.LargeRow] = ()) -> str:
+        """``COPY ... TO STDOUT`` of the table's columns (the rows in ``key_range``, but not
+        those of ``leave_out``)."""
         cols = ", ".join(self.quote(c.name) for c in table.columns)
         target = self.table_sql(table.name)
-        if key_range is None:
+        where = pg_large.without_rows(self.range_condition(table, key_range), leave_out)
+        if not where:
             return f"COPY {target} ({cols}) TO STDOUT{options}"
-        where = self.range_condition(table, key_range)
-        return f"COPY (SELECT {cols} FROM {target}{where}) TO STDOUT{options}"
+        # ONLY: as COPY of a table, not the rows of tables inheriting from it
+        return f"COPY (SELECT {cols} FROM ONLY {target}{where}) TO STDOUT{options}"
 
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:
         # libpq's cancel request on a connection of its own: the COPY ends with QueryCanceled

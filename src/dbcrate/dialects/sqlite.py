@@ -230,6 +230,8 @@ class SQLite(Dialect):
         table: Table,
         batch_rows: int,
         key_range: tuple[int, int] | None = None,
+        *,
+        table_bytes: int | None = None,
     ) -> Iterator[pa.RecordBatch]:
         raw = conn.connection.driver_connection
         assert raw is not None

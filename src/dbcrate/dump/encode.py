@@ -59,7 +59,8 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
         items: Iterator[Any] = dialect.read_native_rows(conn, task.table, task.key_range)
     else:
         spooler = _Spooler(fmt, plan)
-        items = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range)
+        items = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range,
+                                   table_bytes=plan.estimated_bytes.get(task.table.name))
     try:
         ahead = ReadAhead(items) if dialect.read_ahead else contextlib.nullcontext(items)
         with ahead as batches:  # the next batch is read while this one encodes

@@ -233,23 +233,30 @@ def string_parts(arr: pa.Array) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, A
     return offsets - offsets[0], data[offsets[0] : offsets[-1]], validity
 
 
+#: hex text unhexlified at once by :func:`hex_to_binary` (a larger value is one piece alone)
+_HEX_PIECE_BYTES = 8 * 1024 * 1024
+
+
 def hex_to_binary(arr: pa.Array) -> pa.Array:
     r"""PostgreSQL bytea hex output (``\x0a1b``) -> binary, without a Python loop per value:
-    the "\x" prefixes are masked out of the whole buffer, which is then unhexlified at once."""
+    in pieces of about :data:`_HEX_PIECE_BYTES` of text, the "\x" prefixes are masked out and
+    the rest unhexlified at once; a value of a piece or more is unhexlified alone, in place, so
+    that memory beyond the input and the output stays bounded whatever the values' sizes."""
     arr = arr.cast(pa.large_string()) if arr.type != pa.large_string() else arr
     if len(arr) == 0:
         return pa.array([], pa.large_binary())
     offsets, body, validity = string_parts(arr)
     lengths = offsets[1:] - offsets[:-1]
     prefixed = lengths >= 2
-    keep = np.ones(body.size, bool)
-    starts = offsets[:-1][prefixed]
-    keep[starts] = False
-    keep[starts + 1] = False
-    try:
-        raw = binascii.unhexlify(body[keep].tobytes())
-    except binascii.Error as exc:
-        raise ValueError(f"invalid bytea hex text: {exc}") from None
+    pieces = []
+    start = 0
+    while start < len(arr):
+        stop = int(np.searchsorted(offsets, offsets[start] + _HEX_PIECE_BYTES, side="right")) - 1
+        stop = min(len(arr), max(start + 1, stop))
+        pieces.append(_unhex(body, offsets, prefixed, start, stop))
+        start = stop
+    raw = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    del pieces
     out_lengths = np.where(prefixed, (lengths - 2) // 2, 0)
     out_offsets = np.concatenate(([0], np.cumsum(out_lengths))).astype(np.int64)
     return pa.LargeBinaryArray.from_buffers(
@@ -257,6 +264,22 @@ def hex_to_binary(arr: pa.Array) -> pa.Array:
         len(arr),
         [_validity_copy(arr, validity), pa.py_buffer(out_offsets.tobytes()), pa.py_buffer(raw)],
     )
+
+
+def _unhex(body: np.ndarray[Any, Any], offsets: np.ndarray[Any, Any],
+           prefixed: np.ndarray[Any, Any], start: int, stop: int) -> bytes:
+    """The bytes of values ``start`` to ``stop`` (exclusive) of hex text ``body``."""
+    lo, hi = int(offsets[start]), int(offsets[stop])
+    try:
+        if stop - start == 1:
+            return binascii.unhexlify(body[lo + 2:hi].data) if prefixed[start] else b""
+        keep = np.ones(hi - lo, bool)
+        starts = offsets[start:stop][prefixed[start:stop]] - lo
+        keep[starts] = False
+        keep[starts + 1] = False
+        return binascii.unhexlify(body[lo:hi][keep].tobytes())
+    except binascii.Error as exc:
+        raise ValueError(f"invalid bytea hex text: {exc}") from None
 
 
 def _validity_copy(arr: pa.Array, validity: pa.Buffer | None) -> pa.Buffer | None:
