@@ -226,9 +226,10 @@ class Archive:
 
     def chunk_text(self, entry: TableEntry, chunk: Chunk, *,
                    verify: bool = True) -> Iterator[Any]:
-        """The rows of a chunk of an engine's own rows, undecoded: pieces of whole rows with
-        ``data`` and ``num_rows`` (:class:`dbcrate.formats.pgcopy.TextPiece`); checks its hash
-        first (``verify``), and that it holds the chunk's rows."""
+        """The rows of a chunk of an engine's own rows, undecoded: pieces of bounded size with
+        ``data`` and ``num_rows``, the line feeds each holds (a row may span pieces;
+        :class:`dbcrate.formats.pgcopy.TextPiece`); checks its hash first (``verify``), and
+        that it holds the chunk's rows."""
         raise NotImplementedError
 
     def check_chunk_structure(self, entry: TableEntry, chunk: Chunk) -> None:

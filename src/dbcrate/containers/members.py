@@ -207,7 +207,8 @@ class MemberArchive(Archive):
         rows = 0
         try:
             with self._reader.member_stream(chunk.member) as stream:
-                for piece in text_pieces(stream, self._reader.members[chunk.member].size):
+                for piece in text_pieces(stream, self._reader.members[chunk.member].size,
+                                         whole_rows=False):
                     rows += piece.num_rows
                     if rows > chunk.rows:
                         break

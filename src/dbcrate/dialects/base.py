@@ -435,8 +435,11 @@ class Dialect(TableNaming):
         raise NotImplementedError
 
     def read_native_rows(self, conn: Connection, table: Table,
-                         key_range: tuple[int, int] | None = None) -> Iterator[tuple[Any, int]]:
-        """The rows (in ``key_range``) in :attr:`native_rows`: (whole rows, their count)."""
+                         key_range: tuple[int, int] | None = None, *,
+                         table_bytes: int | None = None) -> Iterator[tuple[Any, int]]:
+        """The rows (in ``key_range``) in :attr:`native_rows`: pieces of text and how many
+        rows each ends (a piece that ends no row counts 0: a very large row comes in several;
+        ``table_bytes`` as for :meth:`read_table`)."""
         raise NotImplementedError
 
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:

@@ -17,6 +17,7 @@ stable inside the dump's snapshot.
 
 from __future__ import annotations
 
+import binascii
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -100,31 +101,17 @@ def without_rows(where: str, rows: Sequence[LargeRow]) -> str:
 def read_value(raw: Any, table_sql: str, column: Column, quote: Callable[[str], str],
                ctid: str, arrow_type: pa.DataType) -> pa.Array:
     """One large value as a one-element array of ``arrow_type``, read in slices into a buffer
-    of its size (which it is, in UTF-8 for text)."""
-    name = quote(column.name)
-    text = column.type.kind == "string"
-    # bytes, not characters: substring() of a text in a multi-byte encoding reads the value
-    # from its start to find the slice (0.4 s a slice at the end of 100 MB); the bytes of its
-    # UTF-8 form cost one read of the value a slice (0.14 s), and bytea slices are fetched alone
-    step = SLICE_BYTES
-    value = f"pg_catalog.convert_to({name}, 'UTF8')" if text else name
-    piece_sql = f"substring({value} FROM $1::int FOR $2::int)"
-    sql = f"SELECT {piece_sql} FROM ONLY {table_sql} WHERE ctid = '{ctid}'::tid"
-    size_sql = f"SELECT octet_length({name}) FROM ONLY {table_sql} WHERE ctid = '{ctid}'::tid"
+    of its size (which it is, in UTF-8 for text in a UTF-8 database)."""
+    size_sql = (f"SELECT octet_length({quote(column.name)}) FROM ONLY {table_sql} "
+                f"WHERE ctid = '{ctid}'::tid")
     (size,), = run_query(raw, size_sql, [])
     out = np.empty(int(size or 0), np.uint8)
-    filled, start = 0, 1
-    while True:
-        (piece,), = run_query(raw, sql, [str(start).encode(), str(step).encode()], binary=True)
-        piece = piece or b""
+    filled = 0
+    for piece in value_pieces(raw, table_sql, column, quote, ctid):
         if filled + len(piece) > out.size:  # text in a server encoding other than UTF-8
             out = np.concatenate([out[:filled], np.empty(len(piece) + out.size, np.uint8)])
         out[filled:filled + len(piece)] = np.frombuffer(piece, np.uint8)
         filled += len(piece)
-        start += step
-        # a short slice is the last; a full one may be followed by an empty one
-        if len(piece) < step:
-            break
         del piece
     large = arrow_type in (pa.large_string(), pa.large_binary())
     offsets = np.array([0, filled], np.int64 if large else np.int32)
@@ -151,3 +138,71 @@ def read_large_rows(raw: Any, table: Table, table_sql: str, quote: Callable[[str
             arrays[i] = read_value(raw, table_sql, table.columns[i], quote, row.ctid,
                                    schema.field(i).type)
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+
+#: COPY's text format escapes these bytes of a value (PostgreSQL's CopyAttributeOutText);
+#: the backslash first, so that the escapes added after it are not escaped again
+_COPY_ESCAPES = ((b"\\", b"\\\\"), (b"\b", b"\\b"), (b"\f", b"\\f"), (b"\n", b"\\n"),
+                 (b"\r", b"\\r"), (b"\t", b"\\t"), (b"\v", b"\\v"))
+
+
+def copy_text_escape(data: bytes) -> bytes:
+    """Bytes of a text value as COPY's text format writes them."""
+    for raw, escaped in _COPY_ESCAPES:
+        if raw in data:
+            data = data.replace(raw, escaped)
+    return data
+
+
+def value_pieces(raw: Any, table_sql: str, column: Column, quote: Callable[[str], str],
+                 ctid: str) -> Iterator[bytes]:
+    """One large value's slices of at most :data:`SLICE_BYTES` (UTF-8 for text)."""
+    name = quote(column.name)
+    # bytes, not characters: substring() of a text in a multi-byte encoding reads the value
+    # from its start to find the slice (0.4 s a slice at the end of 100 MB); the bytes of its
+    # UTF-8 form cost one read of the value a slice (0.14 s), and bytea slices are fetched alone
+    value = f"pg_catalog.convert_to({name}, 'UTF8')" if column.type.kind == "string" else name
+    sql = (f"SELECT substring({value} FROM $1::int FOR $2::int) FROM ONLY {table_sql} "
+           f"WHERE ctid = '{ctid}'::tid")
+    start = 1
+    while True:
+        (piece,), = run_query(raw, sql, [str(start).encode(), str(SLICE_BYTES).encode()],
+                              binary=True)
+        piece = piece or b""
+        if piece:
+            yield piece
+        # a short slice is the last; a full one may be followed by an empty one
+        if len(piece) < SLICE_BYTES:
+            return
+        start += SLICE_BYTES
+        del piece
+
+
+def copy_text_of_large_rows(raw: Any, table: Table, table_sql: str,
+                            quote: Callable[[str], str], rows: Sequence[LargeRow],
+                            read_row: Callable[[str], bytes]
+                            ) -> Iterator[tuple[bytes, int]]:
+    """Each row of ``rows`` in COPY's text format, as COPY writes it, in pieces (text, 1 for
+    the piece that ends the row, else 0): its other fields from ``read_row`` (given the COPY of
+    the row, its large values as ``NULL``), each large value escaped slice by slice."""
+    for row in rows:
+        select = ", ".join(
+            f"NULL::{'bytea' if c.type.kind == 'binary' else 'text'}" if i in row.columns
+            else quote(c.name) for i, c in enumerate(table.columns))
+        line = read_row(f"COPY (SELECT {select} FROM ONLY {table_sql} "
+                        f"WHERE ctid = '{row.ctid}'::tid) TO STDOUT")
+        fields = line.removesuffix(b"\n").split(b"\t")  # a tab in a value is escaped
+        if len(fields) != len(table.columns) or any(fields[i] != b"\\N" for i in row.columns):
+            raise DatabaseError(f"table {table.name!r}: the row at {row.ctid} changed")
+        head = b""
+        for i, field in enumerate(fields):
+            if i not in row.columns:
+                head += field + (b"\t" if i < len(fields) - 1 else b"\n")
+                continue
+            column = table.columns[i]
+            text = column.type.kind == "string"
+            yield head + (b"" if text else b"\\\\x"), 0
+            for piece in value_pieces(raw, table_sql, column, quote, row.ctid):
+                yield (copy_text_escape(piece) if text else binascii.hexlify(piece)), 0
+            head = b"\t" if i < len(fields) - 1 else b"\n"
+        yield head, 1

@@ -207,10 +207,7 @@ class PostgreSQL(Dialect):
         raw = conn.connection.driver_connection
         assert raw is not None
         target = self.table_sql(table.name)
-        large: list[pg_large.LargeRow] = []
-        if table_bytes is None or table_bytes >= pg_large.CHECKED_TABLE_BYTES:
-            large = pg_large.find_large_rows(raw, table, target, self.quote,
-                                             self.range_condition(table, key_range))
+        large = self._large_rows(raw, table, key_range, table_bytes)
         names = [f"c{i}" for i in range(len(table.columns))]
         read_types = {
             n: _READ_TYPES.get(c.type.kind, pa.string()) for n, c in zip(names, table.columns)
@@ -261,14 +258,32 @@ class PostgreSQL(Dialect):
                                             copied)
 
     def read_native_rows(self, conn: Connection, table: Table,
-                         key_range: tuple[int, int] | None = None) -> Iterator[tuple[Any, int]]:
+                         key_range: tuple[int, int] | None = None, *,
+                         table_bytes: int | None = None) -> Iterator[tuple[Any, int]]:
         # COPY's text format, as pg_dump keeps it: what the server writes, stored as it is
         raw = conn.connection.driver_connection
         assert raw is not None
-        sql = self._copy_out_sql(table, key_range, "")
+        large = self._large_rows(raw, table, key_range, table_bytes)
+        sql = self._copy_out_sql(table, key_range, "", large)
         counts: list[int] = []
         for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES, counts):
             yield handed.pop(), counts.pop()
+
+        def one_row(copy_sql: str) -> bytes:
+            return b"".join(h.pop() for h in copy_out_blocks(raw, copy_sql, CSV_BLOCK_BYTES))
+
+        # rows with a very large value: the rest of the row by COPY, the value in slices
+        yield from pg_large.copy_text_of_large_rows(raw, table, self.table_sql(table.name),
+                                                    self.quote, large, one_row)
+
+    def _large_rows(self, raw: Any, table: Table, key_range: tuple[int, int] | None,
+                    table_bytes: int | None) -> list[pg_large.LargeRow]:
+        """The rows (in ``key_range``) holding a value to read in slices (none is looked for
+        in a table of fewer than ``table_bytes``)."""
+        if table_bytes is not None and table_bytes < pg_large.CHECKED_TABLE_BYTES:
+            return []
+        return pg_large.find_large_rows(raw, table, self.table_sql(table.name), self.quote,
+                                        self.range_condition(table, key_range))
 
     def _copy_out_sql(self, table: Table, key_range: tuple[int, int] | None, options: str,
                       leave_out: Sequence[pg_large.LargeRow] = ()) -> str:

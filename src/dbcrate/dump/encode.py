@@ -56,7 +56,9 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
     spooler: _Spooler
     if fmt.native_rows:
         spooler = _TextSpooler(plan)
-        items: Iterator[Any] = dialect.read_native_rows(conn, task.table, task.key_range)
+        items: Iterator[Any] = dialect.read_native_rows(
+            conn, task.table, task.key_range,
+            table_bytes=plan.estimated_bytes.get(task.table.name))
     else:
         spooler = _Spooler(fmt, plan)
         items = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range,
@@ -177,10 +179,18 @@ class _TextSpooler(_Spooler):
         super().__init__(None, plan)
 
     def add(self, piece: tuple[Any, int]) -> tuple[int, int]:  # type: ignore[override]
-        """Compress one piece (its text, its row count), split where a chunk reaches the plan's
-        row limit (exactly) or its byte limit (at the end of the piece); its rows and bytes."""
+        """Compress one piece (its text, the rows it ends), split where a chunk reaches the
+        plan's row limit (exactly) or its byte limit (at the end of the piece); its rows and
+        bytes. A piece that ends no row is part of a row continued by the next pieces."""
         data, rows = piece
         view, start, left = memoryview(data), 0, rows
+        if not rows:  # a piece inside a very large row: the chunk cannot end here
+            if self._writer is None:
+                self._spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")
+                self._writer = ZstdSink(self._spool, self._plan.compression_level)
+            self._writer.write(view)
+            self._bytes += len(data)
+            return 0, len(data)
         while left:
             if self._writer is None:
                 self._spool = tempfile.TemporaryFile(prefix="dbcrate-chunk-")

@@ -43,7 +43,8 @@ _PARSED = {pa.bool_(), pa.int16(), pa.int32(), pa.int64(), pa.uint64(), pa.float
 
 @dataclass(frozen=True)
 class TextPiece:
-    """Whole rows of a member's text (``data`` ends with a line feed), and how many."""
+    """Rows of a member's text and how many line feeds it holds: whole rows (``data`` ends
+    with a line feed), or a piece of the text that may end inside a row."""
 
     data: bytes
     num_rows: int
@@ -56,9 +57,11 @@ def open_writer(sink: IO[bytes], schema: pa.Schema, level: int) -> Any:
                      hint="choose another --format (parquet is the default)")
 
 
-def text_pieces(source: IO[bytes], size: int) -> Iterator[TextPiece]:
+def text_pieces(source: IO[bytes], size: int, whole_rows: bool = True) -> Iterator[TextPiece]:
     """The decompressed text of a member (``size`` stored bytes from ``source``'s position) in
-    pieces of whole rows, about :data:`READ_BYTES` each (a longer row is one piece).
+    pieces of whole rows, about :data:`READ_BYTES` each (a longer row is one piece); or, not
+    ``whole_rows``, in pieces of :data:`READ_BYTES` that may end inside a row (what COPY FROM
+    and a row count need: a 100 MB row is never held whole).
 
     :raises MemberDecodeError: not zstd, a frame cut short, text beyond the decompression
         budget (docs/FORMAT.md, "Limits of the text formats"), or text that does not end
@@ -76,6 +79,10 @@ def text_pieces(source: IO[bytes], size: int) -> Iterator[TextPiece]:
                 raise MemberDecodeError(
                     f"the member expands to more than {budget:,} bytes of text: refused as a "
                     "decompression bomb (dbcrate never writes such a member)")
+            if not whole_rows:
+                rest = [] if block.endswith(b"\n") else [block[-1:]]
+                yield TextPiece(block, block.count(b"\n"))
+                continue
             end = block.rfind(b"\n") + 1
             if not end:
                 rest.append(block)
