@@ -169,3 +169,4 @@ def test_a_pgcopy_row_longer_than_a_read_loads_in_pieces(dbs: Databases,
     assert dbcrate.restore(archive, target).ok
     query = "SELECT id, md5(b) FROM big ORDER BY id"
     assert rows(target, query) == rows(source, query)
+

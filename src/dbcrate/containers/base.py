@@ -444,6 +444,9 @@ class ContainerWriter:
     kind: ClassVar[str] = ""
     #: chunks are data members in a data format, and raw members can be added
     member_based: ClassVar[bool] = False
+    #: a member-based kind whose members may come table by table in any order (a directory:
+    #: its members are files; a tar's are in manifest order, docs/FORMAT.md)
+    tables_in_any_order: ClassVar[bool] = False
     #: what the manifest's ``data_format`` says for this output
     data_format: str
 

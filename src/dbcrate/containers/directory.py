@@ -364,6 +364,7 @@ class DirectoryWriter(ContainerWriter):
 
     kind = "directory"
     member_based = True
+    tables_in_any_order = True
 
     def __init__(self, path: str | os.PathLike[str], *, data_format: str | None = None,
                  mtime: float | None = None, overwrite: bool = False, format_version: int = 1,

@@ -124,8 +124,15 @@ class DumpWriter:
             self._begun += 1
             self.writer.begin_table(self._begun, self._entries[self._begun - 1])
 
+    @property
+    def tables_in_any_order(self) -> bool:
+        """Whether the tables' data members may come in any order (a member-based kind that
+        keeps none); the row kinds write the tables in manifest order."""
+        return self.writer.member_based and self.writer.tables_in_any_order
+
     def add_file(self, name: str, source: IO[bytes], size: int) -> str:
-        """Add a member (a data member must come in table order); returns the SHA-256 that
+        """Add a member (a data member must come in table order, unless
+        :attr:`tables_in_any_order`); returns the SHA-256 that
         the caller records (the row kinds' own chunk hash: see :meth:`commit`)."""
         with self._output_errors():
             return self._add_file(name, source, size)

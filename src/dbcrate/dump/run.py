@@ -16,7 +16,7 @@ import datetime as dt
 import os
 import time
 from collections.abc import Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -291,14 +291,18 @@ def _into_object(url: str, created: dt.datetime, version: int,
 def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, manifest: Manifest,
                  fmt: Any, warnings: list[str],
                  observer: DumpObserver | None = None) -> Generator[Event, None, None]:
-    """Run the plan's tasks on ``planned.jobs`` connections and append their chunks in task
-    order (a table's chunks numbered on across its parts). While a task is read, its table's
-    rows and bytes and the overall bytes are reported every ``TICK`` seconds; a table's last
-    event comes once its last part is appended, the overall one reaches its total at the end."""
+    """Run the plan's tasks on ``planned.jobs`` connections and append their chunks: in task
+    order, or, where the output keeps no order of tables (a directory: ``copy``'s spool), each
+    table as soon as it is read, so that a restore reading along can start on it while a big
+    table before it is still read (a table's parts always in order: its chunks are numbered on
+    across them). While a task is read, its table's rows and bytes and the overall bytes are
+    reported every ``TICK`` seconds; a table's last event comes once its last part is
+    appended, the overall one reaches its total at the end."""
     entries = {e.name: e for e in manifest.tables}
     run_task = tolerant_task if planned.tolerate else encode_task
     progress = _dump_progress(planned)
     last = {task.table.name: number for number, task in enumerate(planned.tasks)}
+    any_order = bool(getattr(writer, "tables_in_any_order", False))
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
         futures = [executor.submit(snapshot.run, run_task, snapshot.dialect, task, fmt, planned,
@@ -306,14 +310,23 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                    for task in planned.tasks]
         try:
             yield progress.start()
-            for number, (task, future) in enumerate(zip(planned.tasks, futures)):
-                while not future.done():  # a big table: its progress while it is read
-                    wait([future], timeout=progress.tick)
+            remaining = list(range(len(futures)))
+            while remaining:
+                ready = next((n for n in remaining if futures[n].done() and (
+                    n == remaining[0] or (any_order and planned.tasks[n].part == 0)
+                    or (any_order and n - 1 not in remaining))), None)
+                if ready is None:  # a big table: its progress while it is read
+                    running = [futures[n] for n in (remaining if any_order else remaining[:1])
+                               if not futures[n].done()]
+                    wait(running, timeout=progress.tick, return_when=FIRST_COMPLETED)
                     if observer is not None and observer.stopping():
                         raise DumpStopped("the dump was stopped: its reader gave up")
                     yield from progress.events()
+                    continue
+                remaining.remove(ready)
+                task = planned.tasks[ready]
                 entry = entries[task.table.name]
-                encoded = _result_of(task, future)
+                encoded = _result_of(task, futures[ready])
                 if isinstance(encoded, Failed):
                     _record_failure(manifest, entry, encoded, warnings)
                     if observer is not None:
@@ -321,7 +334,7 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                     yield from progress.finish(entry.name, f"Failed table {entry.name}")
                     continue
                 _append_chunks(writer, entry, task, encoded, fmt.extension)
-                if last[entry.name] == number:
+                if last[entry.name] == ready:
                     if observer is not None:
                         observer.written(entry)
                     yield from progress.finish(entry.name)
