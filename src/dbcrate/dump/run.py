@@ -14,9 +14,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import os
+import queue
 import time
 from collections.abc import Generator, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -310,34 +311,25 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                    for task in planned.tasks]
         try:
             yield progress.start()
-            remaining = list(range(len(futures)))
-            while remaining:
-                ready = next((n for n in remaining if futures[n].done() and (
-                    n == remaining[0] or (any_order and planned.tasks[n].part == 0)
-                    or (any_order and n - 1 not in remaining))), None)
-                if ready is None:  # a big table: its progress while it is read
-                    running = [futures[n] for n in (remaining if any_order else remaining[:1])
-                               if not futures[n].done()]
-                    wait(running, timeout=progress.tick, return_when=FIRST_COMPLETED)
-                    if observer is not None and observer.stopping():
-                        raise DumpStopped("the dump was stopped: its reader gave up")
-                    yield from progress.events()
-                    continue
-                remaining.remove(ready)
-                task = planned.tasks[ready]
-                entry = entries[task.table.name]
-                encoded = _result_of(task, futures[ready])
-                if isinstance(encoded, Failed):
-                    _record_failure(manifest, entry, encoded, warnings)
-                    if observer is not None:
-                        observer.written(entry)
-                    yield from progress.finish(entry.name, f"Failed table {entry.name}")
-                    continue
-                _append_chunks(writer, entry, task, encoded, fmt.extension)
-                if last[entry.name] == ready:
-                    if observer is not None:
-                        observer.written(entry)
-                    yield from progress.finish(entry.name)
+            arrived: queue.SimpleQueue[int] = queue.SimpleQueue()
+            for number, future in enumerate(futures):
+                future.add_done_callback(_announce(arrived, number))
+            done: set[int] = set()  # read, not yet appended
+            appended: set[int] = set()
+            while len(appended) < len(futures):
+                with contextlib.suppress(queue.Empty):
+                    done.add(arrived.get(timeout=progress.tick))
+                if observer is not None and observer.stopping():
+                    raise DumpStopped("the dump was stopped: its reader gave up")
+                yield from progress.events()  # a big table's, while it is read (every tick)
+                while ready := _appendable(planned.tasks, done, appended, any_order):
+                    for number in ready:
+                        done.discard(number)
+                        appended.add(number)
+                        yield from _append_task(planned.tasks[number], futures[number],
+                                                number == last[planned.tasks[number].table.name],
+                                                entries, writer, manifest, fmt, warnings,
+                                                observer, progress)
             yield progress.end()
         except BaseException as exc:
             # Ctrl-C (or a caller that gave up): the reads stop now, not at their tables' end
@@ -345,6 +337,43 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                 snapshot.interrupts.stop(futures)
             _cancel(futures)
             raise
+
+
+def _announce(arrived: queue.SimpleQueue[int], number: int) -> Any:
+    """A done-callback putting task ``number`` on ``arrived`` (from the reading thread)."""
+    return lambda _: arrived.put(number)
+
+
+def _appendable(tasks: tuple[DumpTask, ...], done: set[int], appended: set[int],
+                any_order: bool) -> list[int]:
+    """The tasks read (``done``) whose chunks may be appended now, in task order: the next in
+    task order; or, in ``any_order``, each whose table's earlier parts are appended (a
+    table's parts are consecutive tasks)."""
+    if not any_order:
+        head = len(appended)
+        return [head] if head in done else []
+    return sorted(n for n in done if tasks[n].part == 0 or n - 1 in appended)
+
+
+def _append_task(task: DumpTask, future: Future[Any], last_part: bool,
+                 entries: dict[str, TableEntry], writer: MemberSink, manifest: Manifest,
+                 fmt: Any, warnings: list[str], observer: DumpObserver | None,
+                 progress: TableProgress) -> Iterator[Event]:
+    """Append one read task's chunks to its table (or record its failure under
+    ``--tolerate``); the table's last events once its ``last_part`` is appended."""
+    entry = entries[task.table.name]
+    encoded = _result_of(task, future)
+    if isinstance(encoded, Failed):
+        _record_failure(manifest, entry, encoded, warnings)
+        if observer is not None:
+            observer.written(entry)
+        yield from progress.finish(entry.name, f"Failed table {entry.name}")
+        return
+    _append_chunks(writer, entry, task, encoded, fmt.extension)
+    if last_part:
+        if observer is not None:
+            observer.written(entry)
+        yield from progress.finish(entry.name)
 
 
 def _dump_progress(planned: DumpPlan) -> TableProgress:
