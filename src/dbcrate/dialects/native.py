@@ -45,6 +45,10 @@ class NativeSupport:
     #: each statement runs in a savepoint (a failure leaves the transaction usable); False
     #: where DDL commits by itself and so ends any savepoint (MariaDB)
     savepoints: ClassVar[bool] = True
+    #: a statement goes to the engine in one message with its savepoint and its release (one
+    #: round trip, not three): where the driver runs several statements of one string
+    #: (PostgreSQL's simple query protocol; Python's sqlite3 takes one at a time)
+    savepoint_in_one_trip: ClassVar[bool] = False
 
     def capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
                 excluded: Sequence[TableRef], schemas: Sequence[str] = ()) -> NativeSchema:

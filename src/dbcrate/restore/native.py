@@ -380,11 +380,15 @@ def _run_object(ctx: Execution, conn: Connection, position: int) -> str | None:
     obj = native.objects[position]
     for stmt in support.statements(obj, no_owner=native.no_owner,
                                    no_privileges=native.no_privileges):
-        guarded = support.savepoints
-        if guarded:
+        guarded, one_trip = support.savepoints, support.savepoint_in_one_trip
+        if guarded and not one_trip:
             support.execute(conn, "SAVEPOINT dbcrate_native")
         try:
-            support.execute(conn, stmt.sql)
+            # (in one trip: the line breaks end a trailing comment of the checked statement;
+            # a failure stops the string there, after the savepoint was taken)
+            support.execute(conn, f"SAVEPOINT dbcrate_native;\n{stmt.sql}\n;\n"
+                                  "RELEASE SAVEPOINT dbcrate_native" if guarded and one_trip
+                            else stmt.sql)
         except Exception as exc:  # any driver's error (the statement runs on the raw cursor)
             if guarded:
                 support.execute(conn, "ROLLBACK TO SAVEPOINT dbcrate_native")
@@ -393,6 +397,6 @@ def _run_object(ctx: Execution, conn: Connection, position: int) -> str | None:
             ctx.report.warnings.append(f"{obj.kind} {obj.qualified}: its owner or grant was "
                                        f"not restored: {driver_message(exc)}")
         else:
-            if guarded:
+            if guarded and not one_trip:
                 support.execute(conn, "RELEASE SAVEPOINT dbcrate_native")
     return None

@@ -30,6 +30,12 @@ from dbcrate.restore.report import TableResult
 from dbcrate.restore.session import ROLLED_BACK_WITH_THE_REST, Execution, Runner
 from dbcrate.restore.sources import batches, loads_as_stored
 
+#: a table created by an earlier transaction (the native schema's pre-data) is made "fresh"
+#: (PostgreSQL: TRUNCATE, for COPY ... FREEZE) only when its archive data is at least this
+#: large: for a small table the TRUNCATE costs more than freezing its rows saves (2,000 tables
+#: of 20 rows: 2.6 s of the server's time for the TRUNCATEs alone)
+FRESH_MIN_BYTES = 1024 * 1024
+
 
 def create_and_load(ctx: Execution, task: LoadTable) -> None:
     """(Drop,) create and load one table in one transaction, then add it to ``ctx.loaded``;
@@ -59,7 +65,8 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
             conn.execute(sa.schema.CreateTable(sa_table))
             created = True
         rows = 0
-        fresh = created or (bool(source.entry.chunks) and dialect.make_fresh(conn, source.name))
+        stored = sum(chunk.size for chunk in source.entry.chunks)
+        fresh = created or (stored >= FRESH_MIN_BYTES and dialect.make_fresh(conn, source.name))
         if not plan.settings.schema_only:
             rows = _load_rows(ctx, conn, source, fresh)
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
