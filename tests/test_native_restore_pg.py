@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 import dbcrate
+from dbcrate.dialects.postgresql import PostgreSQL
 from dbcrate.errors import ArchiveCorrupt, TargetConflict, UsageError
 from test_restore_modes import KILLER
 
@@ -235,6 +236,22 @@ def test_existing_objects_need_clean(dbs: Databases, tmp_path: Path) -> None:
     report = dbcrate.restore(archive, copy, clean=True, jobs=2)
     assert report.ok and not report.warnings, report.warnings
     same_database(source, copy)
+
+
+def test_the_servers_hint_reaches_the_error(dbs: Databases) -> None:
+    """A failure whose server message carries a HINT (out of shared memory: "increase
+    max_locks_per_transaction", for a --clean of thousands of tables) passes the hint on."""
+    engine = sa.create_engine(dbs.new("postgresql").replace("postgresql://",
+                                                             "postgresql+psycopg://", 1))
+    try:
+        dialect = PostgreSQL(engine)
+        with engine.connect() as conn, pytest.raises(sa.exc.DBAPIError) as caught:
+            conn.exec_driver_sql("SELECT no_such_function(1)")
+    finally:
+        engine.dispose()
+    hint = dialect.failure_hint(caught.value)
+    assert hint is not None and "function" in hint
+    assert dialect.failure_hint(ValueError("not from a server")) is None
 
 
 def test_owners_and_grants(dbs: Databases, tmp_path: Path) -> None:

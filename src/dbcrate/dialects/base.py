@@ -442,6 +442,10 @@ class Dialect(TableNaming):
         ``table_bytes`` as for :meth:`read_table`)."""
         raise NotImplementedError
 
+    def failure_hint(self, exc: BaseException) -> str | None:
+        """The server's advice on a failure where its driver carries one (a ``HINT``)."""
+        return None
+
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:
         """A function that cancels the statement running on ``conn`` when called from another
         thread (a no-op between statements), obtained before the statement runs; None when

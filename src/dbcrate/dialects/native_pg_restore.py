@@ -144,16 +144,24 @@ class PgNative(NativeSupport):
 
     def existing(self, conn: Connection,
                  objects: Sequence[NativeObject]) -> list[tuple[NativeObject, str]]:
-        out = []
-        for obj in objects:
+        # one query per catalog lookup, for all its objects (2,000 tables: one round trip,
+        # not 2,000), each object's lookup as a subquery of its name
+        wanted: dict[str, list[int]] = {}
+        for position, obj in enumerate(objects):
             lookup = _LOOKUPS.get(obj.kind)
-            if lookup is None or obj.schema is None:
-                continue
-            query, keyword = lookup
-            found = conn.exec_driver_sql(query, {"q": _regname(obj)}).scalar()
-            if found:
-                out.append((obj, f"DROP {keyword} IF EXISTS {found} CASCADE"))
-        return out
+            if lookup is not None and obj.schema is not None:
+                wanted.setdefault(lookup[0], []).append(position)
+        found: dict[int, str] = {}
+        for query, positions in wanted.items():
+            bulk = (f"SELECT u.i, ({query.replace('%(q)s', 'u.q')}) "
+                    "FROM unnest(%(q)s::text[]) WITH ORDINALITY AS u(q, i)")
+            names = [_regname(objects[position]) for position in positions]
+            for i, name in conn.exec_driver_sql(bulk, {"q": names}).all():
+                if name:
+                    found[positions[int(i) - 1]] = str(name)
+        return [(objects[position],
+                 f"DROP {_LOOKUPS[objects[position].kind][1]} IF EXISTS {found[position]} "
+                 "CASCADE") for position in sorted(found)]
 
     def setup(self) -> tuple[str, ...]:
         # pg_dump's preamble, local to the transaction: the objects' SQL is fully qualified.

@@ -297,6 +297,11 @@ class PostgreSQL(Dialect):
         # ONLY: as COPY of a table, not the rows of tables inheriting from it
         return f"COPY (SELECT {cols} FROM ONLY {target}{where}) TO STDOUT{options}"
 
+    def failure_hint(self, exc: BaseException) -> str | None:
+        diag = getattr(getattr(exc, "orig", exc), "diag", None)
+        hint = getattr(diag, "message_hint", None)
+        return str(hint) if hint else None
+
     def interrupter(self, conn: Connection) -> Callable[[], None] | None:
         # libpq's cancel request on a connection of its own: the COPY ends with QueryCanceled
         raw = conn.connection.driver_connection

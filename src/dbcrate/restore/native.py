@@ -283,10 +283,14 @@ def prologue(ctx: Execution) -> Iterator[Event]:
     except DbcrateError:
         raise
     except Exception as exc:  # a DROP of --clean, or the transaction itself
+        advice = dialect.failure_hint(exc)  # (out of shared memory: raise max_locks_...)
         raise DatabaseError(f"the target failed while preparing the native schema: "
                             f"{driver_message(exc)}",
                             hint="nothing of the pre-data was kept where the engine's DDL "
-                                 "is transactional; see the engine's message") from None
+                                 "is transactional; " + (
+                                     f"the server says: {advice} (the pre-data of "
+                                     f"{len(native.pre):,} objects is one transaction)"
+                                     if advice else "see the engine's message")) from None
     yield Event("schema", len(native.pre), len(native.pre), "Native schema (pre-data)")
 
 
