@@ -27,7 +27,6 @@ from dbcrate.formats.framing import ZstdSink
 from dbcrate.formats.registry import ChunkWriter
 from dbcrate.progress import Interrupts, TableProgress
 
-
 #: a chunk's encoding stays in memory up to this size (a file beyond): the temp file of each of
 #: 2,000 small tables cost 0.3 s of a dump; finished chunks may wait for the tables before
 #: them (in a tar), so this bounds what they hold, about 32 MB for 2,000 of them
