@@ -150,23 +150,3 @@ def test_large_values_in_pgcopy_are_the_servers_own_copy_text(
     target = dbs.new("postgresql")
     assert dbcrate.restore(sliced, target).ok
     assert rows(target, COMPARED) == rows(source, COMPARED)
-
-
-def test_a_pgcopy_row_longer_than_a_read_loads_in_pieces(dbs: Databases,
-                                                          tmp_path: Path) -> None:
-    """A row of 24 MB of COPY text (three reads) reaches COPY FROM in pieces, not whole."""
-    source = dbs.new("postgresql")
-    run_sql(source, "CREATE TABLE big (id int PRIMARY KEY, b bytea)",
-            "INSERT INTO big VALUES (1, decode(repeat('00ff', 6000000), 'hex')), (2, NULL)")
-    archive = tmp_path / "big.crate"
-    dbcrate.dump(source, archive, data_format="pgcopy")
-    with dbcrate.open_archive(archive) as arch:
-        entry = arch.table("big")
-        pieces = [(len(p.data), p.num_rows) for c in entry.chunks for p in arch.chunk_text(entry, c)]
-    assert len(pieces) >= 3 and max(size for size, _ in pieces) <= 8 << 20
-    assert sum(rows for _, rows in pieces) == 2
-    target = dbs.new("postgresql")
-    assert dbcrate.restore(archive, target).ok
-    query = "SELECT id, md5(b) FROM big ORDER BY id"
-    assert rows(target, query) == rows(source, query)
-

@@ -282,7 +282,8 @@ def test_a_member_holding_other_rows_than_its_manifest_is_refused(edit: str, awk
 
 
 def test_a_row_longer_than_a_read_decodes_and_loads(dbs: Databases, tmp_path: Path) -> None:
-    """A 16 MB row (twice what the decoder reads at once; tabs escaped) is one piece."""
+    """A 16 MB row (twice what the decoder reads at once; tabs escaped) is one piece to
+    decode, and reaches COPY FROM in pieces of a read (never held whole)."""
     source = dbs.new("postgresql")
     run_sql(source, "CREATE TABLE big (id int PRIMARY KEY, v text)",
             "INSERT INTO big VALUES (1, repeat('ab' || chr(9), 4000000)), (2, 'x')")
@@ -291,6 +292,12 @@ def test_a_row_longer_than_a_read_decodes_and_loads(dbs: Databases, tmp_path: Pa
     with dbcrate.open_archive(archive) as arch:
         values = arch.read_table("big").sort_by("id").column("v").to_pylist()
     assert values == ["ab\t" * 4_000_000, "x"]
+    with dbcrate.open_archive(archive) as arch:
+        entry = arch.table("big")
+        pieces = [(len(p.data), p.num_rows) for c in entry.chunks
+                  for p in arch.chunk_text(entry, c)]
+    assert len(pieces) >= 2 and max(size for size, _ in pieces) <= 8 << 20
+    assert sum(rows for _, rows in pieces) == 2
     target = dbs.new("postgresql")
     assert dbcrate.restore(archive, target).ok
     query = "SELECT id, md5(v) FROM big ORDER BY id"
