@@ -209,23 +209,13 @@ class PostgreSQL(Dialect):
         target = self.table_sql(table.name)
         large = self._large_rows(raw, table, key_range, table_bytes)
         names = [f"c{i}" for i in range(len(table.columns))]
-        read_types = {
-            n: _READ_TYPES.get(c.type.kind, pa.string()) for n, c in zip(names, table.columns)
-        }
         sql = self._copy_out_sql(table, key_range, " WITH (FORMAT csv)", large)
         schema = pa.schema([pa.field(c.name, c.type.arrow) for c in table.columns])
         read_options = pacsv.ReadOptions(
             column_names=names, block_size=4 * CSV_BLOCK_BYTES, use_threads=False
         )
         parse_options = pacsv.ParseOptions(newlines_in_values=True)
-        convert_options = pacsv.ConvertOptions(
-            column_types=read_types,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            null_values=[""],
-            true_values=["t"],
-            false_values=["f"],
-        )
+        convert_options = _csv_convert_options(names, table)
 
         def convert(handed: list[bytes | bytearray]) -> Iterator[pa.RecordBatch]:
             block = handed.pop()
@@ -508,6 +498,21 @@ def _unstorable_hint(col: Column) -> str:
         return ("change the value (to 'infinity' if that is what it means) or exclude the "
                 "table with -T; docs/FORMAT.md, 'Dates and timestamps', gives the archive's range")
     return "fix the value or exclude the table with -T"
+
+
+def _csv_convert_options(names: list[str], table: Table) -> pacsv.ConvertOptions:
+    """How Arrow reads COPY's CSV of ``table`` (columns named ``names``): the columns of a
+    type Arrow parses as the server prints it typed, every other as text; an unquoted empty
+    field is NULL, a quoted one the empty string."""
+    return pacsv.ConvertOptions(
+        column_types={n: _READ_TYPES.get(c.type.kind, pa.string())
+                      for n, c in zip(names, table.columns)},
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        null_values=[""],
+        true_values=["t"],
+        false_values=["f"],
+    )
 
 
 def _from_csv_batch(batch: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.RecordBatch:
