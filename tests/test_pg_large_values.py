@@ -48,14 +48,13 @@ def small_thresholds(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
     monkeypatch.setattr(pg_large, "LARGE_VALUE_BYTES", 1000)
     monkeypatch.setattr(pg_large, "SLICE_BYTES", 300)
     monkeypatch.setattr(pg_large, "CHECKED_TOAST_BYTES", 0)
-    monkeypatch.setattr(pg_large, "CHECKED_TABLE_BYTES", 0)
     sliced: list[tuple[Any, ...]] = []
     read_value = pg_large.read_value
 
-    def counted(raw: Any, table_sql: str, column: Any, quote: Any, ctid: str,
+    def counted(raw: Any, table_sql: str, column: Any, quote: Any, ctid: str, size: int,
                 arrow_type: pa.DataType) -> pa.Array:
         sliced.append((table_sql, column.name))
-        return read_value(raw, table_sql, column, quote, ctid, arrow_type)
+        return read_value(raw, table_sql, column, quote, ctid, size, arrow_type)
 
     monkeypatch.setattr(pg_large, "read_value", counted)
     return sliced
@@ -142,7 +141,6 @@ def test_large_values_in_pgcopy_are_the_servers_own_copy_text(
     monkeypatch.setattr(pg_large, "LARGE_VALUE_BYTES", 1000)
     monkeypatch.setattr(pg_large, "SLICE_BYTES", 300)
     monkeypatch.setattr(pg_large, "CHECKED_TOAST_BYTES", 0)
-    monkeypatch.setattr(pg_large, "CHECKED_TABLE_BYTES", 0)
     sliced = tmp_path / "sliced.crate"
     dbcrate.dump(source, sliced, data_format="pgcopy", chunk_rows=8, jobs=jobs)
     assert _copy_lines(sliced, "doc") == _copy_lines(whole, "doc")

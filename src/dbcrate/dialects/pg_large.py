@@ -38,8 +38,6 @@ SLICE_BYTES = 16 * 1024 * 1024
 #: TOAST size below which no value can exceed LARGE_VALUE_BYTES: pglz and lz4 compress by at
 #: most about 256 times, and every value of more than about 2 kB is moved to TOAST
 CHECKED_TOAST_BYTES = LARGE_VALUE_BYTES // 256
-#: a table smaller than this (heap and TOAST, the plan's estimate) is not even asked
-CHECKED_TABLE_BYTES = CHECKED_TOAST_BYTES
 
 _TEXT_TYPES = re.compile(r"(TEXT|VARCHAR(\(\d+\))?)\Z")
 _CTID = re.compile(r"\(\d+,\d+\)\Z")
@@ -47,11 +45,12 @@ _CTID = re.compile(r"\(\d+,\d+\)\Z")
 
 @dataclass(frozen=True)
 class LargeRow:
-    """One row with at least one large value: its ``ctid`` and the columns (indexes into the
-    table's columns) whose values are read in slices."""
+    """One row with at least one large value: its ``ctid``, the columns (indexes into the
+    table's columns) whose values are read in slices, and those values' sizes in bytes."""
 
     ctid: str
     columns: tuple[int, ...]
+    sizes: tuple[int, ...]
 
 
 def sliceable(column: Column) -> bool:
@@ -84,9 +83,9 @@ def find_large_rows(raw: Any, table: Table, table_sql: str, quote: Callable[[str
         text = (ctid or b"").decode()
         if not _CTID.match(text):
             raise DatabaseError(f"table {table.name!r}: unexpected ctid {text!r}")
-        big = tuple(i for i, size in zip(columns, sizes)
-                    if size is not None and int(size) > LARGE_VALUE_BYTES)
-        found.append(LargeRow(text, big))
+        big = [(i, int(size)) for i, size in zip(columns, sizes)
+               if size is not None and int(size) > LARGE_VALUE_BYTES]
+        found.append(LargeRow(text, tuple(i for i, _ in big), tuple(n for _, n in big)))
     return found
 
 
@@ -99,13 +98,11 @@ def without_rows(where: str, rows: Sequence[LargeRow]) -> str:
 
 
 def read_value(raw: Any, table_sql: str, column: Column, quote: Callable[[str], str],
-               ctid: str, arrow_type: pa.DataType) -> pa.Array:
-    """One large value as a one-element array of ``arrow_type``, read in slices into a buffer
-    of its size (which it is, in UTF-8 for text in a UTF-8 database)."""
-    size_sql = (f"SELECT octet_length({quote(column.name)}) FROM ONLY {table_sql} "
-                f"WHERE ctid = '{ctid}'::tid")
-    (size,), = run_query(raw, size_sql, [])
-    out = np.empty(int(size or 0), np.uint8)
+               ctid: str, size: int, arrow_type: pa.DataType) -> pa.Array:
+    """One large value of ``size`` bytes (as the server stores it: its UTF-8 form, for text in
+    a UTF-8 database) as a one-element array of ``arrow_type``, read in slices into a buffer
+    of that size."""
+    out = np.empty(size, np.uint8)
     filled = 0
     for piece in value_pieces(raw, table_sql, column, quote, ctid):
         if filled + len(piece) > out.size:  # text in a server encoding other than UTF-8
@@ -119,6 +116,16 @@ def read_value(raw: Any, table_sql: str, column: Column, quote: Callable[[str], 
                                                  pa.py_buffer(out[:filled])])
 
 
+def _rest_of_row_sql(table: Table, table_sql: str, quote: Callable[[str], str], row: LargeRow,
+                     options: str) -> str:
+    """``COPY`` of ``row`` with its large values as ``NULL`` (``options``: the COPY's own)."""
+    select = ", ".join(
+        f"NULL::{'bytea' if c.type.kind == 'binary' else 'text'}" if i in row.columns
+        else quote(c.name) for i, c in enumerate(table.columns))
+    return (f"COPY (SELECT {select} FROM ONLY {table_sql} WHERE ctid = '{row.ctid}'::tid) "
+            f"TO STDOUT{options}")
+
+
 def read_large_rows(raw: Any, table: Table, table_sql: str, quote: Callable[[str], str],
                     rows: Sequence[LargeRow], schema: pa.Schema,
                     read_rest: Callable[[str], Iterator[pa.RecordBatch]]
@@ -126,16 +133,12 @@ def read_large_rows(raw: Any, table: Table, table_sql: str, quote: Callable[[str
     """Each row of ``rows`` as a one-row batch: its other values from ``read_rest`` (given the
     ``COPY`` of the row, its large values as ``NULL``), its large values read in slices."""
     for row in rows:
-        select = ", ".join(
-            f"NULL::{'bytea' if c.type.kind == 'binary' else 'text'}" if i in row.columns
-            else quote(c.name) for i, c in enumerate(table.columns))
-        copy = (f"COPY (SELECT {select} FROM ONLY {table_sql} "
-                f"WHERE ctid = '{row.ctid}'::tid) TO STDOUT WITH (FORMAT csv)")
+        copy = _rest_of_row_sql(table, table_sql, quote, row, " WITH (FORMAT csv)")
         (batch,) = [b for b in read_rest(copy) if b.num_rows]
         arrays = list(batch.columns)
         del batch
-        for i in row.columns:
-            arrays[i] = read_value(raw, table_sql, table.columns[i], quote, row.ctid,
+        for i, size in zip(row.columns, row.sizes):
+            arrays[i] = read_value(raw, table_sql, table.columns[i], quote, row.ctid, size,
                                    schema.field(i).type)
         yield pa.RecordBatch.from_arrays(arrays, schema=schema)
 
@@ -186,11 +189,7 @@ def copy_text_of_large_rows(raw: Any, table: Table, table_sql: str,
     the piece that ends the row, else 0): its other fields from ``read_row`` (given the COPY of
     the row, its large values as ``NULL``), each large value escaped slice by slice."""
     for row in rows:
-        select = ", ".join(
-            f"NULL::{'bytea' if c.type.kind == 'binary' else 'text'}" if i in row.columns
-            else quote(c.name) for i, c in enumerate(table.columns))
-        line = read_row(f"COPY (SELECT {select} FROM ONLY {table_sql} "
-                        f"WHERE ctid = '{row.ctid}'::tid) TO STDOUT")
+        line = read_row(_rest_of_row_sql(table, table_sql, quote, row, ""))
         fields = line.removesuffix(b"\n").split(b"\t")  # a tab in a value is escaped
         if len(fields) != len(table.columns) or any(fields[i] != b"\\N" for i in row.columns):
             raise DatabaseError(f"table {table.name!r}: the row at {row.ctid} changed")

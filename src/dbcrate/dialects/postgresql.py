@@ -268,9 +268,9 @@ class PostgreSQL(Dialect):
 
     def _large_rows(self, raw: Any, table: Table, key_range: tuple[int, int] | None,
                     table_bytes: int | None) -> list[pg_large.LargeRow]:
-        """The rows (in ``key_range``) holding a value to read in slices (none is looked for
-        in a table of fewer than ``table_bytes``)."""
-        if table_bytes is not None and table_bytes < pg_large.CHECKED_TABLE_BYTES:
+        """The rows (in ``key_range``) holding a value to read in slices; none is looked for
+        in a table whose ``table_bytes`` (heap and TOAST) cannot hold such a value."""
+        if table_bytes is not None and table_bytes < pg_large.CHECKED_TOAST_BYTES:
             return []
         return pg_large.find_large_rows(raw, table, self.table_sql(table.name), self.quote,
                                         self.range_condition(table, key_range))

@@ -68,17 +68,16 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
     next batch (:class:`~dbcrate.progress.Interrupted`). Each batch read is counted into
     ``progress`` (its rows, its Arrow or text bytes) as it is encoded."""
     spooler: _Spooler
+    size = plan.estimated_bytes.get(task.table.name)
     if fmt.native_rows:
         spooler = _TextSpooler(plan)
-        items: Iterator[Any] = dialect.read_native_rows(
-            conn, task.table, task.key_range,
-            table_bytes=plan.estimated_bytes.get(task.table.name))
+        items: Iterator[Any] = dialect.read_native_rows(conn, task.table, task.key_range,
+                                                        table_bytes=size)
     else:
         spooler = _Spooler(fmt, plan)
         items = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range,
-                                   table_bytes=plan.estimated_bytes.get(task.table.name))
+                                   table_bytes=size)
     try:
-        size = plan.estimated_bytes.get(task.table.name)
         small = size is not None and size < READ_AHEAD_MIN_BYTES
         ahead = ReadAhead(items) if dialect.read_ahead and not small \
             else contextlib.nullcontext(items)
@@ -202,25 +201,27 @@ class _TextSpooler(_Spooler):
         data, rows = piece
         view, start, left = memoryview(data), 0, rows
         if not rows:  # a piece inside a very large row: the chunk cannot end here
-            if self._writer is None:
-                self._spool = _new_spool()
-                self._writer = ZstdSink(self._spool, self._plan.compression_level)
-            self._writer.write(view)
+            self._open().write(view)
             self._bytes += len(data)
             return 0, len(data)
         while left:
-            if self._writer is None:
-                self._spool = _new_spool()
-                self._writer = ZstdSink(self._spool, self._plan.compression_level)
+            writer = self._open()
             take = min(left, self._plan.chunk_rows - self._rows)
             end = len(data) if take == left else _after_lines(data, start, take)
-            self._writer.write(view[start:end])
+            writer.write(view[start:end])
             self._rows += take
             self._bytes += end - start
             start, left = end, left - take
             if self._rows >= self._plan.chunk_rows or self._bytes >= self._plan.chunk_bytes:
                 self._finish()
         return rows, len(data)
+
+    def _open(self) -> Any:
+        """The current chunk's zstd writer, begun if none is."""
+        if self._writer is None:
+            self._spool = _new_spool()
+            self._writer = ZstdSink(self._spool, self._plan.compression_level)
+        return self._writer
 
 
 def _after_lines(data: Any, start: int, lines: int) -> int:
