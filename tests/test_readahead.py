@@ -73,3 +73,32 @@ def test_a_consumer_that_stops_early_stops_and_closes_the_source() -> None:
 def test_an_empty_source() -> None:
     with ReadAhead(iter(())) as items:
         assert list(items) == []
+
+
+def test_a_chunk_spool_goes_to_disk_before_a_write_that_would_pass_its_limit() -> None:
+    """Small chunks stay in memory; a write that would pass the limit is not held in memory
+    first (a 100 MB Parquet page cost 100 MB more peak RSS that way)."""
+    import io
+
+    from dbcrate.dump import encode
+
+    small = encode._new_spool()
+    small.write(b"x" * 100)
+    assert isinstance(small._file, io.BytesIO)  # type: ignore[attr-defined]
+    big = encode._new_spool()
+    big.write(b"x" * 100)
+    held = []  # what memory held when the spool moved to disk
+    rollover = big.rollover
+
+    def recorded() -> None:
+        held.append(big._file.getbuffer().nbytes)  # type: ignore[attr-defined]
+        rollover()
+
+    big.rollover = recorded  # type: ignore[method-assign]
+    big.write(memoryview(b"y" * (encode.SPOOL_IN_MEMORY_BYTES + 1)))
+    assert held == [100]
+    assert not isinstance(big._file, io.BytesIO)  # type: ignore[attr-defined]
+    big.seek(0)
+    assert big.read() == b"x" * 100 + b"y" * (encode.SPOOL_IN_MEMORY_BYTES + 1)
+    small.close()
+    big.close()
