@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from many_tables import DBCRATE, URL, psql  # (the same server, the same client)
+from many_tables import DBCRATE, URL, benchlib, psql  # (the same server, the same client)
 
 SOURCE = "dbcrate_bench_big_value"
 TARGET = "dbcrate_bench_big_value_copy"
@@ -60,6 +60,7 @@ def main() -> None:
     parser.add_argument("--copy", action="store_true",
                         help="also `dbcrate copy` the table into a new database")
     args = parser.parse_args()
+    benchlib.compile_dbcrate()
     results = []
     for kind, fill in FILL.items():
         fresh(SOURCE)

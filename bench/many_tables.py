@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib  # (bench/ is not a package)
+
 HOST = ["-h", "127.0.0.1", "-U", "postgres"]
 URL = "postgresql://postgres@127.0.0.1/{db}"
 SOURCE = "dbcrate_bench_many"
@@ -68,6 +71,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    benchlib.compile_dbcrate()
     make_source(args.tables)
     runs: dict[str, list[float]] = {k: [] for k in
                                     ("dbcrate dump", "pg_dump -Fc", "dbcrate restore",

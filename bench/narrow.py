@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from many_tables import DBCRATE, HOST, URL, psql  # (the same server, the same client)
+from many_tables import DBCRATE, HOST, URL, benchlib, psql  # (the same server, the same client)
 
 SOURCE = "dbcrate_bench_narrow"
 TARGET = "dbcrate_bench_narrow_copy"
@@ -61,6 +61,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
+    benchlib.compile_dbcrate()
     made = time.monotonic()
     make_source(args.rows)
     made = time.monotonic() - made

@@ -915,6 +915,7 @@ def main() -> None:
     ap.add_argument("--keep-work", action="store_true", help="keep bench/work/<run> (debugging)")
     ap.add_argument("--list", action="store_true", help="list the cases and exit")
     args = ap.parse_args()
+    bl.compile_dbcrate()
 
     groups = select_groups(args.only)
     cases = [c for c in make_cases() if c.group in groups]
