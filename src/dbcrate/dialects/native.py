@@ -49,6 +49,11 @@ class NativeSupport:
     #: round trip, not three): where the driver runs several statements of one string
     #: (PostgreSQL's simple query protocol; Python's sqlite3 takes one at a time)
     savepoint_in_one_trip: ClassVar[bool] = False
+    #: small tables load several to a transaction, each in a savepoint (a third of the round
+    #: trips of a transaction each); not where DDL ends savepoints (MariaDB) or where one
+    #: transaction holding several loads is slower (SQLite keeps each load's staging file
+    #: attached until the commit)
+    group_small_loads: ClassVar[bool] = False
 
     def capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
                 excluded: Sequence[TableRef], schemas: Sequence[str] = ()) -> NativeSchema:

@@ -15,12 +15,13 @@ from functools import partial
 from typing import Any
 
 from dbcrate.progress import Event
-from dbcrate.restore import existing, journal, native, recreate
+from dbcrate.restore import existing, groupload, journal, native, recreate
 from dbcrate.restore.plan import (
     AddForeignKey,
     BuildIndex,
     LoadInto,
     LoadTable,
+    LoadTables,
     NativeForeignKey,
     NativeStep,
     RestoreTask,
@@ -31,6 +32,7 @@ from dbcrate.restore.taskgraph import Task, TaskGraph
 #: the code that performs each kind of task
 PERFORMERS: dict[type, Callable[[Execution, Any], None]] = {
     LoadTable: recreate.create_and_load,
+    LoadTables: groupload.load_group,
     BuildIndex: recreate.build_index,
     AddForeignKey: recreate.add_foreign_key,
     LoadInto: existing.load_into,
@@ -45,7 +47,7 @@ _LABELS = {"indexes": "Index of", "constraints": "Foreign key of"}
 def perform(ctx: Execution, task: RestoreTask) -> None:
     """Run one task (in a worker thread); failures are recorded in the report, not raised."""
     pending = ctx.arch.pending
-    if pending is not None and isinstance(task, (LoadTable, LoadInto)):
+    if pending is not None and isinstance(task, (LoadTable, LoadTables, LoadInto)):
         failure = pending.failure
         missing = [t for t in _loaded_by(task) if not pending.has(ctx.plan.source(t).entry.name)]
         if missing and failure is not None:  # the dump stopped before writing them
@@ -53,12 +55,13 @@ def perform(ctx: Execution, task: RestoreTask) -> None:
                 result = ctx.result(name)
                 result.status, result.rows = "failed", 0
                 result.error = f"not restored: the source could not be read to the end ({failure})"
-            return
+            if not isinstance(task, LoadTables):  # (a group loads the others: one per table)
+                return
     PERFORMERS[type(task)](ctx, task)
 
 
 def _loaded_by(task: RestoreTask) -> tuple[str, ...]:
-    return task.tables if isinstance(task, LoadInto) else (task.table,)
+    return task.tables if isinstance(task, (LoadInto, LoadTables)) else (task.table,)
 
 
 def _archive_names(ctx: Execution, task: RestoreTask) -> set[str]:
@@ -134,7 +137,7 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
     pending = ctx.arch.pending  # an archive still being written: a load waits for its tables
     for scheduled in plan.tasks:
         task = scheduled.task
-        loads = isinstance(task, (LoadTable, LoadInto)) and pending is not None
+        loads = isinstance(task, (LoadTable, LoadTables, LoadInto)) and pending is not None
         nodes.append(graph.add(partial(perform, ctx, task), priority=scheduled.priority,
                                after=[nodes[i] for i in scheduled.after],
                                shared=set(scheduled.shared), exclusive=set(scheduled.exclusive),
@@ -159,15 +162,17 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
         if phase == "data":
             yield from progress.events(force=True)
             for name in _loaded_by(task):
-                failed = ctx.result(name).status == "failed"
-                yield from progress.finish(name, f"Failed table {name}" if failed else None)
+                broken = ctx.result(name).status == "failed"
+                yield from progress.finish(name, f"Failed table {name}" if broken else None)
         else:
             yield Event(phase, done[phase], totals[phase], f"{_LABELS[phase]} {table}", table,
                         rows=result.rows)
-        if phase == "data" and result.status == "failed" and (plan.settings.exit_on_error or single):
+        failed = [name for name in _loaded_by(task) if ctx.result(name).status == "failed"] \
+            if phase == "data" else []
+        if failed and (plan.settings.exit_on_error or single):
             # the tables not started are skipped; with one transaction, everything is
             graph.drop(lambda t: not single and t.payload.phase != "data")
-            _skip_rest(ctx, table)
+            _skip_rest(ctx, failed[0])
     yield progress.end()
 
 

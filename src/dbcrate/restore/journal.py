@@ -36,12 +36,21 @@ def ensure(conn: Connection, dialect: Dialect) -> None:
 
 
 def record(conn: Connection, dialect: Dialect, archive_id: str, table: str, chunk: int, rows: int) -> None:
+    record_many(conn, dialect, archive_id, [(table, chunk, rows)])
+
+
+def record_many(conn: Connection, dialect: Dialect, archive_id: str,
+                marks: list[tuple[str, int, int]]) -> None:
+    """Journal ``(table, chunk, rows)`` marks in one statement (one round trip where the
+    driver batches: a group of small tables commits its marks at once)."""
+    if not marks:
+        return
     conn.execute(
         sa.text(
             f"INSERT INTO {dialect.quote(JOURNAL_TABLE)} (archive_id, table_name, chunk, rows_done) "
             "VALUES (:a, :t, :c, :r)"
         ),
-        {"a": archive_id, "t": table, "c": chunk, "r": rows},
+        [{"a": archive_id, "t": table, "c": chunk, "r": rows} for table, chunk, rows in marks],
     )
 
 

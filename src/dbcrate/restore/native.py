@@ -31,18 +31,27 @@ from dbcrate.progress import Event
 from dbcrate.restore.plan import (
     LeftOut,
     LoadTable,
+    LoadTables,
     NativeForeignKey,
     NativePlan,
     NativeStep,
     Scheduled,
     Source,
 )
+from dbcrate.restore.recreate import FRESH_MIN_BYTES
 from dbcrate.restore.schedule import load_priority, weight
 from dbcrate.restore.session import Execution
 
 #: the journal rows of the native steps: table name "" (no table has it: a dump refuses the
 #: empty name) and these chunk numbers (below the tables' own marks)
 JOURNAL_NAME = ""
+#: a table whose data takes less than this in the archive loads with others in one
+#: transaction (:class:`LoadTables`); a bigger one in its own, which ``FREEZE`` needs (and
+#: its load is not dominated by the transaction's round trips)
+SMALL_TABLE_BYTES = FRESH_MIN_BYTES
+#: the most tables, and archive bytes, one group loads
+GROUP_TABLES = 64
+GROUP_BYTES = 8 * 1024 * 1024
 PRE_DATA = -10
 AFTER = -11
 
@@ -197,22 +206,57 @@ def _drops(dialect: Dialect, support: NativeSupport, pre: list[NativeObject], cl
 
 
 def schedule_native_recreate(sources: Sequence[Source], native: NativePlan, dialect: Dialect, *,
-                             resumed: frozenset[str], sessions: int) -> list[Scheduled]:
-    """The loads (which create nothing: the pre-data did) and the post-data tasks."""
+                             resumed: frozenset[str], sessions: int,
+                             single: bool = False) -> list[Scheduled]:
+    """The loads (which create nothing: the pre-data did) and the post-data tasks. Small
+    tables load in groups (:func:`load_groups`) where the engine can and each load is
+    otherwise a transaction of its own (not ``single``)."""
     support = dialect.native
     assert support is not None
     work: list[Scheduled] = []
-    loads: dict[str, int | None] = {}
-    for position, source in enumerate(sources):
-        if source.name in resumed:
-            loads[source.name] = None
+    loads: dict[str, int | None] = dict.fromkeys(resumed)
+    pending = [(position, s) for position, s in enumerate(sources) if s.name not in resumed]
+    grouped = load_groups([s for _, s in pending], sessions) \
+        if support.group_small_loads and not single else []
+    in_group = {s.name for group in grouped for s in group}
+    for position, source in pending:
+        if source.name in in_group:
             continue
         work.append(Scheduled(LoadTable(source.name, False),
                               priority=(1, load_priority(source, position, sessions)),
                               exclusive=frozenset({source.name})))
         loads[source.name] = len(work) - 1
+    position_of = {s.name: position for position, s in pending}
+    for group in grouped:
+        # after the big tables on several sessions (they weigh more), in plan order on one
+        first = min(position_of[s.name] for s in group)
+        priority = sum(weight(s) for s in group) if sessions > 1 else -first
+        work.append(Scheduled(LoadTables(tuple(s.name for s in group)), priority=(1, priority),
+                              exclusive=frozenset(s.name for s in group)))
+        loads.update(dict.fromkeys((s.name for s in group), len(work) - 1))
     schedule_native(work, native, loads, support, {s.name: weight(s) for s in sources})
     return work
+
+
+def load_groups(sources: Sequence[Source], sessions: int) -> list[list[Source]]:
+    """The small tables (under :data:`SMALL_TABLE_BYTES` in the archive) in groups of at most
+    :data:`GROUP_TABLES` tables and :data:`GROUP_BYTES` bytes, at least ``4 * sessions``
+    groups where there are that many tables (so that the sessions share them out evenly);
+    a group of one table is no group."""
+    small = [s for s in sources if _stored(s) < SMALL_TABLE_BYTES]
+    if len(small) < 2:
+        return []
+    size = max(2, min(GROUP_TABLES, -(-len(small) // (4 * sessions))))
+    groups: list[list[Source]] = [[]]
+    for source in small:
+        if len(groups[-1]) >= size or sum(map(_stored, groups[-1])) + _stored(source) > GROUP_BYTES:
+            groups.append([])
+        groups[-1].append(source)
+    return [g for g in groups if len(g) > 1]
+
+
+def _stored(source: Source) -> int:
+    return sum(chunk.size for chunk in source.entry.chunks)
 
 
 def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, int | None],

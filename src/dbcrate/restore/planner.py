@@ -132,7 +132,8 @@ def _plan_native(common: dict[str, Any], settings: Settings, dialect: Dialect,
                          options, done, common["target"])
     resumed = _whole(done)
     tasks = schedule_native_recreate(sources, native, dialect, resumed=resumed,
-                                     sessions=settings.sessions)
+                                     sessions=settings.sessions,
+                                     single=settings.single_transaction)
     return RestorePlan(**common, settings=settings, resumed=resumed, native=native,
                        tasks=tuple(tasks))
 

@@ -68,7 +68,7 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         stored = sum(chunk.size for chunk in source.entry.chunks)
         fresh = created or (stored >= FRESH_MIN_BYTES and dialect.make_fresh(conn, source.name))
         if not plan.settings.schema_only:
-            rows = _load_rows(ctx, conn, source, fresh)
+            rows = load_rows(ctx, conn, source, fresh)
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
         return rows
 
@@ -90,7 +90,7 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         result.seconds = time.monotonic() - t0
 
 
-def _load_rows(ctx: Execution, conn: Connection, source: Source, fresh: bool) -> int:
+def load_rows(ctx: Execution, conn: Connection, source: Source, fresh: bool) -> int:
     """All the table's chunks in one load (one COPY, one staging file ...): an engine's own
     rows as they are stored, where the target reads them and no transform changes them."""
     dialect, chunks = ctx.dialect, source.entry.chunks

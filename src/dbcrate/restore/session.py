@@ -62,6 +62,11 @@ class Runner:
         if not self.single:
             journal.record(conn, self.dialect, self.archive_id, table, chunk, rows)
 
+    def record_many(self, conn: Connection, marks: list[tuple[str, int, int]]) -> None:
+        """:meth:`record` of several ``(table, chunk, rows)`` marks in one statement."""
+        if not self.single:
+            journal.record_many(conn, self.dialect, self.archive_id, marks)
+
     def open_shared(self) -> None:
         if self.single:
             self.shared = self.dialect.engine.connect()
