@@ -4,6 +4,7 @@ the others commit, and ``--resume`` finishes exactly the one that failed."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -88,3 +89,30 @@ def test_one_transaction_loads_no_groups(dbs: Databases, tmp_path: Path) -> None
     plan = restore_run.plan(archive, dbs.new("postgresql"),
                             dbcrate.RestoreOptions(single_transaction=True))
     assert not any(isinstance(s.task, LoadTables) for s in plan.tasks)
+
+
+def test_a_batch_of_native_statements_that_fails_runs_again_one_by_one(
+        dbs: Databases, tmp_path: Path) -> None:
+    """The pre-data goes to the server in batches of objects (one message each); when one
+    statement of a batch fails - here the owner of the middle table, a role the target lacks -
+    the batch is rolled back and run object by object: every table is created, and the
+    failure is the warning it is without batches, naming that table alone."""
+    source = dbs.new("postgresql")
+    owner = f"dbcrate_owner_{uuid.uuid4().hex[:8]}"
+    run_sql(source, f'CREATE ROLE "{owner}"')
+    for name in TABLES:
+        run_sql(source, f"CREATE TABLE {name} (id integer PRIMARY KEY)",
+                f"INSERT INTO {name} VALUES (1)")
+    run_sql(source, f'ALTER TABLE t2 OWNER TO "{owner}"')
+    archive = tmp_path / "owners.crate"
+    dbcrate.dump(source, archive)
+    run_sql(source, f'REASSIGN OWNED BY "{owner}" TO postgres', f'DROP OWNED BY "{owner}"',
+            f'DROP ROLE "{owner}"')
+    copy = dbs.new("postgresql")
+    report = dbcrate.restore(archive, copy)
+    assert report.ok, report.to_dict()
+    missing = [w for w in report.warnings if "owner or grant was not restored" in w]
+    assert len(missing) == 1 and "TABLE public.t2" in missing[0], report.warnings
+    for name in TABLES:
+        assert rows(copy, f"SELECT id FROM {name}") == [(1,)]
+    assert rows(copy, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'") == [(4,)]
