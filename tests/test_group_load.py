@@ -11,7 +11,7 @@ import pytest
 
 import dbcrate
 from dbcrate.restore import run as restore_run
-from dbcrate.restore.plan import LoadTables
+from dbcrate.restore.plan import LoadTables, NativeStep
 
 from conftest import Databases, rows, run_sql
 
@@ -54,8 +54,12 @@ def test_a_failing_table_is_rolled_back_alone_and_resume_finishes_it(
     # four tables on one session: groups of two (at least four groups per session, and a
     # group of one table is no group); each table in exactly one group
     assert sorted(t for g in groups for t in g) == TABLES and all(len(g) == 2 for g in groups)
-    assert {"kind": "load_group", "tables": list(groups[0])} in [
-        {k: v for k, v in t.items() if k != "after"} for t in plan.to_dict()["tasks"]]
+    # each table's keys and indexes are built by its group's task, in the same transaction
+    described = [t for t in plan.to_dict()["tasks"] if t["kind"] == "load_group"]
+    assert [t["tables"] for t in described] == [list(g) for g in groups]
+    assert all(len(t["post_data_groups"]) == 2 and all(t["post_data_groups"])
+               for t in described)
+    assert not any(isinstance(s.task, NativeStep) for s in plan.tasks)
 
     hooks = tmp_path / "fail_t1.py"
     hooks.write_text(FAIL_ON_T1)
@@ -69,6 +73,10 @@ def test_a_failing_table_is_rolled_back_alone_and_resume_finishes_it(
         assert status[name].status == "restored" and status[name].rows == i * 10, name
         assert rows(dst, f"SELECT count(*) FROM {name}") == [(i * 10,)]
     assert rows(dst, "SELECT count(*) FROM t1") == [(0,)]
+    # the post-data of the tables that loaded is in; t1's is not, and its report says so
+    assert rows(dst, "SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' "
+                     "AND tablename IN ('t2', 't3', 't4')") == [(6,)]
+    assert {o["name"] for o in status["t1"].not_recreated} == {"t1_pkey", "t1_v"}
 
     again = dbcrate.restore(archive, dst, jobs=1, resume=True)
     assert again.ok, again.to_dict()

@@ -15,6 +15,11 @@ of its own, so that the outcome per table is the one a transaction per table giv
   interrupted) fails every table of the group that had not failed already, as the rollback
   takes them all.
 
+The tables' post-data (primary keys, indexes, triggers ...: each table's
+:class:`~dbcrate.restore.plan.NativeStep` groups) is built in the same transaction once the
+group's rows are in, each object in a savepoint as a post-data step builds it, and journaled
+with the rows; a foreign key waits for the group (both its tables' groups, where they differ).
+
 Only the native recreate uses it (the tables exist before any load, so a group creates
 nothing), only for tables whose load needs no ``FREEZE`` (under
 :data:`~dbcrate.restore.native.SMALL_TABLE_BYTES`), and only where the engine's
@@ -28,7 +33,7 @@ import time
 from sqlalchemy.engine import Connection
 
 from dbcrate.errors import failure_message
-from dbcrate.restore import journal
+from dbcrate.restore import journal, native
 from dbcrate.restore.plan import LoadTables
 from dbcrate.restore.recreate import load_rows
 from dbcrate.restore.session import Execution
@@ -48,9 +53,9 @@ def load_group(ctx: Execution, task: LoadTables) -> None:
     assert support is not None
     names = [name for name in task.tables if ctx.result(name).status != "failed"]
     restored: dict[str, int] = {}
+    broken: dict[str, list[str]] = {}  # table -> its post-data objects that failed
 
     def work(conn: Connection) -> None:
-        restored.clear()  # (a unit runs once; cleared so that its outcome is this run's)
         held = False  # a savepoint of the previous table is still open (released with the next)
         for name in names:
             result, t0 = ctx.result(name), time.monotonic()
@@ -75,9 +80,11 @@ def load_group(ctx: Execution, task: LoadTables) -> None:
                 restored[name] = rows
             finally:
                 result.seconds = time.monotonic() - t0
-        # the marks of the tables that loaded, committed with them (one statement)
-        runner.record_many(conn, [(name, journal.WHOLE_TABLE, rows)
-                                  for name, rows in restored.items()])
+        marks = [(name, journal.WHOLE_TABLE, rows) for name, rows in restored.items()]
+        if task.steps:
+            _post_data(ctx, conn, task, restored, marks, broken)
+        # the marks of the tables that loaded and of their post-data, committed with them
+        runner.record_many(conn, marks)
 
     try:
         runner.unit(work)
@@ -94,3 +101,24 @@ def load_group(ctx: Execution, task: LoadTables) -> None:
         result = ctx.result(name)
         result.rows, result.status = rows, "restored"
         ctx.loaded.add(name)
+        if broken.get(name):  # as a failed post-data step says it (restore/native.py)
+            result.status = "failed"
+            result.error = "rows restored, but " + "; and ".join(broken[name])
+
+
+def _post_data(ctx: Execution, conn: Connection, task: LoadTables, restored: dict[str, int],
+               marks: list[tuple[str, int, int]], broken: dict[str, list[str]]) -> None:
+    """After the group's rows: each loaded table's post-data groups, in the same transaction
+    (an object that fails is rolled back to its savepoint and named in ``broken``); the
+    groups of a table whose load failed are skipped, a note per object."""
+    support = ctx.dialect.native
+    assert support is not None
+    native.run_setup(conn, support)
+    for name, numbers in zip(task.tables, task.steps):
+        for number in numbers:
+            if name in restored:
+                broken.setdefault(name, []).extend(native.build_group(ctx, conn, number, marks))
+            else:
+                why = f"table {name!r} failed to restore ({ctx.result(name).status})"
+                native.skip_group(ctx, number, ctx.result(name), why)
+    native.run_setup(conn, support, reset=True)

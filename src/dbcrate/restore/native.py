@@ -39,6 +39,7 @@ from dbcrate.restore.plan import (
     Source,
 )
 from dbcrate.restore.recreate import FRESH_MIN_BYTES
+from dbcrate.restore.report import TableResult
 from dbcrate.restore.schedule import load_priority, weight
 from dbcrate.restore.session import Execution
 
@@ -229,15 +230,30 @@ def schedule_native_recreate(sources: Sequence[Source], native: NativePlan, dial
                               exclusive=frozenset({source.name})))
         loads[source.name] = len(work) - 1
     position_of = {s.name: position for position, s in pending}
+    steps = _post_data_steps(native, support)
+    absorbed: set[int] = set()
     for group in grouped:
         # after the big tables on several sessions (they weigh more), in plan order on one
         first = min(position_of[s.name] for s in group)
         priority = sum(weight(s) for s in group) if sessions > 1 else -first
-        work.append(Scheduled(LoadTables(tuple(s.name for s in group)), priority=(1, priority),
-                              exclusive=frozenset(s.name for s in group)))
-        loads.update(dict.fromkeys((s.name for s in group), len(work) - 1))
-    schedule_native(work, native, loads, support, {s.name: weight(s) for s in sources})
+        names = tuple(s.name for s in group)
+        task = LoadTables(names, tuple(tuple(steps.get(name, ())) for name in names))
+        work.append(Scheduled(task, priority=(1, priority), exclusive=frozenset(names)))
+        loads.update(dict.fromkeys(names, len(work) - 1))
+        absorbed.update(number for numbers in task.steps for number in numbers)
+    schedule_native(work, native, loads, support, {s.name: weight(s) for s in sources},
+                    absorbed=frozenset(absorbed))
     return work
+
+
+def _post_data_steps(native: NativePlan, support: NativeSupport) -> dict[str, list[int]]:
+    """Each table's post-data groups (not its foreign keys) still to build."""
+    steps: dict[str, list[int]] = {}
+    for number, group in enumerate(native.groups):
+        first = native.objects[group[0]]
+        if number not in native.groups_done and not support.is_foreign_key(first):
+            steps.setdefault(support.table_of(first) or "", []).append(number)
+    return steps
 
 
 def load_groups(sources: Sequence[Source], sessions: int) -> list[list[Source]]:
@@ -262,10 +278,12 @@ def _stored(source: Source) -> int:
 
 
 def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, int | None],
-                    support: NativeSupport, weight: dict[str, float]) -> None:
+                    support: NativeSupport, weight: dict[str, float], *,
+                    absorbed: frozenset[int] = frozenset()) -> None:
     """Add the post-data tasks: a table's group after its load, a foreign key after both
     tables' loads and groups (``loads``: table -> its load task's position, ``None`` when
-    resumed)."""
+    resumed). The ``absorbed`` groups are built by their table's load task (a group of small
+    tables: :class:`LoadTables`), so a foreign key waits for that task."""
     built: dict[str, list[int]] = {}
 
     def load_of(table: str) -> list[int]:
@@ -278,7 +296,9 @@ def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, 
         first = native.objects[group[0]]
         table = support.table_of(first) or ""
         priority = (0.0, weight.get(table, 0.0))
-        if support.is_foreign_key(first):
+        if number in absorbed:
+            built.setdefault(table, []).extend(load_of(table))
+        elif support.is_foreign_key(first):
             parent = support.fk_parent(first) or table
             after = [*load_of(table), *built.get(table, []), *load_of(parent),
                      *built.get(parent, [])]
@@ -356,28 +376,20 @@ def run_group(ctx: Execution, task: NativeStep | NativeForeignKey) -> None:
     native, support = ctx.plan.native, ctx.dialect.native
     assert native is not None and support is not None
     result = ctx.result(task.table)
-    objects = [native.objects[i] for i in native.groups[task.group]]
     needs = [task.table] + ([task.parent] if isinstance(task, NativeForeignKey) else [])
     for name in needs:
         other = ctx.results.get(name)
         if other is not None and other.status != "restored":
-            for obj in objects:
-                result.skip_object(_noun(obj), obj.name,
-                                   f"table {name!r} failed to restore ({other.status})")
+            skip_group(ctx, task.group, result, f"table {name!r} failed to restore ({other.status})")
             return
     failures: list[str] = []
 
     def work(conn: Connection) -> None:
+        marks: list[tuple[str, int, int]] = []
         _run_setup(conn, support, support.setup())
-        positions = native.groups[task.group]
-        for obj, failure in zip(objects, _run_objects(ctx, conn, positions)):
-            if failure is not None:
-                noun = _noun(obj)
-                article = "an" if noun[0] in "aeiou" else "a"
-                failures.append(f"{article} {noun} could not be created ({obj.name}): {failure}")
-        _run_setup(conn, support, support.reset())
-        if not failures:  # a failed group is built again by --resume
-            ctx.runner.record(conn, JOURNAL_NAME, group_mark(task.group), 0)
+        failures.extend(build_group(ctx, conn, task.group, marks))
+        _run_setup(conn, support, support.reset())  # (the journal is found by the search path)
+        ctx.runner.record_many(conn, marks)
 
     try:
         ctx.runner.unit(work)
@@ -386,6 +398,40 @@ def run_group(ctx: Execution, task: NativeStep | NativeForeignKey) -> None:
     if failures:
         result.status = "failed"
         result.error = "rows restored, but " + "; and ".join(failures)
+
+
+def skip_group(ctx: Execution, number: int, result: TableResult, why: str) -> None:
+    """Post-data group ``number`` is not built: a note per object in ``result``."""
+    assert ctx.plan.native is not None
+    for position in ctx.plan.native.groups[number]:
+        obj = ctx.plan.native.objects[position]
+        result.skip_object(_noun(obj), obj.name, why)
+
+
+def build_group(ctx: Execution, conn: Connection, number: int,
+                marks: list[tuple[str, int, int]]) -> list[str]:
+    """Run post-data group ``number`` in ``conn``'s transaction (its setup done); what
+    failed, as the table's report says it. A group that built whole adds its journal mark to
+    ``marks``, for the caller to write once the setup is reset (so that ``--resume`` builds
+    only the failed ones again)."""
+    native = ctx.plan.native
+    assert native is not None
+    failures: list[str] = []
+    positions = native.groups[number]
+    for position, failure in zip(positions, _run_objects(ctx, conn, positions)):
+        if failure is not None:
+            obj = native.objects[position]
+            noun = _noun(obj)
+            article = "an" if noun[0] in "aeiou" else "a"
+            failures.append(f"{article} {noun} could not be created ({obj.name}): {failure}")
+    if not failures:
+        marks.append((JOURNAL_NAME, group_mark(number), 0))
+    return failures
+
+
+def run_setup(conn: Connection, support: NativeSupport, reset: bool = False) -> None:
+    """The engine's session setup for native statements (``reset``: its undoing)."""
+    _run_setup(conn, support, support.reset() if reset else support.setup())
 
 
 def epilogue(ctx: Execution) -> Iterator[Event]:

@@ -65,10 +65,14 @@ class LoadTables:
     """Recreate from the native schema (which created the tables): load several small
     tables in one transaction, each in a savepoint of its own, so that a table that fails
     is rolled back alone and the others commit (what one transaction per table would give,
-    for a fraction of the round trips: see :data:`~dbcrate.restore.native.SMALL_TABLE_BYTES`)."""
+    for a fraction of the round trips: see :data:`~dbcrate.restore.native.SMALL_TABLE_BYTES`),
+    then build their post-data ``steps`` in the same transaction (dbcrate/restore/groupload.py)."""
 
     kind: ClassVar[str] = "load_group"
     tables: tuple[str, ...]
+    #: per table, its post-data groups (numbers of :attr:`NativePlan.groups`: keys, indexes,
+    #: triggers ...) built in the same transaction once the group's rows are in
+    steps: tuple[tuple[int, ...], ...] = ()
 
     @property
     def table(self) -> str:
@@ -76,7 +80,8 @@ class LoadTables:
         return self.tables[0]
 
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.kind, "tables": list(self.tables)}
+        return {"kind": self.kind, "tables": list(self.tables),
+                "post_data_groups": [list(numbers) for numbers in self.steps]}
 
 
 @dataclass(frozen=True)
