@@ -11,6 +11,7 @@ of a statement the guard accepted, or SQL that dbcrate renders from the parse tr
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -23,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from dbcrate.dialects.native import NativeSupport, Statement, TableRef
 from dbcrate.dialects.native_pg import capture as capture_schema
-from dbcrate.dialects.native_pg_guard import check_object
+from dbcrate.dialects.native_pg_guard import check_object, parsed
 from dbcrate.model.native import NativeObject, NativeSchema
 
 #: the catalog query that finds an existing object of a kind and names it for DROP (schema and
@@ -108,8 +109,7 @@ class PgNative(NativeSupport):
     def statements(self, obj: NativeObject, *, no_owner: bool,
                    no_privileges: bool) -> list[Statement]:
         out = []
-        for text in pglast.split(obj.sql):
-            stmt = pglast.parse_sql(text)[0].stmt
+        for text, stmt in _pieces(obj.sql):
             if _is_owner(stmt):
                 if not no_owner:
                     out.append(Statement(text, optional=True))
@@ -187,8 +187,14 @@ def _is_owner(stmt: Any) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=16384)
+def _pieces(sql: str) -> tuple[tuple[str, Any], ...]:
+    """Each statement of ``sql``: its text, and its parse (kept, as :func:`parsed` is)."""
+    return tuple((text, pglast.parse_sql(text)[0].stmt) for text in pglast.split(sql))
+
+
 def _first(obj: NativeObject) -> Any:
-    stmts = pglast.parse_sql(obj.sql)
+    stmts = parsed(obj.sql)
     for raw in stmts:
         if not isinstance(raw.stmt, ast.VariableSetStmt):
             return raw.stmt
