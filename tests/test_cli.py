@@ -580,3 +580,29 @@ def test_progress_bars_for_interleaved_phases(archive: Path, tmp_path: Path) -> 
     assert "Traceback" not in res.stderr
     assert "restored 11 tables" in res.out
     assert len(sqlite_tables(target)) == 11
+
+
+def test_a_long_restore_report_lists_the_tables_with_something_to_say(tmp_path: Path) -> None:
+    """Over 50 tables restored without a note, the report lists only the others (a
+    failure, a warning) and says how many it left out; --json lists every table."""
+    source = tmp_path / "many.db"
+    with sqlite3.connect(source) as conn:
+        for i in range(60):
+            conn.execute(f"CREATE TABLE t{i:02d} (id INTEGER PRIMARY KEY, v TEXT)")
+            conn.execute(f"INSERT INTO t{i:02d} VALUES (1, 'x')")
+    archive = tmp_path / "many.crate"
+    assert_ok(run("dump", f"sqlite:///{source}", str(archive)))
+    # into an existing table with one column fewer: its rows load, with a note on t07
+    target = tmp_path / "into.db"
+    with sqlite3.connect(target) as conn:
+        for i in range(60):
+            columns = "id INTEGER PRIMARY KEY" + (", v TEXT" if i != 7 else "")
+            conn.execute(f"CREATE TABLE t{i:02d} ({columns})")
+    res = run("restore", str(archive), f"sqlite:///{target}", "--data-only")
+    assert_ok(res)
+    listed = set(re.findall(r"^\s*(t\d\d)\s", res.out, re.MULTILINE))
+    assert listed == {"t07"}, res.out
+    assert "59 tables restored without notes not listed (--json lists every table)" in res.out
+    res = run("restore", str(archive), f"sqlite:///{tmp_path / 'all.db'}", "--json")
+    assert_ok(res)
+    assert len(json.loads(res.out)["tables"]) == 60

@@ -169,6 +169,10 @@ RESUME_NOTE = ("; what was committed stays in the target: rerun the same command
                "to continue")
 
 
+#: a restore report lists every table up to this many tables restored without a note
+REPORT_TABLES = 50
+
+
 def print_restore_report(report: RestoreReport, dry_run: bool, out: Console) -> None:
     """The restore report as a table, its warnings and storages, and a closing line (moved
     unchanged from :mod:`dbcrate.cli`)."""
@@ -177,13 +181,25 @@ def print_restore_report(report: RestoreReport, dry_run: bool, out: Console) -> 
     table = RichTable(show_edge=False, box=None)
     for col in ("table", "status", "rows", "seconds", "notes"):
         table.add_column(col, justify="right" if col in ("rows", "seconds") else "left")
+    lines = []
     for t in report.tables:
         counts = [_describe_conflicts(t.conflicts)] if t.conflicts else []
         notes = as_flags("; ".join(([t.error] if t.error else []) + (t.plan if dry_run else [])
                                    + counts + t.warnings)) or ""
-        style = "red" if t.status == "failed" else None
-        table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes, style=style)
-    out.print(table)
+        lines.append((t, notes))
+    # a long report keeps the tables with something to say (a failure, a note): 2,000 plain
+    # lines bury them, and took rich 1.5 s to lay out; --json lists every table
+    plain = [t for t, notes in lines if not notes and t.status in ("restored", "checked")]
+    hidden = len(plain) > REPORT_TABLES
+    for t, notes in lines:
+        if not (hidden and not notes and t.status in ("restored", "checked")):
+            table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes,
+                          style="red" if t.status == "failed" else None)
+    if table.row_count:
+        out.print(table)
+    if hidden:
+        out.print(f"{tables_text(len(plain))} {' or '.join(sorted({t.status for t in plain}))}"
+                  " without notes not listed (--json lists every table)", markup=False)
     native = (report.plan or {}).get("native")
     if dry_run and native:
         for label, objects in (("before the rows", native["pre_data"]),
