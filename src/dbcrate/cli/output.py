@@ -189,16 +189,17 @@ def print_restore_report(report: RestoreReport, dry_run: bool, out: Console) -> 
         lines.append((t, notes))
     # a long report keeps the tables with something to say (a failure, a note): 2,000 plain
     # lines bury them, and took rich 1.5 s to lay out; --json lists every table
-    plain = [t for t, notes in lines if not notes and t.status in ("restored", "checked")]
+    plain = {t.name for t, notes in lines if not notes and t.status in ("restored", "checked")}
     hidden = len(plain) > REPORT_TABLES
     for t, notes in lines:
-        if not (hidden and not notes and t.status in ("restored", "checked")):
+        if not (hidden and t.name in plain):
             table.add_row(t.name, t.status, f"{t.rows:,}", f"{t.seconds:.2f}", notes,
                           style="red" if t.status == "failed" else None)
     if table.row_count:
         out.print(table)
     if hidden:
-        out.print(f"{tables_text(len(plain))} {' or '.join(sorted({t.status for t in plain}))}"
+        statuses = sorted({t.status for t, _ in lines if t.name in plain})
+        out.print(f"{tables_text(len(plain))} {' or '.join(statuses)}"
                   " without notes not listed (--json lists every table)", markup=False)
     native = (report.plan or {}).get("native")
     if dry_run and native:

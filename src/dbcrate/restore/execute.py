@@ -40,6 +40,9 @@ PERFORMERS: dict[type, Callable[[Execution, Any], None]] = {
     NativeForeignKey: native.run_group,
 }
 
+#: the tasks that load rows (a copy's load waits for its tables to be written)
+_LOADS = (LoadTable, LoadTables, LoadInto)
+
 #: how progress names each phase's steps (a loaded table's events come from ``ctx.progress``)
 _LABELS = {"indexes": "Index of", "constraints": "Foreign key of"}
 
@@ -47,7 +50,7 @@ _LABELS = {"indexes": "Index of", "constraints": "Foreign key of"}
 def perform(ctx: Execution, task: RestoreTask) -> None:
     """Run one task (in a worker thread); failures are recorded in the report, not raised."""
     pending = ctx.arch.pending
-    if pending is not None and isinstance(task, (LoadTable, LoadTables, LoadInto)):
+    if pending is not None and isinstance(task, _LOADS):
         failure = pending.failure
         missing = [t for t in _loaded_by(task) if not pending.has(ctx.plan.source(t).entry.name)]
         if missing and failure is not None:  # the dump stopped before writing them
@@ -137,7 +140,7 @@ def run_graph(ctx: Execution) -> Iterator[Event]:
     pending = ctx.arch.pending  # an archive still being written: a load waits for its tables
     for scheduled in plan.tasks:
         task = scheduled.task
-        loads = isinstance(task, (LoadTable, LoadTables, LoadInto)) and pending is not None
+        loads = isinstance(task, _LOADS) and pending is not None
         nodes.append(graph.add(partial(perform, ctx, task), priority=scheduled.priority,
                                after=[nodes[i] for i in scheduled.after],
                                shared=set(scheduled.shared), exclusive=set(scheduled.exclusive),

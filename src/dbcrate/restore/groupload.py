@@ -35,13 +35,11 @@ from sqlalchemy.engine import Connection
 from dbcrate.errors import failure_message
 from dbcrate.restore import journal, native
 from dbcrate.restore.plan import LoadTables
-from dbcrate.restore.recreate import load_rows
+from dbcrate.restore.recreate import STAYS_EMPTY, load_rows
 from dbcrate.restore.session import Execution
 
 #: the savepoint each table of a group loads in (one at a time on a connection)
 SAVEPOINT = "dbcrate_load"
-#: a table's state after its savepoint was rolled back
-STAYS_EMPTY = "rolled back: the table, created empty by the native schema, stays empty"
 
 
 def load_group(ctx: Execution, task: LoadTables) -> None:

@@ -261,20 +261,17 @@ def load_groups(sources: Sequence[Source], sessions: int) -> list[list[Source]]:
     :data:`GROUP_TABLES` tables and :data:`GROUP_BYTES` bytes, at least ``4 * sessions``
     groups where there are that many tables (so that the sessions share them out evenly);
     a group of one table is no group."""
-    small = [s for s in sources if _stored(s) < SMALL_TABLE_BYTES]
+    small = [s for s in sources if s.entry.size < SMALL_TABLE_BYTES]
     if len(small) < 2:
         return []
     size = max(2, min(GROUP_TABLES, -(-len(small) // (4 * sessions))))
     groups: list[list[Source]] = [[]]
     for source in small:
-        if len(groups[-1]) >= size or sum(map(_stored, groups[-1])) + _stored(source) > GROUP_BYTES:
+        if len(groups[-1]) >= size \
+                or sum(s.entry.size for s in groups[-1]) + source.entry.size > GROUP_BYTES:
             groups.append([])
         groups[-1].append(source)
     return [g for g in groups if len(g) > 1]
-
-
-def _stored(source: Source) -> int:
-    return sum(chunk.size for chunk in source.entry.chunks)
 
 
 def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, int | None],
@@ -326,7 +323,7 @@ def prologue(ctx: Execution) -> Iterator[Event]:
     def work(conn: Connection) -> None:
         if dialect.transactional_ddl:
             ctx.runner.record(conn, JOURNAL_NAME, PRE_DATA, 0)
-        _run_setup(conn, support, support.setup())
+        run_setup(conn, support)
         for drop in native.drops:
             support.execute(conn, drop)
         for position, failure in zip(native.pre, _run_objects(ctx, conn, native.pre)):
@@ -339,7 +336,7 @@ def prologue(ctx: Execution) -> Iterator[Event]:
                 result.error = f"its definition failed: {failure}; the table is absent"
             else:
                 ctx.report.warnings.append(f"not restored: {obj.kind} {obj.qualified}: {failure}")
-        _run_setup(conn, support, support.reset())
+        run_setup(conn, support, reset=True)
         if not dialect.transactional_ddl:
             ctx.runner.record(conn, JOURNAL_NAME, PRE_DATA, 0)
 
@@ -386,9 +383,9 @@ def run_group(ctx: Execution, task: NativeStep | NativeForeignKey) -> None:
 
     def work(conn: Connection) -> None:
         marks: list[tuple[str, int, int]] = []
-        _run_setup(conn, support, support.setup())
+        run_setup(conn, support)
         failures.extend(build_group(ctx, conn, task.group, marks))
-        _run_setup(conn, support, support.reset())  # (the journal is found by the search path)
+        run_setup(conn, support, reset=True)  # (the journal is found by the search path)
         ctx.runner.record_many(conn, marks)
 
     try:
@@ -429,11 +426,6 @@ def build_group(ctx: Execution, conn: Connection, number: int,
     return failures
 
 
-def run_setup(conn: Connection, support: NativeSupport, reset: bool = False) -> None:
-    """The engine's session setup for native statements (``reset``: its undoing)."""
-    _run_setup(conn, support, support.reset() if reset else support.setup())
-
-
 def epilogue(ctx: Execution) -> Iterator[Event]:
     """After the graph: the data section (sequence values), the post-data of no restored
     table, and the database-level settings; an object that fails is a warning naming it."""
@@ -443,12 +435,12 @@ def epilogue(ctx: Execution) -> Iterator[Event]:
         return
 
     def work(conn: Connection) -> None:
-        _run_setup(conn, support, support.setup())
+        run_setup(conn, support)
         for position, failure in zip(native.after, _run_objects(ctx, conn, native.after)):
             if failure is not None:
                 obj = native.objects[position]
                 ctx.report.warnings.append(f"not restored: {obj.kind} {obj.qualified}: {failure}")
-        _run_setup(conn, support, support.reset())
+        run_setup(conn, support, reset=True)
         for sql in support.settings_sql(ctx.arch.manifest.native) \
                 if ctx.arch.manifest.native is not None else []:
             support.execute(conn, sql)
@@ -458,8 +450,9 @@ def epilogue(ctx: Execution) -> Iterator[Event]:
     yield Event("schema", len(native.after), len(native.after), "Native schema (after the data)")
 
 
-def _run_setup(conn: Connection, support: NativeSupport, statements: tuple[str, ...]) -> None:
-    for sql in statements:
+def run_setup(conn: Connection, support: NativeSupport, reset: bool = False) -> None:
+    """The engine's session setup for native statements (``reset``: its undoing)."""
+    for sql in support.reset() if reset else support.setup():
         support.execute(conn, sql)
 
 

@@ -35,6 +35,8 @@ from dbcrate.restore.sources import batches, loads_as_stored
 #: large: for a small table the TRUNCATE costs more than freezing its rows saves (2,000 tables
 #: of 20 rows: 2.6 s of the server's time for the TRUNCATEs alone)
 FRESH_MIN_BYTES = 1024 * 1024
+#: the state of a table the native schema created, after its load was rolled back
+STAYS_EMPTY = "rolled back: the table, created empty by the native schema, stays empty"
 
 
 def create_and_load(ctx: Execution, task: LoadTable) -> None:
@@ -65,8 +67,8 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
             conn.execute(sa.schema.CreateTable(sa_table))
             created = True
         rows = 0
-        stored = sum(chunk.size for chunk in source.entry.chunks)
-        fresh = created or (stored >= FRESH_MIN_BYTES and dialect.make_fresh(conn, source.name))
+        fresh = created or (source.entry.size >= FRESH_MIN_BYTES
+                            and dialect.make_fresh(conn, source.name))
         if not plan.settings.schema_only:
             rows = load_rows(ctx, conn, source, fresh)
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
@@ -82,7 +84,7 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         if created and not dialect.transactional_ddl and not runner.single:
             _remove_half_made(ctx, source.name)
         result.status, result.rows = "failed", 0
-        state = ("rolled back: the table, created empty by the native schema, stays empty"
+        state = (STAYS_EMPTY
                  if plan.native is not None and not runner.single
                  else _state_after_failure(dialect, runner, task.replace))
         result.error = f"{failure_message(exc)}; {state}"
