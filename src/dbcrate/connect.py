@@ -22,8 +22,8 @@ DEFAULT_DRIVERS = {
     "mariadb": "mariadb+pymysql",
 }
 __all__ = [
-    "CONNECT_TIMEOUT", "DEFAULT_DRIVERS", "create_database", "discard_if_empty", "new_sqlite_file",
-    "open_engine", "parse_url", "public_url",
+    "CONNECT_TIMEOUT", "DEFAULT_DRIVERS", "create_database", "discard_if_empty", "discard_new_file",
+    "new_sqlite_file", "open_engine", "parse_url", "public_url",
 ]
 
 
@@ -79,6 +79,14 @@ def discard_if_empty(path: Path | None) -> None:
     (a dry run, a refused restore): no 0-byte database is left behind."""
     if path is not None and path.is_file() and path.stat().st_size == 0:
         path.unlink()
+
+
+def discard_new_file(path: Path) -> None:
+    """Remove the SQLite file that :func:`new_sqlite_file` named, with what SQLite keeps beside
+    it (a restore refused after it wrote into a database it made: the user had no file there,
+    and has none again)."""
+    for name in (path, *(path.with_name(path.name + s) for s in ("-journal", "-wal", "-shm"))):
+        name.unlink(missing_ok=True)
 
 
 def _pool(cls: type[Dialect], read_only: bool) -> dict[str, Any]:

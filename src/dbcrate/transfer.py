@@ -12,7 +12,9 @@ The two run at the same time (:func:`streams`): the dump in a thread of its own
 the dump has written it (:class:`~dbcrate.containers.live.LiveArchive`), while the other tables
 are still being read - as pgcopydb does, through the spool. Where the restore checks every
 value before it writes (another engine, into existing tables), its preflight waits for the
-whole read first, so nothing is written before every value passed. A copy that replaces what
+whole read first, so nothing is written before every value passed (into a SQLite file the
+restore makes, the tables load while the values are checked, and a refused value removes the
+file: :attr:`~dbcrate.restore.plan.Settings.checks_with_loads`). A copy that replaces what
 the target has (``clean``) reads the whole source before it touches the target (a source that
 cannot be read to the end must not cost the target its tables), and a ``dry_run`` reads it
 before checking. When the source cannot be read to the end, the tables restored before that

@@ -87,7 +87,8 @@ def copy(source: str, target: str, include: tuple[str, ...], exclude: tuple[str,
 
     The source is read in one snapshot into a spool (an archive in a temporary
     directory); each table is restored as soon as it is read, with the restore's checks
-    before anything is written (into another engine: after the whole read). After a
+    before anything is written (into another engine: after the whole read; into a new
+    SQLite file, while the rows load, and a refused value removes the file). After a
     failed restore the spool is kept: --spool DIR --resume continues.
     """
     import os

@@ -257,6 +257,9 @@ class Settings:
     #: every value is checked against the target before writing (not needed for a
     #: same-engine recreate without migrations: the types are the source's)
     check_values: bool
+    #: the values are checked while the rows load, not before (the target is a database file
+    #: this restore made: a refused value removes it whole, so the user's target is untouched)
+    checks_with_loads: bool
     #: several sessions may run at once (the engine allows it, and not one transaction)
     parallel: bool
     #: ``jobs`` as given: the most sessions at once

@@ -59,9 +59,11 @@ def check_options(options: RestoreOptions) -> None:
 
 
 def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, target: str,
-                 sources: list[Source], warnings: list[str]) -> RestorePlan:
+                 sources: list[Source], warnings: list[str], *,
+                 new_target: bool = False) -> RestorePlan:
     """The whole plan for restoring ``sources`` of ``arch`` into the target ``dialect`` opened
-    (``target`` is its URL without secrets, for messages)."""
+    (``target`` is its URL without secrets, for messages; ``new_target``: a database file this
+    restore made, which it removes whole if a value is refused)."""
     mode = "into-existing" if options.data_only else options.mode
     if options.single_transaction and not dialect.transactional_ddl and mode == "recreate":
         raise UsageError(
@@ -78,7 +80,7 @@ def plan_restore(arch: Archive, options: RestoreOptions, dialect: Dialect, targe
     archive_id = arch.journal_id
     done, forget = _journal_state(dialect, archive_id, options, target)
     parallel = dialect.parallel_restore and not options.single_transaction
-    settings = _settings(options, mode, same_engine, parallel)
+    settings = _settings(options, mode, same_engine, parallel, new_target)
     common: dict[str, Any] = dict(target=target, archive_id=archive_id, same_engine=same_engine,
                                   sources=ordered, done=done, forget_journal=forget,
                                   warnings=tuple(warnings))
@@ -138,7 +140,8 @@ def _plan_native(common: dict[str, Any], settings: Settings, dialect: Dialect,
                        tasks=tuple(tasks))
 
 
-def _settings(options: RestoreOptions, mode: Any, same_engine: bool, parallel: bool) -> Settings:
+def _settings(options: RestoreOptions, mode: Any, same_engine: bool, parallel: bool,
+              new_target: bool) -> Settings:
     check_values = ((mode == "into-existing" or not same_engine or bool(options.migrations))
                     and not options.schema_only)
     return Settings(
@@ -146,6 +149,8 @@ def _settings(options: RestoreOptions, mode: Any, same_engine: bool, parallel: b
         on_conflict=options.on_conflict, single_transaction=options.single_transaction,
         exit_on_error=options.exit_on_error, verify=options.verify, dry_run=options.dry_run,
         check_values=check_values, parallel=parallel, jobs=options.jobs,
+        checks_with_loads=check_values and new_target and mode == "recreate"
+        and not options.dry_run,
         # recreate: not capped by the table count (one table's index builds run side by side)
         sessions=max(1, options.jobs) if parallel else 1,
     )

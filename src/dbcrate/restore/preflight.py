@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,36 @@ def preflight(arch: Archive, plan: RestorePlan, dialect: Dialect) -> Iterator[Ev
     refused = problems.problems()
     if refused:
         raise NotPortable(plan.target, refused)
+
+
+class ChecksAlongside:
+    """The preflight's checks in a thread of their own while the rows load (a plan with
+    ``checks_with_loads``: into a database file the restore made, removed whole if a value is
+    refused). :meth:`finish` waits for them and raises what they found; :meth:`abandon` stops
+    them after the chunk they are checking (the restore failed otherwise)."""
+
+    def __init__(self, arch: Archive, plan: RestorePlan, dialect: Dialect) -> None:
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(arch, plan, dialect),
+                                        name="dbcrate-checks", daemon=True)
+        self._thread.start()
+
+    def _run(self, arch: Archive, plan: RestorePlan, dialect: Dialect) -> None:
+        try:
+            for _chunk_checked in preflight(arch, plan, dialect):
+                if self._stop.is_set():
+                    return
+        except BaseException as exc:  # (raised again by finish, in the caller's thread)
+            self._error = exc
+
+    def finish(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abandon(self) -> None:
+        self._stop.set()
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,8 @@ Two modes (:attr:`RestoreOptions.mode`):
 
 Before anything is written, the preflight checks names, column mappings, every value against
 the target (exactness), and every member's SHA-256. ``dry_run`` stops there and reports the plan.
+Into a SQLite file the restore makes, the checks run while the rows load, and a refused value
+removes the file (the user had none, and has none again).
 A journal table in the target records what is committed, in the same transactions, so
 ``resume`` continues a killed restore (:mod:`dbcrate.restore.journal`).
 
@@ -32,11 +34,19 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from dbcrate.connect import create_database, discard_if_empty, new_sqlite_file, open_engine, public_url
+from dbcrate.connect import (
+    create_database,
+    discard_if_empty,
+    discard_new_file,
+    new_sqlite_file,
+    open_engine,
+    public_url,
+)
 from dbcrate.containers.archive import Archive
 from dbcrate.errors import DatabaseError, UsageError, failure_message
 from dbcrate.hooks import load_hooks
@@ -46,7 +56,7 @@ from dbcrate.restore.execute import execute
 from dbcrate.restore.plan import RestorePlan
 from dbcrate.restore.planner import check_options, describe_plan, plan_restore
 from dbcrate.restore.portability import row_keys
-from dbcrate.restore.preflight import preflight, probe_policies, report_conflicts
+from dbcrate.restore.preflight import ChecksAlongside, preflight, probe_policies, report_conflicts
 
 # re-exported: callers import the report from here (dbcrate, cli, django)
 from dbcrate.restore.report import RestoreReport as RestoreReport
@@ -166,19 +176,24 @@ def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Even
         create_database(url, clean=options.clean, dry_run=options.dry_run)
     created = new_sqlite_file(url)
     try:
-        return (yield from _restore_tables(arch, url, options))
+        return (yield from _restore_tables(arch, url, options, created))
     finally:
         discard_if_empty(created)
 
 
-def _restore_tables(arch: Archive, url: str,
-                    options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
-    """Plan, preflight, then (unless a dry run) execute: the report of the tables."""
+def _restore_tables(arch: Archive, url: str, options: RestoreOptions,
+                    created: Path | None) -> Generator[Event, None, RestoreReport]:
+    """Plan, preflight, then (unless a dry run) execute: the report of the tables. Into a
+    database file this restore made (``created``), the values are checked while the rows load,
+    and the file is removed if one is refused."""
     hooks = load_hooks(options.hooks)
     sources, warnings = archive_sources(arch, options, hooks)
     engine, dialect, parsed = open_engine(url)
+    checks: ChecksAlongside | None = None
+    refused = False
     try:
-        plan = plan_restore(arch, options, dialect, public_url(parsed), sources, warnings)
+        plan = plan_restore(arch, options, dialect, public_url(parsed), sources, warnings,
+                            new_target=created is not None)
         report = RestoreReport(plan.target, [TableResult(s.name) for s in plan.sources],
                                list(plan.warnings), mode=plan.mode, strict=options.strict,
                                plan=plan.to_dict())
@@ -189,7 +204,10 @@ def _restore_tables(arch: Archive, url: str,
             probe_policies(plan, dialect)
         n = len(plan.sources)
         yield Event("plan", 0, n, f"{n} {'table' if n == 1 else 'tables'} to restore")
-        yield from preflight(arch, plan, dialect)
+        if plan.settings.checks_with_loads:
+            checks = ChecksAlongside(arch, plan, dialect)
+        else:
+            yield from preflight(arch, plan, dialect)
         _not_recreated(plan, ctx)
         if plan.settings.dry_run:
             for r in report.tables:
@@ -198,6 +216,10 @@ def _restore_tables(arch: Archive, url: str,
                 report_conflicts(arch, plan, dialect, ctx.results)
             return report
         yield from execute(ctx)
+        if checks is not None:
+            refused = True  # (unless the checks pass: then the file is the restore's result)
+            checks.finish()
+            refused = False
         yield Event("done", len(plan.sources), len(plan.sources), "Restore complete")
         return report
     except sa.exc.DBAPIError as exc:
@@ -208,7 +230,11 @@ def _restore_tables(arch: Archive, url: str,
             hint="check the server and rerun; a restore with --resume skips the committed work",
         ) from None
     finally:
+        if checks is not None:
+            checks.abandon()
         engine.dispose()
+        if refused and created is not None:
+            discard_new_file(created)
 
 
 def _not_recreated(plan: RestorePlan, ctx: Execution) -> None:

@@ -1,0 +1,125 @@
+"""Into a SQLite file the restore makes, the values are checked while the rows load (issue 19:
+the copy PostgreSQL -> SQLite no longer waits for the whole read before its first write). The
+promise stays the one of a check before writing: a refused value leaves no file where the user
+had none, and an existing file (the user's) is still checked before anything is written."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import dbcrate
+from dbcrate.errors import NotPortable
+from dbcrate.options import RestoreOptions
+from dbcrate.progress import Event
+from dbcrate.restore.run import iter_restore
+from dbcrate.transfer import iter_copy
+
+from conftest import Databases, rows, run_cli, run_sql
+
+#: a value SQLite's NUMERIC cannot hold exactly (more than 15 significant digits)
+TOO_PRECISE = "1234567890123456789.12"
+
+
+def _source(dbs: Databases, *, refused: bool) -> str:
+    """Table ``a`` (loaded first: 5,000 rows), then ``z``, whose second row SQLite cannot hold
+    when ``refused``."""
+    source = dbs.new("postgresql")
+    value = TOO_PRECISE if refused else "2.25"
+    run_sql(source, "CREATE TABLE a (id int PRIMARY KEY, v text)",
+            "INSERT INTO a SELECT i, 'a' || i FROM generate_series(1, 5000) i",
+            "CREATE TABLE z (id int PRIMARY KEY, n numeric(30, 2))",
+            f"INSERT INTO z VALUES (1, 1.5), (2, {value})")
+    return source
+
+
+def _loaded_tables(events: list[Event]) -> list[str]:
+    return [e.table for e in events
+            if e.phase == "data" and e.finished and e.table
+            and not e.description.startswith("Failed")]
+
+
+def _run(gen: Generator[Event, None, Any]) -> tuple[list[Event], Any]:
+    """The events and the result of a restore or a copy."""
+    events: list[Event] = []
+    try:
+        while True:
+            events.append(next(gen))
+    except StopIteration as done:
+        return events, done.value
+
+
+def _refused(gen: Generator[Event, None, Any]) -> tuple[list[Event], NotPortable]:
+    """The events of a restore or a copy until its refusal."""
+    events: list[Event] = []
+    with pytest.raises(NotPortable) as refused:
+        while True:
+            events.append(next(gen))
+    return events, refused.value
+
+
+def _sqlite_files(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(path.name + "*"))
+
+
+def test_a_refused_value_removes_the_file_the_copy_made(dbs: Databases, tmp_path: Path) -> None:
+    source = _source(dbs, refused=True)
+    path = tmp_path / "new.db"
+    events, refused = _refused(iter_copy(source, f"sqlite:///{path}", spool_dir=str(tmp_path)))
+    assert "z.n" in str(refused) and "nothing was written" in str(refused)
+    # it did not wait for the checks: table a went in while z was checked, and is gone
+    assert "a" in _loaded_tables(events)
+    assert _sqlite_files(path) == []  # no database, no -journal beside it
+    # the CLI: exit code 9, no file, the hint names the kept spool
+    code, _, err = run_cli("copy", source, f"sqlite:///{path}", "--no-progress")
+    assert code == 9 and "z.n" in err
+    assert _sqlite_files(path) == []
+
+
+def test_a_refused_restore_into_a_new_file_leaves_none(dbs: Databases, tmp_path: Path) -> None:
+    source = _source(dbs, refused=True)
+    archive = tmp_path / "a.crate"
+    dbcrate.dump(source, archive)
+    path = tmp_path / "new.db"
+    events, _ = _refused(iter_restore(archive, f"sqlite:///{path}", RestoreOptions()))
+    assert "a" in _loaded_tables(events)  # loaded while z was checked, then removed
+    assert _sqlite_files(path) == []
+    # leaving the table out, the same archive restores
+    report = dbcrate.restore(archive, f"sqlite:///{path}", exclude=["z"])
+    assert report.ok and report.plan is not None
+    assert report.plan["settings"]["checks_with_loads"] is True
+    assert rows(f"sqlite:///{path}", "SELECT count(*) FROM a") == [(5000,)]
+
+
+def test_an_existing_file_is_checked_before_anything_is_written(dbs: Databases,
+                                                              tmp_path: Path) -> None:
+    source = _source(dbs, refused=True)
+    archive = tmp_path / "a.crate"
+    dbcrate.dump(source, archive)
+    path = tmp_path / "mine.db"
+    run_sql(f"sqlite:///{path}", "CREATE TABLE keep (id integer)", "INSERT INTO keep VALUES (1)")
+    before = hashlib.sha256(path.read_bytes()).hexdigest()
+    events, _ = _refused(iter_restore(archive, f"sqlite:///{path}", RestoreOptions()))
+    assert _loaded_tables(events) == []
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+    code, out, err = run_cli("restore", str(archive), f"sqlite:///{path}", "--dry-run", "--json",
+                             "-T", "z")
+    assert code == 0, err
+    assert json.loads(out)["plan"]["settings"]["checks_with_loads"] is False
+
+
+def test_a_copy_that_passes_is_the_same_rows(dbs: Databases, tmp_path: Path) -> None:
+    source = _source(dbs, refused=False)
+    target = f"sqlite:///{tmp_path / 'new.db'}"
+    _, result = _run(iter_copy(source, target, spool_dir=str(tmp_path)))
+    report = result.report
+    assert report.ok and report.plan["settings"]["checks_with_loads"] is True
+    assert rows(target, "SELECT count(*), min(v), max(id) FROM a") == [(5000, "a1", 5000)]
+    assert rows(target, "SELECT id, CAST(n AS TEXT) FROM z ORDER BY id") == [(1, "1.5"),
+                                                                             (2, "2.25")]
+    assert list(tmp_path.glob("dbcrate-copy-*")) == []  # the spool is removed
