@@ -123,3 +123,50 @@ def test_a_copy_that_passes_is_the_same_rows(dbs: Databases, tmp_path: Path) -> 
     assert rows(target, "SELECT id, CAST(n AS TEXT) FROM z ORDER BY id") == [(1, "1.5"),
                                                                              (2, "2.25")]
     assert list(tmp_path.glob("dbcrate-copy-*")) == []  # the spool is removed
+
+
+# the load of z fails on its second batch (in the restore's worker thread): the rest of its
+# rows are not read by the load, so the checks read them after the loads
+FAIL_ON_Z = '''
+import threading
+seen = []
+def transform(table, batch):
+    if table == "z" and threading.current_thread().name.startswith("dbcrate-task"):
+        seen.append(batch.num_rows)
+        if len(seen) == 2:
+            raise ValueError("stopped by the test's hook")
+    return batch
+'''
+
+
+def test_rows_a_failed_load_did_not_read_are_checked_after(dbs: Databases,
+                                                          tmp_path: Path) -> None:
+    source = dbs.new("postgresql")
+    run_sql(source, "CREATE TABLE z (id int PRIMARY KEY, pad text, n numeric(30, 2))",
+            "INSERT INTO z SELECT i, repeat('x', 100), 1.5 FROM generate_series(1, 60000) i",
+            f"UPDATE z SET n = {TOO_PRECISE} WHERE id = 60000")
+    archive = tmp_path / "z.crate"
+    dbcrate.dump(source, archive)
+    hooks = tmp_path / "fail_z.py"
+    hooks.write_text(FAIL_ON_Z)
+    path = tmp_path / "new.db"
+    with pytest.raises(NotPortable) as refused:
+        dbcrate.restore(archive, f"sqlite:///{path}", hooks=str(hooks))
+    assert "z.n" in str(refused.value) and "id=60000" in str(refused.value)
+    assert _sqlite_files(path) == []
+
+
+def test_a_corrupt_member_refuses_the_restore_and_removes_the_file(dbs: Databases,
+                                                                  tmp_path: Path) -> None:
+    source = _source(dbs, refused=False)
+    folder = tmp_path / "dump"
+    dbcrate.dump(source, folder, container="directory")
+    member = next(iter(sorted((folder / "data").glob("t0002/*"))))  # z, loaded second
+    data = bytearray(member.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    member.write_bytes(bytes(data))
+    path = tmp_path / "new.db"
+    code, _, err = run_cli("restore", str(folder), f"sqlite:///{path}", "--no-progress")
+    assert code == 6, err
+    assert "checksum" in err.lower() or "sha-256" in err.lower()
+    assert _sqlite_files(path) == []

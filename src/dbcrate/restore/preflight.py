@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,12 +40,23 @@ def preflight(arch: Archive, plan: RestorePlan, dialect: Dialect) -> Iterator[Ev
     if arch.pending is not None and not (settings.check_values or settings.verify):
         return  # nothing to check: the tables load as the dump writes them
     problems = ProblemCollector()
+    yield from _check_sources(arch, plan, dialect, plan.sources, problems)
+    refused = problems.problems()
+    if refused:
+        raise NotPortable(plan.target, refused)
+
+
+def _check_sources(arch: Archive, plan: RestorePlan, dialect: Dialect,
+                   sources: Sequence[Source], problems: ProblemCollector) -> Iterator[Event]:
+    """The preflight's checks of ``sources``, an event per chunk; what they find goes into
+    ``problems``."""
+    settings = plan.settings
     # an archive read while it is dumped (copy): each table checked as soon as it is written,
     # and nothing is written into the target before the last one is checked
-    total = None if arch.pending is not None else sum(c.size for s in plan.sources
+    total = None if arch.pending is not None else sum(c.size for s in sources
                                                       for c in s.entry.chunks)
     done = 0
-    for source in arch.in_arrival_order(plan.sources, lambda s: s.entry.name):
+    for source in arch.in_arrival_order(sources, lambda s: s.entry.name):
         # (the checks need the target's types: a native-schema recreate checks no values)
         limits = _limits(plan, source) if settings.check_values else None
         base = 0
@@ -60,39 +71,51 @@ def preflight(arch: Archive, plan: RestorePlan, dialect: Dialect) -> Iterator[Ev
                 arch.check_chunk_structure(source.entry, chunk)
             done += chunk.size
             yield Event("verify", done, total, f"Check {source.name}", source.name, bytes=done)
-    refused = problems.problems()
-    if refused:
-        raise NotPortable(plan.target, refused)
 
 
-class ChecksAlongside:
-    """The preflight's checks in a thread of their own while the rows load (a plan with
+class ChecksWithLoads:
+    """The preflight's value checks made on the rows as the loads read them (a plan with
     ``checks_with_loads``: into a database file the restore made, removed whole if a value is
-    refused). :meth:`finish` waits for them and raises what they found; :meth:`abandon` stops
-    them after the chunk they are checking (the restore failed otherwise)."""
+    refused), so that no table waits for the others' checks and no chunk is decoded twice.
+
+    :meth:`passing` checks each batch on its way to the target (and each chunk's checksum
+    before it is decoded, with ``verify``); :meth:`finish`, after the loads, checks the tables
+    no load read to the end (a table that failed, or was not loaded) as the preflight does, and
+    raises :class:`NotPortable` with every problem found, as the preflight would have."""
 
     def __init__(self, arch: Archive, plan: RestorePlan, dialect: Dialect) -> None:
-        self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(arch, plan, dialect),
-                                        name="dbcrate-checks", daemon=True)
-        self._thread.start()
+        self._arch, self._plan, self._dialect = arch, plan, dialect
+        self._problems = ProblemCollector()
+        self._lock = threading.Lock()  # (loads on several sessions add problems at once)
+        self._checked: set[str] = set()
 
-    def _run(self, arch: Archive, plan: RestorePlan, dialect: Dialect) -> None:
-        try:
-            for _chunk_checked in preflight(arch, plan, dialect):
-                if self._stop.is_set():
-                    return
-        except BaseException as exc:  # (raised again by finish, in the caller's thread)
-            self._error = exc
+    @property
+    def verify(self) -> bool:
+        """Whether the loads check each chunk's checksum as they read it."""
+        return self._plan.settings.verify
+
+    def passing(self, source: Source,
+                rows: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """``rows`` (the whole table's batches, in order), each checked before it is passed on."""
+        limits = _limits(self._plan, source)
+        base = 0
+        for batch in rows:
+            with self._lock:
+                _check_batch(self._plan, self._dialect, source, limits, batch, base,
+                             self._problems)
+            base += batch.num_rows
+            yield batch
+        with self._lock:
+            self._checked.add(source.name)
 
     def finish(self) -> None:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-
-    def abandon(self) -> None:
-        self._stop.set()
+        unread = [s for s in self._plan.sources if s.name not in self._checked]
+        for _chunk_checked in _check_sources(self._arch, self._plan, self._dialect, unread,
+                                             self._problems):
+            pass
+        refused = self._problems.problems()
+        if refused:
+            raise NotPortable(self._plan.target, refused)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -95,14 +96,17 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
 def load_rows(ctx: Execution, conn: Connection, source: Source, fresh: bool) -> int:
     """All the table's chunks in one load (one COPY, one staging file ...): an engine's own
     rows as they are stored, where the target reads them and no transform changes them."""
-    dialect, chunks = ctx.dialect, source.entry.chunks
+    dialect, chunks, checks = ctx.dialect, source.entry.chunks, ctx.checks
     if not loads_as_stored(ctx.arch, dialect, source):
-        return dialect.load(conn, source.schema, ctx.runner.interrupts.checked(
-            itertools.chain.from_iterable(
-                ctx.progress.metered(source.name, batches(ctx.arch, source, chunk, verify=False),
-                                     chunk.rows, chunk.size)
-                for chunk in chunks)),
-            fresh=fresh)
+        verify = checks is not None and checks.verify
+        read: Iterator[pa.RecordBatch] = itertools.chain.from_iterable(
+            ctx.progress.metered(source.name, batches(ctx.arch, source, chunk, verify=verify),
+                                 chunk.rows, chunk.size)
+            for chunk in chunks)
+        if checks is not None:  # (the values are checked as they pass, not before)
+            read = checks.passing(source, read)
+        return dialect.load(conn, source.schema, ctx.runner.interrupts.checked(read),
+                            fresh=fresh)
     rows = dialect.load_native_rows(conn, source.schema, ctx.runner.interrupts.checked(
         itertools.chain.from_iterable(
             ctx.progress.metered(source.name,

@@ -56,7 +56,7 @@ from dbcrate.restore.execute import execute
 from dbcrate.restore.plan import RestorePlan
 from dbcrate.restore.planner import check_options, describe_plan, plan_restore
 from dbcrate.restore.portability import row_keys
-from dbcrate.restore.preflight import ChecksAlongside, preflight, probe_policies, report_conflicts
+from dbcrate.restore.preflight import ChecksWithLoads, preflight, probe_policies, report_conflicts
 
 # re-exported: callers import the report from here (dbcrate, cli, django)
 from dbcrate.restore.report import RestoreReport as RestoreReport
@@ -189,7 +189,6 @@ def _restore_tables(arch: Archive, url: str, options: RestoreOptions,
     hooks = load_hooks(options.hooks)
     sources, warnings = archive_sources(arch, options, hooks)
     engine, dialect, parsed = open_engine(url)
-    checks: ChecksAlongside | None = None
     refused = False
     try:
         plan = plan_restore(arch, options, dialect, public_url(parsed), sources, warnings,
@@ -197,16 +196,16 @@ def _restore_tables(arch: Archive, url: str, options: RestoreOptions,
         report = RestoreReport(plan.target, [TableResult(s.name) for s in plan.sources],
                                list(plan.warnings), mode=plan.mode, strict=options.strict,
                                plan=plan.to_dict())
+        checks = ChecksWithLoads(arch, plan, dialect) if plan.settings.checks_with_loads \
+            else None
         ctx = Execution(arch, plan, dialect, Runner(dialect, plan.settings.single_transaction,
-                                                    plan.archive_id), hooks, report)
+                                                    plan.archive_id), hooks, report, checks)
         describe_plan(plan, ctx.results)
         if plan.mode == "into-existing" and plan.settings.on_conflict != "error":
             probe_policies(plan, dialect)
         n = len(plan.sources)
         yield Event("plan", 0, n, f"{n} {'table' if n == 1 else 'tables'} to restore")
-        if plan.settings.checks_with_loads:
-            checks = ChecksAlongside(arch, plan, dialect)
-        else:
+        if checks is None:
             yield from preflight(arch, plan, dialect)
         _not_recreated(plan, ctx)
         if plan.settings.dry_run:
@@ -230,8 +229,6 @@ def _restore_tables(arch: Archive, url: str, options: RestoreOptions,
             hint="check the server and rerun; a restore with --resume skips the committed work",
         ) from None
     finally:
-        if checks is not None:
-            checks.abandon()
         engine.dispose()
         if refused and created is not None:
             discard_new_file(created)

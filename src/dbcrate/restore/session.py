@@ -10,10 +10,11 @@ report being filled.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+import pyarrow as pa
 from sqlalchemy.engine import Connection
 
 from dbcrate.containers.archive import Archive
@@ -21,7 +22,7 @@ from dbcrate.dialects import Dialect
 from dbcrate.hooks import Hooks
 from dbcrate.progress import Interrupts, TableProgress
 from dbcrate.restore import journal
-from dbcrate.restore.plan import RestorePlan
+from dbcrate.restore.plan import RestorePlan, Source
 from dbcrate.restore.report import RestoreReport, TableResult
 
 #: a failed table's state when everything ran in one transaction
@@ -111,10 +112,23 @@ class Runner:
         self.shared = None
 
 
+class RowChecks(Protocol):
+    """The value checks the loads make as they read (``checks_with_loads``:
+    :class:`~dbcrate.restore.preflight.ChecksWithLoads`)."""
+
+    @property
+    def verify(self) -> bool:
+        """Whether the loads check each chunk's checksum before they decode it."""
+
+    def passing(self, source: Source,
+                rows: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]: ...
+
+
 @dataclass
 class Execution:
     """What every step of a running restore receives (the plan is frozen; ``report`` and its
-    ``results`` are filled as tables finish)."""
+    ``results`` are filled as tables finish; ``checks``: the value checks the loads make, when
+    the preflight did not make them before)."""
 
     arch: Archive
     plan: RestorePlan
@@ -122,6 +136,7 @@ class Execution:
     runner: Runner
     hooks: Hooks
     report: RestoreReport
+    checks: RowChecks | None = None
 
     def __post_init__(self) -> None:
         self.results: dict[str, TableResult] = {r.name: r for r in self.report.tables}
