@@ -230,33 +230,45 @@ def test_a_read_waiting_for_its_server_lets_the_other_threads_run(
         assert arch.table("z_big").rows == 20000
 
 
+@pytest.mark.parametrize("existing", [True, False], ids=["existing-file", "new-file"])
 def test_into_another_engine_each_table_is_checked_as_it_is_read(
-        dbs: Databases, spools: Path, reader_role: str) -> None:
-    """Into SQLite every value is checked before anything is written; the check of a table
-    starts as soon as its read is written, while the next table is still read."""
+        dbs: Databases, spools: Path, reader_role: str, existing: bool) -> None:
+    """Into SQLite every value is checked; the check of a table starts as soon as its read is
+    written, while the next table is still read. Into an existing file, before anything is
+    written; into a file the copy makes, as the table loads (a refused value removes the
+    file: tests/test_checks_alongside.py)."""
     from dbcrate.transfer import iter_copy
 
     source = _two_tables(dbs)
     target = dbs.new("sqlite")
+    if existing:
+        run_sql(target, "CREATE TABLE mine (id integer)")
     gate = Gate(source, reader_role, 7_000_030)
-    checked_while_reading: list[bool] = []
+    seen_while_reading: list[bool] = []
     written_before_the_check: list[set[str]] = []
     events = iter_copy(_as(source, reader_role), target, DumpOptions(no_native_schema=True))
     try:
         while True:
             event = next(events)
-            if event.phase == "verify" and event.table == "a_small" and not checked_while_reading:
-                checked_while_reading.append(not gate.released.is_set())
-                written_before_the_check.append(tables(target))
+            if event.table != "a_small" or seen_while_reading:
+                continue
+            if (existing and event.phase == "verify") or \
+                    (not existing and event.phase == "data" and event.finished):
+                seen_while_reading.append(not gate.released.is_set())
+                written_before_the_check.append(tables(target) - {"dbcrate_journal"})
                 gate.release()
     except StopIteration as done:
         result = done.value
     finally:
         gate.close()
-    assert checked_while_reading == [True]
-    assert written_before_the_check == [set()]  # nothing in the target while checking
+    assert seen_while_reading == [True]
+    if existing:  # nothing in the target while checking
+        assert written_before_the_check == [{"mine"}]
+    else:  # loaded (and checked) while the next table was still read
+        assert written_before_the_check == [{"a_small"}]
+        assert result.report.plan["settings"]["checks_with_loads"] is True
     assert result.report.ok
-    assert snapshot(source) == snapshot(target)
+    assert snapshot(source) == snapshot(target, ["a_small", "z_big"])
 
 
 def test_a_table_a_migration_renames_is_copied_not_waited_for_forever(
