@@ -50,9 +50,13 @@ def capture_native(planned: DumpPlan, snapshot: Snapshot, options: DumpOptions,
                                        [snapshot.dialect.where(n) for n in selected], excluded,
                                        planned.schemas)
     except DRIVER_ERRORS as exc:
+        if not options.tolerate:  # (refused before any row is read)
+            raise db_error("capturing the native schema", exc) from None
         capture.failed(exc)
         return capture
     except DatabaseError as exc:
+        if not options.tolerate:
+            raise
         capture.failed(exc)
         return capture
     capture.start(finish)
