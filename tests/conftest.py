@@ -194,3 +194,19 @@ def run_cli(*argv: str) -> tuple[int, str, str]:
             code = exc.code
     return (0 if code is None else int(str(code))), out.getvalue(), err.getvalue()
 
+
+
+def failing_load_hook(table: str, message: str) -> str:
+    """A hooks file whose ``transform`` raises ``ValueError(message)`` on the second batch of
+    ``table`` that a restore's worker thread loads (the preflight, in the main thread, passes
+    every batch): a load that fails halfway, the earlier batches already sent."""
+    return f'''
+import threading
+seen = []
+def transform(table, batch):
+    if table == {table!r} and threading.current_thread().name.startswith("dbcrate-task"):
+        seen.append(batch.num_rows)
+        if len(seen) == 2:
+            raise ValueError({message!r})
+    return batch
+'''

@@ -20,7 +20,7 @@ from dbcrate.progress import Event
 from dbcrate.restore.run import iter_restore
 from dbcrate.transfer import iter_copy
 
-from conftest import Databases, rows, run_cli, run_sql
+from conftest import Databases, failing_load_hook, rows, run_cli, run_sql
 
 #: a value SQLite's NUMERIC cannot hold exactly (more than 15 significant digits)
 TOO_PRECISE = "1234567890123456789.12"
@@ -127,16 +127,7 @@ def test_a_copy_that_passes_is_the_same_rows(dbs: Databases, tmp_path: Path) -> 
 
 # the load of z fails on its second batch (in the restore's worker thread): the rest of its
 # rows are not read by the load, so the checks read them after the loads
-FAIL_ON_Z = '''
-import threading
-seen = []
-def transform(table, batch):
-    if table == "z" and threading.current_thread().name.startswith("dbcrate-task"):
-        seen.append(batch.num_rows)
-        if len(seen) == 2:
-            raise ValueError("stopped by the test's hook")
-    return batch
-'''
+FAIL_ON_Z = failing_load_hook("z", "stopped by the test's hook")
 
 
 def test_rows_a_failed_load_did_not_read_are_checked_after(dbs: Databases,

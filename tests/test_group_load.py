@@ -13,7 +13,7 @@ import dbcrate
 from dbcrate.restore import run as restore_run
 from dbcrate.restore.plan import LoadTables, NativeStep
 
-from conftest import Databases, rows, run_sql
+from conftest import Databases, failing_load_hook, rows, run_sql
 
 pytestmark = pytest.mark.postgresql
 
@@ -22,16 +22,7 @@ TABLES = ["t1", "t2", "t3", "t4"]
 # the second batch of t1 fails while its COPY runs (the server aborts the transaction: only
 # the rollback to the table's savepoint saves the group); the preflight transforms every batch
 # first, in the main thread: only the load fails
-FAIL_ON_T1 = '''
-import threading
-seen = []
-def transform(table, batch):
-    if table == "t1" and threading.current_thread().name.startswith("dbcrate-task"):
-        seen.append(batch.num_rows)
-        if len(seen) == 2:
-            raise ValueError("refused by the test's hook")
-    return batch
-'''
+FAIL_ON_T1 = failing_load_hook("t1", "refused by the test's hook")
 
 
 def _source(dbs: Databases) -> str:
