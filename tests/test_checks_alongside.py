@@ -17,7 +17,7 @@ import dbcrate
 from dbcrate.errors import NotPortable
 from dbcrate.options import RestoreOptions
 from dbcrate.progress import Event
-from dbcrate.restore.run import iter_restore
+from dbcrate.restore.run import iter_restore, plan
 from dbcrate.transfer import iter_copy
 
 from conftest import Databases, failing_load_hook, rows, run_cli, run_sql
@@ -71,7 +71,7 @@ def test_a_refused_value_removes_the_file_the_copy_made(dbs: Databases, tmp_path
     source = _source(dbs, refused=True)
     path = tmp_path / "new.db"
     events, refused = _refused(iter_copy(source, f"sqlite:///{path}", spool_dir=str(tmp_path)))
-    assert "z.n" in str(refused) and "nothing was written" in str(refused)
+    assert "z.n" in str(refused) and "this restore made was removed" in str(refused)
     # it did not wait for the checks: table a went in while z was checked, and is gone
     assert "a" in _loaded_tables(events)
     assert _sqlite_files(path) == []  # no database, no -journal beside it
@@ -107,10 +107,14 @@ def test_an_existing_file_is_checked_before_anything_is_written(dbs: Databases,
     events, _ = _refused(iter_restore(archive, f"sqlite:///{path}", RestoreOptions()))
     assert _loaded_tables(events) == []
     assert hashlib.sha256(path.read_bytes()).hexdigest() == before
-    code, out, err = run_cli("restore", str(archive), f"sqlite:///{path}", "--dry-run", "--json",
-                             "-T", "z")
+    # the plan says which: checks first into the user's file, with the loads into a new one
+    assert plan(archive, f"sqlite:///{path}").settings.checks_with_loads is False
+    new = tmp_path / "new.db"
+    assert plan(archive, f"sqlite:///{new}").settings.checks_with_loads is True
+    assert not new.exists()  # (planning made no file)
+    code, out, err = run_cli("plan", str(archive), f"sqlite:///{new}", "--json", "-T", "z")
     assert code == 0, err
-    assert json.loads(out)["plan"]["settings"]["checks_with_loads"] is False
+    assert json.loads(out)["plan"]["settings"]["checks_with_loads"] is True
 
 
 def test_a_copy_that_passes_is_the_same_rows(dbs: Databases, tmp_path: Path) -> None:
@@ -145,6 +149,13 @@ def test_rows_a_failed_load_did_not_read_are_checked_after(dbs: Databases,
         dbcrate.restore(archive, f"sqlite:///{path}", hooks=str(hooks))
     assert "z.n" in str(refused.value) and "id=60000" in str(refused.value)
     assert _sqlite_files(path) == []
+    # (the same hook on the same rows without the refused value: the load of z stops halfway)
+    run_sql(source, "UPDATE z SET n = 1.5 WHERE id = 60000")
+    fine = tmp_path / "fine.crate"
+    dbcrate.dump(source, fine)
+    report = dbcrate.restore(fine, f"sqlite:///{path}", hooks=str(hooks))
+    [z] = report.tables
+    assert z.status == "failed" and "stopped by the test's hook" in (z.error or "")
 
 
 def test_a_corrupt_member_refuses_the_restore_and_removes_the_file(dbs: Databases,
@@ -161,3 +172,64 @@ def test_a_corrupt_member_refuses_the_restore_and_removes_the_file(dbs: Database
     assert code == 6, err
     assert "checksum" in err.lower() or "sha-256" in err.lower()
     assert _sqlite_files(path) == []
+
+
+# after table a (whose second row SQLite cannot hold) was refused, the restore is interrupted
+# while z loads; a hook that would read the restored rows writes a mark
+INTERRUPT_ON_Z = '''
+import threading
+from pathlib import Path
+MARK = Path(__file__).with_name("hook-ran")
+def transform(table, batch):
+    if table == "z" and threading.current_thread().name.startswith("dbcrate-task"):
+        raise KeyboardInterrupt
+    return batch
+def update_schema_after_restore(connection, manifest):
+    MARK.write_text("ran")
+'''
+
+
+def test_a_refused_table_is_never_kept_even_when_the_restore_is_stopped(
+        dbs: Databases, tmp_path: Path) -> None:
+    source = dbs.new("postgresql")
+    run_sql(source, "CREATE TABLE a (id int PRIMARY KEY, n numeric(30, 2))",
+            f"INSERT INTO a VALUES (1, 1.5), (2, {TOO_PRECISE})",
+            "CREATE TABLE z (id int PRIMARY KEY, v text)", "INSERT INTO z VALUES (1, 'z')")
+    archive = tmp_path / "a.crate"
+    dbcrate.dump(source, archive)
+    hooks = tmp_path / "hooks.py"
+    hooks.write_text(INTERRUPT_ON_Z)
+    path = tmp_path / "new.db"
+    with pytest.raises(KeyboardInterrupt):
+        dbcrate.restore(archive, f"sqlite:///{path}", hooks=str(hooks), jobs=1)
+    assert _sqlite_files(path) == []  # a's refusal removed the file the restore made
+    # refused without an interrupt: the hook that runs after a restore does not run
+    hooks.write_text(INTERRUPT_ON_Z.replace("raise KeyboardInterrupt", "pass"))
+    with pytest.raises(NotPortable) as refused:
+        dbcrate.restore(archive, f"sqlite:///{path}", hooks=str(hooks))
+    assert "a.n" in str(refused.value)
+    assert not (tmp_path / "hook-ran").exists()
+    assert _sqlite_files(path) == []
+
+
+@pytest.mark.parametrize("refused", [True, False], ids=["after-a-refusal", "no-refusal"])
+def test_an_interrupted_copy_says_what_the_target_holds(dbs: Databases, tmp_path: Path,
+                                                        refused: bool) -> None:
+    source = dbs.new("postgresql")
+    value = TOO_PRECISE if refused else "2.5"
+    run_sql(source, "CREATE TABLE a (id int PRIMARY KEY, n numeric(30, 2))",
+            f"INSERT INTO a VALUES (1, 1.5), (2, {value})",
+            "CREATE TABLE z (id int PRIMARY KEY, v text)", "INSERT INTO z VALUES (1, 'z')")
+    path = tmp_path / "new.db"
+    gen = iter_copy(source, f"sqlite:///{path}", spool_dir=str(tmp_path))
+    for event in gen:  # Ctrl-C once table a's load has ended
+        if event.phase == "data" and event.finished and event.table == "a":
+            break
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        gen.throw(KeyboardInterrupt())
+    notes = " ".join(getattr(stopped.value, "__notes__", []))
+    if refused:  # a's refusal removed the file the copy made
+        assert "nothing was kept" in notes and _sqlite_files(path) == []
+    else:
+        assert "the target holds the 1 table copied before the read was interrupted (a)" in notes
+        assert rows(f"sqlite:///{path}", "SELECT count(*) FROM a") == [(2,)]

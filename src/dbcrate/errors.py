@@ -153,13 +153,13 @@ class NotPortable(DbcrateError):
             "restore into an engine that can hold them")
 
     def __init__(self, target: str, problems: list[Incompatibility],
-                 hint: str | None = None) -> None:
+                 hint: str | None = None, outcome: str = "nothing was written") -> None:
         self.problems = problems
         lines = "\n".join("  - " + p.describe() for p in problems[:50])
         extra = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
         super().__init__(
             f"{len(problems)} problem(s) prevent an exact restore into {target}; "
-            f"nothing was written:\n{lines}{extra}",
+            f"{outcome}:\n{lines}{extra}",
             hint=hint or self.HINT,
         )
 

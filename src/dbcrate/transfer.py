@@ -202,7 +202,11 @@ def _streamed(source: str, target: str, dump_options: DumpOptions,
         raise
     except BaseException as exc:  # Ctrl-C, or the caller gave up: the read stops now
         background.stop()
-        exc.add_note(_written_before(restored, native=False, stopped="was interrupted"))
+        from dbcrate.connect import new_sqlite_file
+
+        gone = new_sqlite_file(target) is not None  # (a file the restore made, then removed)
+        exc.add_note("the target file is not there: nothing was kept" if gone else
+                     _written_before(restored, native=False, stopped="read was interrupted"))
         raise
     finally:
         if background.archive is not None:  # (opened by the dump, even if not returned)
@@ -231,7 +235,11 @@ def _noting_restored(restore: Generator[Event, None, RestoreReport],
         if event.phase == "data" and event.finished and event.table \
                 and not event.description.startswith("Failed"):
             restored.append(event.table)
-        yield event
+        try:
+            yield event
+        except BaseException:  # thrown in here (Ctrl-C, the caller gave up): the restore
+            restore.close()  # ends now, its sessions and files settled, before the note
+            raise
 
 
 def _written_before(done: list[str], *, native: bool, stopped: str) -> str:

@@ -11,7 +11,7 @@ marks them optional: a role missing on the target is a warning, not a failure).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -64,16 +64,6 @@ class NativeSupport:
         are left out too. Tables are ``(schema, name)`` pairs (``schema`` None on an engine
         without schemas)."""
         raise NotImplementedError
-
-    def start_capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
-                      excluded: Sequence[TableRef],
-                      schemas: Sequence[str] = ()) -> Callable[[], NativeSchema]:
-        """:meth:`capture` in two steps: what needs ``conn`` (inside the snapshot, in the
-        caller's thread) now, refusing a missing or too old tool now; the rest in the returned
-        call, which may run in another thread while ``conn`` reads rows (an engine's tool that
-        reads the snapshot on a connection of its own). This default does it all now."""
-        schema = self.capture(conn, url, tables, excluded, schemas)
-        return lambda: schema
 
     def check(self, obj: NativeObject) -> None:
         """Refuse (:class:`~dbcrate.errors.ArchiveCorrupt`, exit 6) an object whose SQL is not

@@ -27,7 +27,6 @@ password file (``PGPASSFILE``, mode 0600 in a private temporary directory, remov
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import shutil
@@ -90,7 +89,6 @@ def find_tool(name: str, server_major: int | None = None) -> tuple[str, int]:
     return path, major
 
 
-@functools.lru_cache(maxsize=16)  # (asked before a capture starts and again as it runs)
 def _tool_major(path: str) -> int | None:
     try:
         out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import pglast
@@ -24,7 +24,6 @@ from sqlalchemy.engine import Connection
 
 from dbcrate.dialects.native import NativeSupport, Statement, TableRef
 from dbcrate.dialects.native_pg import capture as capture_schema
-from dbcrate.dialects.native_pg import find_tool
 from dbcrate.dialects.native_pg_guard import check_object, parsed
 from dbcrate.model.native import NativeObject, NativeSchema
 
@@ -83,20 +82,9 @@ class PgNative(NativeSupport):
         """pg_dump's schema sections of the dumped schemas (the default one when ``schemas``
         is empty), in the dump's own snapshot (an exported snapshot of the reading
         transaction), without the excluded tables."""
-        return self.start_capture(conn, url, tables, excluded, schemas)()
-
-    def start_capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
-                      excluded: Sequence[TableRef],
-                      schemas: Sequence[str] = ()) -> Callable[[], NativeSchema]:
-        """The snapshot exported and the schemas listed on ``conn``, pg_dump and pg_restore
-        found (or refused) now; pg_dump runs in the returned call, in the exported snapshot,
-        which stays valid while ``conn``'s transaction is open."""
         snapshot = str(conn.exec_driver_sql("SELECT pg_catalog.pg_export_snapshot()").scalar())
         if not re.fullmatch(r"[0-9A-F-]+", snapshot):
             raise ValueError(f"unexpected snapshot id {snapshot!r}")
-        server = int(conn.exec_driver_sql("SHOW server_version_num").scalar_one())
-        for tool in ("pg_dump", "pg_restore"):
-            find_tool(tool, server // 10000)
         # every other schema excluded, rather than -n for the dumped ones: with -n, pg_dump
         # leaves out the extensions the schemas' objects use (citext, pg_trgm ...)
         dumped = list(schemas) or [self.default_schema]
@@ -104,9 +92,8 @@ class PgNative(NativeSupport):
             "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname <> ALL(%(s)s) "
             "AND nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'",
             {"s": dumped}).scalars()]
-        return functools.partial(
-            capture_schema, url, schemas_exclude=[_pattern(n) for n in others],
-            snapshot=snapshot,
+        return capture_schema(
+            url, schemas_exclude=[_pattern(n) for n in others], snapshot=snapshot,
             exclude_tables=[f"{_pattern(schema or self.default_schema)}.{_pattern(name)}"
                             for schema, name in excluded])
 

@@ -175,10 +175,10 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
     ``seconds`` is left 0: the caller measures."""
     created = created or dt.datetime.now(dt.UTC)
     warnings: list[str] = []
-    # pg_dump runs while the rows are read; the archive is written as one that holds it
     native = capture_native(planned, snapshot, options, warnings)
     fmt = get_format(planned.data_format)
     manifest = _new_manifest(planned, created, BASE_FORMAT_VERSION, options)
+    manifest.native = native
     manifest.data_format = fmt.name
     manifest.tables = [TableEntry(schema=t) for t in planned.tables]
     # the oldest version that holds what this archive has: older readers still read it
@@ -192,8 +192,7 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
     manifest.format_version = version
     snapshot.share(planned.jobs)
     with _open_writer(output, created, version, options, fmt.name, planned) as writer:
-        if observer is not None:  # (a restore reading along plans from the native schema)
-            manifest.native = native.result() if native is not None else None
+        if observer is not None:
             observer.opened(manifest, writer, {
                 t.name: (planned.estimated_rows.get(t.name) or 0,
                          planned.estimated_bytes.get(t.name) or 0) for t in planned.tables})
@@ -205,8 +204,6 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
             manifest.storage = yield from _store_storages(planned, snapshot, writer, warnings)
             if isinstance(writer, ArchiveWriter) and writer.record_offsets:
                 _place_storage(manifest.storage, writer.offsets)
-        if native is not None and observer is None:
-            manifest.native = native.result()  # (before the snapshot ends: pg_dump reads it)
         snapshot.end()
         writer.commit(manifest)
     return DumpResult(str(output), manifest, 0.0, warnings)

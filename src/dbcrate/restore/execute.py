@@ -93,6 +93,8 @@ def execute(ctx: Execution) -> Iterator[Event]:
             _all_rolled_back(ctx)
     finally:
         runner.close_shared(ok)
+    if ctx.checks is not None:  # a refusal here: nothing after it runs, the caller removes
+        yield from ctx.checks.finish()  # the file (before a hook could read the rows)
     if ctx.hooks.update_schema_after_restore is not None and report.ok:
         with dialect.engine.begin() as conn:
             ctx.hooks.update_schema_after_restore(conn, ctx.arch.manifest)

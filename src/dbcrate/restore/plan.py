@@ -257,8 +257,9 @@ class Settings:
     #: every value is checked against the target before writing (not needed for a
     #: same-engine recreate without migrations: the types are the source's)
     check_values: bool
-    #: the values are checked while the rows load, not before (the target is a database file
-    #: this restore made: a refused value removes it whole, so the user's target is untouched)
+    #: the values are checked as the loads read the rows, not before (the target is a database
+    #: file this restore made: a refusal removes it whole, so the user's target is untouched;
+    #: a dry run, which writes nothing, checks first)
     checks_with_loads: bool
     #: several sessions may run at once (the engine allows it, and not one transaction)
     parallel: bool

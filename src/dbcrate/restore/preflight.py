@@ -73,21 +73,29 @@ def _check_sources(arch: Archive, plan: RestorePlan, dialect: Dialect,
             yield Event("verify", done, total, f"Check {source.name}", source.name, bytes=done)
 
 
+#: what a refusal made after the loads leaves: the file the restore made is removed
+REMOVED = "the database file this restore made was removed: nothing is left"
+
+
 class ChecksWithLoads:
     """The preflight's value checks made on the rows as the loads read them (a plan with
-    ``checks_with_loads``: into a database file the restore made, removed whole if a value is
-    refused), so that no table waits for the others' checks and no chunk is decoded twice.
+    ``checks_with_loads``: into a database file the restore made), so that no table waits for
+    the others' checks and no chunk is decoded twice.
 
     :meth:`passing` checks each batch on its way to the target (and each chunk's checksum
-    before it is decoded, with ``verify``); :meth:`finish`, after the loads, checks the tables
-    no load read to the end (a table that failed, or was not loaded) as the preflight does, and
-    raises :class:`NotPortable` with every problem found, as the preflight would have."""
+    before it is decoded, with ``verify``); a batch with a value the target cannot hold fails
+    its table's load (rolled back: no table is committed with a refused value) and sets
+    :attr:`refused`. :meth:`finish`, after the loads, checks every table no load read to the
+    end (a refused one, a failed one, one not loaded) as the preflight does, and raises
+    :class:`NotPortable` with every problem found, as the preflight would have. Whenever
+    :attr:`refused` is set, whatever stopped the restore, the caller removes the file."""
 
     def __init__(self, arch: Archive, plan: RestorePlan, dialect: Dialect) -> None:
         self._arch, self._plan, self._dialect = arch, plan, dialect
-        self._problems = ProblemCollector()
-        self._lock = threading.Lock()  # (loads on several sessions add problems at once)
+        self._lock = threading.Lock()  # (loads on several sessions at once)
         self._checked: set[str] = set()
+        #: a value was refused, or a check failed: the file must not be kept
+        self.refused = False
 
     @property
     def verify(self) -> bool:
@@ -100,22 +108,31 @@ class ChecksWithLoads:
         limits = _limits(self._plan, source)
         base = 0
         for batch in rows:
-            with self._lock:
-                _check_batch(self._plan, self._dialect, source, limits, batch, base,
-                             self._problems)
+            found = ProblemCollector()
+            _check_batch(self._plan, self._dialect, source, limits, batch, base, found)
+            refused = found.problems()
+            if refused:
+                self.refused = True
+                raise NotPortable(self._plan.target, refused, outcome=REMOVED)
             base += batch.num_rows
             yield batch
         with self._lock:
             self._checked.add(source.name)
 
-    def finish(self) -> None:
+    def finish(self) -> Iterator[Event]:
+        """The checks of the tables no load read to the end, an event per chunk; raises what
+        the preflight would have raised."""
         unread = [s for s in self._plan.sources if s.name not in self._checked]
-        for _chunk_checked in _check_sources(self._arch, self._plan, self._dialect, unread,
-                                             self._problems):
-            pass
-        refused = self._problems.problems()
+        problems = ProblemCollector()
+        try:
+            yield from _check_sources(self._arch, self._plan, self._dialect, unread, problems)
+        except Exception:  # a corrupt member, a source that could not be read (copy)
+            self.refused = True
+            raise
+        refused = problems.problems()
         if refused:
-            raise NotPortable(self._plan.target, refused)
+            self.refused = True
+            raise NotPortable(self._plan.target, refused, outcome=REMOVED)
 
 
 @dataclass(frozen=True)

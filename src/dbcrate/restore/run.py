@@ -17,8 +17,9 @@ Two modes (:attr:`RestoreOptions.mode`):
 
 Before anything is written, the preflight checks names, column mappings, every value against
 the target (exactness), and every member's SHA-256. ``dry_run`` stops there and reports the plan.
-Into a SQLite file the restore makes, the checks run while the rows load, and a refused value
-removes the file (the user had none, and has none again).
+Into a SQLite file the restore makes, the value checks are made on the rows as the loads read
+them: a table with a refused value is not committed, and the refusal removes the file (the user
+had none, and has none again).
 A journal table in the target records what is committed, in the same transactions, so
 ``resume`` continues a killed restore (:mod:`dbcrate.restore.journal`).
 
@@ -189,15 +190,16 @@ def _restore_tables(arch: Archive, url: str, options: RestoreOptions,
     hooks = load_hooks(options.hooks)
     sources, warnings = archive_sources(arch, options, hooks)
     engine, dialect, parsed = open_engine(url)
-    refused = False
+    checks: ChecksWithLoads | None = None
     try:
         plan = plan_restore(arch, options, dialect, public_url(parsed), sources, warnings,
                             new_target=created is not None)
         report = RestoreReport(plan.target, [TableResult(s.name) for s in plan.sources],
                                list(plan.warnings), mode=plan.mode, strict=options.strict,
                                plan=plan.to_dict())
-        checks = ChecksWithLoads(arch, plan, dialect) if plan.settings.checks_with_loads \
-            else None
+        # (a dry run checks first, as a restore into the user's file does: it writes nothing)
+        if plan.settings.checks_with_loads and not plan.settings.dry_run:
+            checks = ChecksWithLoads(arch, plan, dialect)
         ctx = Execution(arch, plan, dialect, Runner(dialect, plan.settings.single_transaction,
                                                     plan.archive_id), hooks, report, checks)
         describe_plan(plan, ctx.results)
@@ -214,11 +216,7 @@ def _restore_tables(arch: Archive, url: str, options: RestoreOptions,
             if plan.mode == "into-existing" and not plan.settings.clean:
                 report_conflicts(arch, plan, dialect, ctx.results)
             return report
-        yield from execute(ctx)
-        if checks is not None:
-            refused = True  # (unless the checks pass: then the file is the restore's result)
-            checks.finish()
-            refused = False
+        yield from execute(ctx)  # (with checks, their end: before the hooks and the journal's)
         yield Event("done", len(plan.sources), len(plan.sources), "Restore complete")
         return report
     except sa.exc.DBAPIError as exc:
@@ -230,7 +228,9 @@ def _restore_tables(arch: Archive, url: str, options: RestoreOptions,
         ) from None
     finally:
         engine.dispose()
-        if refused and created is not None:
+        # a value refused (or a check failed), even if the restore then stopped otherwise (an
+        # interrupt): the file this restore made goes; else what it committed was checked
+        if checks is not None and checks.refused and created is not None:
             discard_new_file(created)
 
 
@@ -266,7 +266,8 @@ def plan(
     engine, dialect, parsed = open_engine(url)
     try:
         sources, warnings = archive_sources(arch, options, load_hooks(options.hooks))
-        return plan_restore(arch, options, dialect, public_url(parsed), sources, warnings)
+        return plan_restore(arch, options, dialect, public_url(parsed), sources, warnings,
+                            new_target=created is not None)
     finally:
         engine.dispose()
         discard_if_empty(created)

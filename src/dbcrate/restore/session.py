@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from dbcrate.containers.archive import Archive
 from dbcrate.dialects import Dialect
 from dbcrate.hooks import Hooks
-from dbcrate.progress import Interrupts, TableProgress
+from dbcrate.progress import Event, Interrupts, TableProgress
 from dbcrate.restore import journal
 from dbcrate.restore.plan import RestorePlan, Source
 from dbcrate.restore.report import RestoreReport, TableResult
@@ -122,6 +122,8 @@ class RowChecks(Protocol):
 
     def passing(self, source: Source,
                 rows: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]: ...
+
+    def finish(self) -> Iterator[Event]: ...
 
 
 @dataclass
