@@ -81,13 +81,18 @@ def test_a_refused_value_removes_the_file_the_copy_made(dbs: Databases, tmp_path
     assert _sqlite_files(path) == []
 
 
-def test_a_refused_restore_into_a_new_file_leaves_none(dbs: Databases, tmp_path: Path) -> None:
+@pytest.mark.parametrize("options", [RestoreOptions(), RestoreOptions(exit_on_error=True),
+                                     RestoreOptions(single_transaction=True)],
+                         ids=["per-table", "exit-on-error", "single-transaction"])
+def test_a_refused_restore_into_a_new_file_leaves_none(dbs: Databases, tmp_path: Path,
+                                                       options: RestoreOptions) -> None:
     source = _source(dbs, refused=True)
     archive = tmp_path / "a.crate"
     dbcrate.dump(source, archive)
     path = tmp_path / "new.db"
-    events, _ = _refused(iter_restore(archive, f"sqlite:///{path}", RestoreOptions()))
+    events, refused = _refused(iter_restore(archive, f"sqlite:///{path}", options))
     assert "a" in _loaded_tables(events)  # loaded while z was checked, then removed
+    assert "z.n" in str(refused) and "id=2" in str(refused)
     assert _sqlite_files(path) == []
     # leaving the table out, the same archive restores
     report = dbcrate.restore(archive, f"sqlite:///{path}", exclude=["z"])
@@ -177,11 +182,17 @@ def test_a_corrupt_member_refuses_the_restore_and_removes_the_file(dbs: Database
 # after table a (whose second row SQLite cannot hold) was refused, the restore is interrupted
 # while z loads; a hook that would read the restored rows writes a mark
 INTERRUPT_ON_Z = '''
+import sqlite3
 import threading
 from pathlib import Path
 MARK = Path(__file__).with_name("hook-ran")
+SEEN = Path(__file__).with_name("a-seen")
 def transform(table, batch):
     if table == "z" and threading.current_thread().name.startswith("dbcrate-task"):
+        # what another reader of the file sees of a, refused before z loads
+        with sqlite3.connect(Path(__file__).with_name("new.db")) as db:
+            SEEN.write_text(str(db.execute("SELECT count(*) FROM sqlite_master "
+                                           "WHERE name = 'a'").fetchone()[0]))
         raise KeyboardInterrupt
     return batch
 def update_schema_after_restore(connection, manifest):
@@ -202,6 +213,7 @@ def test_a_refused_table_is_never_kept_even_when_the_restore_is_stopped(
     path = tmp_path / "new.db"
     with pytest.raises(KeyboardInterrupt):
         dbcrate.restore(archive, f"sqlite:///{path}", hooks=str(hooks), jobs=1)
+    assert (tmp_path / "a-seen").read_text() == "0"  # a was never committed (not even created)
     assert _sqlite_files(path) == []  # a's refusal removed the file the restore made
     # refused without an interrupt: the hook that runs after a restore does not run
     hooks.write_text(INTERRUPT_ON_Z.replace("raise KeyboardInterrupt", "pass"))

@@ -48,7 +48,7 @@ def test_unreadable_table_is_recorded_as_failed(dbs: Databases, tmp_path: Path) 
         assert "incomplete" in res.stderr and "secret" in res.stderr
         payload = json.loads(res.stdout)
         assert payload["complete"] is False and payload["failed"] == ["secret"]
-        # pg_dump (run while the rows are read) locks every table, secret too: said, not silent
+        # pg_dump locks every table, secret too: the native schema is not captured, and it says so
         assert any("native schema was not captured" in w and "secret" in w
                    for w in payload["warnings"]), payload["warnings"]
         with dbcrate.open_archive(archive) as a:

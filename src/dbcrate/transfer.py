@@ -237,8 +237,11 @@ def _noting_restored(restore: Generator[Event, None, RestoreReport],
             restored.append(event.table)
         try:
             yield event
-        except BaseException:  # thrown in here (Ctrl-C, the caller gave up): the restore
-            restore.close()  # ends now, its sessions and files settled, before the note
+        except BaseException as exc:  # thrown in here (Ctrl-C, the caller gave up): the
+            try:  # restore ends now, its sessions and files settled, before the note
+                restore.close()
+            except Exception as inner:  # (the first error is the one to report)
+                exc.add_note(f"ending the restore also failed: {inner}")
             raise
 
 

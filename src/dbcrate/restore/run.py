@@ -227,11 +227,13 @@ def _restore_tables(arch: Archive, url: str, options: RestoreOptions,
             hint="check the server and rerun; a restore with --resume skips the committed work",
         ) from None
     finally:
-        engine.dispose()
-        # a value refused (or a check failed), even if the restore then stopped otherwise (an
-        # interrupt): the file this restore made goes; else what it committed was checked
-        if checks is not None and checks.refused and created is not None:
-            discard_new_file(created)
+        try:
+            engine.dispose()
+        finally:
+            # a value refused (or a check failed), even if the restore then stopped otherwise
+            # (an interrupt): the file this restore made goes; else what it committed was checked
+            if checks is not None and checks.refused and created is not None:
+                discard_new_file(created)
 
 
 def _not_recreated(plan: RestorePlan, ctx: Execution) -> None:
