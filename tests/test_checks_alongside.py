@@ -245,3 +245,17 @@ def test_an_interrupted_copy_says_what_the_target_holds(dbs: Databases, tmp_path
     else:
         assert "the target holds the 1 table copied before the read was interrupted (a)" in notes
         assert rows(f"sqlite:///{path}", "SELECT count(*) FROM a") == [(2,)]
+
+
+def test_a_link_where_the_file_would_be_is_the_users(dbs: Databases, tmp_path: Path) -> None:
+    """A dangling symlink at the target's path is not a file the restore made: the checks come
+    first, and a refusal leaves the link where it was."""
+    source = _source(dbs, refused=True)
+    archive = tmp_path / "a.crate"
+    dbcrate.dump(source, archive)
+    (tmp_path / "elsewhere").mkdir()
+    link = tmp_path / "link.db"
+    link.symlink_to(tmp_path / "elsewhere" / "real.db")
+    events, _ = _refused(iter_restore(archive, f"sqlite:///{link}", RestoreOptions()))
+    assert _loaded_tables(events) == []  # checked before anything was written
+    assert link.is_symlink()

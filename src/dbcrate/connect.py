@@ -22,8 +22,9 @@ DEFAULT_DRIVERS = {
     "mariadb": "mariadb+pymysql",
 }
 __all__ = [
-    "CONNECT_TIMEOUT", "DEFAULT_DRIVERS", "create_database", "discard_if_empty", "discard_new_file",
-    "new_sqlite_file", "open_engine", "parse_url", "public_url",
+    "CONNECT_TIMEOUT", "DEFAULT_DRIVERS", "claim_new_sqlite_file", "create_database",
+    "discard_if_empty", "discard_new_file", "new_sqlite_file", "open_engine", "parse_url",
+    "public_url",
 ]
 
 
@@ -72,6 +73,23 @@ def new_sqlite_file(text: str) -> Path | None:
         return None
     path = dialect_class(url.get_backend_name()).database_file(url)
     return None if path is None or path.exists() else path
+
+
+def claim_new_sqlite_file(text: str) -> Path | None:
+    """:func:`new_sqlite_file`, made by this call (``O_CREAT | O_EXCL``, mode 0644 as SQLite
+    makes it, less the umask): a file another process made in between is not taken for one
+    this restore made (a refused restore removes the file it made). SQLite opens the empty
+    file as a new database."""
+    path = new_sqlite_file(text)
+    if path is None:
+        return None
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return None
+    except OSError:
+        return None  # (a directory that does not exist ...: opening the database says why)
+    return path
 
 
 def discard_if_empty(path: Path | None) -> None:

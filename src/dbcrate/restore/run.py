@@ -41,6 +41,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dbcrate.connect import (
+    claim_new_sqlite_file,
     create_database,
     discard_if_empty,
     discard_new_file,
@@ -175,7 +176,7 @@ def check_files(arch: Archive, storage: StorageManifest) -> dict[str, Any]:
 def _restore(arch: Archive, url: str, options: RestoreOptions) -> Generator[Event, None, RestoreReport]:
     if options.create:  # before anything connects to it (SQLite: the file is made below)
         create_database(url, clean=options.clean, dry_run=options.dry_run)
-    created = new_sqlite_file(url)
+    created = claim_new_sqlite_file(url)
     try:
         return (yield from _restore_tables(arch, url, options, created))
     finally:
