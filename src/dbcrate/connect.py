@@ -85,10 +85,8 @@ def claim_new_sqlite_file(text: str) -> Path | None:
         return None
     try:
         os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-    except FileExistsError:
+    except OSError:  # made meanwhile, or a link; or no such directory (opening says why)
         return None
-    except OSError:
-        return None  # (a directory that does not exist ...: opening the database says why)
     return path
 
 
