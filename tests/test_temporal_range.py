@@ -366,7 +366,7 @@ def test_every_postgresql_timestamp_round_trips_or_is_refused(pg: sa.Engine, ins
             assert any(t in exc.message for t in printed), exc.message
             return
         finally:
-            conn.exec_driver_sql("ROLLBACK")
+            dialect.end_snapshot(conn)
     assert all(us <= TS_MAX_FINITE for us in instants)
     archived = pa.Table.from_batches(batches).sort_by("id")
     assert archived["v"].cast(pa.int64()).to_pylist() == instants

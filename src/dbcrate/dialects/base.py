@@ -17,8 +17,8 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.sql import sqltypes
-from sqlalchemy.types import UserDefinedType
 
+from dbcrate.dialects.engine_types import SAFE_ENGINE_TYPE, RawType
 from dbcrate.dialects.naming import TableNaming
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.reflection import (
@@ -31,41 +31,6 @@ from dbcrate.dialects.reflection import (
 from dbcrate.model.logical import LogicalType
 from dbcrate.model.schema import Column, DefaultValue, Table
 
-#: an engine type spelled like this can be reused verbatim in DDL on the same engine; anything
-#: else (quotes, semicolons, enum labels ...) falls back to the logical type, so that an archive
-#: can never smuggle SQL into a CREATE TABLE. After the type name only these words may follow
-#: (a charset or collation name may follow CHARACTER SET / CHARSET / COLLATE).
-_TYPE_SHAPE = re.compile(
-    r"^[A-Za-z][A-Za-z0-9_]*( [A-Za-z][A-Za-z0-9_]*)*"
-    r"( ?\(\s*\d+\s*(,\s*\d+\s*)?\))?"
-    r"( [A-Za-z][A-Za-z0-9_]*)*(\[\])*$"
-)
-_TYPE_WORDS = {
-    "WITH", "WITHOUT", "TIME", "ZONE", "PRECISION", "VARYING", "UNSIGNED", "ZEROFILL",
-    "CHARACTER", "CHARSET", "SET", "COLLATE", "DOUBLE", "BINARY", "NATIONAL", "LARGE", "OBJECT",
-}
-
-
-class _SafeEngineType:
-    """``match(spelling)``: the spelling is a plain type name with its usual modifiers."""
-
-    def match(self, spelling: str) -> bool:
-        if not _TYPE_SHAPE.match(spelling):
-            return False
-        words = re.sub(r"\(.*?\)|\[\]", " ", spelling).split()
-        previous = ""
-        for word in words[1:]:
-            upper = word.upper()
-            if previous in ("SET", "CHARSET", "COLLATE") and re.fullmatch(r"[a-z0-9_]+", word):
-                previous = ""
-                continue
-            if upper not in _TYPE_WORDS:
-                return False
-            previous = upper
-        return True
-
-
-SAFE_ENGINE_TYPE = _SafeEngineType()
 _LITERAL_NUMBER = re.compile(r"^-?\d+(\.\d+)?$")
 #: seconds a connection to a server may take before it is given up
 CONNECT_TIMEOUT = 10
@@ -216,7 +181,12 @@ class Dialect(TableNaming):
         raise NotImplementedError
 
     def end_snapshot(self, conn: Connection) -> None:
+        self.close_readers(conn)
         conn.exec_driver_sql("ROLLBACK")
+
+    def close_readers(self, conn: Connection) -> None:
+        """Close what the reads opened beside ``conn`` (a driver's own connection in its
+        snapshot), not ``conn`` itself: safe after an error, with ``conn`` dead; idempotent."""
 
     def share_snapshot(self, leader: Connection, workers: list[Connection]) -> None:
         """Put every worker connection into the leader's snapshot (only if parallel_dump)."""
@@ -549,20 +519,6 @@ class Dialect(TableNaming):
     def table_exists(self, conn: Connection, name: str) -> bool:
         schema, own = self.where(name)
         return bool(sa.inspect(conn).has_table(own, schema=schema))
-
-
-class RawType(UserDefinedType):  # type: ignore[type-arg]
-    """A column type spelled exactly as the source engine spelled it (validated beforehand)."""
-
-    cache_ok = True
-
-    def __init__(self, spelling: str) -> None:
-        if not SAFE_ENGINE_TYPE.match(spelling):
-            raise ValueError(f"unsafe type spelling {spelling!r}")
-        self.spelling = spelling
-
-    def get_col_spec(self, **kw: Any) -> str:
-        return self.spelling
 
 
 def generic_logical_type(t: Any) -> LogicalType:

@@ -145,16 +145,12 @@ class MySQL(Dialect):
             conn.exec_driver_sql(stmt)
         # the rows are read by mysqlclient when it is installed: its connection opens its
         # snapshot now, and every row is read there (see mysql_fast)
-        self._close_reader(conn)
+        self.close_readers(conn)
         reader = FastReader.open(self.engine.url, _SNAPSHOT_STATEMENTS)
         if reader is not None:
             self._readers[_driver_connection(conn)] = reader
 
-    def end_snapshot(self, conn: Connection) -> None:
-        self._close_reader(conn)
-        super().end_snapshot(conn)
-
-    def _close_reader(self, conn: Connection) -> None:
+    def close_readers(self, conn: Connection) -> None:
         reader = self._readers.pop(_driver_connection(conn), None)
         if reader is not None:
             reader.close()
@@ -164,7 +160,7 @@ class MySQL(Dialect):
         # takes every worker to open its own consistent snapshot (what mydumper does); this
         # needs the RELOAD privilege. The mysqlclient readers open theirs inside the same
         # instant (begin_snapshot), so all rows of all connections are of one snapshot.
-        self._close_reader(leader)
+        self.close_readers(leader)
         leader.exec_driver_sql("ROLLBACK")
         try:
             leader.exec_driver_sql("FLUSH TABLES WITH READ LOCK")

@@ -23,7 +23,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.types import UserDefinedType
 
 from dbcrate.dialects import sqlitestage
-from dbcrate.dialects.base import Dialect, RawType
+from dbcrate.dialects.base import Dialect
+from dbcrate.dialects.engine_types import RawType
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.native_sqlite import SqliteNative, shadow_tables
 from dbcrate.dialects.pyvalues import (

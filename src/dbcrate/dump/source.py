@@ -90,6 +90,12 @@ class Snapshot:
         for conn in [self.conn, *self.workers]:
             self.dialect.end_snapshot(conn)
 
+    def close_readers(self) -> None:
+        """Close what the reads opened beside each connection (before they are dropped)."""
+        for conn in [self.conn, *self.workers]:
+            with contextlib.suppress(Exception):
+                self.dialect.close_readers(conn)
+
     def drop_workers(self) -> None:
         """Drop the worker connections without a rollback (they may be dead)."""
         for conn in self.workers:
@@ -114,7 +120,10 @@ def open_snapshot(url: str) -> Iterator[Snapshot]:
                 dialect.begin_snapshot(conn)
             except DRIVER_ERRORS as exc:
                 raise db_error("reading the source schema", exc) from None
-            yield snapshot
+            try:
+                yield snapshot
+            finally:  # ended already if all went well; after an error, before the drops
+                snapshot.close_readers()
     finally:
         if snapshot is not None:
             snapshot.drop_workers()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from dbcrate.containers.archive import Archive
 from dbcrate.dialects import Dialect, dialect_class, engine_family, engine_name
-from dbcrate.dialects.base import SAFE_ENGINE_TYPE
+from dbcrate.dialects.engine_types import SAFE_ENGINE_TYPE
 from dbcrate.dialects.reflection import quiet_reflection
 from dbcrate.errors import Incompatibility, NotPortable, TargetConflict, UnfinishedRestore, UsageError
 from dbcrate.model.native import NativeSchema
