@@ -148,8 +148,11 @@ class ArchiveWriter(ContainerWriter):
             tar_mode = "w:"
         self._closed = False
         try:
+            # members copied in 1 MiB reads, not tarfile's 16 KiB: each read and hash update
+            # releases the GIL, and taking it back waits behind the encoding threads
             self._tar = tarfile.open(  # type: ignore[call-overload]
-                fileobj=self._raw, mode=tar_mode, format=tarfile.PAX_FORMAT
+                fileobj=self._raw, mode=tar_mode, format=tarfile.PAX_FORMAT,
+                copybufsize=COPY_BUFFER,
             )
             marker: dict[str, Any] = {"format": FORMAT_NAME, "format_version": format_version}
             if sealer is not None:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from dbcrate.connect import JOURNAL_TABLE
 from dbcrate.dialects import engine_name
 from dbcrate.dump.plan import DumpPlan
 from dbcrate.dump.source import DRIVER_ERRORS, Snapshot, db_error
 from dbcrate.errors import DatabaseError, DbcrateError
 from dbcrate.model.native import NativeSchema
 from dbcrate.options import DumpOptions
-from dbcrate.restore.journal import JOURNAL_TABLE
 
 
 def capture_native(planned: DumpPlan, snapshot: Snapshot, options: DumpOptions,

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbcrate.connect import public_url
+from dbcrate.connect import JOURNAL_TABLE, public_url
 from dbcrate.dialects import Dialect, engine_name
 from dbcrate.dump.source import DRIVER_ERRORS, db_error, open_snapshot
 from dbcrate.errors import SourceValueError, UsageError
@@ -27,7 +27,6 @@ from dbcrate.model.manifest import Source
 from dbcrate.model.schema import Table
 from dbcrate.model.selection import select_tables
 from dbcrate.options import DumpOptions
-from dbcrate.restore.journal import JOURNAL_TABLE
 from dbcrate.storages.dump import StorageSpec, resolve_storages, storage_patterns, survey
 from dbcrate.storages.file_check import parse_file_column
 from dbcrate.storages.index import FileColumn
