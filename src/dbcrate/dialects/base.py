@@ -184,6 +184,11 @@ class Dialect(TableNaming):
         self.close_readers(conn)
         conn.exec_driver_sql("ROLLBACK")
 
+    def lock_for_reading(self, conn: Connection, tables: list[str]) -> None:
+        """Lock ``tables`` in ``conn``'s snapshot before any is read (nothing by default): on
+        an engine whose other sessions of the dump read too, a lock the first one holds keeps
+        an ``ALTER`` from coming between them."""
+
     def close_readers(self, conn: Connection) -> None:
         """Close what the reads opened beside ``conn`` (a driver's own connection in its
         snapshot), not ``conn`` itself: safe after an error, with ``conn`` dead; idempotent."""

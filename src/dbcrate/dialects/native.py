@@ -11,7 +11,7 @@ marks them optional: a role missing on the target is a warning, not a failure).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -54,6 +54,18 @@ class NativeSupport:
     #: transaction holding several loads is slower (SQLite keeps each load's staging file
     #: attached until the commit)
     group_small_loads: ClassVar[bool] = False
+
+    #: :meth:`capture_apart` does its work apart from ``conn`` (an engine tool run by
+    #: itself): a dump starts it while it plans, before any of its connections locks a table
+    captures_apart: ClassVar[bool] = False
+
+    def capture_apart(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
+                      excluded: Sequence[TableRef],
+                      schemas: Sequence[str] = ()) -> Callable[[], NativeSchema]:
+        """:meth:`capture` in two steps: what needs ``conn`` now, and the function that does
+        the rest without it (on another thread, while ``conn`` is used). By default all now."""
+        schema = self.capture(conn, url, tables, excluded, schemas)
+        return lambda: schema
 
     def capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
                 excluded: Sequence[TableRef], schemas: Sequence[str] = ()) -> NativeSchema:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import pglast
@@ -77,11 +77,19 @@ class PgNative(NativeSupport):
     def __init__(self, default_schema: str = "public") -> None:
         self.default_schema = default_schema
 
+    captures_apart: ClassVar[bool] = True
+
     def capture(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
                 excluded: Sequence[TableRef], schemas: Sequence[str] = ()) -> NativeSchema:
+        return self.capture_apart(conn, url, tables, excluded, schemas)()
+
+    def capture_apart(self, conn: Connection, url: sa.URL, tables: Sequence[TableRef],
+                      excluded: Sequence[TableRef],
+                      schemas: Sequence[str] = ()) -> Callable[[], NativeSchema]:
         """pg_dump's schema sections of the dumped schemas (the default one when ``schemas``
         is empty), in the dump's own snapshot (an exported snapshot of the reading
-        transaction), without the excluded tables."""
+        transaction), without the excluded tables: the snapshot and the schemas are read on
+        ``conn`` now, pg_dump runs in the function returned."""
         snapshot = str(conn.exec_driver_sql("SELECT pg_catalog.pg_export_snapshot()").scalar())
         if not re.fullmatch(r"[0-9A-F-]+", snapshot):
             raise ValueError(f"unexpected snapshot id {snapshot!r}")
@@ -92,8 +100,9 @@ class PgNative(NativeSupport):
             "SELECT nspname FROM pg_catalog.pg_namespace WHERE nspname <> ALL(%(s)s) "
             "AND nspname NOT LIKE 'pg\\_%%' AND nspname <> 'information_schema'",
             {"s": dumped}).scalars()]
-        return capture_schema(
-            url, schemas_exclude=[_pattern(n) for n in others], snapshot=snapshot,
+        return functools.partial(
+            capture_schema, url, schemas_exclude=[_pattern(n) for n in others],
+            snapshot=snapshot,
             exclude_tables=[f"{_pattern(schema or self.default_schema)}.{_pattern(name)}"
                             for schema, name in excluded])
 

@@ -45,7 +45,7 @@ import pyarrow.compute as pc
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import Connection
 
-from dbcrate.errors import SourceValueError
+from dbcrate.dialects.pg_csv import value_refused
 from dbcrate.model import values
 from dbcrate.model.schema import Column, Table
 
@@ -77,6 +77,15 @@ _BOUNDS = {
                     "'9999-12-31 23:59:59.999999+00'::timestamptz", pa.timestamp("us", tz="UTC")),
 }
 _PADDED = re.compile(r"(BPCHAR|CHAR|CHARACTER)\b(?!\s+VARYING)", re.IGNORECASE)
+#: the lock wait of a dump's sessions other than its leader: none, in effect. The leader holds
+#: every table's lock (``lock_for_reading``); another session's wait is behind an exclusive
+#: lock asked for since, which waits for the dump to end (pg_dump -j's NOWAIT)
+SIDE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '50ms'"
+#: what a read refused so (SQLSTATE 55P03) means, and what to do
+LOCK_REFUSED_HINT = (
+    "another session asked for an exclusive lock on the table (ALTER TABLE, TRUNCATE, VACUUM "
+    "FULL ...) after the dump locked it, and waits for the dump to end: a second session of "
+    "the dump cannot read it meanwhile; dump again when it is done, or with -j 1")
 #: the session of every connection reading a dump's rows: the text forms the CSV path parses
 SESSION = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'iso_8601'",
            "SET extra_float_digits = 3", "SET bytea_output = 'hex'", "SET client_encoding = 'UTF8'")
@@ -161,7 +170,9 @@ def read_batches(conn: Connection, table: Table, table_sql: str, quote: Callable
     except Exception as exc:
         reader.failed = True  # its transaction may be aborted: it is not used again
         sqlstate = getattr(exc, "sqlstate", None)
-        if sqlstate and not sqlstate.startswith("0A"):
+        # 55P03: a lock this session could not have at once (SIDE_LOCK_TIMEOUT), which the
+        # source connection holds: it reads the table
+        if sqlstate and not sqlstate.startswith("0A") and sqlstate != "55P03":
             # the server refused the read (no privilege, a lock timeout, a terminated session):
             # that is the table's error, as it would be through COPY CSV (which is not tried:
             # a DBA who terminates the dump's session stops the dump)
@@ -219,17 +230,6 @@ def as_driver_error(exc: BaseException, sqlstate: str | None) -> psycopg.Error:
     return cls((line.strip().splitlines() or [type(exc).__name__])[0])
 
 
-def value_refused(table: Table, col: Column, exc: Exception) -> SourceValueError:
-    """The error for a source value of ``col`` that the archive cannot hold exactly."""
-    hint = "fix the value or exclude the table with -T"
-    if col.type.kind in ("datetime", "timestamptz"):
-        # PostgreSQL accepts 30 more years (to 294276-12-31) than the archive's int64 can hold
-        hint = ("change the value (to 'infinity' if that is what it means) or exclude the "
-                "table with -T; docs/FORMAT.md, 'Dates and timestamps', gives the archive's range")
-    return SourceValueError(f"table {table.name!r}, column {col.name!r}: a value cannot be "
-                            f"stored exactly as {col.type.describe()} ({exc})", hint=hint)
-
-
 def _from_driver(arr: pa.Array, col: Column) -> pa.Array:
     kind = col.type.kind
     if kind == "binary":
@@ -277,7 +277,7 @@ def _reader(conn: Connection) -> _Reader | None:
         with side.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            for stmt in SESSION:
+            for stmt in (*SESSION, SIDE_LOCK_TIMEOUT):
                 cur.execute(stmt)
     except Exception:  # as above
         reader.failed = True

@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg import pq
 
+from dbcrate.dialects.pg_arrow import LOCK_REFUSED_HINT
 from dbcrate.errors import DatabaseError
 
 
@@ -35,9 +36,8 @@ def copy_out_blocks(raw: Any, sql: str, block_bytes: int,
         pgconn.send_query(sql.encode())
         res = _result(pgconn)
         if res is None or res.status != pq.ExecStatus.COPY_OUT:
-            message = res.error_message.decode(errors="replace") if res is not None else ""
             _drain(pgconn)
-            raise DatabaseError(f"COPY failed: {message.strip() or 'it did not start'}")
+            raise _failed("COPY failed", res, "it did not start")
         finished = False
         get = pgconn.get_copy_data
         try:
@@ -74,9 +74,7 @@ def copy_out_blocks(raw: Any, sql: str, block_bytes: int,
             final = _result(pgconn)
             _drain(pgconn)
         if final is not None and final.status != pq.ExecStatus.COMMAND_OK:
-            raise DatabaseError(
-                f"COPY failed: {final.error_message.decode(errors='replace').strip()}"
-            )
+            raise _failed("COPY failed", final, "")
 
 
 def _wait_readable(pgconn: Any) -> None:
@@ -110,6 +108,14 @@ def run_query(raw: Any, sql: str, params: list[bytes | None],
         res = _result(pgconn)
         _drain(pgconn)
     if res is None or res.status != pq.ExecStatus.TUPLES_OK:
-        message = res.error_message.decode(errors="replace") if res is not None else ""
-        raise DatabaseError(f"query failed: {message.strip() or 'no result'}")
+        raise _failed("query failed", res, "no result")
     return [tuple(res.get_value(r, c) for c in range(res.nfields)) for r in range(res.ntuples)]
+
+
+def _failed(what: str, res: Any, otherwise: str) -> DatabaseError:
+    """The error of a failed result (``otherwise`` when it says nothing); a lock the session
+    could not have at once (pg_arrow.SIDE_LOCK_TIMEOUT) says why and what to do."""
+    message = res.error_message.decode(errors="replace").strip() if res is not None else ""
+    sqlstate = res.error_field(pq.DiagnosticField.SQLSTATE) if res is not None else None
+    return DatabaseError(f"{what}: {message or otherwise}",
+                         hint=LOCK_REFUSED_HINT if sqlstate == b"55P03" else None)

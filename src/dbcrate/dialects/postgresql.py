@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from psycopg.copy import LibpqWriter
@@ -23,14 +22,13 @@ from sqlalchemy.dialects import postgresql as pg
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql import sqltypes
 
-from dbcrate.dialects import pg_arrow, pg_catalog, pg_large, pgbinary
+from dbcrate.dialects import pg_arrow, pg_catalog, pg_csv, pg_large, pgbinary
 from dbcrate.dialects.base import CONNECT_TIMEOUT, Dialect, generic_logical_type
 from dbcrate.dialects.native import NativeSupport
 from dbcrate.dialects.native_pg_restore import PgNative
 from dbcrate.dialects.pgcopy import copy_out_blocks
 from dbcrate.dialects.pieces import batch_pieces
 from dbcrate.errors import SourceValueError
-from dbcrate.model import values
 from dbcrate.model.logical import (
     DATE_NEG_INFINITY,
     DATE_POS_INFINITY,
@@ -44,21 +42,6 @@ from dbcrate.model.selection import select_names
 #: COPY text parsed at once by a dump: 2 MB, not 8, took 40-70 MB off the scale-1 dump's peak
 #: RSS with read-ahead, at the same speed (docs/PERFORMANCE.md, "Session 5")
 CSV_BLOCK_BYTES = 2 * 1024 * 1024
-# date32 days / timestamp micros of 0001-01-01 and 9999-12-31: inside this range Arrow's own
-# ISO formatting is what PostgreSQL reads back; outside it, values.format_pg_* is used
-_DAY_MIN, _DAY_MAX = values.days_from_civil(1, 1, 1), values.days_from_civil(9999, 12, 31)
-_US_MIN, _US_MAX = _DAY_MIN * values.US_PER_DAY, (_DAY_MAX + 1) * values.US_PER_DAY - 1
-
-_READ_TYPES: dict[str, pa.DataType] = {
-    "boolean": pa.bool_(),
-    "int8": pa.int16(),
-    "int16": pa.int16(),
-    "int32": pa.int32(),
-    "int64": pa.int64(),
-    "float32": pa.float32(),
-    "float64": pa.float64(),
-}
-
 
 #: maintenance_work_mem of a restore session (bytes), for the index builds after the load
 RESTORE_MAINTENANCE_WORK_MEM = 256 * 1024 * 1024
@@ -118,7 +101,20 @@ class PostgreSQL(Dialect):
         for conn in workers:
             self._begin(conn)
             conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            conn.exec_driver_sql(pg_arrow.SIDE_LOCK_TIMEOUT)
             pg_arrow.remember_snapshot(conn, snapshot)
+
+    def lock_for_reading(self, conn: Connection, tables: list[str]) -> None:
+        # as pg_dump: the leader locks every table it can read at once; the other sessions
+        # (-j workers, ADBC readers) wait for no lock (pg_arrow.SIDE_LOCK_TIMEOUT), since an
+        # ALTER queued behind the leader's lock waits for the dump to end
+        refs = [self.table_sql(name) for name in tables]
+        for i in range(0, len(refs), 500):
+            readable = [str(r) for r in conn.exec_driver_sql(
+                "SELECT t FROM unnest(%(t)s::text[]) t WHERE has_table_privilege(t, 'SELECT')",
+                {"t": refs[i:i + 500]}).scalars()]  # (a table it cannot read fails its read)
+            if readable:
+                conn.exec_driver_sql(f"LOCK TABLE ONLY {', '.join(readable)} IN ACCESS SHARE MODE")
 
     def engine_type_text(self, sa_type: Any) -> str:
         if isinstance(sa_type, pg.ENUM | pg.DOMAIN):
@@ -220,7 +216,7 @@ class PostgreSQL(Dialect):
             column_names=names, block_size=4 * CSV_BLOCK_BYTES, use_threads=False
         )
         parse_options = pacsv.ParseOptions(newlines_in_values=True)
-        convert_options = _csv_convert_options(names, table)
+        convert_options = pg_csv.convert_options(names, table)
 
         def convert(handed: list[bytes | bytearray]) -> Iterator[pa.RecordBatch]:
             block = handed.pop()
@@ -238,7 +234,7 @@ class PostgreSQL(Dialect):
             batches = parsed.to_batches()
             del parsed
             while batches:  # none held while the one converted from it is written
-                yield _from_csv_batch(batches.pop(0), table, schema)
+                yield pg_csv.from_csv_batch(batches.pop(0), table, schema)
 
         def copied(copy_sql: str) -> Iterator[pa.RecordBatch]:
             # Each COPY message is exactly one row, so blocks of whole messages are valid CSV
@@ -298,6 +294,8 @@ class PostgreSQL(Dialect):
         return f"COPY (SELECT {cols} FROM ONLY {target}{where}) TO STDOUT{options}"
 
     def failure_hint(self, exc: BaseException) -> str | None:
+        if getattr(getattr(exc, "orig", exc), "sqlstate", None) == "55P03":
+            return pg_arrow.LOCK_REFUSED_HINT
         diag = getattr(getattr(exc, "orig", exc), "diag", None)
         hint = getattr(diag, "message_hint", None)
         return str(hint) if hint else None
@@ -457,7 +455,7 @@ class PostgreSQL(Dialect):
             else:
                 options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
                 for batch in rest:
-                    arrays = [_to_pg_text(batch.column(i), c) for i, c in enumerate(table.columns)]
+                    arrays = [pg_csv.to_pg_text(batch.column(i), c) for i, c in enumerate(table.columns)]
                     out = pa.RecordBatch.from_arrays(arrays, names=[f"c{i}" for i in range(len(arrays))])
                     sink = io.BytesIO()
                     pacsv.write_csv(out, sink, write_options=options)
@@ -506,84 +504,6 @@ WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped
 """
 #: bytes of Arrow data encoded at once (the encoded rows are about as large)
 BINARY_PIECE_BYTES = 4 * 1024 * 1024
-
-
-def _csv_convert_options(names: list[str], table: Table) -> pacsv.ConvertOptions:
-    """How Arrow reads COPY's CSV of ``table`` (columns named ``names``): the columns of a
-    type Arrow parses as the server prints it typed, every other as text; an unquoted empty
-    field is NULL, a quoted one the empty string."""
-    return pacsv.ConvertOptions(
-        column_types={n: _READ_TYPES.get(c.type.kind, pa.string())
-                      for n, c in zip(names, table.columns)},
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-        null_values=[""],
-        true_values=["t"],
-        false_values=["f"],
-    )
-
-
-def _from_csv_batch(batch: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.RecordBatch:
-    """A batch as parsed from COPY's CSV into the table's Arrow schema.
-
-    :raises SourceValueError: a value the column's logical type cannot hold exactly.
-    """
-    arrays = []
-    for i, col in enumerate(table.columns):
-        try:
-            arrays.append(_from_pg_text(batch.column(i), col))
-        except (ValueError, pa.ArrowInvalid) as exc:
-            raise pg_arrow.value_refused(table, col, exc) from None
-    return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-
-def _from_pg_text(arr: pa.Array, col: Column) -> pa.Array:
-    """One CSV column as read by Arrow -> the archive encoding of the column's logical type."""
-    kind = col.type.kind
-    if kind == "int8":
-        return arr.cast(pa.int8())
-    if kind in _READ_TYPES:
-        return arr
-    if kind == "binary":
-        return values.hex_to_binary(arr)
-    if kind == "date":
-        return values.text_to_date(arr)
-    if kind in ("datetime", "timestamptz"):
-        return values.text_to_timestamp(arr, tz=kind == "timestamptz")
-    if kind == "time":
-        return values.text_to_time(arr)
-    if kind == "decimal":
-        return arr  # PostgreSQL prints numerics exactly (NaN/Infinity as words)
-    return arr  # string, json, uuid, other: the server's own text
-
-
-def _to_pg_text(arr: pa.Array, col: Column) -> pa.Array:
-    """An archive column -> something Arrow's CSV writer prints the way PostgreSQL reads it."""
-    kind = col.type.kind
-    if kind == "binary":
-        return values.binary_to_hex(arr)
-    if kind == "date":
-        ints = arr.cast(pa.int32())
-        lo_hi = pc.min_max(ints).as_py()
-        if lo_hi["min"] is not None and (lo_hi["min"] < _DAY_MIN or lo_hi["max"] > _DAY_MAX):
-            return pa.array(
-                [None if v is None else values.format_pg_date(v) for v in ints.to_pylist()],
-                pa.string(),
-            )
-        return arr
-    if kind == "time":
-        return pa.array(values.time_texts(arr), pa.string())
-    if kind in ("datetime", "timestamptz"):
-        ints = arr.cast(pa.int64())
-        lo_hi = pc.min_max(ints).as_py()
-        if lo_hi["min"] is not None and (lo_hi["min"] < _US_MIN or lo_hi["max"] > _US_MAX):
-            tz = kind == "timestamptz"
-            return pa.array(
-                [None if v is None else values.format_pg_timestamp(v, tz) for v in ints.to_pylist()],
-                pa.string(),
-            )
-        return arr
-    return arr
 
 
 # the sentinels are part of the archive encoding; keep the names referenced for readers

@@ -11,7 +11,7 @@ the same without writing anything (``dbcrate dump --check``); :meth:`DumpPlan.to
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,9 +156,12 @@ def storage_plan(options: DumpOptions) -> StoragePlan:
 
 def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpOptions,
               storage: StoragePlan | None = None,
-              storages: tuple[dict[str, Any], ...] = ()) -> DumpPlan:
+              storages: tuple[dict[str, Any], ...] = (), *,
+              before_locks: Callable[[list[Table], list[str]], None] | None = None) -> DumpPlan:
     """Reflect the selected tables (inside the snapshot already begun on ``conn``) and resolve
     ``options`` into the plan; big tables are split into key ranges when ``jobs > 1``.
+    ``before_locks(tables, schemas)`` is called once the tables are known, before ``conn``
+    locks any of them (reading a key range's bounds): the native schema's capture.
 
     :raises SourceValueError: a table or column named ``""``.
     :raises UsageError: a format of another engine's own rows (``pgcopy`` from MariaDB).
@@ -179,6 +182,10 @@ def plan_dump(conn: sa.Connection, dialect: Dialect, url: sa.URL, options: DumpO
             table.skipped.append(elsewhere[table.name])
     sizes = dialect.estimate_sizes(conn, [t.name for t in tables])
     estimates = {t.name: sizes[t.name][0] for t in tables}
+    if before_locks is not None:
+        before_locks(tables, schemas)
+    if not options.schema_only:
+        dialect.lock_for_reading(conn, [t.name for t in tables if t.name not in elsewhere])
     tasks = () if options.schema_only else _tasks(
         conn, dialect, [t for t in tables if t.name not in elsewhere], estimates, options,
         {t.name: n for n, t in enumerate(tables, start=1)})

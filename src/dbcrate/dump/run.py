@@ -30,7 +30,7 @@ from dbcrate.containers.writers import open_dump_writer
 from dbcrate.dialects import Dialect
 from dbcrate.dump.encode import EncodedChunk, Failed, close_chunks, encode_task, tolerant_task
 from dbcrate.dump.naming import default_name
-from dbcrate.dump.native import capture_native
+from dbcrate.dump.native import NativeCapture
 from dbcrate.dump.plan import (
     DumpPlan,
     DumpTask,
@@ -142,11 +142,16 @@ def iter_dump(
                                                 options, created)
     else:
         with open_snapshot(url) as snapshot:
-            planned = plan_in_snapshot(snapshot, options, storage)
-            yield Event("plan", 0, len(planned.tables), f"{len(planned.tables)} tables to dump",
-                        finished=True)
-            result = yield from run_plan(planned, snapshot, output, options, created,
-                                         observer=observer)
+            native = NativeCapture(snapshot, options)
+            try:
+                native.start()  # (pg_dump runs while the plan is made)
+                planned = plan_in_snapshot(snapshot, options, storage, native)
+                yield Event("plan", 0, len(planned.tables),
+                            f"{len(planned.tables)} tables to dump", finished=True)
+                result = yield from run_plan(planned, snapshot, output, options, created,
+                                             observer=observer, native=native)
+            finally:
+                native.close()
         yield Event("done", len(result.manifest.tables), len(result.manifest.tables),
                     "Dump complete", bytes=result.manifest.size)
     result.seconds = time.monotonic() - started
@@ -154,11 +159,14 @@ def iter_dump(
 
 
 def plan_in_snapshot(snapshot: Snapshot, options: DumpOptions,
-                     storage: StoragePlan | None = None) -> DumpPlan:
+                     storage: StoragePlan | None = None,
+                     native: NativeCapture | None = None) -> DumpPlan:
     """The plan, made inside ``snapshot``, whose worker connections are then opened for the
-    plan's jobs; its file columns checked against its tables."""
+    plan's jobs; its file columns checked against its tables. ``native`` is finished before
+    the plan locks a table."""
     try:
-        planned = plan_dump(snapshot.conn, snapshot.dialect, snapshot.url, options, storage)
+        planned = plan_dump(snapshot.conn, snapshot.dialect, snapshot.url, options, storage,
+                            before_locks=native.done if native is not None else None)
     except DRIVER_ERRORS as exc:
         raise db_error("reading the source schema", exc) from None
     snapshot.share(planned.jobs)
@@ -168,17 +176,21 @@ def plan_in_snapshot(snapshot: Snapshot, options: DumpOptions,
 
 def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[str],
              options: DumpOptions, created: dt.datetime | None = None, *,
-             observer: DumpObserver | None = None) -> Generator[Event, None, DumpResult]:
-    """Execute ``planned`` (made inside ``snapshot``, see :func:`plan_in_snapshot`) into the
+             observer: DumpObserver | None = None,
+             native: NativeCapture | None = None) -> Generator[Event, None, DumpResult]:
+    """Execute ``planned`` (made inside ``snapshot``, see :func:`plan_in_snapshot`, with the
+    native schema ``native`` captured there, or else here before any read) into the
     archive ``output``; ``options`` say how to write it (container kind, mode, overwrite,
     schema version). Ends the snapshot before the manifest is committed. The result's
     ``seconds`` is left 0: the caller measures."""
     created = created or dt.datetime.now(dt.UTC)
-    warnings: list[str] = []
-    native = capture_native(planned, snapshot, options, warnings)
+    if native is None:  # a plan made without it: captured now, before the reads lock
+        native = NativeCapture(snapshot, options)
+        native.done(list(planned.tables), list(planned.schemas))
+    warnings: list[str] = list(native.warnings)
     fmt = get_format(planned.data_format)
     manifest = _new_manifest(planned, created, BASE_FORMAT_VERSION, options)
-    manifest.native = native
+    manifest.native = native.schema
     manifest.data_format = fmt.name
     manifest.tables = [TableEntry(schema=t) for t in planned.tables]
     # the oldest version that holds what this archive has: older readers still read it
@@ -329,7 +341,7 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                         yield from _append_task(planned.tasks[number], futures[number],
                                                 number == last[planned.tasks[number].table.name],
                                                 entries, writer, manifest, fmt, warnings,
-                                                observer, progress)
+                                                observer, progress, snapshot.dialect)
             yield progress.end()
         except BaseException as exc:
             # Ctrl-C (or a caller that gave up): the reads stop now, not at their tables' end
@@ -358,11 +370,11 @@ def _appendable(tasks: tuple[DumpTask, ...], done: set[int], appended: set[int],
 def _append_task(task: DumpTask, future: Future[Any], last_part: bool,
                  entries: dict[str, TableEntry], writer: MemberSink, manifest: Manifest,
                  fmt: Any, warnings: list[str], observer: DumpObserver | None,
-                 progress: TableProgress) -> Iterator[Event]:
+                 progress: TableProgress, dialect: Dialect) -> Iterator[Event]:
     """Append one read task's chunks to its table (or record its failure under
     ``--tolerate``); the table's last events once its ``last_part`` is appended."""
     entry = entries[task.table.name]
-    encoded = _result_of(task, future)
+    encoded = _result_of(task, future, dialect)
     if isinstance(encoded, Failed):
         _record_failure(manifest, entry, encoded, warnings)
         if observer is not None:
@@ -388,12 +400,15 @@ def _dump_progress(planned: DumpPlan) -> TableProgress:
     return TableProgress("Dump table", "Dump (size estimated)", tables)
 
 
-def _result_of(task: DumpTask, future: Future[Any]) -> list[EncodedChunk] | Failed:
+def _result_of(task: DumpTask, future: Future[Any],
+               dialect: Dialect) -> list[EncodedChunk] | Failed:
     """The task's chunks, once read; a database failure names the table."""
     try:
         result: list[EncodedChunk] | Failed = future.result()
     except DRIVER_ERRORS as exc:
-        raise db_error(f"reading table {task.table.name!r}", exc) from None
+        failure = db_error(f"reading table {task.table.name!r}", exc)
+        failure.hint = dialect.failure_hint(exc)
+        raise failure from None
     except DatabaseError as exc:
         raise DatabaseError(f"the database failed while reading table {task.table.name!r}: "
                             f"{exc.message}", hint=exc.hint) from None

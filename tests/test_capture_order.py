@@ -1,0 +1,100 @@
+"""The native schema is captured before the dump's own connections lock a table.
+
+pg_dump locks every table it dumps. Were the dump's transaction to hold a table's lock first
+(the bounds of a key range, read while planning), an ``ALTER TABLE`` from another session would
+queue behind it and pg_dump's lock behind the ``ALTER``, while the dump waited for pg_dump: a
+wait no server detects. The capture now starts with the snapshot and the plan waits for it
+before its first lock (dump/native.py)."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from tests.archive_tools import manifest_of, read_members
+from tests.conftest import Databases, engine_of, rows, run_cli, run_sql
+
+from dbcrate.dialects.postgresql import PostgreSQL
+
+# (dbcrate.dump, the attribute, is the dump function)
+native_capture = importlib.import_module("dbcrate.dump.native")
+
+
+def _source(dbs: Databases) -> str:
+    src = dbs.new("postgresql")
+    run_sql(src, "CREATE TABLE big (id integer PRIMARY KEY, v text)",
+            "INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g",
+            "CREATE TABLE small (id integer PRIMARY KEY)",
+            "ANALYZE")
+    return src
+
+
+@pytest.mark.parametrize(("jobs", "filtered"), [(1, False), (1, True), (2, False)])
+def test_an_alter_waiting_on_the_dump_does_not_hang_it(dbs: Databases, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       jobs: int, filtered: bool) -> None:
+    """Once the dump holds its locks (its leader locks every table it reads, after the
+    capture), another session's ``ALTER TABLE big`` waits behind them. With one connection
+    the dump completes with the native schema (its ADBC reader, which may not wait for a lock,
+    leaves the table to the leader's COPY); with -j 2 a worker may not wait either, and the dump
+    fails at once naming the lock, as pg_dump -j does: never a hang. The ALTER runs after."""
+    src = _source(dbs)
+    monkeypatch.setattr(PostgreSQL, "arrow_reader_min_bytes", 0)
+    altered: dict[str, Any] = {}
+    real = PostgreSQL.lock_for_reading
+
+    def alter() -> None:
+        eng = engine_of(src)
+        try:
+            with eng.connect() as conn:
+                conn.exec_driver_sql("SET lock_timeout = '20s'")
+                conn.exec_driver_sql("ALTER TABLE big ADD COLUMN x integer")
+                altered["at"] = time.monotonic()
+        except sa.exc.DBAPIError as exc:
+            altered["error"] = str(exc)
+        finally:
+            eng.dispose()
+
+    def lock_for_reading(self: PostgreSQL, conn: sa.Connection, tables: list[str]) -> None:
+        real(self, conn, tables)  # the dump now holds big's lock
+        altered["thread"] = threading.Thread(target=alter)
+        altered["thread"].start()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not rows(
+                src, "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() "
+                     "AND wait_event_type = 'Lock' AND starts_with(query, 'ALTER TABLE big')"):
+            time.sleep(0.02)
+
+    monkeypatch.setattr(PostgreSQL, "lock_for_reading", lock_for_reading)
+    early: list[bool] = []
+    real_done = native_capture.NativeCapture.done
+
+    def done(self: native_capture.NativeCapture, *args: Any) -> None:
+        early.append(self._early is not None)
+        real_done(self, *args)
+
+    monkeypatch.setattr(native_capture.NativeCapture, "done", done)
+    archive = tmp_path / "a.dbcrate"
+    extra = ["-T", "small"] if filtered else []
+    started = time.monotonic()
+    code, _, err = run_cli("dump", src, str(archive), "-j", str(jobs), "--chunk-rows", "10000",
+                           "--no-progress", *extra)
+    finished = time.monotonic()
+    altered["thread"].join(30)
+    assert early == [not filtered]
+    assert "error" not in altered, altered  # the ALTER was not kept waiting 20 s
+    assert altered["at"] >= finished - 0.5 and finished - started < 15
+    if jobs == 2:
+        message = " ".join(err.split())
+        assert code == 13 and "lock timeout" in message and "with -j 1" in message, err
+        assert not archive.exists()
+        return
+    assert code == 0, err
+    native = manifest_of(read_members(archive))["native"]
+    assert any("CREATE TABLE public.big" in o["sql"] for o in native["objects"])
+    assert rows(src, "SELECT count(*) FROM big") == [(50000,)]
