@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import re
+import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -77,6 +78,13 @@ _BOUNDS = {
                     "'9999-12-31 23:59:59.999999+00'::timestamptz", pa.timestamp("us", tz="UTC")),
 }
 _PADDED = re.compile(r"(BPCHAR|CHAR|CHARACTER)\b(?!\s+VARYING)", re.IGNORECASE)
+#: engine types whose cast to text is their output function (what COPY prints): other casts
+#: are not (inet's drops nothing COPY drops, xml's skips xml_out, bpchar's trims), so every
+#: other type is printed with format('%s'), which calls the output function
+_CAST_IS_OUTPUT = re.compile(
+    r"(TEXT|VARCHAR(\(\d+\))?|CHARACTER VARYING(\(\d+\))?|NUMERIC(\(\d+(, ?\d+)?\))?|JSONB?"
+    r"|UUID|TIME( WITHOUT TIME ZONE)?(\(\d\))?)", re.IGNORECASE)
+MAX_SELECT_ENTRIES = 1664
 #: the lock wait of a dump's sessions other than its leader: none, in effect. The leader holds
 #: every table's lock (``lock_for_reading``); another session's wait is behind an exclusive
 #: lock asked for since, which waits for the dump to end (pg_dump -j's NOWAIT)
@@ -87,31 +95,48 @@ LOCK_REFUSED_HINT = (
     "FULL ...) after the dump locked it, and waits for the dump to end: a second session of "
     "the dump cannot read it meanwhile; dump again when it is done, or with -j 1")
 #: the session of every connection reading a dump's rows: the text forms the CSV path parses
+#: and, as pg_dump's: no statement timeout (a big table's read is one statement) and no idle
+#: timeout (the leader idles in its transaction while its ADBC reader reads)
 SESSION = ("SET TIME ZONE 'UTC'", "SET DateStyle = 'ISO, YMD'", "SET IntervalStyle = 'iso_8601'",
-           "SET extra_float_digits = 3", "SET bytea_output = 'hex'", "SET client_encoding = 'UTF8'")
+           "SET extra_float_digits = 3", "SET bytea_output = 'hex'", "SET client_encoding = 'UTF8'",
+           "SET statement_timeout = 0", "SET idle_in_transaction_session_timeout = 0")
 
 
 @dataclass
 class _Reader:
-    """An ADBC connection in a source connection's snapshot; ``cursor`` is the one reading."""
+    """An ADBC connection in a source connection's snapshot; ``cursor`` is the one reading.
+    ``lock`` keeps a cancel and the cursor's close apart (ADBC's cancel may run beside a
+    read, not beside a close)."""
 
     conn: Any
     cursor: Any = None
     failed: bool = False
     closed: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def cancel(self) -> None:
-        with contextlib.suppress(Exception):
-            if self.cursor is not None:
-                self.cursor.adbc_cancel()
+        """Cancel the read, on a thread of its own: ADBC's cancel has no timeout (a server
+        that does not answer would hold Ctrl-C)."""
+
+        def cancel() -> None:
+            with self.lock, contextlib.suppress(Exception):
+                if self.cursor is not None:
+                    self.cursor.adbc_cancel()
+
+        threading.Thread(target=cancel, name="dbcrate-adbc-cancel", daemon=True).start()
+
+    def close_cursor(self) -> None:
+        with self.lock:
+            cur, self.cursor = self.cursor, None
+            with contextlib.suppress(Exception):
+                if cur is not None:
+                    cur.close()
 
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        with contextlib.suppress(Exception):
-            if self.cursor is not None:
-                self.cursor.close()
+        self.close_cursor()
         with contextlib.suppress(Exception):
             self.conn.close()  # its transaction ends with the session
 
@@ -140,11 +165,13 @@ def plan_columns(table: Table, quote: Callable[[str], str]) -> tuple[list[str], 
             exprs.append(name)
             types.append(pa.string())
         elif kind in _TEXT and not col.engine_type.startswith("domain:"):
-            exprs.append(f"{name}::text")
+            exprs.append(f"{name}::text" if _CAST_IS_OUTPUT.fullmatch(col.engine_type)
+                         else f"CASE WHEN {name} IS NULL THEN NULL ELSE format('%s', {name}) END")
             types.append(pa.string())
         else:
             return None
-    return exprs, types
+    # PostgreSQL's limit on a select list's entries (a date or timestamp takes two)
+    return (exprs, types) if len(exprs) <= MAX_SELECT_ENTRIES else None
 
 
 def read_batches(conn: Connection, table: Table, table_sql: str, quote: Callable[[str], str],
@@ -156,6 +183,7 @@ def read_batches(conn: Connection, table: Table, table_sql: str, quote: Callable
     reader = _reader(conn) if planned is not None and table.columns else None
     if reader is None or planned is None:
         return None
+    assert _adbc is not None
     exprs, types = planned
     sql = f"SELECT {', '.join(exprs)} FROM ONLY {table_sql}{where}"
     try:
@@ -169,15 +197,16 @@ def read_batches(conn: Connection, table: Table, table_sql: str, quote: Callable
             raise TypeError(f"ADBC typed {table.name!r} as {stream.schema.types}")
     except Exception as exc:
         reader.failed = True  # its transaction may be aborted: it is not used again
-        sqlstate = getattr(exc, "sqlstate", None)
-        # 55P03: a lock this session could not have at once (SIDE_LOCK_TIMEOUT), which the
-        # source connection holds: it reads the table
-        if sqlstate and not sqlstate.startswith("0A") and sqlstate != "55P03":
-            # the server refused the read (no privilege, a lock timeout, a terminated session):
-            # that is the table's error, as it would be through COPY CSV (which is not tried:
-            # a DBA who terminates the dump's session stops the dump)
-            raise as_driver_error(exc, sqlstate) from None
-        return None  # what the driver cannot do (a type, a feature): the CSV path reads
+        sqlstate = getattr(exc, "sqlstate", None) or ""
+        # what the driver cannot do (a type, a feature), or a lock this session may not wait
+        # for (SIDE_LOCK_TIMEOUT) and the source connection holds: the CSV path reads
+        if isinstance(exc, TypeError | _adbc.NotSupportedError) or sqlstate.startswith("0A") \
+                or sqlstate == "55P03":
+            return None
+        # the server refused the read or the session is gone (no privilege, a terminated
+        # session): the table's error, as through COPY CSV (not tried: a DBA who terminates
+        # a session of the dump stops the dump)
+        raise as_driver_error(exc, sqlstate or None) from None
     return _converted(reader, cur, stream, table)
 
 
@@ -194,9 +223,7 @@ def _converted(reader: _Reader, cur: Any, stream: pa.RecordBatchReader,
         reader.failed = True
         raise as_driver_error(exc, None) from None
     finally:
-        reader.cursor = None
-        with contextlib.suppress(Exception):
-            cur.close()
+        reader.close_cursor()
 
 
 def _to_archive(batch: pa.RecordBatch, table: Table, schema: pa.Schema) -> pa.RecordBatch:
@@ -232,6 +259,10 @@ def as_driver_error(exc: BaseException, sqlstate: str | None) -> psycopg.Error:
 
 def _from_driver(arr: pa.Array, col: Column) -> pa.Array:
     kind = col.type.kind
+    if kind in ("float32", "float64") and pc.any(pc.is_nan(arr)).as_py():
+        # binary COPY keeps a NaN's sign and payload as stored; COPY CSV prints "NaN", which
+        # reads back as the canonical NaN: the archive holds that one, whichever path reads
+        return pc.if_else(pc.is_nan(arr), pa.scalar(float("nan"), arr.type), arr)
     if kind == "binary":
         return arr.cast(pa.large_binary())
     if kind == "time":
@@ -264,8 +295,15 @@ def _reader(conn: Connection) -> _Reader | None:
     raw = conn.connection.driver_connection
     assert raw is not None
     try:
-        dsn = make_conninfo(raw.info.dsn, **({"password": raw.info.password}
-                                             if raw.info.password else {}))
+        # never a weaker channel than the dump's own: TLS if it has TLS; none where it is
+        # GSSAPI-encrypted (the driver's libpq has no GSSAPI)
+        if conn.exec_driver_sql("SELECT encrypted FROM pg_stat_gssapi "
+                                "WHERE pid = pg_backend_pid()").scalar():
+            raise ValueError("a GSSAPI-encrypted session")
+        tls = {"sslmode": "require"} if raw.pgconn.ssl_in_use and \
+            raw.info.get_parameters().get("sslmode") not in ("verify-ca", "verify-full") else {}
+        dsn = make_conninfo(raw.info.dsn, **tls, **({"password": raw.info.password}
+                                                    if raw.info.password else {}))
         side = _adbc.connect(dsn, autocommit=False)
     except Exception:  # the CSV path reads instead
         conn.info[_KEY] = _Reader(None, failed=True)
@@ -293,9 +331,9 @@ def remember_snapshot(conn: Connection, snapshot: str) -> None:
     conn.info[_SNAPSHOT_KEY] = snapshot
 
 
-def snapshot_of(conn: Connection) -> str:
-    """The snapshot id noted for ``conn`` (:func:`remember_snapshot`)."""
-    snapshot: str = conn.info[_SNAPSHOT_KEY]
+def snapshot_of(conn: Connection) -> str | None:
+    """The snapshot id noted for ``conn`` (:func:`remember_snapshot`), if one was."""
+    snapshot: str | None = conn.info.get(_SNAPSHOT_KEY)
     return snapshot
 
 

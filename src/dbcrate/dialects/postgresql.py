@@ -82,9 +82,15 @@ class PostgreSQL(Dialect):
     def begin_snapshot(self, conn: Connection) -> None:
         self._begin(conn)
         # exported at once, at the top level (the server exports none from the savepoint of a
-        # tolerated table's read): the -j workers and the ADBC readers join it
-        pg_arrow.remember_snapshot(
-            conn, str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()))
+        # tolerated table's read): the -j workers and the ADBC readers join it. A server that
+        # exports none (a pooler, a replica of another make) is read by this connection alone
+        try:
+            snapshot = str(conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
+        except sa.exc.DBAPIError:
+            conn.exec_driver_sql("ROLLBACK")
+            self._begin(conn)
+            return
+        pg_arrow.remember_snapshot(conn, snapshot)
 
     def _begin(self, conn: Connection) -> None:
         for stmt in (*pg_arrow.SESSION, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"):
@@ -97,7 +103,8 @@ class PostgreSQL(Dialect):
         return str(conn.exec_driver_sql("SHOW server_version").scalar())
 
     def share_snapshot(self, leader: Connection, workers: list[Connection]) -> None:
-        snapshot = pg_arrow.snapshot_of(leader)
+        snapshot = pg_arrow.snapshot_of(leader) or str(  # (the server's error if it has none)
+            leader.exec_driver_sql("SELECT pg_export_snapshot()").scalar())
         for conn in workers:
             self._begin(conn)
             conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
