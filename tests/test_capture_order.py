@@ -25,15 +25,6 @@ from dbcrate.dialects.postgresql import PostgreSQL
 native_capture = importlib.import_module("dbcrate.dump.native")
 
 
-def _source(dbs: Databases) -> str:
-    src = dbs.new("postgresql")
-    run_sql(src, "CREATE TABLE big (id integer PRIMARY KEY, v text)",
-            "INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g",
-            "CREATE TABLE small (id integer PRIMARY KEY)",
-            "ANALYZE")
-    return src
-
-
 @pytest.mark.parametrize(("jobs", "filtered"), [(1, False), (1, True), (2, False)])
 def test_an_alter_waiting_on_the_dump_does_not_hang_it(dbs: Databases, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch,
@@ -43,7 +34,9 @@ def test_an_alter_waiting_on_the_dump_does_not_hang_it(dbs: Databases, tmp_path:
     the dump completes with the native schema (its ADBC reader, which may not wait for a lock,
     leaves the table to the leader's COPY); with -j 2 a worker may not wait either, and the dump
     fails at once naming the lock, as pg_dump -j does: never a hang. The ALTER runs after."""
-    src = _source(dbs)
+    src = dbs.new("postgresql")  # big: 50,000 rows, split in 5 key ranges with -j 2
+    run_sql(src, "CREATE TABLE big (id integer PRIMARY KEY, v text)", "CREATE TABLE small (id int)",
+            "INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g", "ANALYZE")
     monkeypatch.setattr(PostgreSQL, "arrow_reader_min_bytes", 0)
     altered: dict[str, Any] = {}
     real = PostgreSQL.lock_for_reading
