@@ -25,6 +25,8 @@ from sqlalchemy.engine import Connection
 from dbcrate.dialects.native import NativeSupport, Statement, TableRef
 from dbcrate.dialects.native_pg import capture as capture_schema
 from dbcrate.dialects.native_pg_guard import check_object, parsed
+from dbcrate.dialects.pg_arrow import snapshot_of
+from dbcrate.errors import DatabaseError
 from dbcrate.model.native import NativeObject, NativeSchema
 
 #: the catalog query that finds an existing object of a kind and names it for DROP (schema and
@@ -90,9 +92,12 @@ class PgNative(NativeSupport):
         is empty), in the dump's own snapshot (an exported snapshot of the reading
         transaction), without the excluded tables: the snapshot and the schemas are read on
         ``conn`` now, pg_dump runs in the function returned."""
-        snapshot = str(conn.exec_driver_sql("SELECT pg_catalog.pg_export_snapshot()").scalar())
-        if not re.fullmatch(r"[0-9A-F-]+", snapshot):
-            raise ValueError(f"unexpected snapshot id {snapshot!r}")
+        # the snapshot the dump's begin_snapshot exported: none is exported here, so that a
+        # server that exports none is told so before anything runs on ``conn``
+        snapshot = snapshot_of(conn)
+        if snapshot is None:
+            raise DatabaseError("the server exported no snapshot for pg_dump to read in",
+                                hint="dump with --no-native-schema (and -j 1)")
         # every other schema excluded, rather than -n for the dumped ones: with -n, pg_dump
         # leaves out the extensions the schemas' objects use (citext, pg_trgm ...)
         dumped = list(schemas) or [self.default_schema]

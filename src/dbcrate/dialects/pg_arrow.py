@@ -85,10 +85,12 @@ _CAST_IS_OUTPUT = re.compile(
     r"(TEXT|VARCHAR(\(\d+\))?|CHARACTER VARYING(\(\d+\))?|NUMERIC(\(\d+(, ?\d+)?\))?|JSONB?"
     r"|UUID|TIME( WITHOUT TIME ZONE)?(\(\d\))?)", re.IGNORECASE)
 MAX_SELECT_ENTRIES = 1664
-#: the lock wait of a dump's sessions other than its leader: none, in effect. The leader holds
-#: every table's lock (``lock_for_reading``); another session's wait is behind an exclusive
-#: lock asked for since, which waits for the dump to end (pg_dump -j's NOWAIT)
-SIDE_LOCK_TIMEOUT = "SET LOCAL lock_timeout = '50ms'"
+#: a table's lock as a session other than the dump's leader takes it before reading: at once
+#: or not at all. The leader holds every table's lock (``lock_for_reading``); another session
+#: would wait only behind an exclusive lock asked for since, which waits for the dump to end
+#: (pg_dump -j's workers take theirs so). Index locks are waited for as usual.
+SIDE_LOCK = "LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT"
+_SIDE_KEY = "dbcrate.pg_side"
 #: what a read refused so (SQLSTATE 55P03) means, and what to do
 LOCK_REFUSED_HINT = (
     "another session asked for an exclusive lock on the table (ALTER TABLE, TRUNCATE, VACUUM "
@@ -126,11 +128,16 @@ class _Reader:
         threading.Thread(target=cancel, name="dbcrate-adbc-cancel", daemon=True).start()
 
     def close_cursor(self) -> None:
-        with self.lock:
+        # not after a cancel that hangs (a server that does not answer): the cursor is left
+        if not self.lock.acquire(timeout=2):
+            return
+        try:
             cur, self.cursor = self.cursor, None
             with contextlib.suppress(Exception):
                 if cur is not None:
                     cur.close()
+        finally:
+            self.lock.release()
 
     def close(self) -> None:
         if self.closed:
@@ -188,9 +195,10 @@ def read_batches(conn: Connection, table: Table, table_sql: str, quote: Callable
     sql = f"SELECT {', '.join(exprs)} FROM ONLY {table_sql}{where}"
     try:
         cur = reader.conn.cursor()
+        reader.cursor = cur
+        cur.execute(SIDE_LOCK.format(table_sql))
         cur.adbc_statement.set_options(
             **{"adbc.postgresql.batch_size_hint_bytes": str(BATCH_HINT_BYTES)})
-        reader.cursor = cur
         cur.execute(sql)
         stream = cur.fetch_record_batch()
         if stream.schema.types != types:
@@ -199,7 +207,7 @@ def read_batches(conn: Connection, table: Table, table_sql: str, quote: Callable
         reader.failed = True  # its transaction may be aborted: it is not used again
         sqlstate = getattr(exc, "sqlstate", None) or ""
         # what the driver cannot do (a type, a feature), or a lock this session may not wait
-        # for (SIDE_LOCK_TIMEOUT) and the source connection holds: the CSV path reads
+        # for (SIDE_LOCK) and the source connection holds: the CSV path reads
         if isinstance(exc, TypeError | _adbc.NotSupportedError) or sqlstate.startswith("0A") \
                 or sqlstate == "55P03":
             return None
@@ -296,10 +304,7 @@ def _reader(conn: Connection) -> _Reader | None:
     assert raw is not None
     try:
         # never a weaker channel than the dump's own: TLS if it has TLS; none where it is
-        # GSSAPI-encrypted (the driver's libpq has no GSSAPI)
-        if conn.exec_driver_sql("SELECT encrypted FROM pg_stat_gssapi "
-                                "WHERE pid = pg_backend_pid()").scalar():
-            raise ValueError("a GSSAPI-encrypted session")
+        # GSSAPI-encrypted (the driver's libpq has no GSSAPI; checked once connected)
         tls = {"sslmode": "require"} if raw.pgconn.ssl_in_use and \
             raw.info.get_parameters().get("sslmode") not in ("verify-ca", "verify-full") else {}
         dsn = make_conninfo(raw.info.dsn, **tls, **({"password": raw.info.password}
@@ -315,8 +320,12 @@ def _reader(conn: Connection) -> _Reader | None:
         with side.cursor() as cur:
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            for stmt in (*SESSION, SIDE_LOCK_TIMEOUT):
+            for stmt in SESSION:
                 cur.execute(stmt)
+            cur.execute("SELECT coalesce((SELECT encrypted FROM pg_stat_gssapi WHERE pid = "
+                        f"{int(raw.info.backend_pid)}), false)")
+            if cur.fetchone()[0]:
+                raise ValueError("the dump's own session is GSSAPI-encrypted")
     except Exception:  # as above
         reader.failed = True
         reader.close()
@@ -337,6 +346,18 @@ def snapshot_of(conn: Connection) -> str | None:
     return snapshot
 
 
+def mark_side(conn: Connection) -> None:
+    """Note that ``conn`` is a session of the dump other than its leader (a -j worker)."""
+    conn.info[_SIDE_KEY] = True
+
+
+def lock_if_side(conn: Connection, table_sql: str) -> None:
+    """Take ``table_sql``'s lock at once, or fail with 55P03, on a session :func:`mark_side`
+    marked (the leader holds every lock already)."""
+    if conn.info.get(_SIDE_KEY):
+        conn.exec_driver_sql(SIDE_LOCK.format(table_sql))
+
+
 def cancel_reader(conn: Connection) -> None:
     """Cancel what ``conn``'s reader is reading (Ctrl-C), if it is reading."""
     held: _Reader | None = conn.info.get(_KEY)
@@ -348,6 +369,7 @@ def close_reader(conn: Connection) -> None:
     """Close ``conn``'s reader, if it has one (ends its transaction); safe on a dead ``conn``."""
     with contextlib.suppress(Exception):
         conn.info.pop(_SNAPSHOT_KEY, None)
+        conn.info.pop(_SIDE_KEY, None)
         held: _Reader | None = conn.info.pop(_KEY, None)
         if held is not None and held.conn is not None:
             held.close()

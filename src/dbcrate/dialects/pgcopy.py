@@ -114,7 +114,7 @@ def run_query(raw: Any, sql: str, params: list[bytes | None],
 
 def _failed(what: str, res: Any, otherwise: str) -> DatabaseError:
     """The error of a failed result (``otherwise`` when it says nothing); a lock the session
-    could not have at once (pg_arrow.SIDE_LOCK_TIMEOUT) says why and what to do."""
+    could not have at once (pg_arrow.SIDE_LOCK) says why and what to do."""
     message = res.error_message.decode(errors="replace").strip() if res is not None else ""
     sqlstate = res.error_field(pq.DiagnosticField.SQLSTATE) if res is not None else None
     return DatabaseError(f"{what}: {message or otherwise}",

@@ -108,17 +108,18 @@ class PostgreSQL(Dialect):
         for conn in workers:
             self._begin(conn)
             conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
-            conn.exec_driver_sql(pg_arrow.SIDE_LOCK_TIMEOUT)
             pg_arrow.remember_snapshot(conn, snapshot)
+            pg_arrow.mark_side(conn)
 
     def lock_for_reading(self, conn: Connection, tables: list[str]) -> None:
         # as pg_dump: the leader locks every table it can read at once; the other sessions
-        # (-j workers, ADBC readers) wait for no lock (pg_arrow.SIDE_LOCK_TIMEOUT), since an
+        # (-j workers, ADBC readers) wait for no table lock (pg_arrow.SIDE_LOCK), since an
         # ALTER queued behind the leader's lock waits for the dump to end
         refs = [self.table_sql(name) for name in tables]
         for i in range(0, len(refs), 500):
-            readable = [str(r) for r in conn.exec_driver_sql(
-                "SELECT t FROM unnest(%(t)s::text[]) t WHERE has_table_privilege(t, 'SELECT')",
+            readable = [str(r) for r in conn.exec_driver_sql(  # (to_regclass: one dropped
+                "SELECT t FROM unnest(%(t)s::text[]) t "       # since the snapshot is left out)
+                "WHERE has_table_privilege(to_regclass(t), 'SELECT')",
                 {"t": refs[i:i + 500]}).scalars()]  # (a table it cannot read fails its read)
             if readable:
                 conn.exec_driver_sql(f"LOCK TABLE ONLY {', '.join(readable)} IN ACCESS SHARE MODE")
@@ -215,6 +216,7 @@ class PostgreSQL(Dialect):
         raw = conn.connection.driver_connection
         assert raw is not None
         target = self.table_sql(table.name)
+        pg_arrow.lock_if_side(conn, target)
         large = self._large_rows(raw, table, key_range, table_bytes)
         names = [f"c{i}" for i in range(len(table.columns))]
         sql = self._copy_out_sql(table, key_range, " WITH (FORMAT csv)", large)
@@ -266,6 +268,7 @@ class PostgreSQL(Dialect):
         # COPY's text format, as pg_dump keeps it: what the server writes, stored as it is
         raw = conn.connection.driver_connection
         assert raw is not None
+        pg_arrow.lock_if_side(conn, self.table_sql(table.name))
         large = self._large_rows(raw, table, key_range, table_bytes)
         sql = self._copy_out_sql(table, key_range, "", large)
         counts: list[int] = []

@@ -117,8 +117,8 @@ class NativeCapture:
         if self._early is None:
             return None
         schemas, thread, outcome = self._early
+        thread.join()  # (then forgotten: interrupted here, close() still waits for it)
         self._early = None
-        thread.join()
 
         def result() -> NativeSchema:
             found = outcome[0]

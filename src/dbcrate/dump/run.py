@@ -162,11 +162,14 @@ def plan_in_snapshot(snapshot: Snapshot, options: DumpOptions,
                      storage: StoragePlan | None = None,
                      native: NativeCapture | None = None) -> DumpPlan:
     """The plan, made inside ``snapshot``, whose worker connections are then opened for the
-    plan's jobs; its file columns checked against its tables. ``native`` is finished before
-    the plan locks a table."""
+    plan's jobs; its file columns checked against its tables. The native schema (``native``,
+    or one made here and kept on ``snapshot`` for :func:`run_plan`) is captured before the
+    plan locks a table."""
+    if native is None:
+        native = snapshot.native = NativeCapture(snapshot, options)
     try:
         planned = plan_dump(snapshot.conn, snapshot.dialect, snapshot.url, options, storage,
-                            before_locks=native.done if native is not None else None)
+                            before_locks=native.done)
     except DRIVER_ERRORS as exc:
         raise db_error("reading the source schema", exc) from None
     snapshot.share(planned.jobs)
@@ -178,13 +181,15 @@ def run_plan(planned: DumpPlan, snapshot: Snapshot, output: str | os.PathLike[st
              options: DumpOptions, created: dt.datetime | None = None, *,
              observer: DumpObserver | None = None,
              native: NativeCapture | None = None) -> Generator[Event, None, DumpResult]:
-    """Execute ``planned`` (made inside ``snapshot``, see :func:`plan_in_snapshot`, with the
-    native schema ``native`` captured there, or else here before any read) into the
+    """Execute ``planned`` (made inside ``snapshot`` by :func:`plan_in_snapshot`, which
+    captured the native schema, ``native``, before its locks) into the
     archive ``output``; ``options`` say how to write it (container kind, mode, overwrite,
     schema version). Ends the snapshot before the manifest is committed. The result's
     ``seconds`` is left 0: the caller measures."""
     created = created or dt.datetime.now(dt.UTC)
-    if native is None:  # a plan made without it: captured now, before the reads lock
+    if native is None and isinstance(snapshot.native, NativeCapture):
+        native = snapshot.native
+    if native is None:  # a plan not made by plan_in_snapshot
         native = NativeCapture(snapshot, options)
         native.done(list(planned.tables), list(planned.schemas))
     warnings: list[str] = list(native.warnings)

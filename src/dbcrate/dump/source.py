@@ -55,6 +55,8 @@ class Snapshot:
         self.url = url
         self.conn = conn
         self.workers: list[sa.Connection] = []
+        #: the native schema's capture of this snapshot's dump (dump/native.py), once planned
+        self.native: object | None = None
         self._shared = False
         self._free: queue.Queue[sa.Connection] = queue.Queue()
         self._free.put(conn)
