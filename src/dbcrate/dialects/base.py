@@ -189,6 +189,11 @@ class Dialect(TableNaming):
         an engine whose other sessions of the dump read too, a lock the first one holds keeps
         an ``ALTER`` from coming between them."""
 
+    def lock_refused(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is a session of the dump other than its leader refused a table's
+        lock it may not wait for (``lock_for_reading``): the leader reads that table."""
+        return False
+
     def close_readers(self, conn: Connection) -> None:
         """Close what the reads opened beside ``conn`` (a driver's own connection in its
         snapshot), not ``conn`` itself: safe after an error, with ``conn`` dead; idempotent."""

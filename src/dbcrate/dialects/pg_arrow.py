@@ -93,9 +93,8 @@ SIDE_LOCK = "LOCK TABLE ONLY {} IN ACCESS SHARE MODE NOWAIT"
 _SIDE_KEY = "dbcrate.pg_side"
 #: what a read refused so (SQLSTATE 55P03) means, and what to do
 LOCK_REFUSED_HINT = (
-    "another session asked for an exclusive lock on the table (ALTER TABLE, TRUNCATE, VACUUM "
-    "FULL ...) after the dump locked it, and waits for the dump to end: a second session of "
-    "the dump cannot read it meanwhile; dump again when it is done, or with -j 1")
+    "another session holds or waits for an exclusive lock on the table (ALTER TABLE, "
+    "TRUNCATE, VACUUM FULL ...): dump again when it is done")
 #: the session of every connection reading a dump's rows: the text forms the CSV path parses
 #: and, as pg_dump's: no statement timeout (a big table's read is one statement) and no idle
 #: timeout (the leader idles in its transaction while its ADBC reader reads)

@@ -303,6 +303,10 @@ class PostgreSQL(Dialect):
         # ONLY: as COPY of a table, not the rows of tables inheriting from it
         return f"COPY (SELECT {cols} FROM ONLY {target}{where}) TO STDOUT{options}"
 
+    def lock_refused(self, exc: BaseException) -> bool:
+        # LOCK ... NOWAIT of a side session (pg_arrow.SIDE_LOCK): lock_not_available
+        return getattr(getattr(exc, "orig", exc), "sqlstate", None) == "55P03"
+
     def failure_hint(self, exc: BaseException) -> str | None:
         if getattr(getattr(exc, "orig", exc), "sqlstate", None) == "55P03":
             return pg_arrow.LOCK_REFUSED_HINT

@@ -136,6 +136,8 @@ def tolerant_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: An
             conn.exec_driver_sql("ROLLBACK TO SAVEPOINT dbcrate_task")
         except DRIVER_ERRORS as again:  # the connection itself is gone: that ends the dump
             raise db_error(f"reading table {task.table.name!r}", again) from None
+        if dialect.lock_refused(exc):  # not the table's failure: the leader reads it
+            raise
         return Failed(driver_message(exc))
     conn.exec_driver_sql("RELEASE SAVEPOINT dbcrate_task")
     return chunks

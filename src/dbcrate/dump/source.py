@@ -79,8 +79,35 @@ class Snapshot:
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(conn, *args)`` on a connection no other thread is using; what it runs there
-        is cancelled by ``interrupts.stop()``."""
+        is cancelled by ``interrupts.stop()``. A worker refused a table's lock it may not wait
+        for (``Dialect.lock_refused``) reads no more, and the leader, which holds every
+        table's lock, runs ``fn`` instead."""
         conn = self._free.get()
+        keep = True
+        try:
+            with self.interrupts.cancellable(self.dialect.interrupter(conn)):
+                return fn(conn, *args)
+        except DRIVER_ERRORS as exc:
+            if conn is self.conn or self.interrupts.stopped or not self.dialect.lock_refused(exc):
+                raise
+            keep = False  # (its transaction failed; it is rolled back with the others at the end)
+        finally:
+            if keep:
+                self._free.put(conn)
+        return self._on_leader(fn, *args)
+
+    def _on_leader(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(leader, *args)``, once the leader is free (the workers taken meanwhile are
+        given back at once)."""
+        taken: list[sa.Connection] = []
+        try:
+            conn = self._free.get()
+            while conn is not self.conn:
+                taken.append(conn)
+                conn = self._free.get()
+        finally:
+            for other in taken:
+                self._free.put(other)
         try:
             with self.interrupts.cancellable(self.dialect.interrupter(conn)):
                 return fn(conn, *args)
