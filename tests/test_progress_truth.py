@@ -284,3 +284,22 @@ def test_cli_no_progress_off_a_terminal_and_json_unchanged(big_db: Path, tmp_pat
     assert "Dump table" not in proc.stderr and "━" not in proc.stderr
     doc = json.loads(proc.stdout)
     assert (doc["tables"], doc["rows"], doc["archive"]) == (2, BIG_ROWS + 50, str(crate))
+
+
+def test_overall_line_shows_a_rate_after_its_first_move() -> None:
+    """A run that moves the overall bar once before it ends (a fast dump) still shows a rate
+    and a time left: the average since the line appeared, until rich has two samples."""
+    from rich.progress import Progress
+
+    from dbcrate.cli.progress import _Detail
+
+    now = [100.0]
+    bar = Progress(_Detail(), get_time=lambda: now[0], disable=True)
+    task = bar.add_task("Dump", total=40 * 2**20, kind="bytes")
+    assert str(_Detail().render(bar.tasks[0])) == "0 B/40.0 MiB"  # nothing moved: no rate
+    now[0] += 2.0
+    bar.update(task, completed=10 * 2**20)  # one sample: 10 MiB in 2 s
+    assert str(_Detail().render(bar.tasks[0])) == "10.0 MiB/40.0 MiB 5.0 MiB/s 0:00:06"
+    now[0] += 1.0
+    bar.update(task, completed=20 * 2**20)  # two samples: rich's rate, 10 MiB in 1 s
+    assert str(_Detail().render(bar.tasks[0])) == "20.0 MiB/40.0 MiB 10.0 MiB/s 0:00:02"

@@ -53,13 +53,25 @@ class _Detail(ProgressColumn):
         if kind == "bytes":
             done = human_bytes(task.completed)
             total = f"/{human_bytes(task.total)}" if task.total is not None else ""
-            rate = f" {human_bytes(task.speed)}/s" if task.speed else ""
-            left = task.time_remaining if task.total else None
-            eta = f" {_clock(left)}" if left is not None and task.speed else ""
+            speed = _speed(task)
+            rate = f" {human_bytes(speed)}/s" if speed else ""
+            left = (task.total - task.completed) / speed if task.total and speed else None
+            eta = f" {_clock(max(0.0, left))}" if left is not None else ""
             return Text(f"{done}{total}{rate}{eta}", no_wrap=True)
         if kind == "text" or task.total is None:
             return Text("")
         return Text(f"{task.completed:,.0f}/{task.total:,.0f}")
+
+
+def _speed(task: BarTask) -> float | None:
+    """Bytes per second: rich's recent-window rate once it has two samples, before that the
+    average since the line appeared (a run that moves once before it ends still shows one)."""
+    if task.speed:
+        return task.speed
+    elapsed = task.elapsed
+    if task.completed and elapsed:
+        return task.completed / elapsed
+    return None
 
 
 def _clock(seconds: float) -> str:
