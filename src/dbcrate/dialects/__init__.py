@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dbcrate.dialects.base import Dialect
@@ -56,6 +57,20 @@ def dialect_class(backend: str) -> type[Dialect]:
     return load() if load is not None else Dialect
 
 
+def driver_errors() -> tuple[type[BaseException], ...]:
+    """What database drivers raise: SQLAlchemy's wrapper and the errors of each engine's
+    driver used directly (:attr:`Dialect.driver_errors`), of the dialects imported so far: a
+    driver is used directly only by its dialect, so one not imported raises nothing (and a
+    SQLite dump need not import psycopg and PyMySQL to catch their errors)."""
+    found: list[type[BaseException]] = [sa.exc.DBAPIError]
+    todo = list(Dialect.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.extend(e for e in cls.driver_errors if e not in found)
+        todo.extend(cls.__subclasses__())
+    return tuple(found)
+
+
 def engine_family(name: str) -> str:
     """Normalise engine names (MariaDB is not MySQL: their type spellings and collations
     differ, so a restore from one into the other goes through the logical types)."""
@@ -69,4 +84,5 @@ def engine_name(dialect: Dialect) -> str:
     return dialect.name
 
 
-__all__ = ["DIALECTS", "Dialect", "dialect_class", "dialect_for", "engine_family", "engine_name"]
+__all__ = ["DIALECTS", "Dialect", "dialect_class", "dialect_for", "driver_errors", "engine_family",
+           "engine_name"]

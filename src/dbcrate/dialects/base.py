@@ -48,6 +48,9 @@ class Dialect(TableNaming):
     """
 
     name: ClassVar[str] = ""
+    #: what the engine's driver raises when dbcrate uses it directly (bulk paths), besides
+    #: SQLAlchemy's wrapper :class:`sqlalchemy.exc.DBAPIError`
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = ()
     transactional_ddl: ClassVar[bool] = True
     alter_add_foreign_key: ClassVar[bool] = True
     # what values the engine holds exactly (used by the portability preflight)

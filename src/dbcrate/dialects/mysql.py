@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
+import pymysql.err
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 from sqlalchemy.engine import Connection
@@ -98,6 +99,8 @@ _ADD_UNIQUE = re.compile(
 
 class MySQL(Dialect):
     name: ClassVar[str] = "mysql"
+    # mysqlclient's errors are raised as PyMySQL's (dialects/mysql_fast.py)
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (pymysql.err.Error,)
     max_identifier_chars: ClassVar[int | None] = 64
     case_insensitive_columns: ClassVar[bool] = True
     transactional_ddl: ClassVar[bool] = False

@@ -18,7 +18,14 @@ from typing import ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dbcrate.errors import ArchiveCorrupt
 from dbcrate.model.native import NativeObject, NativeSchema
+
+
+class UnsafeNativeSql(ArchiveCorrupt):
+    """An archive's native-schema SQL is not a plain definition of the object it claims to be
+    (each engine's guard: the server's own grammar for PostgreSQL, pglast). Nothing has been
+    run when it is raised."""
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,7 @@ from typing import Any, ClassVar, NoReturn
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dbcrate.dialects.native import NativeSupport, Statement, TableRef
-from dbcrate.dialects.native_pg_guard import UnsafeNativeSql
+from dbcrate.dialects.native import NativeSupport, Statement, TableRef, UnsafeNativeSql
 from dbcrate.model.native import NativeObject, NativeSchema
 
 JOURNAL_TABLE = "dbcrate_journal"

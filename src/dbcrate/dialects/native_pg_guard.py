@@ -22,7 +22,7 @@ from typing import Any, NoReturn
 import pglast
 from pglast import ast
 
-from dbcrate.errors import ArchiveCorrupt
+from dbcrate.dialects.native import UnsafeNativeSql
 from dbcrate.model.native import NativeObject
 
 _TABLE_CMDS = {"AT_ChangeOwner", "AT_SetStatistics", "AT_SetStorage", "AT_SetOptions",
@@ -90,11 +90,6 @@ _KINDS: dict[str, tuple[set[str], set[str]]] = {
 #: the only settings an entry may change: pg_dump's between-entry SETs
 _SETTINGS = {"default_tablespace", "default_table_access_method", "default_with_oids"}
 _REFUSED_LANGUAGES = {"c", "internal"}
-
-
-class UnsafeNativeSql(ArchiveCorrupt):
-    """An archive's native-schema SQL is not a plain definition of the object it claims to be
-    (pglast's parse). Nothing has been run when it is raised."""
 
 
 @functools.lru_cache(maxsize=16384)

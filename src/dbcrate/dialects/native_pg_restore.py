@@ -4,9 +4,10 @@ checked objects on a PostgreSQL target: their statements with owners and grants 
 table each post-data object belongs to, a foreign key's parent, and the objects that exist in
 the target already (with a DROP built from the target's catalog, for ``--clean``).
 
-Every statement is read with PostgreSQL's own parser (pglast); what runs is the archive's text
-of a statement the guard accepted, or SQL that dbcrate renders from the parse tree
-(``CREATE SCHEMA IF NOT EXISTS``) or from the target's catalog (the DROPs).
+Every statement is read with PostgreSQL's own parser (pglast, in :mod:`.native_pg_guard` and
+:mod:`.native_pg_parse`, imported when a restore first needs them: a dump never does); what runs
+is the archive's text of a statement the guard accepted, or SQL that dbcrate renders from the
+parse tree (``CREATE SCHEMA IF NOT EXISTS``) or from the target's catalog (the DROPs).
 """
 
 from __future__ import annotations
@@ -14,17 +15,13 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
-import pglast
 import sqlalchemy as sa
-from pglast import ast
-from pglast.stream import RawStream
 from sqlalchemy.engine import Connection
 
 from dbcrate.dialects.native import NativeSupport, Statement, TableRef
 from dbcrate.dialects.native_pg import capture as capture_schema
-from dbcrate.dialects.native_pg_guard import check_object, parsed
 from dbcrate.dialects.pg_arrow import snapshot_of
 from dbcrate.errors import DatabaseError
 from dbcrate.model.native import NativeObject, NativeSchema
@@ -118,44 +115,26 @@ class PgNative(NativeSupport):
         return name if schema in (None, self.default_schema) else f"{schema}.{name}"
 
     def check(self, obj: NativeObject) -> None:
+        from dbcrate.dialects.native_pg_guard import check_object
         check_object(obj)
 
     def statements(self, obj: NativeObject, *, no_owner: bool,
                    no_privileges: bool) -> list[Statement]:
-        out = []
-        for text, stmt in _pieces(obj.sql):
-            if _is_owner(stmt):
-                if not no_owner:
-                    out.append(Statement(text, optional=True))
-            elif isinstance(stmt, ast.GrantStmt | ast.GrantRoleStmt
-                            | ast.AlterDefaultPrivilegesStmt):
-                if not no_privileges:
-                    out.append(Statement(text, optional=True))
-            elif isinstance(stmt, ast.CreateSchemaStmt):
-                # the target may have it (public always does): pg_restore's error, made quiet
-                out.append(Statement(RawStream()(ast.CreateSchemaStmt(
-                    schemaname=stmt.schemaname, authrole=stmt.authrole, if_not_exists=True))))
-            else:
-                out.append(Statement(text))
-        return out
+        from dbcrate.dialects import native_pg_parse
+        return native_pg_parse.statements(obj.sql, no_owner=no_owner,
+                                          no_privileges=no_privileges)
 
     def table_of(self, obj: NativeObject) -> str | None:
         if obj.table is not None or obj.kind != "INDEX":
             return None if obj.table is None else self._archive_name(obj.schema, obj.table)
-        stmt = _first(obj)
-        if isinstance(stmt, ast.IndexStmt) and stmt.relation is not None:
-            return self._archive_name(stmt.relation.schemaname or obj.schema,
-                                      str(stmt.relation.relname))
-        return None
+        from dbcrate.dialects import native_pg_parse
+        found = native_pg_parse.index_relation(obj)
+        return None if found is None else self._archive_name(found[0] or obj.schema, found[1])
 
     def fk_parent(self, obj: NativeObject) -> str | None:
-        stmt = _first(obj)
-        if isinstance(stmt, ast.AlterTableStmt):
-            for cmd in stmt.cmds or ():
-                pktable = getattr(cmd.def_, "pktable", None)
-                if pktable is not None:
-                    return self._archive_name(pktable.schemaname, str(pktable.relname))
-        return None
+        from dbcrate.dialects import native_pg_parse
+        found = native_pg_parse.referenced_table(obj)
+        return None if found is None else self._archive_name(*found)
 
     def existing(self, conn: Connection,
                  objects: Sequence[NativeObject]) -> list[tuple[NativeObject, str]]:
@@ -191,28 +170,6 @@ class PgNative(NativeSupport):
     def reset(self) -> tuple[str, ...]:
         return ("RESET search_path; RESET check_function_bodies; RESET xmloption; "
                 "RESET client_min_messages; RESET row_security",)
-
-
-def _is_owner(stmt: Any) -> bool:
-    if isinstance(stmt, ast.AlterOwnerStmt):
-        return True
-    if isinstance(stmt, ast.AlterTableStmt) and stmt.cmds:
-        return all(getattr(c.subtype, "name", "") == "AT_ChangeOwner" for c in stmt.cmds)
-    return False
-
-
-@functools.lru_cache(maxsize=16384)
-def _pieces(sql: str) -> tuple[tuple[str, Any], ...]:
-    """Each statement of ``sql``: its text, and its parse (kept, as :func:`parsed` is)."""
-    return tuple((text, pglast.parse_sql(text)[0].stmt) for text in pglast.split(sql))
-
-
-def _first(obj: NativeObject) -> Any:
-    stmts = parsed(obj.sql)
-    for raw in stmts:
-        if not isinstance(raw.stmt, ast.VariableSetStmt):
-            return raw.stmt
-    return None
 
 
 def _quote(name: str) -> str:

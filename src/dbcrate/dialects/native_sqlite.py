@@ -48,8 +48,7 @@ from typing import ClassVar, NamedTuple, NoReturn
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dbcrate.dialects.native import NativeSupport, TableRef
-from dbcrate.dialects.native_pg_guard import UnsafeNativeSql
+from dbcrate.dialects.native import NativeSupport, TableRef, UnsafeNativeSql
 from dbcrate.model.native import NativeObject, NativeSchema, Section
 
 #: dbcrate's own table, never part of a captured schema (restore/journal.py's JOURNAL_TABLE)

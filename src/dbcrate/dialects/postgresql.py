@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
 
+import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
@@ -49,6 +50,7 @@ RESTORE_MAINTENANCE_WORK_MEM = 256 * 1024 * 1024
 
 class PostgreSQL(Dialect):
     name: ClassVar[str] = "postgresql"
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (psycopg.Error,)
     max_identifier_bytes: ClassVar[int | None] = 63
     default_schema: ClassVar[str | None] = "public"
     has_schemas: ClassVar[bool] = True

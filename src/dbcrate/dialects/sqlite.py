@@ -93,6 +93,7 @@ _STORAGE_CLASS_KIND = {
 
 class SQLite(Dialect):
     name: ClassVar[str] = "sqlite"
+    driver_errors: ClassVar[tuple[type[BaseException], ...]] = (sqlite3.Error,)
     case_insensitive_columns: ClassVar[bool] = True
     case_insensitive_tables: bool = True
     alter_add_foreign_key: ClassVar[bool] = False

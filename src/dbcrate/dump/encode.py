@@ -18,10 +18,10 @@ from typing import IO, Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from dbcrate.dialects import Dialect
+from dbcrate.dialects import Dialect, driver_errors
 from dbcrate.dump.plan import DumpPlan, DumpTask
 from dbcrate.dump.readahead import ReadAhead
-from dbcrate.dump.source import DRIVER_ERRORS, TOLERATED, db_error
+from dbcrate.dump.source import db_error, tolerated
 from dbcrate.errors import SourceValueError, driver_message
 from dbcrate.formats.framing import ZstdSink
 from dbcrate.formats.registry import ChunkWriter
@@ -129,12 +129,12 @@ def tolerant_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: An
     conn.exec_driver_sql("SAVEPOINT dbcrate_task")
     try:
         chunks = encode_task(conn, dialect, task, fmt, plan, interrupts, progress)
-    except TOLERATED as exc:
+    except tolerated() as exc:
         if interrupts is not None and interrupts.stopped:
             raise
         try:
             conn.exec_driver_sql("ROLLBACK TO SAVEPOINT dbcrate_task")
-        except DRIVER_ERRORS as again:  # the connection itself is gone: that ends the dump
+        except driver_errors() as again:  # the connection itself is gone: that ends the dump
             raise db_error(f"reading table {task.table.name!r}", again) from None
         if dialect.lock_refused(exc):  # not the table's failure: the leader reads it
             raise

@@ -18,8 +18,8 @@ import threading
 from collections.abc import Callable, Sequence
 
 from dbcrate.connect import JOURNAL_TABLE
-from dbcrate.dialects import engine_name
-from dbcrate.dump.source import DRIVER_ERRORS, Snapshot, db_error
+from dbcrate.dialects import driver_errors, engine_name
+from dbcrate.dump.source import Snapshot, db_error, tolerated
 from dbcrate.errors import DatabaseError, DbcrateError
 from dbcrate.model.native import NativeSchema
 from dbcrate.model.schema import Table
@@ -61,7 +61,7 @@ class NativeCapture:
         try:
             schemas = tuple(dialect.chosen_schemas(conn, opts.schemas, opts.exclude_schemas))
             run = support.capture_apart(conn, self.snapshot.url, [], [], schemas)
-        except (*DRIVER_ERRORS, DbcrateError):  # type: ignore[misc]
+        except tolerated():
             return  # the plan reads the same and reports it; the capture runs after it
         outcome: list[object] = []
 
@@ -102,7 +102,7 @@ class NativeCapture:
                                             [dialect.where(n) for n in selected], excluded,
                                             list(schemas))
             schema = run()
-        except DRIVER_ERRORS as exc:
+        except driver_errors() as exc:
             self._failed(db_error("capturing the native schema", exc))
             return
         except DatabaseError as exc:

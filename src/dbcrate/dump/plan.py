@@ -18,8 +18,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from dbcrate.connect import JOURNAL_TABLE, public_url
-from dbcrate.dialects import Dialect, engine_name
-from dbcrate.dump.source import DRIVER_ERRORS, db_error, open_snapshot
+from dbcrate.dialects import Dialect, driver_errors, engine_name
+from dbcrate.dump.source import db_error, open_snapshot
 from dbcrate.errors import SourceValueError, UsageError
 from dbcrate.formats.registry import get_format
 from dbcrate.hooks import load_hooks
@@ -237,7 +237,7 @@ def plan(url: str, options: DumpOptions | None = None) -> DumpPlan:
             result = plan_dump(snapshot.conn, snapshot.dialect, snapshot.url, options,
                                storage, surveyed)
             snapshot.end()
-        except DRIVER_ERRORS as exc:
+        except driver_errors() as exc:
             raise db_error("reading the source schema", exc) from None
     return result
 

@@ -27,7 +27,7 @@ from dbcrate import __version__
 from dbcrate.containers.kinds import get_kind
 from dbcrate.containers.tar import ArchiveWriter
 from dbcrate.containers.writers import open_dump_writer
-from dbcrate.dialects import Dialect
+from dbcrate.dialects import Dialect, driver_errors
 from dbcrate.dump.encode import EncodedChunk, Failed, close_chunks, encode_task, tolerant_task
 from dbcrate.dump.naming import default_name
 from dbcrate.dump.native import NativeCapture
@@ -41,7 +41,7 @@ from dbcrate.dump.plan import (
     plan_dump,
     storage_plan,
 )
-from dbcrate.dump.source import DRIVER_ERRORS, TOLERATED, Snapshot, db_error, open_snapshot
+from dbcrate.dump.source import Snapshot, db_error, open_snapshot
 from dbcrate.errors import DatabaseError, DbcrateError, OutputError, UsageError
 from dbcrate.formats.registry import get_format
 from dbcrate.model.chunks import member_name
@@ -65,7 +65,7 @@ from dbcrate.storages.index import INDEX_MEMBER, FileColumn, StorageManifest
 from dbcrate.stores.objects import is_object_url, object_writer
 
 __all__ = [
-    "DRIVER_ERRORS", "TOLERATED", "DumpPlan", "DumpResult", "DumpTask", "EncodedChunk",
+    "DumpPlan", "DumpResult", "DumpTask", "EncodedChunk",
     "default_name", "dump", "encode_task", "iter_dump", "plan", "plan_dump", "run_plan",
 ]
 
@@ -170,7 +170,7 @@ def plan_in_snapshot(snapshot: Snapshot, options: DumpOptions,
     try:
         planned = plan_dump(snapshot.conn, snapshot.dialect, snapshot.url, options, storage,
                             before_locks=native.done)
-    except DRIVER_ERRORS as exc:
+    except driver_errors() as exc:
         raise db_error("reading the source schema", exc) from None
     snapshot.share(planned.jobs)
     check_file_columns(planned)
@@ -410,7 +410,7 @@ def _result_of(task: DumpTask, future: Future[Any],
     """The task's chunks, once read; a database failure names the table."""
     try:
         result: list[EncodedChunk] | Failed = future.result()
-    except DRIVER_ERRORS as exc:
+    except driver_errors() as exc:
         failure = db_error(f"reading table {task.table.name!r}", exc)
         failure.hint = dialect.failure_hint(exc)
         raise failure from None
@@ -464,7 +464,7 @@ def _store_storages(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink,
                                                             column))
             section.file_columns = columns
             section.file_check = check.result()
-    except DRIVER_ERRORS as exc:
+    except driver_errors() as exc:
         raise db_error("reading the file columns", exc) from None
     finally:
         if check is not None:

@@ -11,28 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import queue
-import sqlite3
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
-import psycopg
-import pymysql
 import sqlalchemy as sa
 
 from dbcrate.connect import open_engine
-from dbcrate.dialects import Dialect
+from dbcrate.dialects import Dialect, driver_errors
 from dbcrate.errors import DatabaseError, DbcrateError, driver_message
 from dbcrate.progress import Interrupts
 
 T = TypeVar("T")
 
-#: what database drivers raise when used directly (bulk paths), besides SQLAlchemy's wrapper
-DRIVER_ERRORS: tuple[type[BaseException], ...] = (
-    sa.exc.DBAPIError, psycopg.Error, pymysql.err.Error, sqlite3.Error,
-)
 
-#: what --tolerate turns into a failed table
-TOLERATED: tuple[type[BaseException], ...] = (*DRIVER_ERRORS, DbcrateError)
+
+def tolerated() -> tuple[type[BaseException], ...]:
+    """What ``--tolerate`` turns into a failed table: the drivers' errors and dbcrate's."""
+    return (*driver_errors(), DbcrateError)
 
 
 def db_error(doing: str, exc: BaseException) -> DbcrateError:
@@ -72,7 +67,7 @@ class Snapshot:
             for _ in range(jobs - 1):
                 self.workers.append(self.engine.connect())
             self.dialect.share_snapshot(self.conn, self.workers)
-        except DRIVER_ERRORS as exc:
+        except driver_errors() as exc:
             raise db_error("reading the source schema", exc) from None
         for conn in self.workers:
             self._free.put(conn)
@@ -87,7 +82,7 @@ class Snapshot:
         try:
             with self.interrupts.cancellable(self.dialect.interrupter(conn)):
                 return fn(conn, *args)
-        except DRIVER_ERRORS as exc:
+        except driver_errors() as exc:
             if conn is self.conn or self.interrupts.stopped or not self.dialect.lock_refused(exc):
                 raise
             keep = False  # (its transaction failed; it is rolled back with the others at the end)
@@ -147,7 +142,7 @@ def open_snapshot(url: str) -> Iterator[Snapshot]:
             snapshot = Snapshot(engine, dialect, parsed, conn)
             try:
                 dialect.begin_snapshot(conn)
-            except DRIVER_ERRORS as exc:
+            except driver_errors() as exc:
                 raise db_error("reading the source schema", exc) from None
             try:
                 yield snapshot
