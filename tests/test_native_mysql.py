@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dbcrate.dialects.native import UnsafeNativeSql
 from dbcrate.dialects.native_mysql import MysqlNative, capture, check_object, strip_definer
-from dbcrate.dialects.native_pg_guard import UnsafeNativeSql
 from dbcrate.errors import ArchiveCorrupt
 from dbcrate.model.native import NativeObject, NativeSchema
 

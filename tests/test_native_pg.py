@@ -13,8 +13,9 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import engine_of, rows, run_sql
 
+from dbcrate.dialects.native import UnsafeNativeSql
 from dbcrate.dialects.native_pg import SESSION_SETUP, capture, find_tool, pg_environment
-from dbcrate.dialects.native_pg_guard import UnsafeNativeSql, check_object
+from dbcrate.dialects.native_pg_guard import check_object
 from dbcrate.model.native import NativeObject, NativeSchema
 
 SAMPLE = [

@@ -21,8 +21,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import dbcrate
+from dbcrate.dialects.native import UnsafeNativeSql
 from dbcrate.dialects.native_mysql import check_object, strip_definer
-from dbcrate.dialects.native_pg_guard import UnsafeNativeSql
 from dbcrate.errors import ArchiveCorrupt
 from dbcrate.model.native import NativeObject
 

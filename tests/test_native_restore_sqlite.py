@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import dbcrate
-from dbcrate.dialects.native_pg_guard import UnsafeNativeSql
+from dbcrate.dialects.native import UnsafeNativeSql
 from dbcrate.dialects.native_sqlite import capture, check_object
 from dbcrate.errors import ArchiveCorrupt
 from dbcrate.model.native import NativeObject, NativeSchema

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbcrate.dialects.native_pg_guard import UnsafeNativeSql
+from dbcrate.dialects.native import UnsafeNativeSql
 from dbcrate.dialects.native_sqlite import (
     SqliteNative,
     capture,
