@@ -122,6 +122,9 @@ class DumpOptions:
     Python-literal modules); see docs/CONTAINERS.md"""
     overwrite: bool = False
     """directory kinds: replace an existing dump directory at the output"""
+    durable: bool = True
+    """the directory kind: fsync every file it writes (off for ``copy``'s spool: scratch, read
+    at once and removed, so the rows need not reach the disk)"""
     tolerate: bool = False
     """a table that cannot be read is recorded as failed in the manifest and the dump goes on
     (the archive is then marked incomplete); else the first failure ends the dump"""

@@ -96,12 +96,14 @@ def spool_format(source: str, target: str) -> str:
 
 
 def _spool_options(options: DumpOptions, source: str, target: str) -> DumpOptions:
-    """The dump's options, with the spool's container, format and level; no storages."""
+    """The dump's options, with the spool's container, format and level; no storages; no
+    fsync (the spool is read at once and removed: a crash loses the copy either way, and
+    ``resume`` continues after a failed restore, not after a lost disk)."""
     data_format = spool_format(source, target)
     return dataclasses.replace(
         options, container="directory", data_format=data_format,
         compression_level=SPOOL_LEVEL if data_format == SPOOL_FORMAT else SPOOL_TEXT_LEVEL,
-        storages=[], no_storages=True, archive_mode=0o600)
+        storages=[], no_storages=True, archive_mode=0o600, durable=False)
 
 
 def iter_copy(source: str, target: str, dump_options: DumpOptions | None = None,

@@ -15,10 +15,12 @@ too.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import re
+import shutil
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from dbcrate.containers.base import (
     manifest_members,
     write_documents,
 )
+from dbcrate.containers.chunkfile import PENDING_DIR, ChunkFile
 from dbcrate.containers.members import MemberArchive, MemberReader
 from dbcrate.containers.streams import RangeStream
 from dbcrate.containers.tar import COPY_BUFFER, MAX_MEMBERS
@@ -368,7 +371,8 @@ class DirectoryWriter(ContainerWriter):
 
     def __init__(self, path: str | os.PathLike[str], *, data_format: str | None = None,
                  mtime: float | None = None, overwrite: bool = False, format_version: int = 1,
-                 compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
+                 compression_level: int = DEFAULT_COMPRESSION_LEVEL,
+                 durable: bool = True) -> None:
         if str(path) == "-":
             raise UsageError("a dump directory cannot be written to standard output",
                              hint="give a directory path, or use the tar kind")
@@ -377,6 +381,8 @@ class DirectoryWriter(ContainerWriter):
         self.level = compression_level
         self._out = AtomicDirectory(path, overwrite)
         self._names: set[str] = set()
+        #: fsync each file (False: scratch output that need not survive a crash)
+        self.durable = durable
 
     @property
     def staging(self) -> Path:
@@ -391,11 +397,33 @@ class DirectoryWriter(ContainerWriter):
         parent = self._out.make_dirs(folder) if folder else self._out.tmp
         return os.fdopen(create_private_file(parent / base), "wb", buffering=COPY_BUFFER)
 
-    @staticmethod
-    def _finish(handle: IO[bytes]) -> None:
+    def _finish(self, handle: IO[bytes]) -> None:
         handle.flush()
-        os.fsync(handle.fileno())
+        if self.durable:
+            os.fsync(handle.fileno())
         handle.close()
+
+    def chunk_file(self) -> ChunkFile:
+        """A new file in the temp directory for a data member to be encoded into, by any
+        thread; :meth:`adopt_chunk` gives it its member name."""
+        folder = self._out.tmp / PENDING_DIR
+        try:
+            folder.mkdir(mode=0o700, exist_ok=True)
+            return ChunkFile(folder, durable=self.durable, output=self._out.final)
+        except OSError as exc:
+            raise write_failed(self._out.final, exc) from None
+
+    def adopt_chunk(self, name: str, chunk: ChunkFile) -> str:
+        """Make the finished ``chunk`` the member ``name``; returns its SHA-256."""
+        folder, _, base = name.rpartition("/")
+        if not MEMBER_PATH.match(name) or name in self._names:
+            raise ValueError(f"bad or repeated member name {name!r}")
+        self._names.add(name)
+        try:
+            parent = self._out.make_dirs(folder) if folder else self._out.tmp
+            return chunk.adopt(parent / base)
+        except OSError as exc:
+            raise write_failed(self._out.final, exc) from None
 
     def add_file(self, name: str, source: IO[bytes], size: int) -> str:
         try:
@@ -437,6 +465,8 @@ class DirectoryWriter(ContainerWriter):
     def commit(self, manifest: Manifest) -> None:
         """Write the marker, the manifest and its digest, fsync, rename into place."""
         self.check_manifest(manifest)
+        with contextlib.suppress(FileNotFoundError):  # (empty: every chunk was adopted)
+            shutil.rmtree(self._out.tmp / PENDING_DIR)
         write_documents(self.add_bytes, manifest)
         self._out.commit()
 

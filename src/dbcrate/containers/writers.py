@@ -28,6 +28,8 @@ from dbcrate.containers.base import (
     file_object_name,
     is_file_object,
 )
+from dbcrate.containers.chunkfile import ChunkFile
+from dbcrate.containers.directory import DirectoryWriter
 from dbcrate.containers.kinds import get_kind
 from dbcrate.errors import OutputError, UsageError
 from dbcrate.formats.registry import get_format
@@ -130,6 +132,26 @@ class DumpWriter:
         keeps none); the row kinds write the tables in manifest order."""
         return self.writer.member_based and self.writer.tables_in_any_order
 
+    @property
+    def direct_chunks(self) -> bool:
+        """Whether data members are encoded straight into the output (:meth:`chunk_file`,
+        :meth:`adopt_chunk`): a directory kind's writer; the others take them through
+        :meth:`add_file`."""
+        return isinstance(self.writer, DirectoryWriter)
+
+    def chunk_file(self) -> ChunkFile:
+        """A new file inside the output for a data member to be encoded into (only where
+        :attr:`direct_chunks`)."""
+        assert isinstance(self.writer, DirectoryWriter)
+        with self._output_errors():
+            return self.writer.chunk_file()
+
+    def adopt_chunk(self, name: str, chunk: ChunkFile) -> str:
+        """Make the finished ``chunk`` the data member ``name``; returns its SHA-256."""
+        assert isinstance(self.writer, DirectoryWriter)
+        with self._output_errors():
+            return self.writer.adopt_chunk(name, chunk)
+
     def add_file(self, name: str, source: IO[bytes], size: int) -> str:
         """Add a member (a data member must come in table order, unless
         :attr:`tables_in_any_order`); returns the SHA-256 that
@@ -223,7 +245,7 @@ def restated(exc: OutputError, staged: Path, display: str) -> OutputError:
 
 def open_dump_writer(output: str | os.PathLike[str], kind: str, *, tables: list[Table],
                      data_format: str, mtime: float, format_version: int = 1,
-                     overwrite: bool = False) -> DumpWriter:
+                     overwrite: bool = False, durable: bool = True) -> DumpWriter:
     """A :class:`DumpWriter` for a dump into ``kind`` (for the tar kind the dump keeps its
     own :class:`~dbcrate.containers.tar.ArchiveWriter`).
 
@@ -231,6 +253,8 @@ def open_dump_writer(output: str | os.PathLike[str], kind: str, *, tables: list[
     replace nothing): the kind's writer then writes, as usual, into a private staging directory
     beside it (``.<name>.dbcrate-auto-XXXXXXXXXXXX``), and the finished output is moved from
     there to the first free name (:func:`~dbcrate.atomic.publish_noreplace`).
+
+    ``durable``: the directory kind fsyncs every file (off for scratch output).
 
     :raises OutputError: a file kind's ``output`` ends with ``/`` (a directory was meant;
         ``dbcrate dump`` resolves that to a name inside it before it gets here).
@@ -253,6 +277,8 @@ def open_dump_writer(output: str | os.PathLike[str], kind: str, *, tables: list[
     try:
         writer = info.writer(target, data_format=data_format if info.member_based else None,
                              mtime=mtime, overwrite=overwrite, format_version=format_version)
+        if isinstance(writer, DirectoryWriter):
+            writer.durable = durable
     except BaseException as exc:
         if staged is None:
             raise

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
+from dbcrate.containers.chunkfile import ChunkFile
 from dbcrate.dialects import Dialect, driver_errors
 from dbcrate.dump.plan import DumpPlan, DumpTask
 from dbcrate.dump.readahead import ReadAhead
@@ -34,6 +35,10 @@ SPOOL_IN_MEMORY_BYTES = 16 * 1024
 #: a table estimated smaller than this is read without a thread reading ahead (there is no
 #: next block to read while one encodes; the thread costs more than it saves)
 READ_AHEAD_MIN_BYTES = 4 * 1024 * 1024
+
+
+#: makes the file one chunk is encoded into
+SpoolFactory = Callable[[], IO[bytes]]
 
 
 class _ChunkSpool(tempfile.SpooledTemporaryFile):  # type: ignore[type-arg]
@@ -78,21 +83,24 @@ class Failed:
 
 def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
                 plan: DumpPlan, interrupts: Interrupts | None = None,
-                progress: TableProgress | None = None) -> list[EncodedChunk]:
+                progress: TableProgress | None = None,
+                new_spool: SpoolFactory | None = None) -> list[EncodedChunk]:
     """Read one task's rows and encode them into chunk files (``fmt`` is the plan's data
     format; one of the engine's own rows is written as the engine gives them). On any error
     the task's temp files are closed; a value the format cannot write is a
     :class:`SourceValueError` naming the table. A stopped ``interrupts`` ends the task at the
     next batch (:class:`~dbcrate.progress.Interrupted`). Each batch read is counted into
-    ``progress`` (its rows, its Arrow or text bytes) as it is encoded."""
+    ``progress`` (its rows, its Arrow or text bytes) as it is encoded. ``new_spool`` makes
+    each chunk's file (default: a private temp file, in memory while small); a
+    :class:`~dbcrate.containers.chunkfile.ChunkFile` is finished, not rewound."""
     spooler: _Spooler
     size = plan.estimated_bytes.get(task.table.name)
     if fmt.native_rows:
-        spooler = _TextSpooler(plan)
+        spooler = _TextSpooler(plan, new_spool or _new_spool)
         items: Iterator[Any] = dialect.read_native_rows(conn, task.table, task.key_range,
                                                         table_bytes=size)
     else:
-        spooler = _Spooler(fmt, plan)
+        spooler = _Spooler(fmt, plan, new_spool or _new_spool)
         items = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range,
                                    table_bytes=size)
     try:
@@ -121,14 +129,15 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
 
 def tolerant_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
                   plan: DumpPlan, interrupts: Interrupts | None = None,
-                  progress: TableProgress | None = None) -> list[EncodedChunk] | Failed:
+                  progress: TableProgress | None = None,
+                  new_spool: SpoolFactory | None = None) -> list[EncodedChunk] | Failed:
     """:func:`encode_task` inside a savepoint: a table that cannot be read (no privilege, a
     value dbcrate cannot carry, a broken table) is reported instead of ending the dump, and the
     savepoint keeps the snapshot's transaction usable for the next tables. A statement
     cancelled by a stopped ``interrupts`` is no failed table: it is raised."""
     conn.exec_driver_sql("SAVEPOINT dbcrate_task")
     try:
-        chunks = encode_task(conn, dialect, task, fmt, plan, interrupts, progress)
+        chunks = encode_task(conn, dialect, task, fmt, plan, interrupts, progress, new_spool)
     except tolerated() as exc:
         if interrupts is not None and interrupts.stopped:
             raise
@@ -153,8 +162,9 @@ class _Spooler:
     """The chunks of one task: the finished ones, and the one being encoded (its temp file, its
     format writer, and how many rows and bytes it holds)."""
 
-    def __init__(self, fmt: Any, plan: DumpPlan) -> None:
+    def __init__(self, fmt: Any, plan: DumpPlan, new_spool: SpoolFactory) -> None:
         self.chunks: list[EncodedChunk] = []
+        self._new_spool = new_spool
         self._fmt = fmt
         self._plan = plan
         self._spool: IO[bytes] | None = None
@@ -168,7 +178,7 @@ class _Spooler:
         start = 0
         while start < batch.num_rows:
             if self._writer is None:
-                self._spool = _new_spool()
+                self._spool = self._new_spool()
                 self._writer = self._fmt.open_writer(self._spool, batch.schema,
                                                      self._plan.compression_level)
             take = min(batch.num_rows - start, limit_rows - self._rows)
@@ -202,7 +212,10 @@ class _Spooler:
         assert self._spool is not None and self._writer is not None
         self._writer.close()
         size = self._spool.tell()
-        self._spool.seek(0)
+        if isinstance(self._spool, ChunkFile):
+            self._spool.finish()  # (in place: adopted by the archive, not read back)
+        else:
+            self._spool.seek(0)
         self.chunks.append(EncodedChunk(self._spool, self._rows, size))
         self._spool, self._writer, self._rows, self._bytes = None, None, 0, 0
 
@@ -211,8 +224,8 @@ class _TextSpooler(_Spooler):
     """The chunks of one task whose rows come as the engine writes them (``pgcopy``): pieces
     of whole rows compressed into one zstd frame per chunk (the frame is the chunk's writer)."""
 
-    def __init__(self, plan: DumpPlan) -> None:
-        super().__init__(None, plan)
+    def __init__(self, plan: DumpPlan, new_spool: SpoolFactory) -> None:
+        super().__init__(None, plan, new_spool)
 
     def add(self, piece: tuple[Any, int]) -> tuple[int, int]:  # type: ignore[override]
         """Compress one piece (its text, the rows it ends), split where a chunk reaches the
@@ -239,7 +252,7 @@ class _TextSpooler(_Spooler):
     def _open(self) -> Any:
         """The current chunk's zstd writer, begun if none is."""
         if self._writer is None:
-            self._spool = _new_spool()
+            self._spool = self._new_spool()
             self._writer = ZstdSink(self._spool, self._plan.compression_level)
         return self._writer
 

@@ -19,16 +19,24 @@ import time
 from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import sqlalchemy as sa
 
 from dbcrate import __version__
+from dbcrate.containers.chunkfile import ChunkFile
 from dbcrate.containers.kinds import get_kind
 from dbcrate.containers.tar import ArchiveWriter
-from dbcrate.containers.writers import open_dump_writer
+from dbcrate.containers.writers import DumpWriter, open_dump_writer
 from dbcrate.dialects import Dialect, driver_errors
-from dbcrate.dump.encode import EncodedChunk, Failed, close_chunks, encode_task, tolerant_task
+from dbcrate.dump.encode import (
+    EncodedChunk,
+    Failed,
+    SpoolFactory,
+    close_chunks,
+    encode_task,
+    tolerant_task,
+)
 from dbcrate.dump.naming import default_name
 from dbcrate.dump.native import NativeCapture
 from dbcrate.dump.plan import (
@@ -290,7 +298,8 @@ def _open_writer(output: str | os.PathLike[str], created: dt.datetime, version: 
                          hint="dump with --as tar or --as directory, or leave out --storage")
     return open_dump_writer(output, options.container, tables=list(planned.tables),
                             data_format=data_format, mtime=created.timestamp(),
-                            format_version=version, overwrite=options.overwrite)
+                            format_version=version, overwrite=options.overwrite,
+                            durable=options.durable)
 
 
 @contextlib.contextmanager
@@ -321,10 +330,13 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
     progress = _dump_progress(planned)
     last = {task.table.name: number for number, task in enumerate(planned.tasks)}
     any_order = bool(getattr(writer, "tables_in_any_order", False))
+    # a directory's chunks are encoded in place by the readers, not copied in by this loop
+    new_spool = (cast(SpoolFactory, writer.chunk_file)
+                 if isinstance(writer, DumpWriter) and writer.direct_chunks else None)
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
         futures = [executor.submit(snapshot.run, run_task, snapshot.dialect, task, fmt, planned,
-                                   snapshot.interrupts, progress)
+                                   snapshot.interrupts, progress, new_spool)
                    for task in planned.tasks]
         try:
             yield progress.start()
@@ -434,7 +446,11 @@ def _append_chunks(writer: MemberSink, entry: TableEntry, task: DumpTask,
     for chunk in encoded:
         member = member_name(task.number, len(entry.chunks), extension)
         with chunk.spool:
-            sha = writer.add_file(member, chunk.spool, chunk.size)
+            if isinstance(chunk.spool, ChunkFile):  # encoded in place: only renamed
+                assert isinstance(writer, DumpWriter)
+                sha = writer.adopt_chunk(member, chunk.spool)
+            else:
+                sha = writer.add_file(member, chunk.spool, chunk.size)
         offset = writer.offsets.get(member) if isinstance(writer, ArchiveWriter) else None
         entry.chunks.append(Chunk(member, chunk.rows, chunk.size, sha, offset))
 
