@@ -8,9 +8,10 @@ another engine cannot hold is refused, the target untouched), its modes, its ind
 constraint phases, its report and warnings, and ``--resume``.
 
 The two run at the same time (:func:`streams`): the dump in a thread of its own
-(:class:`~dbcrate.dump.background.BackgroundDump`), the restore loading each table as soon as
-the dump has written it (:class:`~dbcrate.containers.live.LiveArchive`), while the other tables
-are still being read - as pgcopydb does, through the spool. Where the restore checks every
+(:class:`~dbcrate.dump.background.BackgroundDump`), the restore loading each table from its
+first chunk the dump has written, taking the next ones as they are written
+(:class:`~dbcrate.containers.live.LiveArchive`), while the rest is still being read - as
+pgcopydb does, through the spool. Where the restore checks every
 value before it writes (another engine, into existing tables), its preflight waits for the
 whole read first, so nothing is written before every value passed (into a SQLite file the
 restore makes, the tables load while the values are checked, and a refused value removes the

@@ -186,6 +186,20 @@ class Archive:
         archive read while it is written (:attr:`pending`) waits for the dump, and raises
         what stopped it."""
 
+    def first_chunks_name(self, table: str) -> str:
+        """The name that arrives in :attr:`pending` once the first chunks of ``table`` may
+        be read through :meth:`table_chunks` (a load may start on it then); the table's own
+        name where tables arrive whole."""
+        return table
+
+    def table_chunks(self, entry: TableEntry,
+                     stopped: Callable[[], bool] | None = None) -> Iterator[Chunk]:
+        """The chunks of ``entry``, each once it may be read: all of them, at once, for a
+        complete archive; one read while it is written may wait for the dump to write the
+        next (and raise what stopped it, or :class:`~dbcrate.progress.Interrupted` once
+        ``stopped()`` says so while waiting)."""
+        return iter(entry.chunks)
+
     def in_arrival_order(self, items: Sequence[T], name: Callable[[T], str]) -> Iterator[T]:
         """``items`` (named by ``name``: tables of this archive), each once its chunks are
         known: in their order for a complete archive; for one read while it is written, as

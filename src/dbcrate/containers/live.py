@@ -1,11 +1,15 @@
 """An archive of the ``directory`` kind read while a dump is still writing it: ``copy``
-restores each table as soon as the dump has written it (docs/CLI.md, "copy").
+loads each table while the dump writes it (docs/CLI.md, "copy").
 
-The dump (in another thread) hands over what it writes: :meth:`LiveArchive.publish` once a
-table's last chunk is in the directory, :meth:`LiveArchive.fail` when it stops. The restore sees
-a manifest whose tables have their schemas from the start and their chunks once
-:attr:`~dbcrate.containers.base.Archive.pending` says they arrived; the restore's task graph
-starts a table's load only then.
+The dump (in another thread) hands over what it writes: :meth:`LiveArchive.publish_part` as
+more chunks of a table it is still reading are in the directory, :meth:`LiveArchive.publish`
+once its last chunk is, :meth:`LiveArchive.fail` when it stops. The restore sees a manifest
+whose tables have their schemas from the start. In
+:attr:`~dbcrate.containers.base.Archive.pending`, a table's :func:`begun_name` arrives with its
+first chunks and its own name with its last: a table's own load starts at the first and takes
+the chunks through :meth:`LiveArchive.table_chunks`, which waits for each next one; every other
+reader of the chunks (a group's load, a load into existing tables, the preflight's checks)
+waits for the whole table.
 
 A published member is hard-linked from the dump's private temp directory into a holding
 directory of the live archive's own: the rename that publishes the finished dump, or the
@@ -29,9 +33,20 @@ from dbcrate.arrivals import Arrivals
 from dbcrate.containers.base import ArchiveTarget
 from dbcrate.containers.directory import MEMBER_PATH, ConfinedDirectory, DirectoryReader, MemberInfo
 from dbcrate.containers.members import MemberArchive, MemberReader
-from dbcrate.model.manifest import Manifest, TableEntry
+from dbcrate.model.manifest import Chunk, Manifest, TableEntry
+from dbcrate.progress import Interrupted
 
 T = TypeVar("T")
+
+#: how often a load waiting for a table's next chunk checks whether the run is stopped
+WAIT_TICK = 0.2
+
+
+def begun_name(table: str) -> str:
+    """The name that arrives in :attr:`LiveArchive.pending` once the first chunks of
+    ``table`` may be read (its own name arrives once every chunk may; a NUL is in no table's
+    name)."""
+    return f"\0begun\0{table}"
 
 
 class _LiveReader(DirectoryReader):
@@ -64,7 +79,7 @@ class LiveArchive(MemberArchive):
         self._display_name = display or str(directory)
         self._staging = Path(directory)
         self._holding = Path(holding)
-        self._lock = threading.Lock()
+        self._grown = threading.Condition()  # (chunks published, or the dump failed)
         self._estimates = dict(estimates or {})
         self.pending = Arrivals()
         # (one a killed run left: it is inside the copy's own spool)
@@ -88,20 +103,72 @@ class LiveArchive(MemberArchive):
         if self.pending.has(entry.name):
             return
         mine = self.manifest.table(entry.name)
+        with self._grown:
+            self._add_chunks(mine, entry)
+            mine.status, mine.error = entry.status, entry.error
+            self.pending.arrive(begun_name(entry.name))
+            self.pending.arrive(entry.name)
+            self._grown.notify_all()
+
+    def publish_part(self, entry: TableEntry) -> None:
+        """The dump has written more chunks of ``entry``, a table it is still reading: they may
+        be read from now on (:meth:`table_chunks`). Called from the dump's thread."""
+        assert self.pending is not None
+        mine = self.manifest.table(entry.name)
+        with self._grown:
+            self._add_chunks(mine, entry)
+            self.pending.arrive(begun_name(entry.name))
+            self._grown.notify_all()
+
+    def _add_chunks(self, mine: TableEntry, entry: TableEntry) -> None:
+        """Hold and list the chunks of ``entry`` that ``mine`` does not have yet (the dump
+        only ever appends a table's chunks)."""
         reader = self._reader
         assert isinstance(reader, _LiveReader)
-        with self._lock:
-            for chunk in entry.chunks:
-                self._hold(chunk.member)
-                reader.members[chunk.member] = MemberInfo(chunk.member, chunk.size)
-            mine.chunks = list(entry.chunks)
-            mine.status, mine.error = entry.status, entry.error
-        self.pending.arrive(entry.name)
+        known = len(mine.chunks)
+        if [c.member for c in entry.chunks[:known]] != [c.member for c in mine.chunks]:
+            raise RuntimeError(f"table {entry.name}: the dump rewrote chunks already published")
+        for chunk in entry.chunks[known:]:
+            self._hold(chunk.member)
+            reader.members[chunk.member] = MemberInfo(chunk.member, chunk.size)
+        mine.chunks = mine.chunks + list(entry.chunks[known:])  # (a new list: readers iterate)
+
+    def first_chunks_name(self, table: str) -> str:
+        return begun_name(table)
+
+    def table_chunks(self, entry: TableEntry,
+                     stopped: Callable[[], bool] | None = None) -> Iterator[Chunk]:
+        """The chunks of ``entry`` as the dump writes them: each as soon as it is published,
+        the end once the whole table is (a load can start on a table still being read).
+
+        :raises: what stopped the dump before the table was complete;
+            :class:`~dbcrate.progress.Interrupted` once ``stopped()`` says so while waiting.
+        """
+        assert self.pending is not None
+        name, index = entry.name, 0
+        while True:
+            with self._grown:
+                while True:
+                    chunks = self.manifest.table(name).chunks
+                    if index < len(chunks) or self.pending.has(name):
+                        break
+                    failure = self.pending.failure
+                    if failure is not None:
+                        raise failure
+                    if stopped is not None and stopped():
+                        raise Interrupted("the run was interrupted")
+                    self._grown.wait(timeout=WAIT_TICK)
+            if index >= len(chunks):
+                return
+            yield chunks[index]
+            index += 1
 
     def expected_size(self, entry: TableEntry) -> tuple[int, int]:
-        if entry.chunks or self.pending is None or self.pending.has(entry.name):
+        if self.pending is None or self.pending.has(entry.name):
             return super().expected_size(entry)
-        return self._estimates.get(entry.name, (0, 0))
+        rows, size = super().expected_size(entry)  # (the chunks written so far)
+        estimated_rows, estimated_size = self._estimates.get(entry.name, (0, 0))
+        return max(rows, estimated_rows), max(size, estimated_size)
 
     def _hold(self, member: str) -> None:
         """Link ``member`` of the dump's directory into the holding directory."""
@@ -126,7 +193,9 @@ class LiveArchive(MemberArchive):
     def fail(self, error: BaseException) -> None:
         """The dump stopped (``error``): the tables not published will not be."""
         assert self.pending is not None
-        self.pending.fail(error)
+        with self._grown:
+            self.pending.fail(error)
+            self._grown.notify_all()
 
     def in_arrival_order(self, items: Sequence[T], name: Callable[[T], str]) -> Iterator[T]:
         assert self.pending is not None

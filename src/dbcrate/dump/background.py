@@ -138,5 +138,9 @@ class _Observer:
     def written(self, entry: TableEntry) -> None:
         self._owner.table_written(entry)
 
+    def part_written(self, entry: TableEntry) -> None:
+        assert self._owner.archive is not None
+        self._owner.archive.publish_part(entry)
+
     def stopping(self) -> bool:
         return self._owner.stop_requested

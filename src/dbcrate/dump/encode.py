@@ -74,6 +74,10 @@ class EncodedChunk:
     size: int
 
 
+#: takes a chunk as soon as it is complete (called in the reading thread)
+ChunkHandler = Callable[[EncodedChunk], None]
+
+
 @dataclass(frozen=True)
 class Failed:
     """A task that failed under ``--tolerate``: the table is recorded as failed."""
@@ -84,7 +88,8 @@ class Failed:
 def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
                 plan: DumpPlan, interrupts: Interrupts | None = None,
                 progress: TableProgress | None = None,
-                new_spool: SpoolFactory | None = None) -> list[EncodedChunk]:
+                new_spool: SpoolFactory | None = None,
+                on_chunk: ChunkHandler | None = None) -> list[EncodedChunk]:
     """Read one task's rows and encode them into chunk files (``fmt`` is the plan's data
     format; one of the engine's own rows is written as the engine gives them). On any error
     the task's temp files are closed; a value the format cannot write is a
@@ -92,15 +97,17 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
     next batch (:class:`~dbcrate.progress.Interrupted`). Each batch read is counted into
     ``progress`` (its rows, its Arrow or text bytes) as it is encoded. ``new_spool`` makes
     each chunk's file (default: a private temp file, in memory while small); a
-    :class:`~dbcrate.containers.chunkfile.ChunkFile` is finished, not rewound."""
+    :class:`~dbcrate.containers.chunkfile.ChunkFile` is finished, not rewound. ``on_chunk``
+    takes each chunk as soon as it is complete (it is then not in the list returned, and the
+    caller owns it), so that a reader of the archive can start on a table still being read."""
     spooler: _Spooler
     size = plan.estimated_bytes.get(task.table.name)
     if fmt.native_rows:
-        spooler = _TextSpooler(plan, new_spool or _new_spool)
+        spooler = _TextSpooler(plan, new_spool or _new_spool, on_chunk)
         items: Iterator[Any] = dialect.read_native_rows(conn, task.table, task.key_range,
                                                         table_bytes=size)
     else:
-        spooler = _Spooler(fmt, plan, new_spool or _new_spool)
+        spooler = _Spooler(fmt, plan, new_spool or _new_spool, on_chunk)
         items = dialect.read_table(conn, task.table, plan.batch_rows, task.key_range,
                                    table_bytes=size)
     try:
@@ -130,14 +137,16 @@ def encode_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
 def tolerant_task(conn: sa.Connection, dialect: Dialect, task: DumpTask, fmt: Any,
                   plan: DumpPlan, interrupts: Interrupts | None = None,
                   progress: TableProgress | None = None,
-                  new_spool: SpoolFactory | None = None) -> list[EncodedChunk] | Failed:
+                  new_spool: SpoolFactory | None = None,
+                  on_chunk: ChunkHandler | None = None) -> list[EncodedChunk] | Failed:
     """:func:`encode_task` inside a savepoint: a table that cannot be read (no privilege, a
     value dbcrate cannot carry, a broken table) is reported instead of ending the dump, and the
     savepoint keeps the snapshot's transaction usable for the next tables. A statement
     cancelled by a stopped ``interrupts`` is no failed table: it is raised."""
     conn.exec_driver_sql("SAVEPOINT dbcrate_task")
     try:
-        chunks = encode_task(conn, dialect, task, fmt, plan, interrupts, progress, new_spool)
+        chunks = encode_task(conn, dialect, task, fmt, plan, interrupts, progress, new_spool,
+                             on_chunk)
     except tolerated() as exc:
         if interrupts is not None and interrupts.stopped:
             raise
@@ -162,9 +171,11 @@ class _Spooler:
     """The chunks of one task: the finished ones, and the one being encoded (its temp file, its
     format writer, and how many rows and bytes it holds)."""
 
-    def __init__(self, fmt: Any, plan: DumpPlan, new_spool: SpoolFactory) -> None:
+    def __init__(self, fmt: Any, plan: DumpPlan, new_spool: SpoolFactory,
+                 on_chunk: ChunkHandler | None = None) -> None:
         self.chunks: list[EncodedChunk] = []
         self._new_spool = new_spool
+        self._on_chunk = on_chunk
         self._fmt = fmt
         self._plan = plan
         self._spool: IO[bytes] | None = None
@@ -216,16 +227,21 @@ class _Spooler:
             self._spool.finish()  # (in place: adopted by the archive, not read back)
         else:
             self._spool.seek(0)
-        self.chunks.append(EncodedChunk(self._spool, self._rows, size))
+        chunk = EncodedChunk(self._spool, self._rows, size)
         self._spool, self._writer, self._rows, self._bytes = None, None, 0, 0
+        if self._on_chunk is not None:
+            self._on_chunk(chunk)
+        else:
+            self.chunks.append(chunk)
 
 
 class _TextSpooler(_Spooler):
     """The chunks of one task whose rows come as the engine writes them (``pgcopy``): pieces
     of whole rows compressed into one zstd frame per chunk (the frame is the chunk's writer)."""
 
-    def __init__(self, plan: DumpPlan, new_spool: SpoolFactory) -> None:
-        super().__init__(None, plan, new_spool)
+    def __init__(self, plan: DumpPlan, new_spool: SpoolFactory,
+                 on_chunk: ChunkHandler | None = None) -> None:
+        super().__init__(None, plan, new_spool, on_chunk)
 
     def add(self, piece: tuple[Any, int]) -> tuple[int, int]:  # type: ignore[override]
         """Compress one piece (its text, the rows it ends), split where a chunk reaches the

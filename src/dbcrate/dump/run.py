@@ -37,6 +37,7 @@ from dbcrate.dump.encode import (
     encode_task,
     tolerant_task,
 )
+from dbcrate.dump.handover import Arrived, announce, appendable, chunk_to, is_head, take
 from dbcrate.dump.naming import default_name
 from dbcrate.dump.native import NativeCapture
 from dbcrate.dump.plan import (
@@ -89,6 +90,11 @@ class DumpObserver(Protocol):
 
     def written(self, entry: TableEntry) -> None:
         """Every chunk of ``entry`` is written (or the table failed: its ``status``)."""
+
+    def part_written(self, entry: TableEntry) -> None:
+        """More chunks of ``entry`` are written; it is still being read (the dump hands
+        over chunks as they are complete where it writes a directory and tolerates no
+        failed table)."""
 
     def stopping(self) -> bool:
         """Whether the dump should stop now (checked while a table is read; the reads are
@@ -333,72 +339,79 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
     # a directory's chunks are encoded in place by the readers, not copied in by this loop
     new_spool = (cast(SpoolFactory, writer.chunk_file)
                  if isinstance(writer, DumpWriter) and writer.direct_chunks else None)
+    # a reader along (copy) gets each chunk once it is written, not each table once it is
+    arrived: Arrived = queue.SimpleQueue()
+    hand_over = any_order and new_spool is not None and observer is not None \
+        and not planned.tolerate
+    held: dict[int, list[EncodedChunk]] = {}  # handed over, not yet appended
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
         futures = [executor.submit(snapshot.run, run_task, snapshot.dialect, task, fmt, planned,
-                                   snapshot.interrupts, progress, new_spool)
-                   for task in planned.tasks]
+                                   snapshot.interrupts, progress, new_spool,
+                                   chunk_to(arrived, number) if hand_over else None)
+                   for number, task in enumerate(planned.tasks)]
         try:
             yield progress.start()
-            arrived: queue.SimpleQueue[int] = queue.SimpleQueue()
             for number, future in enumerate(futures):
-                future.add_done_callback(_announce(arrived, number))
+                future.add_done_callback(announce(arrived, number))
             done: set[int] = set()  # read, not yet appended
             appended: set[int] = set()
             while len(appended) < len(futures):
                 with contextlib.suppress(queue.Empty):
-                    done.add(arrived.get(timeout=progress.tick))
+                    take(arrived.get(timeout=progress.tick), done, held)
+                    while True:  # (a task's chunks come before its end: FIFO)
+                        take(arrived.get_nowait(), done, held)
                 if observer is not None and observer.stopping():
                     raise DumpStopped("the dump was stopped: its reader gave up")
                 yield from progress.events()  # a big table's, while it is read (every tick)
-                while ready := _appendable(planned.tasks, done, appended, any_order):
+                for number in [n for n in held if is_head(planned.tasks, n, appended)]:
+                    entry = entries[planned.tasks[number].table.name]
+                    _append_chunks(writer, entry, planned.tasks[number], held.pop(number),
+                                   fmt.extension)
+                    if observer is not None:
+                        observer.part_written(entry)
+                while ready := appendable(planned.tasks, done, appended, any_order):
                     for number in ready:
                         done.discard(number)
                         appended.add(number)
                         yield from _append_task(planned.tasks[number], futures[number],
                                                 number == last[planned.tasks[number].table.name],
                                                 entries, writer, manifest, fmt, warnings,
-                                                observer, progress, snapshot.dialect)
+                                                observer, progress, snapshot.dialect,
+                                                held.pop(number, []))
             yield progress.end()
         except BaseException as exc:
             # Ctrl-C (or a caller that gave up): the reads stop now, not at their tables' end
             if isinstance(exc, (KeyboardInterrupt, GeneratorExit, DumpStopped)):
                 snapshot.interrupts.stop(futures)
             _cancel(futures)
+            for chunks in held.values():
+                close_chunks(chunks)
             raise
-
-
-def _announce(arrived: queue.SimpleQueue[int], number: int) -> Any:
-    """A done-callback putting task ``number`` on ``arrived`` (from the reading thread)."""
-    return lambda _: arrived.put(number)
-
-
-def _appendable(tasks: tuple[DumpTask, ...], done: set[int], appended: set[int],
-                any_order: bool) -> list[int]:
-    """The tasks read (``done``) whose chunks may be appended now, in task order: the next in
-    task order; or, in ``any_order``, each whose table's earlier parts are appended (a
-    table's parts are consecutive tasks)."""
-    if not any_order:
-        head = len(appended)
-        return [head] if head in done else []
-    return sorted(n for n in done if tasks[n].part == 0 or n - 1 in appended)
 
 
 def _append_task(task: DumpTask, future: Future[Any], last_part: bool,
                  entries: dict[str, TableEntry], writer: MemberSink, manifest: Manifest,
                  fmt: Any, warnings: list[str], observer: DumpObserver | None,
-                 progress: TableProgress, dialect: Dialect) -> Iterator[Event]:
-    """Append one read task's chunks to its table (or record its failure under
-    ``--tolerate``); the table's last events once its ``last_part`` is appended."""
+                 progress: TableProgress, dialect: Dialect,
+                 held: list[EncodedChunk]) -> Iterator[Event]:
+    """Append one read task's chunks to its table (``held``: those it handed over that are
+    not appended yet, then the rest), or record its failure under ``--tolerate``; the
+    table's last events once its ``last_part`` is appended."""
     entry = entries[task.table.name]
-    encoded = _result_of(task, future, dialect)
+    try:
+        encoded = _result_of(task, future, dialect)
+    except BaseException:
+        close_chunks(held)
+        raise
     if isinstance(encoded, Failed):
+        close_chunks(held)
         _record_failure(manifest, entry, encoded, warnings)
         if observer is not None:
             observer.written(entry)
         yield from progress.finish(entry.name, f"Failed table {entry.name}")
         return
-    _append_chunks(writer, entry, task, encoded, fmt.extension)
+    _append_chunks(writer, entry, task, held + encoded, fmt.extension)
     if last_part:
         if observer is not None:
             observer.written(entry)

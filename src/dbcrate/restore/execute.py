@@ -68,8 +68,14 @@ def _loaded_by(task: RestoreTask) -> tuple[str, ...]:
 
 
 def _archive_names(ctx: Execution, task: RestoreTask) -> set[str]:
-    """The archive's names of the tables a load reads (a migration may rename a table)."""
-    return {ctx.plan.source(t).entry.name for t in _loaded_by(task)}
+    """What a load waits for in an archive still being written: the first chunks of its
+    table for a table's own load (it takes the rest as they are written), every table whole
+    for the others (a group's one transaction, the loads into existing tables, which read
+    the chunks more than once). The archive's names: a migration may rename a table."""
+    names = {ctx.plan.source(t).entry.name for t in _loaded_by(task)}
+    if isinstance(task, LoadTable):
+        return {ctx.arch.first_chunks_name(name) for name in names}
+    return names
 
 
 def execute(ctx: Execution) -> Iterator[Event]:

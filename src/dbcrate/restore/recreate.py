@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection
 from dbcrate.dialects import Dialect
 from dbcrate.dialects.reflection import quiet_reflection
 from dbcrate.errors import ArchiveCorrupt, driver_message, failure_message
+from dbcrate.model.manifest import Chunk
 from dbcrate.progress import Event
 from dbcrate.restore import journal
 from dbcrate.restore.ddl import CombinedDDL
@@ -68,7 +69,7 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
             conn.execute(sa.schema.CreateTable(sa_table))
             created = True
         rows = 0
-        fresh = created or (source.entry.size >= FRESH_MIN_BYTES
+        fresh = created or (ctx.arch.expected_size(source.entry)[1] >= FRESH_MIN_BYTES
                             and dialect.make_fresh(conn, source.name))
         if not plan.settings.schema_only:
             rows = load_rows(ctx, conn, source, fresh)
@@ -95,8 +96,13 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
 
 def load_rows(ctx: Execution, conn: Connection, source: Source, fresh: bool) -> int:
     """All the table's chunks in one load (one COPY, one staging file ...): an engine's own
-    rows as they are stored, where the target reads them and no transform changes them."""
-    dialect, chunks, checks = ctx.dialect, source.entry.chunks, ctx.checks
+    rows as they are stored, where the target reads them and no transform changes them. The
+    chunks are taken as the archive gives them: a table a ``copy`` is still reading loads
+    while it is read (:meth:`~dbcrate.containers.base.Archive.table_chunks`)."""
+    dialect, checks = ctx.dialect, ctx.checks
+    taken: list[Chunk] = []  # (what the load was given: the whole table once it ends)
+    chunks = _noted(ctx.arch.table_chunks(source.entry, lambda: ctx.runner.interrupts.stopped),
+                    taken)
     if not loads_as_stored(ctx.arch, dialect, source):
         verify = checks is not None and checks.verify
         read: Iterator[pa.RecordBatch] = itertools.chain.from_iterable(
@@ -114,12 +120,19 @@ def load_rows(ctx: Execution, conn: Connection, source: Source, fresh: bool) -> 
                                  chunk.rows, chunk.size)
             for chunk in chunks)),
         fresh=fresh)
-    expected = sum(chunk.rows for chunk in chunks)
+    expected = sum(chunk.rows for chunk in taken)
     if rows != expected:  # (a line "\\." ends COPY's text early: never one dbcrate wrote)
         raise ArchiveCorrupt(f"table {source.name!r}: the server read {rows:,} rows of the "
                              f"archive's {expected:,}", hint="check the archive with "
                              "`dbcrate verify`")
     return rows
+
+
+def _noted(chunks: Iterator[Chunk], taken: list[Chunk]) -> Iterator[Chunk]:
+    """``chunks``, each added to ``taken`` as it is given."""
+    for chunk in chunks:
+        taken.append(chunk)
+        yield chunk
 
 
 def _remove_half_made(ctx: Execution, table: str) -> None:
