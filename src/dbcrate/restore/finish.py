@@ -20,7 +20,8 @@ from dbcrate.restore.session import Execution, Runner
 def orphans(ctx: Execution, tables: list[Table]) -> list[str]:
     """Rows whose foreign key points nowhere, per constraint (the checks were off or deferred
     for some engines while loading; MariaDB does not re-check when they come back on). The
-    checks run on up to ``jobs`` sessions (each one reads a whole child table)."""
+    checks run on up to ``jobs`` sessions (each one reads a whole child table), also on an
+    engine that takes one writer at a time: they only read."""
     runner, q = ctx.runner, ctx.dialect.quote
     checks = []
     for table in tables:
@@ -38,7 +39,7 @@ def orphans(ctx: Execution, tables: list[Table]) -> list[str]:
         except sa.exc.DBAPIError:
             return None  # the referenced table is not there: reported elsewhere
 
-    workers = ctx.plan.settings.sessions_for(len(checks))
+    workers = ctx.plan.settings.readers_for(len(checks))
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbcrate-orphans") as pool:
         counts = list(pool.map(count, checks))
     return [f"{table.name}: {n} rows break foreign key {fk.name or fk.columns} -> {fk.ref_table}"

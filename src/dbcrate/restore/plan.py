@@ -272,6 +272,12 @@ class Settings:
         """How many sessions run ``units`` independent units of DDL or checks at once."""
         return max(1, min(self.jobs, units)) if self.parallel else 1
 
+    def readers_for(self, units: int) -> int:
+        """How many sessions run ``units`` independent read-only checks at once: ``jobs``
+        also where the engine takes one writer at a time (SQLite's readers do not wait for
+        each other), one in a single transaction (its one connection)."""
+        return 1 if self.single_transaction else max(1, min(self.jobs, units))
+
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
