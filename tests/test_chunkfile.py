@@ -42,7 +42,7 @@ def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
         conn.close()
 
 
-@pytest.mark.parametrize("data_format", ["parquet", "arrow", "csv"])
+@pytest.mark.parametrize("data_format", ["parquet", "arrow", "csv", "jsonl", "xml", "yaml"])
 def test_directory_dump_members_are_encoded_in_place(data_format: str, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     src = _source(tmp_path)
