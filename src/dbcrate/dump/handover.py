@@ -11,6 +11,7 @@ while the task is still read, as long as the task is its table's head (:func:`is
 
 from __future__ import annotations
 
+import contextlib
 import queue
 from collections.abc import Callable
 from typing import Any
@@ -40,6 +41,16 @@ def take(item: int | tuple[int, EncodedChunk], done: set[int],
         done.add(item)
     else:
         held.setdefault(item[0], []).append(item[1])
+
+
+def take_all(arrived: Arrived, timeout: float, done: set[int],
+             held: dict[int, list[EncodedChunk]]) -> None:
+    """Take what arrives within ``timeout`` seconds, then all that is there (a task's chunks
+    always come before its end: the queue is first in, first out)."""
+    with contextlib.suppress(queue.Empty):
+        take(arrived.get(timeout=timeout), done, held)
+        while True:
+            take(arrived.get_nowait(), done, held)
 
 
 def is_head(tasks: tuple[DumpTask, ...], number: int, appended: set[int]) -> bool:

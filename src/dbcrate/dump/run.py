@@ -37,7 +37,7 @@ from dbcrate.dump.encode import (
     encode_task,
     tolerant_task,
 )
-from dbcrate.dump.handover import Arrived, announce, appendable, chunk_to, is_head, take
+from dbcrate.dump.handover import Arrived, announce, appendable, chunk_to, is_head, take_all
 from dbcrate.dump.naming import default_name
 from dbcrate.dump.native import NativeCapture
 from dbcrate.dump.plan import (
@@ -357,19 +357,12 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
             done: set[int] = set()  # read, not yet appended
             appended: set[int] = set()
             while len(appended) < len(futures):
-                with contextlib.suppress(queue.Empty):
-                    take(arrived.get(timeout=progress.tick), done, held)
-                    while True:  # (a task's chunks come before its end: FIFO)
-                        take(arrived.get_nowait(), done, held)
+                take_all(arrived, progress.tick, done, held)
                 if observer is not None and observer.stopping():
                     raise DumpStopped("the dump was stopped: its reader gave up")
                 yield from progress.events()  # a big table's, while it is read (every tick)
-                for number in [n for n in held if is_head(planned.tasks, n, appended)]:
-                    entry = entries[planned.tasks[number].table.name]
-                    _append_chunks(writer, entry, planned.tasks[number], held.pop(number),
-                                   fmt.extension)
-                    if observer is not None:
-                        observer.part_written(entry)
+                _append_handed_over(planned.tasks, held, appended, entries, writer, fmt,
+                                    observer)
                 while ready := appendable(planned.tasks, done, appended, any_order):
                     for number in ready:
                         done.discard(number)
@@ -388,6 +381,18 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
             for chunks in held.values():
                 close_chunks(chunks)
             raise
+
+
+def _append_handed_over(tasks: tuple[DumpTask, ...], held: dict[int, list[EncodedChunk]],
+                        appended: set[int], entries: dict[str, TableEntry], writer: MemberSink,
+                        fmt: Any, observer: DumpObserver | None) -> None:
+    """Append the chunks handed over by tasks still being read that are their table's head
+    (the others wait in ``held``), and tell the reader along."""
+    for number in [n for n in held if is_head(tasks, n, appended)]:
+        entry = entries[tasks[number].table.name]
+        _append_chunks(writer, entry, tasks[number], held.pop(number), fmt.extension)
+        if observer is not None:
+            observer.part_written(entry)
 
 
 def _append_task(task: DumpTask, future: Future[Any], last_part: bool,

@@ -56,7 +56,7 @@ FLAGS: dict[str, str] = {
 }
 
 #: options that no flag sets: a script cannot make the same dump when they are not the default
-NO_FLAG = ("chunk_bytes", "batch_rows")
+NO_FLAG = ("chunk_bytes", "batch_rows", "durable")
 
 CREDENTIALS_NOTE = """\
 # No password is written here (secrets never are): the database driver reads it as its
