@@ -1,10 +1,13 @@
 """One dump task: read its rows and encode them into chunk files, bounded in rows and bytes.
 
 Each chunk is encoded into a private temp file (bounded memory) and handed to the runner, which
-appends it to the archive in task order. A chunk holds at most the plan's ``chunk_rows`` rows
-and about ``chunk_bytes`` bytes of Arrow data, so that wide rows still make members that decode
-in bounded memory. Under ``--tolerate`` (:func:`tolerant_task`) a table that cannot be read is
-reported as :class:`Failed` instead of ending the dump.
+appends it to the archive in task order; into a directory archive, the chunk's file is made in
+the archive itself (:mod:`dbcrate.containers.chunkfile`) and only renamed, and where a restore
+reads along (``copy``) each chunk is handed over as soon as it is complete. A chunk holds at
+most the plan's ``chunk_rows`` rows and about ``chunk_bytes`` bytes of Arrow data, so that wide
+rows still make members that decode in bounded memory. Under ``--tolerate``
+(:func:`tolerant_task`) a table that cannot be read is reported as :class:`Failed` instead of
+ending the dump.
 """
 
 from __future__ import annotations
