@@ -15,7 +15,6 @@ an abort removes the archive's temp directory with whatever is left in it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import itertools
 import os
@@ -23,13 +22,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from dbcrate.atomic import create_private_file, write_failed
+from dbcrate.containers.base import HashingSink
+from dbcrate.containers.tar import COPY_BUFFER
 
 #: the directory, inside an archive's temp directory, where chunks are encoded before they
 #: get their member names (removed before the archive is committed)
 PENDING_DIR = ".pending"
-#: buffered writes of this size (the tar kind's copy buffer)
-BUFFER = 1024 * 1024
-
 _numbers = itertools.count()
 
 
@@ -48,10 +46,10 @@ class ChunkFile(io.RawIOBase):
         self.path = folder / f"chunk-{os.getpid()}-{next(_numbers)}"
         self._output = output if output is not None else folder
         self._handle: IO[bytes] | None = os.fdopen(create_private_file(self.path), "wb",
-                                                   buffering=BUFFER)
+                                                   buffering=COPY_BUFFER)
+        # (hashing releases the GIL for large blocks: the readers hash in parallel)
+        self._sink = HashingSink(self._handle)
         self._durable = durable
-        self._sha = hashlib.sha256()
-        self.count = 0
         self.digest = ""
         self._adopted = False
 
@@ -60,17 +58,18 @@ class ChunkFile(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         assert self._handle is not None, "write after finish"
-        view = memoryview(data).cast("B")
         try:
-            self._handle.write(view)
+            return self._sink.write(data)
         except OSError as exc:
             raise write_failed(self._output, exc) from None
-        self._sha.update(view)  # (releases the GIL for large blocks: readers hash in parallel)
-        self.count += len(view)
-        return len(view)
+
+    @property
+    def count(self) -> int:
+        """The bytes written."""
+        return self._sink.count
 
     def tell(self) -> int:
-        return self.count
+        return self._sink.count
 
     def flush(self) -> None:
         if self._handle is not None:
@@ -91,7 +90,7 @@ class ChunkFile(io.RawIOBase):
                 handle.close()
         except OSError as exc:
             raise write_failed(self._output, exc) from None
-        self.digest = self._sha.hexdigest()
+        self.digest = self._sink.sha.hexdigest()
 
     def adopt(self, target: Path) -> str:
         """Give the finished file its member path (a new name in the same archive directory);

@@ -371,8 +371,7 @@ class DirectoryWriter(ContainerWriter):
 
     def __init__(self, path: str | os.PathLike[str], *, data_format: str | None = None,
                  mtime: float | None = None, overwrite: bool = False, format_version: int = 1,
-                 compression_level: int = DEFAULT_COMPRESSION_LEVEL,
-                 durable: bool = True) -> None:
+                 compression_level: int = DEFAULT_COMPRESSION_LEVEL) -> None:
         if str(path) == "-":
             raise UsageError("a dump directory cannot be written to standard output",
                              hint="give a directory path, or use the tar kind")
@@ -381,21 +380,26 @@ class DirectoryWriter(ContainerWriter):
         self.level = compression_level
         self._out = AtomicDirectory(path, overwrite)
         self._names: set[str] = set()
-        #: fsync each file (False: scratch output that need not survive a crash)
-        self.durable = durable
+        #: fsync each file (False: scratch output that need not survive a crash; set by
+        #: :func:`~dbcrate.containers.writers.open_dump_writer`)
+        self.durable = True
 
     @property
     def staging(self) -> Path:
         """The private temp directory being written (renamed to the final name by ``commit``)."""
         return self._out.tmp
 
-    def _create(self, name: str) -> IO[bytes]:
+    def _member_path(self, name: str) -> Path:
+        """Where the new member ``name`` goes in the temp directory (its folders made)."""
         if not MEMBER_PATH.match(name) or name in self._names:
             raise ValueError(f"bad or repeated member name {name!r}")
         self._names.add(name)
         folder, _, base = name.rpartition("/")
-        parent = self._out.make_dirs(folder) if folder else self._out.tmp
-        return os.fdopen(create_private_file(parent / base), "wb", buffering=COPY_BUFFER)
+        return (self._out.make_dirs(folder) if folder else self._out.tmp) / base
+
+    def _create(self, name: str) -> IO[bytes]:
+        return os.fdopen(create_private_file(self._member_path(name)), "wb",
+                         buffering=COPY_BUFFER)
 
     def _finish(self, handle: IO[bytes]) -> None:
         handle.flush()
@@ -415,13 +419,8 @@ class DirectoryWriter(ContainerWriter):
 
     def adopt_chunk(self, name: str, chunk: ChunkFile) -> str:
         """Make the finished ``chunk`` the member ``name``; returns its SHA-256."""
-        folder, _, base = name.rpartition("/")
-        if not MEMBER_PATH.match(name) or name in self._names:
-            raise ValueError(f"bad or repeated member name {name!r}")
-        self._names.add(name)
         try:
-            parent = self._out.make_dirs(folder) if folder else self._out.tmp
-            return chunk.adopt(parent / base)
+            return chunk.adopt(self._member_path(name))
         except OSError as exc:
             raise write_failed(self._out.final, exc) from None
 
