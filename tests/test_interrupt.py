@@ -12,8 +12,10 @@ restore the journal: ``--resume`` then restores every row exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -163,20 +165,51 @@ def test_ctrl_c_stops_a_dump_at_once_and_leaves_nothing(kind: str, jobs: int, bi
     assert list(tmp.iterdir()) == []  # no chunk spool, no staging file
 
 
+def _sqlite_table_made(url: str, table: str) -> Callable[[], bool]:
+    """When the SQLite file at ``url`` holds ``table`` (read by this process: SQLite's locks
+    keep the read and the restore's writes apart)."""
+    path = Path(sa.engine.make_url(url).database or "")
+
+    def made() -> bool:
+        if not path.exists():
+            return False
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True,
+                                                    timeout=0.1)) as conn:
+                return bool(conn.execute("SELECT count(*) FROM sqlite_master WHERE name = ?",
+                                         (table,)).fetchone()[0])
+        except sqlite3.Error:
+            return False
+
+    return made
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
-@pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite"])
+@pytest.mark.parametrize("kind", ["postgresql", "mysql", "sqlite", "sqlite-new-file"])
 def test_ctrl_c_stops_a_restore_at_once_and_resume_completes_it(
         kind: str, jobs: int, big: Big, dbs: Databases, tmp_path: Path) -> None:
+    """``sqlite``: into an existing file (each table's rows through a staging file, in the
+    table's transaction); ``sqlite-new-file``: into a file the restore makes (the table is
+    committed first, then its rows in a transaction of their own: marked started, replaced by
+    ``--resume``)."""
+    new_file = kind == "sqlite-new-file"
+    kind = kind.removesuffix("-new-file")
     archive = big.archive(kind)
     dst = dbs.new(kind)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    ready = _running(kind, dst, LOAD.get(kind, ""), tmp_path, ".dbcrate-stage-")
+    if kind == "sqlite" and not new_file:
+        sqlite3.connect(sa.engine.make_url(dst).database or "").close()  # an empty database
+    ready = (_sqlite_table_made(dst, "big") if new_file
+             else _running(kind, dst, LOAD.get(kind, ""), tmp_path, ".dbcrate-stage-"))
     code, delay, err = _interrupt(["restore", str(archive), dst, "-j", str(jobs)], ready, tmp)
     _assert_stopped(code, delay, err)
     assert "--resume" in " ".join(err.split())
     journal = rows(dst, "SELECT table_name, chunk FROM dbcrate_journal")
     assert ("big", -1) not in journal  # the big table was not committed: it is redone
+    if new_file:  # made and committed, its rows not: started, and empty
+        assert ("big", -2) in journal
+        assert rows(dst, "SELECT count(*) FROM big") == [(0,)]
     if jobs == 1:
         return  # --resume is the same for both (keeps the module short)
     again = subprocess.run([sys.executable, "-m", "dbcrate", "restore", str(archive), dst,

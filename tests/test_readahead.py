@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dbcrate.dump.readahead import ReadAhead
+from dbcrate.readahead import ReadAhead
 
 
 class Source:

@@ -1,6 +1,8 @@
 """SQLite loads through an ADBC-written staging file (dbcrate.dialects.sqlitestage) store
 exactly what binding every value through sqlite3 stores, stay inside the restore's
-transaction, fall back mid-table, and leave no file behind."""
+transaction, fall back mid-table, and leave no file behind. Into a file the restore makes,
+ADBC loads each table in place (``load_direct``): the same values, nothing committed when it
+fails, and a table whose load failed is removed again and said so."""
 
 from __future__ import annotations
 
@@ -221,3 +223,182 @@ def test_a_staging_failure_says_where_and_what_to_do(tmp_path: Path,
     assert "DBCRATE_SQLITE_STAGE=0" in info.value.message
     assert "disk is full" in info.value.message
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.db"]
+
+
+# ------------------------------------------------------------------ into a file the restore made
+def _load_direct(path: Path, table: Table, batches: list[pa.RecordBatch]) -> tuple[
+        int, list[pa.RecordBatch], list[tuple[Any, ...]]]:
+    """Create the table committed, then load it the way a restore into a file it made does
+    (:meth:`load_committed`); (rows committed, batches left to the caller, every value with
+    its storage class)."""
+    path.unlink(missing_ok=True)
+    kinds = [c.name.removeprefix("c_") for c in table.columns]
+    columns = ", ".join(f'"c_{k}" {KINDS[k][0]}' for k in kinds)
+    with sqlite3.connect(path) as raw:
+        raw.execute(f'CREATE TABLE "{table.name}" (rid INTEGER PRIMARY KEY, {columns})')
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        rows, rest = dialect_for(engine).load_committed(table, iter(batches))
+    finally:
+        engine.dispose()
+    with sqlite3.connect(path) as raw:
+        names = ", ".join(f'"{c.name}", typeof("{c.name}")' for c in table.columns)
+        got = raw.execute(f'SELECT {names} FROM "{table.name}" ORDER BY rowid').fetchall()
+    return rows, list(rest), got
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_direct_values_are_the_bound_values(data: st.DataObject, tmp_path_factory:
+                                            pytest.TempPathFactory) -> None:
+    """ADBC's inserts into the table itself store what binding every value through sqlite3
+    stores: the same values, the same storage classes, in order (the rowid each row gets),
+    several rows to a statement and the rows left over one at a time."""
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(sqlitestage, "ROWS_PER_STATEMENT", data.draw(st.integers(1, 5)))
+    tmp = tmp_path_factory.mktemp("direct")
+    table = _table("every kind", list(KINDS))
+    row = st.tuples(*[st.one_of(st.none(), KINDS[k][1]) for k in KINDS])
+    batches = [_batch(table, data.draw(st.lists(row, min_size=1, max_size=12)))
+               for _ in range(3)]
+    try:
+        rows, rest, direct = _load_direct(tmp / "direct.db", table, batches)
+        bound = _load(tmp / "bound.db", table, batches, stage=False, monkeypatch=monkeypatch)
+    finally:
+        monkeypatch.undo()
+    assert rows == sum(b.num_rows for b in batches) and rest == []
+    assert _same(direct, bound)
+
+
+def test_rows_grouped_per_statement_keep_their_order() -> None:
+    """Statement row r holds rows r*per ... r*per+per-1, column j of its g-th row named g_j;
+    the rows left over come one per statement; within SQLite's 999 parameters."""
+    arrays = [pa.array(range(10)), pa.array([f"v{i}" for i in range(10)])]
+    many, rest = sqlitestage.grouped(arrays, 3)
+    assert many is not None and rest is not None
+    assert many.schema.names == ["0_0", "0_1", "1_0", "1_1", "2_0", "2_1"]
+    assert [list(r.values()) for r in many.to_pylist()] == [
+        [0, "v0", 1, "v1", 2, "v2"], [3, "v3", 4, "v4", 5, "v5"], [6, "v6", 7, "v7", 8, "v8"]]
+    assert rest.to_pylist() == [{"0_0": 9, "0_1": "v9"}]
+    assert sqlitestage.grouped(arrays[:1], 5)[1] is None
+    assert sqlitestage.rows_per_statement(5) == sqlitestage.ROWS_PER_STATEMENT
+    assert sqlitestage.rows_per_statement(400) == 2
+    assert sqlitestage.rows_per_statement(2000) == 1
+
+
+def test_a_first_batch_only_python_binds_is_left_to_the_caller(tmp_path: Path) -> None:
+    """Nothing is written, and every batch comes back in order, that one first."""
+    table = _table("big unsigned", ["uint64"])
+    huge = pa.RecordBatch.from_arrays([pa.array([2**63 + 1], pa.uint64())], names=["c_uint64"])
+    fine = _batch(table, [(1,)])
+    rows, rest, got = _load_direct(tmp_path / "u.db", table, [huge, fine])
+    assert (rows, got) == (0, [])
+    assert [b.to_pylist() for b in rest] == [huge.to_pylist(), fine.to_pylist()]
+
+
+def test_a_direct_load_that_fails_commits_nothing(tmp_path: Path) -> None:
+    """A key the table refuses in the second batch: the error names it, the first batch's rows
+    are rolled back with it, and the connection is closed (the file can be removed)."""
+    table = _table("keyed", ["int64"])
+    path = tmp_path / "k.db"
+    with sqlite3.connect(path) as raw:
+        raw.execute('CREATE TABLE keyed ("c_int64" INTEGER PRIMARY KEY)')
+    engine = sa.create_engine(f"sqlite:///{path}")
+    try:
+        with pytest.raises(dbcrate.DbcrateError, match="UNIQUE constraint failed"):
+            dialect_for(engine).load_committed(
+                table, iter([_batch(table, [(1,), (2,)]), _batch(table, [(3,), (1,)])]))
+    finally:
+        engine.dispose()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM keyed").fetchone() == (0,)
+    path.unlink()  # (no connection holds it)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _source_db(path: Path) -> str:
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT, d DATETIME)")
+        raw.executemany("INSERT INTO a VALUES (?, ?, ?)",
+                        [(i, f"v{i}", f"2024-01-01 00:00:{i % 60:02d}") for i in range(5000)])
+        raw.execute("CREATE TABLE z (id INTEGER PRIMARY KEY, w REAL)")
+        raw.executemany("INSERT INTO z VALUES (?, ?)", [(i, i / 3) for i in range(5000)])
+        raw.execute("CREATE INDEX z_w ON z (w)")
+    return f"sqlite:///{path}"
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    calls = {"direct": 0, "moved": 0}
+    direct, move = sqlitestage.load_direct, sqlitestage._move
+
+    def counted_direct(*args: Any) -> Any:
+        rows, rest = direct(*args)
+        calls["direct"] += rows > 0
+        return rows, rest
+
+    def counted_move(*args: Any) -> None:
+        calls["moved"] += 1
+        move(*args)
+
+    monkeypatch.setattr(sqlitestage, "load_direct", counted_direct)
+    monkeypatch.setattr(sqlitestage, "_move", counted_move)
+    return calls
+
+
+def test_a_restore_into_a_file_it_makes_loads_each_table_in_place(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Into a new file every table is loaded by ADBC in place (no staging file); into an
+    existing file each table still loads through its staging file, inside the table's own
+    transaction. Both give the source's rows, and the journal is gone after success."""
+    source = _source_db(tmp_path / "src.db")
+    archive = tmp_path / "a.crate"
+    dbcrate.dump(source, archive, chunk_rows=700)  # several chunks: several batches per table
+    calls = _counting(monkeypatch)
+    new = tmp_path / "new.db"
+    dbcrate.restore(archive, f"sqlite:///{new}", ddl="portable").raise_for_failures()
+    assert calls == {"direct": 2, "moved": 0}
+    existing = tmp_path / "existing.db"
+    sqlite3.connect(existing).close()
+    dbcrate.restore(archive, f"sqlite:///{existing}", ddl="portable").raise_for_failures()
+    assert calls == {"direct": 2, "moved": 2}
+    for path in (new, existing):
+        with sqlite3.connect(path) as got, sqlite3.connect(tmp_path / "src.db") as want:
+            for sql in ("SELECT * FROM a ORDER BY id", "SELECT * FROM z ORDER BY id"):
+                assert got.execute(sql).fetchall() == want.execute(sql).fetchall()
+            assert got.execute("SELECT count(*) FROM sqlite_master WHERE name = "
+                               "'dbcrate_journal'").fetchone() == (0,)
+    assert not list(tmp_path.glob(".dbcrate-stage-*"))
+
+
+def test_a_table_whose_load_fails_in_place_is_removed_and_said(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A load that fails halfway (the hook raises on its second batch) after the table was
+    committed: the table is dropped again, its journal mark removed, the report says it is
+    absent; the other table is restored; --resume then restores the failed one alone."""
+    from conftest import failing_load_hook
+
+    source = _source_db(tmp_path / "src.db")
+    archive = tmp_path / "a.crate"
+    dbcrate.dump(source, archive, chunk_rows=700)
+    hooks = tmp_path / "fail_z.py"
+    hooks.write_text(failing_load_hook("z", "stopped by the test's hook"))
+    target = tmp_path / "new.db"
+    report = dbcrate.restore(archive, f"sqlite:///{target}", hooks=str(hooks),
+                             ddl="portable")
+    by_name = {t.name: t for t in report.tables}
+    assert by_name["a"].status == "restored"
+    z = by_name["z"]
+    assert z.status == "failed" and "stopped by the test's hook" in (z.error or "")
+    assert (z.error or "").endswith("the table was removed again: it is absent")
+    with sqlite3.connect(target) as raw:
+        assert raw.execute("SELECT name FROM sqlite_master WHERE name IN ('a', 'z')"
+                           ).fetchall() == [("a",)]
+        # a: started, then committed whole; z: nothing (its mark went with the table)
+        assert raw.execute("SELECT table_name, chunk FROM dbcrate_journal ORDER BY 1, 2"
+                           ).fetchall() == [("a", -2), ("a", -1)]
+    dbcrate.restore(archive, f"sqlite:///{target}", resume=True,
+                    ddl="portable").raise_for_failures()
+    with sqlite3.connect(target) as got, sqlite3.connect(tmp_path / "src.db") as want:
+        sql = "SELECT * FROM z ORDER BY id"
+        assert got.execute(sql).fetchall() == want.execute(sql).fetchall()
+        assert got.execute("SELECT count(*) FROM a").fetchone() == (5000,)

@@ -483,6 +483,18 @@ class Dialect(TableNaming):
         its rows frozen: ``COPY ... FREEZE``)."""
         raise NotImplementedError
 
+    def load_committed(self, table: Table,
+                       batches: Iterator[pa.RecordBatch]) -> tuple[int, Iterator[pa.RecordBatch]]:
+        """Append the batches to the empty, committed table by a connection of the dialect's
+        own, in a transaction of its own that is committed when this returns (and rolled back,
+        the table left empty, when it raises). Only for a target no one else uses while the
+        restore runs (a database file it made), one writer at a time.
+
+        Returns ``(rows committed, the batches not loaded)``: all of them, none committed, where
+        this dialect (or the first batch's values) cannot be loaded this way; the caller then
+        loads them with :meth:`load` in its unit of work."""
+        return 0, batches
+
     def load_native_rows(self, conn: Connection, table: Table, pieces: Iterator[Any],
                          fresh: bool = False) -> int:
         """Load pieces of rows in :attr:`native_rows` as they are (``fresh``: see load)."""

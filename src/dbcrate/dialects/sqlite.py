@@ -331,6 +331,17 @@ class SQLite(Dialect):
             rows += batch.num_rows
         return rows
 
+    def load_committed(self, table: Table,
+                       batches: Iterator[pa.RecordBatch]) -> tuple[int, Iterator[pa.RecordBatch]]:
+        # ADBC binds the Arrow arrays into the table itself: no staging file, no second
+        # insert of every row (sqlitestage.load_direct)
+        path = self.database_file(self.engine.url)
+        if path is None or not table.columns:
+            return 0, batches
+        cols = ", ".join(self.quote(c.name) for c in table.columns)
+        insert = f"INSERT INTO {self.table_sql(table.name)} ({cols})"
+        return sqlitestage.load_direct(str(path), insert, batches, _binder(table.columns))
+
     def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:
         has_seq = conn.exec_driver_sql(
             "SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_sequence'"

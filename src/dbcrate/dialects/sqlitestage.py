@@ -21,6 +21,15 @@ table's rows take in SQLite, for as long as its load runs. Where staging cannot 
 not installed, an in-memory target whose directory is unknown, a value only Python binds, too
 many attachments still held by one all-or-nothing transaction) the standard path loads the
 rows, with the same result.
+
+Into a database file the restore made itself, no one else reads or writes while the restore
+runs, so a table needs no staging: it is created and committed first, then ADBC binds the rows
+into it in a transaction of its own (:func:`load_direct`; the caller journals the table as
+started, and removes it again if the load fails), several rows to a statement. That saves the
+second insert of every row. The restore writes one table at a time, and no connection of
+Python's library has the file open meanwhile (SQLite's restore connections are not pooled):
+the two libraries do not see each other's locks (POSIX locks are per process, and each library
+keeps its own table of them).
 """
 
 from __future__ import annotations
@@ -30,11 +39,13 @@ import itertools
 import os
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
 from dbcrate.errors import DatabaseError, driver_message
+from dbcrate.readahead import ReadAhead
 
 try:
     import adbc_driver_sqlite.dbapi as _adbc
@@ -48,6 +59,13 @@ MAX_PENDING = 4
 #: switch for measurements and as a way out: ``DBCRATE_SQLITE_STAGE=0`` binds every value in
 #: Python
 ENABLED_BY_DEFAULT = os.environ.get("DBCRATE_SQLITE_STAGE", "1") != "0"
+
+#: how long ADBC's connection waits for a lock on the target (as Python's sqlite3 does)
+BUSY_TIMEOUT_MS = 5000
+#: the most rows one INSERT of :func:`load_direct` takes (measured on 3,000,000 rows of five
+#: columns into an AUTOINCREMENT table: one row per statement 2.4 s, 16 rows 1.7 s, 64 rows
+#: 1.6 s; through the staging file 2.4 s)
+ROWS_PER_STATEMENT = 32
 
 _PREFIX = "dbcrate_stage_"
 _counter = itertools.count()
@@ -92,6 +110,120 @@ def load_staged(
     finally:
         with contextlib.suppress(OSError):
             os.remove(path)
+
+
+def load_direct(
+    path: str,
+    insert: str,
+    batches: Iterator[pa.RecordBatch],
+    bound: Callable[[pa.RecordBatch], list[pa.Array] | None],
+) -> tuple[int, Iterator[pa.RecordBatch]]:
+    """Load ``batches`` into the (committed, empty) table of the database file at ``path`` by
+    ADBC's own connection, in one transaction committed when this returns, rolled back when it
+    raises; ``insert`` is ``INSERT INTO tbl (cols)``.
+
+    Returns ``(rows committed, batches not loaded)``: every batch, nothing written, when ADBC
+    cannot be used or the first batch has values only Python binds (``bound``: see
+    :func:`load_staged`). A later batch with such values fails the load (a table's batches
+    share one schema, so this is a value no path can bind: an unsigned one above 2**63 - 1)."""
+    if not usable():
+        return 0, batches
+    first = next(batches, None)
+    if first is None:
+        return 0, iter(())
+    arrays = bound(first)
+    if arrays is None:
+        return 0, itertools.chain([first], batches)
+    width = len(arrays)
+    per = rows_per_statement(width)
+    one = f"({', '.join(['?'] * width)})"
+    sql_one, sql_many = f"{insert} VALUES {one}", f"{insert} VALUES {', '.join([one] * per)}"
+    parts = _converted(first.num_rows, arrays, batches, bound, per)
+    del first, arrays  # (held by the read-ahead until inserted, not for the whole load)
+    rows = 0
+    try:
+        # the next batch decoded, checked and converted while ADBC inserts this one
+        with _adbc.connect(path, autocommit=True) as conn, conn.cursor() as cur, \
+                ReadAhead(parts, name=f"{threading.current_thread().name}-load") as ahead:
+            # per connection, and outside a transaction: the restore checks the keys after
+            # the loads (its orphan check), as on its own sessions
+            cur.execute("PRAGMA foreign_keys = OFF")
+            cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.adbc_connection.set_autocommit(False)  # BEGIN
+            for count, part in ahead:
+                if part is None:
+                    raise DatabaseError("a value of this table cannot be bound by SQLite "
+                                        "(an integer above 2**63 - 1?)")
+                many, rest = part
+                if many is not None:
+                    cur.executemany(sql_many, many)
+                if rest is not None:
+                    cur.executemany(sql_one, rest)
+                rows += count
+                del part, many, rest
+            conn.adbc_connection.commit()
+    except _adbc.Error as exc:  # (closing the connection rolled its transaction back)
+        raise DatabaseError(f"loading the rows failed: {driver_message(exc)}") from None
+    return rows, iter(())
+
+
+def _converted(
+    count: int,
+    arrays: list[pa.Array],
+    batches: Iterator[pa.RecordBatch],
+    bound: Callable[[pa.RecordBatch], list[pa.Array] | None],
+    per: int,
+) -> Iterator[tuple[int, Grouped | None]]:
+    """(rows, the statements' parameters) of the first batch (``count`` rows, bound as
+    ``arrays``) and of every next one (None: a batch only Python binds). Each batch, and its
+    converted arrays, is let go of before the next is read: with the one the read-ahead's
+    queue holds and the one being inserted, three at most."""
+    parts: Grouped | None = grouped(arrays, per)
+    del arrays
+    yield count, parts
+    for batch in batches:
+        count, now = batch.num_rows, bound(batch)
+        del batch, parts
+        parts = None if now is None else grouped(now, per)
+        del now
+        yield count, parts
+
+
+#: (rows bound ``per`` to one statement, the rest one row per statement): see :func:`grouped`
+Grouped = tuple[pa.RecordBatch | None, pa.RecordBatch | None]
+
+
+def rows_per_statement(width: int) -> int:
+    """How many rows one ``INSERT ... VALUES (...), (...)`` of :func:`load_direct` takes: each
+    statement costs SQLite a fixed amount (and an AUTOINCREMENT table a read and a write of
+    ``sqlite_sequence``), so rows go ``ROWS_PER_STATEMENT`` at a time, within the 999 bound
+    parameters every SQLite version allows."""
+    return max(1, min(ROWS_PER_STATEMENT, 999 // max(1, width)))
+
+
+def grouped(arrays: list[pa.Array], per: int) -> Grouped:
+    """``arrays`` (one per column) as the parameters of statements of ``per`` rows: row ``r``
+    of the first batch holds rows ``r * per ... r * per + per - 1`` side by side (column ``j``
+    of its row ``g`` is named ``g_j``), so that every row is inserted in its order; the rows
+    left over (fewer than ``per``) one per statement."""
+    count = len(arrays[0]) if arrays else 0
+    whole = count // per * per
+    many = None
+    if whole and per > 1:
+        columns, names = [], []
+        for g in range(per):
+            picks = pa.array(range(g, whole, per), pa.int64())
+            for j, arr in enumerate(arrays):
+                columns.append(arr.take(picks))
+                names.append(f"{g}_{j}")
+        many = pa.RecordBatch.from_arrays(columns, names=names)
+    elif whole:
+        many = pa.RecordBatch.from_arrays(arrays, names=[f"0_{j}" for j in range(len(arrays))])
+    rest = None
+    if count > whole:
+        rest = pa.RecordBatch.from_arrays([arr.slice(whole) for arr in arrays],
+                                          names=[f"0_{j}" for j in range(len(arrays))])
+    return many, rest
 
 
 def _write(

@@ -24,12 +24,12 @@ import sqlalchemy as sa
 from dbcrate.containers.chunkfile import ChunkFile
 from dbcrate.dialects import Dialect, driver_errors
 from dbcrate.dump.plan import DumpPlan, DumpTask
-from dbcrate.dump.readahead import ReadAhead
 from dbcrate.dump.source import db_error, tolerated
 from dbcrate.errors import SourceValueError, driver_message
 from dbcrate.formats.framing import ZstdSink
 from dbcrate.formats.registry import ChunkWriter
 from dbcrate.progress import Interrupts, TableProgress
+from dbcrate.readahead import ReadAhead
 
 #: a chunk's encoding stays in memory up to this size (a file beyond): the temp file of each of
 #: 2,000 small tables cost 0.3 s of a dump; finished chunks may wait for the tables before

@@ -261,6 +261,10 @@ class Settings:
     #: file this restore made: a refusal removes it whole, so the user's target is untouched;
     #: a dry run, which writes nothing, checks first)
     checks_with_loads: bool
+    #: the target is a database file this restore made: no one else uses it while the restore
+    #: runs, so a table may be created and committed before its load
+    #: (:meth:`~dbcrate.dialects.base.Dialect.load_committed`)
+    new_target: bool
     #: several sessions may run at once (the engine allows it, and not one transaction)
     parallel: bool
     #: ``jobs`` as given: the most sessions at once

@@ -150,6 +150,7 @@ def _settings(options: RestoreOptions, mode: Any, same_engine: bool, parallel: b
         exit_on_error=options.exit_on_error, verify=options.verify, dry_run=options.dry_run,
         check_values=check_values, parallel=parallel, jobs=options.jobs,
         checks_with_loads=check_values and new_target and mode == "recreate",
+        new_target=new_target,
         # recreate: not capped by the table count (one table's index builds run side by side)
         sessions=max(1, options.jobs) if parallel else 1,
     )

@@ -44,7 +44,10 @@ STAYS_EMPTY = "rolled back: the table, created empty by the native schema, stays
 def create_and_load(ctx: Execution, task: LoadTable) -> None:
     """(Drop,) create and load one table in one transaction, then add it to ``ctx.loaded``;
     a failure is recorded in its result, and where DDL cannot roll back, the half-made table
-    is removed again."""
+    is removed again. Into a database file the restore made (:func:`_loads_apart`), the table
+    is created and committed first, and the dialect may load its rows by a connection of its
+    own (:meth:`~dbcrate.dialects.base.Dialect.load_committed`): marked started first, as
+    where DDL cannot roll back, and removed again if the load fails."""
     dialect, runner, plan = ctx.dialect, ctx.runner, ctx.plan
     source, result = plan.source(task.table), ctx.result(task.table)
     if plan.native is not None and result.status == "failed":
@@ -53,13 +56,11 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
     sa_table = plan.ddl.tables[source.name] if plan.ddl is not None else None
     t0 = time.monotonic()
     created = False
-    if sa_table is not None and not dialect.transactional_ddl and not runner.single \
-            and journal.STARTED not in plan.done.get(source.name, frozenset()):
-        # committed before CREATE TABLE (which commits by itself here): --resume may then
-        # replace this table, and only the tables so marked
-        runner.unit(lambda conn: runner.record(conn, source.name, journal.STARTED, 0))
+    apart = sa_table is not None and _loads_apart(ctx, source)
+    if sa_table is not None and (apart or not dialect.transactional_ddl) and not runner.single:
+        _mark_started(ctx, source.name)
 
-    def work(conn: Connection) -> int:
+    def create(conn: Connection) -> None:
         nonlocal created
         if task.replace:
             conn.exec_driver_sql(f"DROP TABLE IF EXISTS {dialect.table_sql(source.name)}")
@@ -68,6 +69,9 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         if sa_table is not None:
             conn.execute(sa.schema.CreateTable(sa_table))
             created = True
+
+    def work(conn: Connection) -> int:
+        create(conn)
         rows = 0
         fresh = created or (ctx.arch.expected_size(source.entry)[1] >= FRESH_MIN_BYTES
                             and dialect.make_fresh(conn, source.name))
@@ -76,43 +80,90 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
         return rows
 
+    def load_apart() -> int:
+        runner.unit(create)
+        rows, rest = dialect.load_committed(source.schema, rows_read(ctx, source))
+
+        def finish(conn: Connection) -> int:
+            more = dialect.load(conn, source.schema, rest)  # (what the dialect left to it)
+            runner.record(conn, source.name, journal.WHOLE_TABLE, rows + more)
+            return rows + more
+
+        return int(runner.unit(finish))
+
     try:
-        result.rows = runner.unit(work)
+        result.rows = load_apart() if apart else runner.unit(work)
         result.status = "restored"
         ctx.loaded.add(source.name)
     except Exception as exc:
         if runner.interrupts.stopped:  # Ctrl-C cancelled the load: the journal says the rest
             raise
-        if created and not dialect.transactional_ddl and not runner.single:
-            _remove_half_made(ctx, source.name)
-        result.status, result.rows = "failed", 0
-        state = (STAYS_EMPTY
-                 if plan.native is not None and not runner.single
-                 else _state_after_failure(dialect, runner, task.replace))
-        result.error = f"{failure_message(exc)}; {state}"
+        _failed(ctx, task, exc, created=created, apart=apart)
     finally:
         result.seconds = time.monotonic() - t0
 
 
+def _failed(ctx: Execution, task: LoadTable, exc: Exception, *, created: bool,
+            apart: bool) -> None:
+    """Record the failure of ``task`` in its result, with what it left of the table; where
+    the table was committed before its load failed (DDL that cannot roll back, or created
+    apart from its rows), it is removed again."""
+    dialect, runner = ctx.dialect, ctx.runner
+    if created and (apart or not dialect.transactional_ddl) and not runner.single:
+        _remove_half_made(ctx, task.table)
+    result = ctx.result(task.table)
+    result.status, result.rows = "failed", 0
+    state = (STAYS_EMPTY
+             if ctx.plan.native is not None and not runner.single
+             else _state_after_failure(dialect, runner, task.replace, apart))
+    result.error = f"{failure_message(exc)}; {state}"
+
+
+def _loads_apart(ctx: Execution, source: Source) -> bool:
+    """Whether the table is created and committed before its rows, which the dialect then
+    loads by a connection of its own: into a database file the restore made (no one else
+    sees it), a table at a time, rows that are decoded (not an engine's own rows)."""
+    settings = ctx.plan.settings
+    return (settings.new_target and not ctx.runner.single and not settings.schema_only
+            and not loads_as_stored(ctx.arch, ctx.dialect, source))
+
+
+def _mark_started(ctx: Execution, table: str) -> None:
+    """Commit the journal's mark that this archive's restore creates ``table`` (before its
+    ``CREATE TABLE`` is committed, by itself or apart from the rows): --resume may then replace
+    this table, and only the tables so marked."""
+    if journal.STARTED not in ctx.plan.done.get(table, frozenset()):
+        ctx.runner.unit(lambda conn: ctx.runner.record(conn, table, journal.STARTED, 0))
+
+
+def rows_read(ctx: Execution, source: Source) -> Iterator[pa.RecordBatch]:
+    """The table's rows as the dialect's load takes them: every chunk decoded (its checksum
+    checked where the checks ask for it), metered, checked against the target as they pass
+    (``checks_with_loads``), stopped by Ctrl-C. The chunks are taken as the archive gives
+    them: a table a ``copy`` is still reading loads while it is read
+    (:meth:`~dbcrate.containers.base.Archive.table_chunks`)."""
+    checks = ctx.checks
+    verify = checks is not None and checks.verify
+    chunks = ctx.arch.table_chunks(source.entry, lambda: ctx.runner.interrupts.stopped)
+    read: Iterator[pa.RecordBatch] = itertools.chain.from_iterable(
+        ctx.progress.metered(source.name, batches(ctx.arch, source, chunk, verify=verify),
+                             chunk.rows, chunk.size)
+        for chunk in chunks)
+    if checks is not None:  # (the values are checked as they pass, not before)
+        read = checks.passing(source, read)
+    return ctx.runner.interrupts.checked(read)
+
+
 def load_rows(ctx: Execution, conn: Connection, source: Source, fresh: bool) -> int:
-    """All the table's chunks in one load (one COPY, one staging file ...): an engine's own
-    rows as they are stored, where the target reads them and no transform changes them. The
-    chunks are taken as the archive gives them: a table a ``copy`` is still reading loads
-    while it is read (:meth:`~dbcrate.containers.base.Archive.table_chunks`)."""
-    dialect, checks = ctx.dialect, ctx.checks
+    """All the table's chunks in one load (one COPY, one staging file ...) in ``conn``'s
+    transaction (:func:`rows_read`); an engine's own rows as they are stored, where the target
+    reads them and no transform changes them."""
+    dialect = ctx.dialect
+    if not loads_as_stored(ctx.arch, dialect, source):
+        return dialect.load(conn, source.schema, rows_read(ctx, source), fresh=fresh)
     taken: list[Chunk] = []  # (what the load was given: the whole table once it ends)
     chunks = _noted(ctx.arch.table_chunks(source.entry, lambda: ctx.runner.interrupts.stopped),
                     taken)
-    if not loads_as_stored(ctx.arch, dialect, source):
-        verify = checks is not None and checks.verify
-        read: Iterator[pa.RecordBatch] = itertools.chain.from_iterable(
-            ctx.progress.metered(source.name, batches(ctx.arch, source, chunk, verify=verify),
-                                 chunk.rows, chunk.size)
-            for chunk in chunks)
-        if checks is not None:  # (the values are checked as they pass, not before)
-            read = checks.passing(source, read)
-        return dialect.load(conn, source.schema, ctx.runner.interrupts.checked(read),
-                            fresh=fresh)
     rows = dialect.load_native_rows(conn, source.schema, ctx.runner.interrupts.checked(
         itertools.chain.from_iterable(
             ctx.progress.metered(source.name,
@@ -143,10 +194,15 @@ def _remove_half_made(ctx: Execution, table: str) -> None:
             journal.unmark(conn, ctx.dialect, ctx.plan.archive_id, table, journal.STARTED)
 
 
-def _state_after_failure(dialect: Dialect, runner: Runner, replacing: bool) -> str:
-    """What a failed create-and-load left of the table."""
+def _state_after_failure(dialect: Dialect, runner: Runner, replacing: bool,
+                         apart: bool = False) -> str:
+    """What a failed create-and-load left of the table (``apart``: created and committed
+    before its load, as :func:`create_and_load` says)."""
     if runner.single:
         return ROLLED_BACK_WITH_THE_REST
+    if apart:
+        return ("the old table was dropped and the new one removed: the table is absent"
+                if replacing else "the table was removed again: it is absent")
     if dialect.transactional_ddl:
         return ("rolled back: the table keeps its earlier definition and rows" if replacing
                 else "rolled back: the table was not created")

@@ -13,6 +13,10 @@ RSS on that dump. So a dialect asks for it (``Dialect.read_ahead``) only where t
 real: SQLite and PostgreSQL (whose COPY blocks are read by a Python loop while Arrow parses
 and encodes the previous one: 6.9-7.4 s -> 6.0-6.3 s at scale 1); the MariaDB reader holds the
 GIL for part of its work and was slower with it.
+
+A restore into a SQLite file it made uses it the other way round
+(:func:`dbcrate.dialects.sqlitestage.load_direct`): the next batch is decoded, checked and
+converted while ADBC inserts this one (without the GIL), on the one writer SQLite has.
 """
 
 from __future__ import annotations
