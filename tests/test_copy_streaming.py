@@ -366,17 +366,22 @@ def _wide_tables(dbs: Databases) -> str:
     return source
 
 
+@pytest.mark.parametrize("native", [False, True])
 def test_a_table_loads_while_it_is_still_being_read(dbs: Databases, spools: Path,
-                                                    reader_role: str) -> None:
+                                                    reader_role: str, native: bool) -> None:
     """A table's chunks are handed to the restore as they are written, not once the table
     is read to its end (as pgcopydb pipes COPY out into COPY in): z_big's first 5,000 rows
-    pass, the rest wait for the gate, which z_big's own load releases at its first rows."""
+    pass, the rest wait for the gate, which z_big's own load releases at its first rows.
+    With the native schema too: a table not yet written weighs what the source estimated (it
+    was taken for a small table, loaded in a group that waits for whole tables)."""
     source = _wide_tables(dbs)
+    # (not analyzed: no row estimate, so z_big is read in one part, in key order: a read in
+    # parts would meet the gate of row 5,001 in every part, as the policy is checked first)
     target = dbs.new("postgresql")
-    gate = Gate(source, reader_role, 7_000_030, passing="id <= 5000")
+    gate = Gate(source, reader_role, 7_000_030 + native, passing="id <= 5000")
     try:
         result = dbcrate.copy(_as(source, reader_role), target,
-                              DumpOptions(no_native_schema=True, chunk_rows=1000),
+                              DumpOptions(no_native_schema=not native, chunk_rows=1000),
                               RestoreOptions(hooks=gate.hooks(at="z_big")))
     finally:
         gate.close()

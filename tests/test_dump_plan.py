@@ -174,3 +174,28 @@ def test_postgresql_empty_database(dbs: Any, tmp_path: Path) -> None:
     assert (planned.tables, planned.tasks, planned.jobs) == ((), (), 1)
     result = dbcrate.dump(url, tmp_path / "empty.crate", jobs=4)
     assert result.manifest.tables == []
+
+
+@pytest.mark.postgresql
+def test_an_output_of_tables_in_any_order_reads_the_biggest_first(dbs: Any) -> None:
+    """A directory (a ``copy``'s spool) keeps no order of tables: its tasks are read biggest
+    table first, as a restore loads them, a split table's parts together and in key order;
+    a tar (one stream) reads them in plan order."""
+    from dbcrate.dump.run import reading_order
+
+    src = dbs.new("postgresql")
+    run_sql(src, "CREATE TABLE a_small (id int PRIMARY KEY)",
+            "CREATE TABLE m_big (id int PRIMARY KEY, v text)",
+            "CREATE TABLE z_mid (id int PRIMARY KEY, v text)",
+            "INSERT INTO a_small SELECT generate_series(1, 10)",
+            "INSERT INTO m_big SELECT i, repeat('x', 200) FROM generate_series(1, 30000) i",
+            "INSERT INTO z_mid SELECT i, 'v' FROM generate_series(1, 3000) i",
+            "ANALYZE")
+    planned = plan(src, DumpOptions(jobs=2, chunk_rows=10000))
+    names = [(t.table.name, t.part) for t in planned.tasks]
+    assert [n for n, _ in names] == ["a_small", "m_big", "m_big", "m_big", "z_mid"]
+    assert reading_order(planned, False) == list(range(len(names)))
+    one_job = plan(src, DumpOptions(jobs=1, chunk_rows=10000))  # (one session loads in order)
+    assert reading_order(one_job, True) == list(range(len(one_job.tasks)))
+    assert [names[i] for i in reading_order(planned, True)] == [
+        ("m_big", 0), ("m_big", 1), ("m_big", 2), ("z_mid", 0), ("a_small", 0)]

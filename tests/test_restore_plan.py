@@ -163,3 +163,24 @@ def test_plan_json_prints_the_plan_data(dbs: Databases, tmp_path: Path) -> None:
             "parent", "child", "lone"}
         assert plan["settings"]["dry_run"] is True
         assert not target.exists()
+
+
+def test_a_copys_tables_not_yet_written_are_weighed_by_their_estimates() -> None:
+    """In a ``copy``, the restore is planned before the source's tables are read: a table of
+    no chunks yet is as big as the source estimated it (its ``expected`` size), not a small
+    table to load in a group that waits for whole tables; the ones estimated small still go
+    in groups."""
+    from dbcrate.model.logical import LogicalType
+    from dbcrate.model.manifest import TableEntry
+    from dbcrate.model.schema import Column, Table
+    from dbcrate.restore.native import SMALL_TABLE_BYTES, load_groups
+    from dbcrate.restore.plan import Source
+
+    def source(name: str, estimated: int) -> Source:
+        table = Table(name=name, columns=[Column("id", LogicalType("int32"), "")])
+        return Source(TableEntry(table), table, (), (0, estimated))
+
+    sources = [source("big", 400 * 1024 * 1024), source("s1", 8192), source("s2", 16384),
+               source("mid", SMALL_TABLE_BYTES), source("s3", 0), source("s4", 100)]
+    grouped = [[s.name for s in group] for group in load_groups(sources, sessions=1)]
+    assert grouped == [["s1", "s2"], ["s3", "s4"]]

@@ -346,10 +346,12 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
     held: dict[int, list[EncodedChunk]] = {}  # handed over, not yet appended
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
-        futures = [executor.submit(snapshot.run, run_task, snapshot.dialect, task, fmt, planned,
-                                   snapshot.interrupts, progress, new_spool,
-                                   chunk_to(arrived, number) if hand_over else None)
-                   for number, task in enumerate(planned.tasks)]
+        submitted = {number: executor.submit(
+            snapshot.run, run_task, snapshot.dialect, planned.tasks[number], fmt, planned,
+            snapshot.interrupts, progress, new_spool,
+            chunk_to(arrived, number) if hand_over else None)
+            for number in reading_order(planned, any_order)}
+        futures = [submitted[number] for number in range(len(planned.tasks))]
         try:
             yield progress.start()
             for number, future in enumerate(futures):
@@ -371,7 +373,7 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                                                 number == last[planned.tasks[number].table.name],
                                                 entries, writer, manifest, fmt, warnings,
                                                 observer, progress, snapshot.dialect,
-                                                held.pop(number, []))
+                                                held.pop(number, []), publish=hand_over)
             yield progress.end()
         except BaseException as exc:
             # Ctrl-C (or a caller that gave up): the reads stop now, not at their tables' end
@@ -381,6 +383,25 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
             for chunks in held.values():
                 close_chunks(chunks)
             raise
+
+
+def reading_order(planned: DumpPlan, any_order: bool) -> list[int]:
+    """The order the tasks (their numbers) are read in: the plan's, or, where the output keeps
+    no order of tables and several jobs read, the biggest tables first (estimated bytes, else
+    rows x 100; a table's parts in key order). A ``copy`` then starts loading its longest
+    table first, as a restore on several sessions schedules it (on one, it loads in the
+    plan's order), instead of when the tables before it in the plan are read; and the jobs
+    end closer together."""
+    numbers = list(range(len(planned.tasks)))
+    if not any_order or planned.jobs < 2:
+        return numbers
+
+    def size(number: int) -> int:
+        name = planned.tasks[number].table.name
+        return (planned.estimated_bytes.get(name)
+                or (planned.estimated_rows.get(name) or 0) * 100)
+
+    return sorted(numbers, key=lambda number: -size(number))  # (stable: parts in order)
 
 
 def _append_handed_over(tasks: tuple[DumpTask, ...], held: dict[int, list[EncodedChunk]],
@@ -399,10 +420,12 @@ def _append_task(task: DumpTask, future: Future[Any], last_part: bool,
                  entries: dict[str, TableEntry], writer: MemberSink, manifest: Manifest,
                  fmt: Any, warnings: list[str], observer: DumpObserver | None,
                  progress: TableProgress, dialect: Dialect,
-                 held: list[EncodedChunk]) -> Iterator[Event]:
+                 held: list[EncodedChunk], *, publish: bool = False) -> Iterator[Event]:
     """Append one read task's chunks to its table (``held``: those it handed over that are
     not appended yet, then the rest), or record its failure under ``--tolerate``; the
-    table's last events once its ``last_part`` is appended."""
+    table's last events once its ``last_part`` is appended. ``publish``: the reader along
+    takes a table's chunks as they are appended, an earlier part's too (else it would wait
+    for the next part's first chunk: one held by a lock waits with it)."""
     entry = entries[task.table.name]
     try:
         encoded = _result_of(task, future, dialect)
@@ -421,6 +444,8 @@ def _append_task(task: DumpTask, future: Future[Any], last_part: bool,
         if observer is not None:
             observer.written(entry)
         yield from progress.finish(entry.name)
+    elif publish and observer is not None:
+        observer.part_written(entry)
 
 
 def _dump_progress(planned: DumpPlan) -> TableProgress:

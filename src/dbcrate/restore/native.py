@@ -40,7 +40,7 @@ from dbcrate.restore.plan import (
 )
 from dbcrate.restore.recreate import FRESH_MIN_BYTES
 from dbcrate.restore.report import TableResult
-from dbcrate.restore.schedule import load_priority, weight
+from dbcrate.restore.schedule import expected_bytes, load_priority, weight
 from dbcrate.restore.session import Execution
 
 #: the journal rows of the native steps: table name "" (no table has it: a dump refuses the
@@ -257,18 +257,19 @@ def _post_data_steps(native: NativePlan, support: NativeSupport) -> dict[str, li
 
 
 def load_groups(sources: Sequence[Source], sessions: int) -> list[list[Source]]:
-    """The small tables (under :data:`SMALL_TABLE_BYTES` in the archive) in groups of at most
+    """The small tables (under :data:`SMALL_TABLE_BYTES` in the archive, or estimated to be:
+    :func:`~dbcrate.restore.schedule.expected_bytes`) in groups of at most
     :data:`GROUP_TABLES` tables and :data:`GROUP_BYTES` bytes, at least ``4 * sessions``
     groups where there are that many tables (so that the sessions share them out evenly);
     a group of one table is no group."""
-    small = [s for s in sources if s.entry.size < SMALL_TABLE_BYTES]
+    small = [s for s in sources if expected_bytes(s) < SMALL_TABLE_BYTES]
     if len(small) < 2:
         return []
     size = max(2, min(GROUP_TABLES, -(-len(small) // (4 * sessions))))
     groups: list[list[Source]] = [[]]
     for source in small:
-        if len(groups[-1]) >= size \
-                or sum(s.entry.size for s in groups[-1]) + source.entry.size > GROUP_BYTES:
+        if len(groups[-1]) >= size or sum(expected_bytes(s) for s in groups[-1]) \
+                + expected_bytes(source) > GROUP_BYTES:
             groups.append([])
         groups[-1].append(source)
     return [g for g in groups if len(g) > 1]

@@ -31,6 +31,12 @@ def weight(source: Source) -> float:
     return size + ROW_WEIGHT * rows
 
 
+def expected_bytes(source: Source) -> int:
+    """The table's archive bytes, or, in an archive still being written (``copy``), what the
+    source engine estimated them to be: a table not yet written is not a small one."""
+    return (source.expected or (source.entry.rows, source.entry.size))[1]
+
+
 def load_priority(source: Source, position: int, sessions: int) -> float:
     """Loads on several sessions: the largest first, so that the last to start is a small one
     (no straggler); on one session: in the plan's (foreign-key) order."""
