@@ -28,7 +28,7 @@ from dbcrate.restore.plan import (
     RestoreTask,
 )
 
-from conftest import Databases, run_sql
+from conftest import Databases, rows, run_sql
 
 SCHEMA = [
     "CREATE TABLE parent (id INTEGER PRIMARY KEY, name VARCHAR(40))",
@@ -184,3 +184,39 @@ def test_a_copys_tables_not_yet_written_are_weighed_by_their_estimates() -> None
                source("mid", SMALL_TABLE_BYTES), source("s3", 0), source("s4", 100)]
     grouped = [[s.name for s in group] for group in load_groups(sources, sessions=1)]
     assert grouped == [["s1", "s2"], ["s3", "s4"]]
+
+
+@pytest.mark.postgresql
+def test_one_tables_indexes_are_built_side_by_side(dbs: Databases, tmp_path: Path) -> None:
+    """As ``pg_restore -j`` does: each index of a big table a step of its own (sharing the
+    table: several at once), its key a step that holds the table alone, and the table's other
+    post-data objects (a rule here) one step after all of them. The restored table has every
+    index, its key, its clustering and its rule."""
+    src = dbs.new("postgresql")
+    run_sql(src, "CREATE TABLE t (id int PRIMARY KEY, a text, b text)",
+            "CREATE INDEX t_a ON t (a)", "CREATE INDEX t_b ON t (b)",
+            "INSERT INTO t SELECT i, md5(i::text), md5((-i)::text) "
+            "FROM generate_series(1, 60000) i",  # (over 1 MiB: not a small table's group)
+            "CLUSTER t USING t_a",  # (pg_dump writes CLUSTER ON with the index)
+            "CREATE RULE keep AS ON DELETE TO t DO INSTEAD NOTHING")
+    archive = tmp_path / "t.crate"
+    dbcrate.dump(src, archive)
+    dst = dbs.new("postgresql")
+    planned = restore_run.plan(archive, dst, dbcrate.RestoreOptions(jobs=2))
+    steps = {i: s for i, s in enumerate(planned.tasks)
+             if isinstance(s.task, NativeStep) and s.task.table == "t"}
+    [load] = [i for i, s in enumerate(planned.tasks) if isinstance(s.task, LoadTable)]
+    alone = {s.task.objects: s for s in steps.values() if s.after == (load,)}
+    assert sorted(alone) == [("CONSTRAINT public.t_pkey",), ("INDEX public.t_a",),
+                             ("INDEX public.t_b",)]
+    assert alone[("CONSTRAINT public.t_pkey",)].exclusive == {"t"}
+    assert alone[("INDEX public.t_a",)].shared == {"t"}
+    assert not alone[("INDEX public.t_a",)].exclusive
+    [rest] = [(i, s) for i, s in steps.items() if s.after != (load,)]
+    assert len(rest[1].task.objects) == 1 and rest[1].task.objects[0].startswith("RULE ")
+    assert set(rest[1].after) == {load, *(i for i, s in steps.items() if s.after == (load,))}
+    dbcrate.restore(archive, dst, jobs=2).raise_for_failures()
+    assert rows(dst, "SELECT indexrelid::regclass::text, indisclustered, indisprimary "
+                     "FROM pg_index WHERE indrelid = 't'::regclass ORDER BY 1") == [
+        ("t_a", True, False), ("t_b", False, False), ("t_pkey", False, True)]
+    assert rows(dst, "SELECT rulename FROM pg_rules WHERE tablename = 't'") == [("keep",)]

@@ -61,6 +61,13 @@ class NativeSupport:
     #: transaction holding several loads is slower (SQLite keeps each load's staging file
     #: attached until the commit)
     group_small_loads: ClassVar[bool] = False
+    #: post-data kinds built each in a step of its own, beside the table's other steps
+    #: (True: it shares the table, as ``CREATE INDEX`` does; False: it holds it alone, as
+    #: ``ALTER TABLE ... ADD CONSTRAINT`` does), so that one big table's indexes are built
+    #: on several sessions at once, as ``pg_restore -j`` builds them; the table's other
+    #: post-data objects follow them. Empty: one step per table (MariaDB builds a table's
+    #: indexes in one ``ALTER TABLE``, SQLite has one writer)
+    steps_alone: ClassVar[dict[str, bool]] = {}
 
     #: :meth:`capture_apart` does its work apart from ``conn`` (an engine tool run by
     #: itself): a dump starts it while it plans, before any of its connections locks a table

@@ -72,6 +72,7 @@ class PgNative(NativeSupport):
     #: 2,000 tables: 21,000 round trips fewer (SAVEPOINT and RELEASE around each statement)
     savepoint_in_one_trip: ClassVar[bool] = True
     group_small_loads: ClassVar[bool] = True
+    steps_alone: ClassVar[dict[str, bool]] = {"INDEX": True, "CONSTRAINT": False}
 
     def __init__(self, default_schema: str = "public") -> None:
         self.default_schema = default_schema

@@ -180,8 +180,10 @@ def _left_out_because(obj: NativeObject, support: NativeSupport, unchosen: set[s
 
 def _groups(objects: list[NativeObject], support: NativeSupport,
             chosen: set[str]) -> tuple[tuple[tuple[int, ...], ...], tuple[int, ...]]:
-    """Per table one group of its post-data objects (in the captured order), then one group
-    per foreign key; the rest (the data section, post-data of no table) runs after."""
+    """Per table its post-data groups: each object of a kind built alone
+    (:attr:`~dbcrate.dialects.native.NativeSupport.steps_alone`: an index, a key) a group of
+    its own, then one group of the table's other objects, in the captured order; then one
+    group per foreign key; the rest (the data section, post-data of no table) runs after."""
     per_table: dict[str, list[int]] = {}
     keys: list[tuple[int, ...]] = []
     after: list[int] = []
@@ -195,8 +197,12 @@ def _groups(objects: list[NativeObject], support: NativeSupport,
             keys.append((i,))
         else:
             per_table.setdefault(table, []).append(i)
-    groups = [tuple(v) for v in per_table.values()] + keys
-    return tuple(groups), tuple(after)
+    groups: list[tuple[int, ...]] = []
+    for members in per_table.values():
+        alone = [i for i in members if objects[i].kind in support.steps_alone]
+        rest = tuple(i for i in members if i not in alone)
+        groups.extend([*((i,) for i in alone), *([rest] if rest else [])])
+    return tuple(groups + keys), tuple(after)
 
 
 def _drops(dialect: Dialect, support: NativeSupport, pre: list[NativeObject], clean: bool,
@@ -304,9 +310,15 @@ def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, 
                                   priority=priority, after=tuple(after),
                                   exclusive=frozenset({table, parent})))
         else:
+            # an index or key alone: after the rows; the table's other objects (which may
+            # name an index: CLUSTER ON ...) after those too
+            shares = support.steps_alone.get(first.kind, True) if len(group) == 1 else True
+            after = load_of(table) if len(group) == 1 and first.kind in support.steps_alone \
+                else [*load_of(table), *built.get(table, [])]
             work.append(Scheduled(NativeStep(table, number, tuple(native.label(i) for i in group)),
-                                  priority=priority, after=tuple(load_of(table)),
-                                  shared=frozenset({table})))
+                                  priority=priority, after=tuple(after),
+                                  shared=frozenset({table}) if shares else frozenset(),
+                                  exclusive=frozenset() if shares else frozenset({table})))
             built.setdefault(table, []).append(len(work) - 1)
 
 

@@ -138,7 +138,8 @@ class LoadInto:
 class NativeStep:
     """Recreate from the native schema: one table's post-data objects (keys, indexes,
     constraints, triggers, rules, policies: group ``group`` of :attr:`NativePlan.groups`),
-    once its rows are in."""
+    once its rows are in; on PostgreSQL each index and each key is a step of its own, built
+    beside the others, and the table's other objects one step after them."""
 
     kind: ClassVar[str] = "native"
     table: str
