@@ -148,13 +148,17 @@ def test_a_batch_only_python_binds_ends_the_staging(tmp_path: Path,
     assert moved == [2]
 
 
-def test_a_failed_load_rolls_back_and_leaves_no_file(tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    table = _table("keyed", ["int64"])
-    path = tmp_path / "k.db"
+def _keyed(path: Path) -> tuple[Table, sa.Engine]:
+    """A table ``keyed`` whose one column is its key, in a new file; an engine on the file."""
     with sqlite3.connect(path) as raw:
         raw.execute('CREATE TABLE keyed ("c_int64" INTEGER PRIMARY KEY)')
-    engine = sa.create_engine(f"sqlite:///{path}")
+    return _table("keyed", ["int64"]), sa.create_engine(f"sqlite:///{path}")
+
+
+def test_a_failed_load_rolls_back_and_leaves_no_file(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "k.db"
+    table, engine = _keyed(path)
     try:
         dialect = dialect_for(engine)
         with engine.connect() as conn:
@@ -299,11 +303,8 @@ def test_a_first_batch_only_python_binds_is_left_to_the_caller(tmp_path: Path) -
 def test_a_direct_load_that_fails_commits_nothing(tmp_path: Path) -> None:
     """A key the table refuses in the second batch: the error names it, the first batch's rows
     are rolled back with it, and the connection is closed (the file can be removed)."""
-    table = _table("keyed", ["int64"])
     path = tmp_path / "k.db"
-    with sqlite3.connect(path) as raw:
-        raw.execute('CREATE TABLE keyed ("c_int64" INTEGER PRIMARY KEY)')
-    engine = sa.create_engine(f"sqlite:///{path}")
+    table, engine = _keyed(path)
     try:
         with pytest.raises(dbcrate.DbcrateError, match="UNIQUE constraint failed"):
             dialect_for(engine).load_committed(
