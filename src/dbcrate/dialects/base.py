@@ -69,6 +69,9 @@ class Dialect(TableNaming):
     #: several connections can read one snapshot (parallel dump), and load at once (restore)
     parallel_dump: ClassVar[bool] = False
     parallel_restore: ClassVar[bool] = True
+    #: into a database the restore made, a table's rows are loaded by a connection of the
+    #: dialect's own after the table is committed (:meth:`load_committed`)
+    loads_committed: ClassVar[bool] = False
     #: a dump reads the next batch in a thread while this one encodes: worth it where reading
     #: and encoding do not both hold the GIL (SQLite's ADBC reader: 16 s -> 11.5 s at scale 1;
     #: PostgreSQL 7 s -> 6 s); slower for MariaDB, whose reader holds it (docs/PERFORMANCE.md)

@@ -225,6 +225,7 @@ class SQLite(Dialect):
         return int(value) if value is not None else None
 
     parallel_restore: ClassVar[bool] = False  # one writer at a time
+    loads_committed: ClassVar[bool] = True  # ADBC inserts in place (sqlitestage.load_direct)
 
     def read_table(
         self,

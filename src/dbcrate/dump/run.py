@@ -341,23 +341,21 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                  if isinstance(writer, DumpWriter) and writer.direct_chunks else None)
     # a reader along (copy) gets each chunk once it is written, not each table once it is
     arrived: Arrived = queue.SimpleQueue()
-    hand_over = any_order and new_spool is not None and observer is not None \
-        and not planned.tolerate
+    hand_over = any_order and bool(new_spool) and observer is not None and not planned.tolerate
     held: dict[int, list[EncodedChunk]] = {}  # handed over, not yet appended
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
-        submitted = {number: executor.submit(
-            snapshot.run, run_task, snapshot.dialect, planned.tasks[number], fmt, planned,
-            snapshot.interrupts, progress, new_spool,
-            chunk_to(arrived, number) if hand_over else None)
-            for number in reading_order(planned, any_order)}
+        submitted = {n: executor.submit(snapshot.run, run_task, snapshot.dialect,
+                                        planned.tasks[n], fmt, planned, snapshot.interrupts,
+                                        progress, new_spool,
+                                        chunk_to(arrived, n) if hand_over else None)
+                     for n in reading_order(planned, any_order)}
         futures = [submitted[number] for number in range(len(planned.tasks))]
         try:
             yield progress.start()
             for number, future in enumerate(futures):
                 future.add_done_callback(announce(arrived, number))
-            done: set[int] = set()  # read, not yet appended
-            appended: set[int] = set()
+            done, appended = set[int](), set[int]()  # (read, not yet appended; appended)
             while len(appended) < len(futures):
                 take_all(arrived, progress.tick, done, held)
                 if observer is not None and observer.stopping():

@@ -124,8 +124,8 @@ def _loads_apart(ctx: Execution, source: Source) -> bool:
     loads by a connection of its own: into a database file the restore made (no one else
     sees it), a table at a time, rows that are decoded (not an engine's own rows)."""
     settings = ctx.plan.settings
-    return (settings.new_target and not ctx.runner.single and not settings.schema_only
-            and not loads_as_stored(ctx.arch, ctx.dialect, source))
+    return (ctx.dialect.loads_committed and settings.new_target and not ctx.runner.single
+            and not settings.schema_only and not loads_as_stored(ctx.arch, ctx.dialect, source))
 
 
 def _mark_started(ctx: Execution, table: str) -> None:
