@@ -310,8 +310,8 @@ def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, 
                                   priority=priority, after=tuple(after),
                                   exclusive=frozenset({table, parent})))
         else:
-            # an index or key alone: after the rows; the table's other objects (which may
-            # name an index: CLUSTER ON ...) after those too
+            # an index or key alone: after the rows; the table's other objects (rules,
+            # triggers, policies ...) after those too, in the order captured, as before
             shares = support.steps_alone.get(first.kind, True) if len(group) == 1 else True
             after = load_of(table) if len(group) == 1 and first.kind in support.steps_alone \
                 else [*load_of(table), *built.get(table, [])]
