@@ -258,14 +258,16 @@ def test_direct_values_are_the_bound_values(data: st.DataObject, tmp_path_factor
     """ADBC's inserts into the table itself store what binding every value through sqlite3
     stores: the same values, the same storage classes, in order (the rowid each row gets),
     several rows to a statement and the rows left over one at a time."""
-    monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setattr(sqlitestage, "ROWS_PER_STATEMENT", data.draw(st.integers(1, 5)))
-    tmp = tmp_path_factory.mktemp("direct")
+    per = data.draw(st.integers(1, 5))
     table = _table("every kind", list(KINDS))
     row = st.tuples(*[st.one_of(st.none(), KINDS[k][1]) for k in KINDS])
     batches = [_batch(table, data.draw(st.lists(row, min_size=1, max_size=12)))
                for _ in range(3)]
+    tmp = tmp_path_factory.mktemp("direct")
+    # (set after every draw: a draw that ends the example must not leave it set)
+    monkeypatch = pytest.MonkeyPatch()
     try:
+        monkeypatch.setattr(sqlitestage, "ROWS_PER_STATEMENT", per)
         rows, rest, direct = _load_direct(tmp / "direct.db", table, batches)
         bound = _load(tmp / "bound.db", table, batches, stage=False, monkeypatch=monkeypatch)
     finally:

@@ -316,8 +316,7 @@ class SQLite(Dialect):
     ) -> int:
         raw = conn.connection.driver_connection
         assert raw is not None
-        cols = ", ".join(self.quote(c.name) for c in table.columns)
-        insert = f"INSERT INTO {self.table_sql(table.name)} ({cols})"
+        insert = self._insert_into(table)
         rows = 0
         if table.columns:
             staged = sqlitestage.load_staged(raw, insert, batches, _binder(table.columns))
@@ -339,9 +338,13 @@ class SQLite(Dialect):
         path = self.database_file(self.engine.url)
         if path is None or not table.columns:
             return 0, batches
+        return sqlitestage.load_direct(str(path), self._insert_into(table), batches,
+                                       _binder(table.columns))
+
+    def _insert_into(self, table: Table) -> str:
+        """``INSERT INTO tbl (cols)``, every name through the dialect's quoting."""
         cols = ", ".join(self.quote(c.name) for c in table.columns)
-        insert = f"INSERT INTO {self.table_sql(table.name)} ({cols})"
-        return sqlitestage.load_direct(str(path), insert, batches, _binder(table.columns))
+        return f"INSERT INTO {self.table_sql(table.name)} ({cols})"
 
     def set_next_value(self, conn: Connection, table: Table, column: Column, value: int) -> None:
         has_seq = conn.exec_driver_sql(

@@ -208,21 +208,20 @@ def grouped(arrays: list[pa.Array], per: int) -> Grouped:
     left over (fewer than ``per``) one per statement."""
     count = len(arrays[0]) if arrays else 0
     whole = count // per * per
+    one_row = [f"0_{j}" for j in range(len(arrays))]
     many = None
     if whole and per > 1:
-        columns, names = [], []
+        columns: list[pa.Array] = []
+        names: list[str] = []
         for g in range(per):
             picks = pa.array(range(g, whole, per), pa.int64())
-            for j, arr in enumerate(arrays):
-                columns.append(arr.take(picks))
-                names.append(f"{g}_{j}")
+            columns.extend(arr.take(picks) for arr in arrays)
+            names.extend(f"{g}_{j}" for j in range(len(arrays)))
         many = pa.RecordBatch.from_arrays(columns, names=names)
     elif whole:
-        many = pa.RecordBatch.from_arrays(arrays, names=[f"0_{j}" for j in range(len(arrays))])
-    rest = None
-    if count > whole:
-        rest = pa.RecordBatch.from_arrays([arr.slice(whole) for arr in arrays],
-                                          names=[f"0_{j}" for j in range(len(arrays))])
+        many = pa.RecordBatch.from_arrays(arrays, names=one_row)
+    rest = (pa.RecordBatch.from_arrays([arr.slice(whole) for arr in arrays], names=one_row)
+            if count > whole else None)
     return many, rest
 
 

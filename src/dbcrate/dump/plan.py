@@ -99,6 +99,12 @@ class DumpPlan:
     #: the schemas read (``-n``/``-N`` resolved; empty on an engine without schemas)
     schemas: tuple[str, ...] = ()
 
+    def expected_bytes(self, name: str) -> int:
+        """Table ``name``'s size as the engine estimates it, else its estimated rows times 100
+        bytes, else 64 KiB: its weight in the progress and in the order a copy reads."""
+        rows = self.estimated_rows.get(name)
+        return self.estimated_bytes.get(name) or (rows or 0) * 100 or 64 * 1024
+
     def to_dict(self) -> dict[str, Any]:
         """The fields documented in docs/CLI.md (``dump --dry-run --json``)."""
         return {

@@ -341,7 +341,7 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
                  if isinstance(writer, DumpWriter) and writer.direct_chunks else None)
     # a reader along (copy) gets each chunk once it is written, not each table once it is
     arrived: Arrived = queue.SimpleQueue()
-    hand_over = any_order and bool(new_spool) and observer is not None and not planned.tolerate
+    hand_over = any_order and new_spool is not None and observer is not None and not planned.tolerate
     held: dict[int, list[EncodedChunk]] = {}  # handed over, not yet appended
     with ThreadPoolExecutor(max_workers=planned.jobs,
                             thread_name_prefix="dbcrate-dump") as executor:
@@ -385,21 +385,16 @@ def _write_tasks(planned: DumpPlan, snapshot: Snapshot, writer: MemberSink, mani
 
 def reading_order(planned: DumpPlan, any_order: bool) -> list[int]:
     """The order the tasks (their numbers) are read in: the plan's, or, where the output keeps
-    no order of tables and several jobs read, the biggest tables first (estimated bytes, else
-    rows x 100; a table's parts in key order). A ``copy`` then starts loading its longest
-    table first, as a restore on several sessions schedules it (on one, it loads in the
-    plan's order), instead of when the tables before it in the plan are read; and the jobs
-    end closer together."""
+    no order of tables and several jobs read, the biggest tables first
+    (:meth:`~dbcrate.dump.plan.DumpPlan.expected_bytes`; a table's parts in key order). A
+    ``copy`` then starts loading its longest table first, as a restore on several sessions
+    schedules it (on one, it loads in the plan's order), instead of when the tables before it
+    in the plan are read; and the jobs end closer together."""
     numbers = list(range(len(planned.tasks)))
     if not any_order or planned.jobs < 2:
         return numbers
-
-    def size(number: int) -> int:
-        name = planned.tasks[number].table.name
-        return (planned.estimated_bytes.get(name)
-                or (planned.estimated_rows.get(name) or 0) * 100)
-
-    return sorted(numbers, key=lambda number: -size(number))  # (stable: parts in order)
+    return sorted(numbers,  # (stable: a table's parts stay in order)
+                  key=lambda number: -planned.expected_bytes(planned.tasks[number].table.name))
 
 
 def _append_handed_over(tasks: tuple[DumpTask, ...], held: dict[int, list[EncodedChunk]],
@@ -450,11 +445,8 @@ def _dump_progress(planned: DumpPlan) -> TableProgress:
     """The counters of the tables with rows to read. A table weighs in the overall total what
     the engine estimates its size to be (else its estimated rows times 100 bytes, else 64 KiB):
     an estimate, fixed before the first row is read (docs/CLI.md, "Progress events")."""
-    tables: dict[str, tuple[int | None, int]] = {}
-    for name in dict.fromkeys(task.table.name for task in planned.tasks):
-        rows = planned.estimated_rows.get(name)
-        size = planned.estimated_bytes.get(name)
-        tables[name] = (rows, size or (rows or 0) * 100 or 64 * 1024)
+    tables = {name: (planned.estimated_rows.get(name), planned.expected_bytes(name))
+              for name in dict.fromkeys(task.table.name for task in planned.tasks)}
     return TableProgress("Dump table", "Dump (size estimated)", tables)
 
 

@@ -310,15 +310,16 @@ def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, 
                                   priority=priority, after=tuple(after),
                                   exclusive=frozenset({table, parent})))
         else:
-            # an index or key alone: after the rows; the table's other objects (rules,
-            # triggers, policies ...) after those too, in the order captured, as before
-            shares = support.steps_alone.get(first.kind, True) if len(group) == 1 else True
-            after = load_of(table) if len(group) == 1 and first.kind in support.steps_alone \
+            # an index or key alone (sharing its table, or holding it): after the rows; the
+            # table's other objects (rules, triggers, policies ...) after those too
+            alone = support.steps_alone.get(first.kind) if len(group) == 1 else None
+            after = load_of(table) if alone is not None \
                 else [*load_of(table), *built.get(table, [])]
+            lock = frozenset({table})
             work.append(Scheduled(NativeStep(table, number, tuple(native.label(i) for i in group)),
                                   priority=priority, after=tuple(after),
-                                  shared=frozenset({table}) if shares else frozenset(),
-                                  exclusive=frozenset() if shares else frozenset({table})))
+                                  shared=frozenset() if alone is False else lock,
+                                  exclusive=lock if alone is False else frozenset()))
             built.setdefault(table, []).append(len(work) - 1)
 
 

@@ -27,14 +27,19 @@ ROW_WEIGHT = 100
 
 
 def weight(source: Source) -> float:
-    rows, size = source.expected or (source.entry.rows, source.entry.size)
+    rows, size = _expected(source)
     return size + ROW_WEIGHT * rows
 
 
 def expected_bytes(source: Source) -> int:
     """The table's archive bytes, or, in an archive still being written (``copy``), what the
     source engine estimated them to be: a table not yet written is not a small one."""
-    return (source.expected or (source.entry.rows, source.entry.size))[1]
+    return _expected(source)[1]
+
+
+def _expected(source: Source) -> tuple[int, int]:
+    """(rows, bytes): the archive's, or what the schedule was told to expect (a copy)."""
+    return source.expected or (source.entry.rows, source.entry.size)
 
 
 def load_priority(source: Source, position: int, sessions: int) -> float:
