@@ -40,7 +40,7 @@ from dbcrate.restore.plan import (
 )
 from dbcrate.restore.recreate import FRESH_MIN_BYTES
 from dbcrate.restore.report import TableResult
-from dbcrate.restore.schedule import expected_bytes, load_priority, weight
+from dbcrate.restore.schedule import by_critical_path, expected_bytes, load_priority, weight
 from dbcrate.restore.session import Execution
 
 #: the journal rows of the native steps: table name "" (no table has it: a dump refuses the
@@ -249,7 +249,7 @@ def schedule_native_recreate(sources: Sequence[Source], native: NativePlan, dial
         absorbed.update(number for numbers in task.steps for number in numbers)
     schedule_native(work, native, loads, support, {s.name: weight(s) for s in sources},
                     absorbed=frozenset(absorbed))
-    return work
+    return by_critical_path(work, sources) if sessions > 1 else work
 
 
 def _post_data_steps(native: NativePlan, support: NativeSupport) -> dict[str, list[int]]:

@@ -9,6 +9,7 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 from dbcrate.containers.archive import Archive
 from dbcrate.dialects import Dialect
 from dbcrate.errors import Incompatibility, NotPortable, driver_message
+from dbcrate.model.manifest import Chunk
 from dbcrate.model.schema import Table
 from dbcrate.progress import Event
 from dbcrate.restore.conflicts import probe_policy
@@ -55,6 +57,12 @@ def _check_sources(arch: Archive, plan: RestorePlan, dialect: Dialect,
     # and nothing is written into the target before the last one is checked
     total = None if arch.pending is not None else sum(c.size for s in sources
                                                       for c in s.entry.chunks)
+    if not settings.check_values and settings.verify and arch.pending is None:
+        done = 0
+        for source, chunk in verified_chunks(arch, sources, settings.jobs):
+            done += chunk.size
+            yield Event("verify", done, total, f"Check {source.name}", source.name, bytes=done)
+        return
     done = 0
     for source in arch.in_arrival_order(sources, lambda s: s.entry.name):
         # (the checks need the target's types: a native-schema recreate checks no values)
@@ -71,6 +79,34 @@ def _check_sources(arch: Archive, plan: RestorePlan, dialect: Dialect,
                 arch.check_chunk_structure(source.entry, chunk)
             done += chunk.size
             yield Event("verify", done, total, f"Check {source.name}", source.name, bytes=done)
+
+
+def verified_chunks(arch: Archive, sources: Sequence[Source],
+                    workers: int) -> Iterator[tuple[Source, Chunk]]:
+    """Each chunk of ``sources``, in order, once its checksum and its structure are checked
+    (:meth:`~dbcrate.containers.base.Archive.check_chunk`, ``check_chunk_structure``), up to
+    ``workers`` chunks at once: the hashing and the reads release the GIL, so a big archive is
+    checked on several cores (the loads wait for this). Raises what the first failing chunk
+    in order raises, as checking one at a time would; checks not yet started are cancelled,
+    those running are waited for (one chunk each)."""
+    def check(source: Source, chunk: Chunk) -> None:
+        arch.check_chunk(chunk)
+        arch.check_chunk_structure(source.entry, chunk)
+
+    items = [(source, chunk) for source in sources for chunk in source.entry.chunks]
+    if min(workers, len(items)) <= 1:
+        for source, chunk in items:
+            check(source, chunk)
+            yield source, chunk
+        return
+    pool = ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="dbcrate-verify")
+    try:
+        futures = [pool.submit(check, source, chunk) for source, chunk in items]
+        for item, future in zip(items, futures):
+            future.result()
+            yield item
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 #: what a refusal made after the loads leaves: the file the restore made is removed

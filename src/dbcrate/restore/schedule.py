@@ -1,14 +1,15 @@
 """The work of a restore as scheduled task values (:class:`~dbcrate.restore.plan.Scheduled`).
 
-Recreate, as ``pg_restore -j`` orders it: every load before any index build (the largest first
-on several sessions, so that no big table loads alone at the end; in foreign-key order on one);
-a table's index steps once its rows are committed, sharing its lock; a foreign key once both
-its tables have their indexes, holding both. Into an existing schema: one load per table (or
+Recreate: a table's index steps once its rows are committed, sharing its lock; a foreign key
+once both its tables have their indexes, holding both. On one session every load comes before
+any index build, in foreign-key order; on several, the ready task with the most work behind it
+starts first (:func:`by_critical_path`). Into an existing schema: one load per table (or
 per group of tables emptied and loaded together with ``clean``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +89,69 @@ def schedule_recreate(sources: Sequence[Source], ddl: TargetTables, dialect: Dia
     if dialect.alter_add_foreign_key:
         for source in sources:
             _schedule_foreign_keys(work, source, ddl, built, data, steps)
+    if sessions > 1:
+        work.tasks = by_critical_path(work.tasks, sources)
     return work
+
+
+def by_critical_path(work: list[Scheduled], sources: Sequence[Source]) -> list[Scheduled]:
+    """``work`` with each task's priority replaced by the estimated work of the longest chain
+    that starts with it: its own (:func:`task_cost`) and the longest chain of the tasks that
+    come after it. Ready tasks then start by the most work left behind them (list scheduling
+    by "upward rank"), as on several sessions the restore ends with its longest chain: a big
+    table's load, its key, its indexes and the foreign keys on it start before smaller tables
+    load, and a small table whose key a big table's foreign key waits for is not left for last
+    (scale 1, two sessions: 0.3-0.6 s of 11-14 s against every load before any index).
+    On one session the order does not change the time, and the plan's order is kept."""
+    tables = {s.name: s for s in sources}
+    later: list[list[int]] = [[] for _ in work]
+    for number, scheduled in enumerate(work):
+        for before in scheduled.after:
+            later[before].append(number)
+    rank: dict[int, float] = {}
+
+    def rank_of(number: int) -> float:
+        # (depth-first with a stack: a chain of thousands of tasks is no recursion limit)
+        stack = [number]
+        while stack:
+            top = stack[-1]
+            waiting = [n for n in later[top] if n not in rank]
+            if waiting:
+                stack.extend(waiting)
+                continue
+            stack.pop()
+            rank[top] = task_cost(work[top], tables) + max(
+                (rank[n] for n in later[top]), default=0.0)
+        return rank[number]
+
+    return [dataclasses.replace(scheduled, priority=(rank_of(number),))
+            for number, scheduled in enumerate(work)]
+
+
+#: estimated cost of building an index or a key, per row of its table, and of checking a
+#: foreign key, per row of its two tables, in the units of :func:`weight` (scale 1: a table of
+#: 3,000,000 short rows, weight 3.6e8, loads in about 3.5 s, builds an index or its key in
+#: 1.1-1.9 s and checks a foreign key in 0.8-1.1 s)
+INDEX_ROW_COST = 50
+FOREIGN_KEY_ROW_COST = 30
+
+
+def task_cost(scheduled: Scheduled, tables: dict[str, Source]) -> float:
+    """The estimated work of one task, in the units of :func:`weight`: a load weighs its
+    tables; an index step, its table's rows; a foreign key, the rows of both its tables."""
+    task = scheduled.task
+
+    def rows(name: str) -> int:
+        source = tables.get(name)
+        return 0 if source is None else _expected(source)[0]
+
+    phase = scheduled.phase
+    if phase == "data":
+        names = getattr(task, "tables", None) or (task.table,)
+        return sum(weight(tables[n]) for n in names if n in tables)
+    if phase == "constraints":
+        return FOREIGN_KEY_ROW_COST * (rows(task.table) + rows(getattr(task, "parent", "")))
+    return INDEX_ROW_COST * rows(task.table)
 
 
 def _schedule_foreign_keys(work: RecreateWork, source: Source, ddl: TargetTables,
