@@ -4,8 +4,9 @@ Two modes (:attr:`RestoreOptions.mode`):
 
 ``recreate`` (default)
     Tables are created from the archive's schema in foreign-key order (with ``jobs`` > 1,
-    the most work behind it first: ``schedule.by_critical_path``), each dropped (with ``clean``), created and loaded in its own transaction;
-    then primary keys (PostgreSQL: after the rows, as ``pg_restore`` does), indexes and unique
+    the most work behind it first: ``schedule.by_critical_path``), each dropped (with
+    ``clean``), created and loaded in its own transaction; then primary keys (PostgreSQL:
+    after the rows, as ``pg_restore`` does), indexes and unique
     constraints of each table once its rows are in, foreign keys once both tables have their
     indexes, then sequences (identity, serial, AUTO_INCREMENT, sqlite_sequence).
 ``into-existing``
