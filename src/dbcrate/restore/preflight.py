@@ -75,8 +75,7 @@ def _check_sources(arch: Archive, plan: RestorePlan, dialect: Dialect,
                     _check_batch(plan, dialect, source, limits, batch, base, problems)
                     base += batch.num_rows
             elif settings.verify:
-                arch.check_chunk(chunk)
-                arch.check_chunk_structure(source.entry, chunk)
+                _check_chunk(arch, source, chunk)
             done += chunk.size
             yield Event("verify", done, total, f"Check {source.name}", source.name, bytes=done)
 
@@ -90,8 +89,7 @@ def verified_chunks(arch: Archive, sources: Sequence[Source],
     in order raises, as checking one at a time would; checks not yet started are cancelled,
     those running are waited for (one chunk each)."""
     def check(source: Source, chunk: Chunk) -> None:
-        arch.check_chunk(chunk)
-        arch.check_chunk_structure(source.entry, chunk)
+        _check_chunk(arch, source, chunk)
 
     items = [(source, chunk) for source in sources for chunk in source.entry.chunks]
     if min(workers, len(items)) <= 1:
@@ -107,6 +105,12 @@ def verified_chunks(arch: Archive, sources: Sequence[Source],
             yield item
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_chunk(arch: Archive, source: Source, chunk: Chunk) -> None:
+    """One chunk's checksum, then its structure (raises :class:`ArchiveCorrupt`)."""
+    arch.check_chunk(chunk)
+    arch.check_chunk_structure(source.entry, chunk)
 
 
 #: what a refusal made after the loads leaves: the file the restore made is removed
