@@ -1034,6 +1034,9 @@ def run_case(ctx: Ctx, case: Case, i: int, rep: int) -> Run:
         return Run(rc=-1, wall=0.0, rss_kb=None, tree_rss_kb=None, stderr_tail="", stdout="",
                    error=f"setup failed: {exc}")
     cmd = case.cmd(ctx)
+    # every case starts with the kernel's dirty pages written out: otherwise the first case
+    # after the archives were prepared (1-2 GB just written) pays for their writeback
+    os.sync()
     slug = "".join(ch if ch.isalnum() else "_" for ch in f"{case.group}_{case.name}")[:80]
     run = timed(cmd, ctx.work, ctx.logs / f"{i:02d}_{slug}_{rep}", ctx.timeout)
     if run.ok and case.check:

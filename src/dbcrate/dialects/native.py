@@ -96,6 +96,14 @@ class NativeSupport:
         a plain definition of the kind it claims; nothing is run."""
         raise NotImplementedError
 
+    def for_restore(self, objects: Sequence[NativeObject],
+                    schema: Sequence[NativeObject]) -> list[NativeObject]:
+        """The checked ``objects`` a restore runs, as this engine restores them best (MariaDB:
+        a table's plain secondary keys split off and built after its rows). ``schema``: every
+        object of the archive's native schema. Deterministic: a resumed restore gets the same
+        objects, so the journal's marks name the same steps."""
+        return list(objects)
+
     def statements(self, obj: NativeObject, *, no_owner: bool,
                    no_privileges: bool) -> list[Statement]:
         """The statements of a checked object, in order; ownership statements left out with

@@ -17,8 +17,9 @@ Why foreign keys stay inside ``CREATE TABLE`` (not pg_restore's separate post-da
 with ``foreign_key_checks = 0`` InnoDB refuses ``ALTER TABLE ... ADD FOREIGN KEY`` on the base
 column of a stored generated column ("Cannot add foreign key on the base column of stored
 column", MariaDB 10.11), which ``CREATE TABLE`` accepts; no row is checked or rewritten either
-way. Secondary indexes (FULLTEXT, SPATIAL included) stay inside ``CREATE TABLE`` too: InnoDB
-builds them during the load, and the definition is the server's, exactly. ``AUTO_INCREMENT=N``
+way. The keys stay there too, as the server gives them; at restore,
+:meth:`MysqlNative.for_restore` splits the plain secondary keys (and the foreign keys they
+serve) off, to build them after the rows (:mod:`dbcrate.dialects.mysql_deferred_keys`). ``AUTO_INCREMENT=N``
 is kept: it is the table's counter, restored as it stood. ``DEFINER`` clauses are kept
 (:func:`strip_definer` takes them out for ``--no-owner``); the ``sql_mode``, client character
 set and collation that ``SHOW CREATE`` reports for views and stored programs go into
@@ -38,6 +39,7 @@ from typing import Any, ClassVar, NoReturn
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dbcrate.dialects.mysql_deferred_keys import adds_only_keys, deferred_schema
 from dbcrate.dialects.native import NativeSupport, Statement, TableRef, UnsafeNativeSql
 from dbcrate.model.native import NativeObject, NativeSchema
 
@@ -172,7 +174,7 @@ _SQL_MODES = frozenset({
 #: the server would read the checked text's quotes differently
 _UNSAFE_CHARSETS = ("big5", "cp932", "gbk", "gb18030", "sjis")
 _KINDS = {"TABLE", "SEQUENCE", "VIEW", "TRIGGER", "PROCEDURE", "FUNCTION", "EVENT",
-          "FK CONSTRAINT"}
+          "FK CONSTRAINT", "KEYS"}
 #: the one statement of a sequence's value (built by :func:`capture`, matched exactly)
 _SETVAL = re.compile(r"SELECT SETVAL\(`((?:[^`]|``)+)`, (-?[0-9]{1,20}), 0\);")
 _REFUSED_WORDS = {"LOAD_FILE", "OUTFILE", "DUMPFILE", "SONAME", "GRANT", "REVOKE", "INSTALL",
@@ -267,7 +269,8 @@ def _check_words(obj: NativeObject, upper: list[str], words: list[str]) -> None:
             said = " ".join(pair) if pair in _REFUSED_PAIRS else word
             _refuse(obj, f"it holds {said}, which reaches outside the database")
     body = _header(obj, upper, words)
-    for i, word in enumerate(upper if obj.kind in ("TABLE", "SEQUENCE", "FK CONSTRAINT") else ()):
+    for i, word in enumerate(upper if obj.kind in ("TABLE", "SEQUENCE", "FK CONSTRAINT", "KEYS")
+                             else ()):
         if word in _TABLE_REFUSED or (word == "ENGINE" and upper[i + 2:i + 3] == ["CONNECT"]):
             _refuse(obj, f"it holds {word}, which a table's definition does not")
     if body is None:  # not a stored program: one statement, no semicolon inside
@@ -290,6 +293,12 @@ def _header(obj: NativeObject, upper: list[str], words: list[str]) -> int | None
         _name(obj, words, 2, obj.table)
         if any(depth == 0 for depth in _depths(upper, ",")):
             _refuse(obj, "its SQL alters more than the foreign key")
+        return None
+    if obj.kind == "KEYS":  # a table's keys built after its rows (mysql_deferred_keys)
+        if not adds_only_keys(upper):
+            _refuse(obj, "its SQL is not ALTER TABLE ... ADD KEY ..., ADD CONSTRAINT ... "
+                         "FOREIGN KEY ...")
+        _name(obj, words, 2, obj.table or "")  # (the table it claims, which it must claim)
         return None
     if upper[:1] != ["CREATE"]:
         _refuse(obj, "its SQL is not a CREATE statement")
@@ -537,6 +546,10 @@ class MysqlNative(NativeSupport):
 
     def check(self, obj: NativeObject) -> None:
         check_object(obj)
+
+    def for_restore(self, objects: Sequence[NativeObject],
+                    schema: Sequence[NativeObject]) -> list[NativeObject]:
+        return deferred_schema(objects, schema, _lexers, check_object)
 
     def statements(self, obj: NativeObject, *, no_owner: bool,
                    no_privileges: bool) -> list[Statement]:

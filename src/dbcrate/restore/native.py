@@ -146,6 +146,7 @@ def plan_native(schema: NativeSchema, dialect: Dialect, tables: Sequence[str],
             owner = table if table in chosen else None
             left_out.append(LeftOut(_noun(obj), obj.name, f"{obj.kind} {obj.qualified}", why,
                                     owner))
+    objects = support.for_restore(objects, schema.objects)
     pre = tuple(i for i, o in enumerate(objects) if o.section == "pre-data")
     groups, after = _groups(objects, support, chosen)
     marks = done.get(JOURNAL_NAME, frozenset())
