@@ -153,6 +153,15 @@ def test_kill_9_between_a_load_and_its_keys_then_resume(source: str, dbs: Databa
                "WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME IN ('by_name', 'by_twice', "
                "'by_g_code', 'by_n')")
     assert rows(copy, indexes) == [(0,)]  # (killed during the loads: none is built yet)
+    # the journal names the plan's steps: a resume whose steps differ (another dbcrate began
+    # the restore) refuses to read its marks as its own, and says what to do
+    (mark,) = rows(copy, "SELECT chunk FROM dbcrate_journal WHERE table_name = '' AND "
+                         f"chunk < {-(1 << 30) + 1}")
+    run_sql(copy, f"UPDATE dbcrate_journal SET chunk = chunk - 1 WHERE chunk = {mark[0]}")
+    other = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env)
+    assert other.returncode == 2 and "another version of dbcrate" in other.stderr, other.stderr
+    assert "--clean" in other.stderr and "Traceback" not in other.stderr
+    run_sql(copy, f"UPDATE dbcrate_journal SET chunk = {mark[0]} WHERE chunk = {mark[0] - 1}")
     again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert rows(copy, indexes) == [(4,)]

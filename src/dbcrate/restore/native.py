@@ -63,6 +63,20 @@ def group_mark(group: int) -> int:
     return -100 - group
 
 
+def steps_mark(objects: Sequence[NativeObject], pre: Sequence[int],
+               groups: Sequence[Sequence[int]], after: Sequence[int]) -> int:
+    """A journal mark that names the plan's steps (a hash of their objects, in order): the
+    journal's group marks are positions in the plan, so a ``--resume`` whose plan has other
+    steps (another dbcrate made the first run) must not read them as its own."""
+    import hashlib
+
+    def labels(positions: Sequence[int]) -> str:
+        return "\x1f".join(f"{objects[i].kind} {objects[i].qualified}" for i in positions)
+
+    text = "\x1e".join([labels(pre), *(labels(g) for g in groups), labels(after)])
+    return -(1 << 30) - int.from_bytes(hashlib.sha256(text.encode()).digest()[:4]) % (1 << 29)
+
+
 def why_not_native(schema: NativeSchema | None, dialect: Dialect, options: RestoreOptions,
                    mode: str, source_engine: str, sources: Sequence[Source],
                    archive_tables: Sequence[str], present: set[str]) -> str | None:
@@ -151,13 +165,20 @@ def plan_native(schema: NativeSchema, dialect: Dialect, tables: Sequence[str],
     groups, after = _groups(objects, support, chosen)
     marks = done.get(JOURNAL_NAME, frozenset())
     pre_done = PRE_DATA in marks
+    mark = steps_mark(objects, pre, groups, after)
+    if pre_done and mark not in marks:
+        raise UsageError("the restore to resume was begun by another version of dbcrate, whose "
+                         "steps for the native schema differ: they cannot be matched",
+                         hint="restore again without --resume, with --clean (the target's "
+                         "objects of this archive are replaced)")
     drops: tuple[str, ...] = ()
     if not pre_done:  # (an event or a trigger may exist too)
         drops = _drops(dialect, support, objects, options.clean, target)
     return NativePlan(objects=tuple(objects), pre=pre, groups=groups, after=after, drops=drops,
                       left_out=tuple(left_out), no_owner=options.no_owner,
                       no_privileges=options.no_privileges, pre_done=pre_done,
-                      groups_done=frozenset(i for i in range(len(groups)) if group_mark(i) in marks))
+                      groups_done=frozenset(i for i in range(len(groups)) if group_mark(i) in marks),
+                      steps_mark=mark)
 
 
 def _left_out_because(obj: NativeObject, support: NativeSupport, unchosen: set[str],
@@ -337,7 +358,8 @@ def prologue(ctx: Execution) -> Iterator[Event]:
 
     def work(conn: Connection) -> None:
         if dialect.transactional_ddl:
-            ctx.runner.record(conn, JOURNAL_NAME, PRE_DATA, 0)
+            ctx.runner.record_many(conn, [(JOURNAL_NAME, PRE_DATA, 0),
+                                          (JOURNAL_NAME, native.steps_mark, 0)])
         run_setup(conn, support)
         for drop in native.drops:
             support.execute(conn, drop)
@@ -353,7 +375,8 @@ def prologue(ctx: Execution) -> Iterator[Event]:
                 ctx.report.warnings.append(f"not restored: {obj.kind} {obj.qualified}: {failure}")
         run_setup(conn, support, reset=True)
         if not dialect.transactional_ddl:
-            ctx.runner.record(conn, JOURNAL_NAME, PRE_DATA, 0)
+            ctx.runner.record_many(conn, [(JOURNAL_NAME, PRE_DATA, 0),
+                                          (JOURNAL_NAME, native.steps_mark, 0)])
 
     try:
         ctx.runner.unit(work)

@@ -210,6 +210,9 @@ class NativePlan:
     pre_done: bool = False
     #: groups an earlier run built (resume)
     groups_done: frozenset[int] = frozenset()
+    #: the journal mark that names this plan's steps, kept with the pre-data's
+    #: (:func:`dbcrate.restore.native.steps_mark`)
+    steps_mark: int = 0
 
     def label(self, position: int) -> str:
         obj = self.objects[position]
