@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,7 @@ from dbcrate.dialects.native import UnsafeNativeSql
 from dbcrate.dialects.native_mysql import MysqlNative, check_object, strip_definer
 from dbcrate.errors import ArchiveCorrupt
 from dbcrate.model.native import NativeObject
-from test_restore_modes import KILLER
+from test_restore_modes import killed_restore
 
 from conftest import Databases, rows, run_sql
 
@@ -142,13 +140,7 @@ def test_kill_9_between_a_load_and_its_keys_then_resume(source: str, dbs: Databa
     archive = tmp_path / "m.crate"
     dbcrate.dump(source, archive, chunk_rows=1)
     copy = dbs.new("mysql")
-    hooks = tmp_path / "killer.py"
-    hooks.write_text(KILLER)
-    cmd = [sys.executable, "-m", "dbcrate", "restore", str(archive), copy, "--hooks", str(hooks),
-           "--no-progress", "-j", "1"]
-    env = {k: v for k, v in os.environ.items() if k != "DBCRATE_TEST_KILL"}
-    killed = subprocess.run(cmd, env={**env, "DBCRATE_TEST_KILL": "9"}, capture_output=True)
-    assert killed.returncode == -9, killed.stderr
+    resume = killed_restore(archive, copy, tmp_path, 9, "-j", "1")
     indexes = ("SELECT count(DISTINCT TABLE_NAME, INDEX_NAME) FROM information_schema.STATISTICS "
                "WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME IN ('by_name', 'by_twice', "
                "'by_g_code', 'by_n')")
@@ -158,11 +150,11 @@ def test_kill_9_between_a_load_and_its_keys_then_resume(source: str, dbs: Databa
     (mark,) = rows(copy, "SELECT chunk FROM dbcrate_journal WHERE table_name = '' AND "
                          f"chunk < {-(1 << 30) + 1}")
     run_sql(copy, f"UPDATE dbcrate_journal SET chunk = chunk - 1 WHERE chunk = {mark[0]}")
-    other = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env)
+    other = resume()
     assert other.returncode == 2 and "another version of dbcrate" in other.stderr, other.stderr
     assert "--clean" in other.stderr and "Traceback" not in other.stderr
     run_sql(copy, f"UPDATE dbcrate_journal SET chunk = {mark[0]} WHERE chunk = {mark[0] - 1}")
-    again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env)
+    again = resume()
     assert again.returncode == 0, again.stdout + again.stderr
     assert rows(copy, indexes) == [(4,)]
     assert engine_dump(copy) == engine_dump(source)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -26,7 +25,7 @@ import sqlalchemy as sa
 import dbcrate
 from dbcrate.dialects.postgresql import PostgreSQL
 from dbcrate.errors import ArchiveCorrupt, TargetConflict, UsageError
-from test_restore_modes import KILLER
+from test_restore_modes import killed_restore
 
 from conftest import ROOT, Databases, require, rows, run_sql
 
@@ -348,19 +347,9 @@ def test_kill_9_then_resume_native(dbs: Databases, tmp_path: Path) -> None:
     archive = tmp_path / "kinds.crate"
     dbcrate.dump(source, archive, chunk_rows=1)
     copy = dbs.new("postgresql")
-    hooks = tmp_path / "killer.py"
-    hooks.write_text(KILLER)
-    cmd = [sys.executable, "-m", "dbcrate", "restore", str(archive), copy, "--hooks", str(hooks),
-           "--no-progress"]
-    killed = subprocess.run(cmd, env={**_env(), "DBCRATE_TEST_KILL": "3"}, capture_output=True)
-    assert killed.returncode == -9, killed.stderr
-    again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=_env())
+    again = killed_restore(archive, copy, tmp_path, 3)()
     assert again.returncode == 0, again.stdout + again.stderr
     same_database(source, copy)
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "DBCRATE_TEST_KILL"}
 
 
 def test_pg_dump_missing_is_a_clear_error(dbs: Databases, tmp_path: Path,

@@ -7,6 +7,7 @@ import os
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -264,6 +265,20 @@ def transform(table, batch):
 '''
 
 
+def killed_restore(archive: Path, target: str, tmp_path: Path, at: int,
+                   *options: str) -> Callable[[], subprocess.CompletedProcess[str]]:
+    """Restore ``archive`` into ``target`` through the CLI, killed (SIGKILL) by a transform
+    hook at its ``at``-th batch; returns what runs the same command with ``--resume``."""
+    hooks = tmp_path / "killer.py"
+    hooks.write_text(KILLER)
+    cmd = [sys.executable, "-m", "dbcrate", "restore", str(archive), target, "--hooks", str(hooks),
+           "--no-progress", *options]
+    env = {k: v for k, v in os.environ.items() if k != "DBCRATE_TEST_KILL"}
+    killed = subprocess.run(cmd, env={**env, "DBCRATE_TEST_KILL": str(at)}, capture_output=True)
+    assert killed.returncode == -9, killed.stderr
+    return lambda: subprocess.run([*cmd, "--resume"], capture_output=True, text=True, env=env)
+
+
 @pytest.mark.parametrize("mode", ["recreate", "into-existing"])
 @pytest.mark.parametrize("kind", ENGINES)
 def test_kill_9_then_resume(kind: str, mode: str, dbs: Databases, tmp_path: Path) -> None:
@@ -279,13 +294,8 @@ def test_kill_9_then_resume(kind: str, mode: str, dbs: Databases, tmp_path: Path
     if mode == "into-existing":
         run_sql(dst, "CREATE TABLE big (id INTEGER PRIMARY KEY, v VARCHAR(20))",
                 "CREATE TABLE small (id INTEGER PRIMARY KEY, big_id INTEGER REFERENCES big(id))")
-    hooks = tmp_path / "killer.py"
-    hooks.write_text(KILLER)
-    cmd = [sys.executable, "-m", "dbcrate", "restore", str(archive), dst, "--mode", mode,
-           "--hooks", str(hooks), "--no-progress"]
-    killed = subprocess.run(cmd, env={**os.environ, "DBCRATE_TEST_KILL": "5"}, capture_output=True)
-    assert killed.returncode == -9, killed.stderr
-    again = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
+    resume = killed_restore(archive, dst, tmp_path, 5, "--mode", mode)
+    again = resume()
     assert again.returncode == 0, again.stdout + again.stderr
     assert snapshot(dst, ["big", "small"]) == snapshot(src, ["big", "small"])
     eng = engine_of(dst)
