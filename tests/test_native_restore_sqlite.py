@@ -23,6 +23,7 @@ from dbcrate.dialects.native import UnsafeNativeSql
 from dbcrate.dialects.native_sqlite import capture, check_object
 from dbcrate.errors import ArchiveCorrupt
 from dbcrate.model.native import NativeObject, NativeSchema
+from test_restore_modes import killed_restore
 
 from conftest import CHINOOK
 
@@ -48,6 +49,7 @@ INSERT INTO kv VALUES ('a', x'00ff');
 INSERT INTO s VALUES (1, 2, 'Abc');
 INSERT INTO g (a) VALUES (1), (5), (9);
 DELETE FROM g WHERE a = 9;
+ANALYZE;
 """
 
 
@@ -161,6 +163,29 @@ def test_chinook_dump_equals_the_sqlite3_dump(tmp_path: Path) -> None:
     report = dbcrate.restore(archive, f"sqlite:///{tmp_path / 'copy.db'}", jobs=2)
     assert report.ok and not report.warnings
     assert _everything(tmp_path / "copy.db") == _everything(source)
+
+
+def test_killed_while_loaded_in_place_then_resumed(tmp_path: Path) -> None:
+    """Into a new file, each table the native schema made is loaded in place by ADBC's own
+    connection (marked started first): rows it committed before the kill are not journaled.
+    The resumed restore empties such a table before it loads it: a row standing for them is
+    gone, and the copy is the source."""
+    big = "CREATE TABLE big (id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n" + "".join(
+        f"INSERT INTO big VALUES ({i}, 'v{i}');\n" for i in range(1, 401))
+    source = _db(tmp_path / "src.db", RICH + big)
+    archive = tmp_path / "k.crate"
+    dbcrate.dump(source, archive, chunk_rows=50)
+    target = tmp_path / "copy.db"
+    resume = killed_restore(archive, f"sqlite:///{target}", tmp_path, 9, "-j", "1")
+    con = sqlite3.connect(target)
+    marks = set(con.execute("SELECT table_name, chunk FROM dbcrate_journal").fetchall())
+    assert ("big", -2) in marks and ("big", -1) not in marks  # (started, not loaded)
+    with con:
+        con.execute("INSERT INTO big VALUES (100000, 'committed by the killed run')")
+    con.close()
+    again = resume()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert _everything(target) == _everything(tmp_path / "src.db")
 
 
 def test_portable_restore_names_what_it_leaves(tmp_path: Path) -> None:

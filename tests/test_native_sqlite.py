@@ -292,6 +292,34 @@ def test_settings_sql_refuses_what_is_not_an_integer_in_range(key: str, value: s
         restore_settings_sql(native)
 
 
+def test_the_planners_statistics_come_back_as_they_were(tmp_path: Path) -> None:
+    """sqlite_stat1 as ANALYZE left it, stale rows included (sqlite3's .dump keeps it too):
+    rows inserted from checked texts after an empty ANALYZE of the schema table."""
+    native = NativeSchema(engine="sqlite", server_version="3", objects=(), settings={
+        "sqlite_stat1:0": '["it\'s", null, "40"]', "sqlite_stat1:1": '["it\'s", "ix", "40 2"]',
+        "sqlite_stat1:2": '["t", "t_v", "9 3 unordered sz=12"]'})
+    sql = restore_settings_sql(native)
+    assert sql[:2] == ["ANALYZE main.sqlite_schema", "DELETE FROM main.sqlite_stat1"]
+    assert sql[2] == "INSERT INTO main.sqlite_stat1 (tbl, idx, stat) VALUES ('it''s', NULL, '40')"
+    con = sqlite3.connect(tmp_path / "s.db")
+    con.execute("CREATE TABLE \"it's\" (id INTEGER PRIMARY KEY, v)")
+    for stmt in sql:
+        con.execute(stmt)
+    assert con.execute("SELECT tbl, idx, stat FROM sqlite_stat1 ORDER BY 1, 2").fetchall() == [
+        ("it's", None, "40"), ("it's", "ix", "40 2"), ("t", "t_v", "9 3 unordered sz=12")]
+    con.close()
+
+
+@pytest.mark.parametrize("value", [
+    '["t", null, "40\'); DROP TABLE t; --"]', '["t", null]', '{"t": 1}', '["t", 5, "1"]',
+    "not json", '["t", null, 40]', '["t", null, "1\\n2"]'])
+def test_statistics_that_are_not_what_analyze_writes_are_refused(value: str) -> None:
+    native = NativeSchema(engine="sqlite", server_version="3", objects=(),
+                          settings={"sqlite_stat1:0": value})
+    with pytest.raises(UnsafeNativeSql, match="setting sqlite_stat1:0 was refused"):
+        restore_settings_sql(native)
+
+
 NAMES = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
                 min_size=1, max_size=12) | st.sampled_from(
     ['a"b', "a;b", "a b", "x; DROP TABLE t", "]", "[x]", "`", "'", "--", "/*", "end;"])

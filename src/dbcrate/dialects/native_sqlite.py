@@ -11,7 +11,8 @@ a ``VIRTUAL TABLE`` object, created by its module with its shadow tables, which 
 captured nor dumped: the virtual table's rows (an FTS table's with its rowid) are loaded
 through it, and the module rebuilds its index. ``user_version``, ``application_id`` and the
 AUTOINCREMENT counters (``sqlite_sequence``) are settings that dbcrate writes back itself from
-checked integers, never as archive text (:func:`restore_settings_sql`).
+checked integers, never as archive text (:func:`restore_settings_sql`); so are the planner's
+statistics (``sqlite_stat1``), from checked texts.
 
 Why the counters are settings and not ``data``-section objects: ``sqlite_sequence`` has no
 unique key, so ``INSERT OR REPLACE INTO sqlite_sequence`` adds a second row beside the one the
@@ -40,6 +41,7 @@ again (``You can only execute one statement at a time``).
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from collections.abc import Collection, Sequence
@@ -55,6 +57,10 @@ from dbcrate.model.native import NativeObject, NativeSchema, Section
 JOURNAL_TABLE = "dbcrate_journal"
 #: the settings key of a table's AUTOINCREMENT counter: ``sqlite_sequence:<table>``
 SEQUENCE_PREFIX = "sqlite_sequence:"
+#: the settings keys of the planner's statistics: ``sqlite_stat1:<n>``
+STAT_PREFIX = "sqlite_stat1:"
+#: what ANALYZE writes in ``stat``: numbers, and words such as ``unordered`` or ``sz=12``
+_STAT = re.compile(r"[0-9A-Za-z= ]{0,4000}")
 _SECTIONS: dict[str, Section] = {"table": "pre-data", "view": "pre-data",
                                  "index": "post-data", "trigger": "post-data"}
 #: restore order: sections, then tables before views; creation order within each
@@ -111,8 +117,10 @@ def capture(conn: Connection, tables: Collection[str] | None = None,
     kept: SQLite creates a view whose tables are missing (reading it fails), and which tables a
     view reads is not known without parsing it. ``settings`` holds ``user_version`` and
     ``application_id`` and, per kept table with an AUTOINCREMENT counter,
-    ``sqlite_sequence:<table>``; all are integers as text. ``conn`` reads inside the dump's
-    snapshot (one read transaction).
+    ``sqlite_sequence:<table>`` (integers as text); and per row of the planner's statistics
+    (``sqlite_stat1``, what ``ANALYZE`` wrote) on a kept table, ``sqlite_stat1:<n>`` -> the
+    JSON array ``[table, index or null, stat]``. ``conn`` reads inside the dump's snapshot
+    (one read transaction).
     """
     rows = [(str(k), str(n), str(t), str(s)) for k, n, t, s in conn.exec_driver_sql(
         "SELECT type, name, tbl_name, sql FROM main.sqlite_master WHERE sql IS NOT NULL "
@@ -138,6 +146,14 @@ def capture(conn: Connection, tables: Collection[str] | None = None,
         for name, seq in conn.exec_driver_sql("SELECT name, seq FROM main.sqlite_sequence"):
             if name in kept and seq is not None:
                 settings[SEQUENCE_PREFIX + str(name)] = str(int(seq))
+    if conn.exec_driver_sql("SELECT 1 FROM main.sqlite_master WHERE type = 'table' "
+                            "AND name = 'sqlite_stat1'").first():
+        # the planner's statistics, as ANALYZE left them (sqlite3's .dump keeps them too)
+        stats = [(str(t), i if i is None else str(i), str(v)) for t, i, v in conn.exec_driver_sql(
+            "SELECT tbl, idx, stat FROM main.sqlite_stat1 WHERE stat IS NOT NULL "
+            "ORDER BY tbl, idx IS NOT NULL, idx") if t in kept]
+        for n, row in enumerate(stats):
+            settings[f"{STAT_PREFIX}{n}"] = json.dumps(row)
     version = str(conn.exec_driver_sql("SELECT sqlite_version()").scalar_one())
     return NativeSchema(engine="sqlite", server_version=version,
                         objects=tuple(o for _, o in objects), tool=None, settings=settings)
@@ -332,9 +348,11 @@ def _literal(text: str) -> str:
 
 def restore_settings_sql(schema: NativeSchema) -> list[str]:
     """The statements that restore ``schema``'s settings, built by dbcrate: ``PRAGMA
-    user_version``/``application_id`` and, per AUTOINCREMENT counter, a ``DELETE`` and an
-    ``INSERT`` of its ``sqlite_sequence`` row (the name quoted as a string literal). Run them
-    after the rows (inserting rows moves a counter).
+    user_version``/``application_id``, per AUTOINCREMENT counter, a ``DELETE`` and an
+    ``INSERT`` of its ``sqlite_sequence`` row (the name quoted as a string literal), and the
+    planner's statistics as the source had them (``sqlite_stat1``, created empty by ``ANALYZE
+    main.sqlite_schema`` as sqlite3's ``.dump`` does, its rows inserted from checked texts).
+    Run them after the rows and the indexes (inserting rows moves a counter).
 
     :raises UnsafeNativeSql: a setting that is not a decimal integer in its range (a pragma:
         32 bits; a counter: 64 bits); nothing has been run.
@@ -349,7 +367,32 @@ def restore_settings_sql(schema: NativeSchema) -> list[str]:
             table = _literal(key.removeprefix(SEQUENCE_PREFIX))
             out.append(f"DELETE FROM main.sqlite_sequence WHERE name = {table}")
             out.append(f"INSERT INTO main.sqlite_sequence (name, seq) VALUES ({table}, {value})")
+    stats = [_stat_row(k, v) for k, v in sorted(schema.settings.items())
+             if k.startswith(STAT_PREFIX)]
+    if stats:
+        out += ["ANALYZE main.sqlite_schema", "DELETE FROM main.sqlite_stat1"]
+    for tbl, idx, stat in stats:
+        out.append(f"INSERT INTO main.sqlite_stat1 (tbl, idx, stat) VALUES ({_literal(tbl)}, "
+                   f"{'NULL' if idx is None else _literal(idx)}, {_literal(stat)})")
     return out
+
+
+def _stat_row(key: str, text: str) -> tuple[str, str | None, str]:
+    """A row of the planner's statistics from its setting: ``[table, index or null, stat]``.
+
+    :raises UnsafeNativeSql: not such an array of strings, or a ``stat`` that holds more
+        than ANALYZE writes (numbers, and words such as ``unordered`` or ``sz=12``)."""
+    try:
+        row = json.loads(text) if len(text) <= 20000 else None
+    except ValueError:
+        row = None
+    if not (isinstance(row, list) and len(row) == 3 and isinstance(row[0], str)
+            and (row[1] is None or isinstance(row[1], str)) and isinstance(row[2], str)
+            and _STAT.fullmatch(row[2])):
+        raise UnsafeNativeSql(f"the archive's native schema setting {key} was refused: "
+                              f"{text[:40]!r} is not a row of the planner's statistics",
+                              hint="restore only archives you trust, or use ddl='portable'")
+    return row[0], row[1], row[2]
 
 
 def _integer(key: str, text: str, lo: int, hi: int) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +39,9 @@ from dbcrate.restore.sources import batches, loads_as_stored
 FRESH_MIN_BYTES = 1024 * 1024
 #: the state of a table the native schema created, after its load was rolled back
 STAYS_EMPTY = "rolled back: the table, created empty by the native schema, stays empty"
+#: ... and when emptying it again failed (its load apart had committed rows)
+NOT_EMPTIED = ("the table, created by the native schema, may hold rows of this load (emptying "
+               "it failed): --resume empties and loads it")
 
 
 def create_and_load(ctx: Execution, task: LoadTable) -> None:
@@ -47,7 +50,10 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
     is removed again. Into a database file the restore made (:func:`_loads_apart`), the table
     is created and committed first, and the dialect may load its rows by a connection of its
     own (:meth:`~dbcrate.dialects.base.Dialect.load_committed`): marked started first, as
-    where DDL cannot roll back, and removed again if the load fails."""
+    where DDL cannot roll back, and removed again if the load fails. A table the native
+    schema's pre-data made is loaded so too, and emptied again if its load fails; a resumed
+    restore empties such a table before it loads it (the killed run may have committed rows
+    of it)."""
     dialect, runner, plan = ctx.dialect, ctx.runner, ctx.plan
     source, result = plan.source(task.table), ctx.result(task.table)
     if plan.native is not None and result.status == "failed":
@@ -56,8 +62,10 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
     sa_table = plan.ddl.tables[source.name] if plan.ddl is not None else None
     t0 = time.monotonic()
     created = False
-    apart = sa_table is not None and _loads_apart(ctx, source)
-    if sa_table is not None and (apart or not dialect.transactional_ddl) and not runner.single:
+    native = plan.native is not None
+    # (from the native schema too: the pre-data committed the table, empty)
+    apart = (sa_table is not None or native) and _loads_apart(ctx, source)
+    if (apart or (sa_table is not None and not dialect.transactional_ddl)) and not runner.single:
         _mark_started(ctx, source.name)
 
     def create(conn: Connection) -> None:
@@ -72,6 +80,9 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
 
     def work(conn: Connection) -> int:
         create(conn)
+        if native and journal.STARTED in plan.done.get(source.name, frozenset()):
+            # resumed: the killed run loaded it apart, and may have committed rows of it
+            conn.exec_driver_sql(f"DELETE FROM {dialect.table_sql(source.name)}")
         rows = 0
         fresh = created or (ctx.arch.expected_size(source.entry)[1] >= FRESH_MIN_BYTES
                             and dialect.make_fresh(conn, source.name))
@@ -80,19 +91,9 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         runner.record(conn, source.name, journal.WHOLE_TABLE, rows)
         return rows
 
-    def load_apart() -> int:
-        runner.unit(create)
-        rows, rest = dialect.load_committed(source.schema, rows_read(ctx, source))
-
-        def finish(conn: Connection) -> int:
-            more = dialect.load(conn, source.schema, rest)  # (what the dialect left to it)
-            runner.record(conn, source.name, journal.WHOLE_TABLE, rows + more)
-            return rows + more
-
-        return int(runner.unit(finish))
-
     try:
-        result.rows = load_apart() if apart else runner.unit(work)
+        result.rows = (_load_apart(ctx, source, create if sa_table is not None else None)
+                       if apart else runner.unit(work))
         result.status = "restored"
         ctx.loaded.add(source.name)
     except Exception as exc:
@@ -103,6 +104,24 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         result.seconds = time.monotonic() - t0
 
 
+def _load_apart(ctx: Execution, source: Source,
+                create: Callable[[Connection], None] | None) -> int:
+    """The table created (``create``, unless the native schema's pre-data did) and committed,
+    its rows loaded by the dialect's own connection, then what it left and the journal's mark
+    in one transaction; the rows loaded."""
+    dialect, runner = ctx.dialect, ctx.runner
+    if create is not None:
+        runner.unit(create)
+    rows, rest = dialect.load_committed(source.schema, rows_read(ctx, source))
+
+    def finish(conn: Connection) -> int:
+        more = dialect.load(conn, source.schema, rest)  # (what the dialect left to it)
+        runner.record(conn, source.name, journal.WHOLE_TABLE, rows + more)
+        return rows + more
+
+    return int(runner.unit(finish))
+
+
 def _failed(ctx: Execution, task: LoadTable, exc: Exception, *, created: bool,
             apart: bool) -> None:
     """Record the failure of ``task`` in its result, with what it left of the table; where
@@ -111,12 +130,24 @@ def _failed(ctx: Execution, task: LoadTable, exc: Exception, *, created: bool,
     dialect, runner = ctx.dialect, ctx.runner
     if created and (apart or not dialect.transactional_ddl) and not runner.single:
         _remove_half_made(ctx, task.table)
+    native = ctx.plan.native is not None and not runner.single
+    emptied = not (native and apart) or _emptied(ctx, task.table)
     result = ctx.result(task.table)
     result.status, result.rows = "failed", 0
-    state = (STAYS_EMPTY
-             if ctx.plan.native is not None and not runner.single
+    state = (STAYS_EMPTY if native and emptied else NOT_EMPTIED if native
              else _state_after_failure(dialect, runner, task.replace, apart))
     result.error = f"{failure_message(exc)}; {state}"
+
+
+def _emptied(ctx: Execution, table: str) -> bool:
+    """Empty a table the native schema created, whose load apart failed (its rows may have
+    been committed before the step after them failed); whether that worked."""
+    try:
+        ctx.runner.unit(lambda conn: conn.exec_driver_sql(
+            f"DELETE FROM {ctx.dialect.table_sql(table)}"))
+    except Exception:  # (reported by the table's state: it may hold rows)
+        return False
+    return True
 
 
 def _loads_apart(ctx: Execution, source: Source) -> bool:
