@@ -208,10 +208,13 @@ def _cuts(sql: str, lexer: Pattern[str], referenced: Sequence[Sequence[str]]
     foreign: list[tuple[_Element, list[str]]] = []
     for element in elements:
         words = [t.text.upper() for t in element.tokens]
-        if words[0] == "CONSTRAINT" and words[2:4] == ["FOREIGN", "KEY"]:
-            foreign.append((element, _columns(element.tokens, 4)))
-        elif "FOREIGN" in words:
-            keep_prefixes.append(_columns(element.tokens, words.index("FOREIGN") + 2))
+        fk = _foreign_key(element)
+        if fk is not None:
+            named, columns, _, _ = fk
+            if named:
+                foreign.append((element, columns))
+            else:
+                keep_prefixes.append(columns)
         elif element.tokens[0].text.startswith("`"):
             if "AUTO_INCREMENT" in words:
                 auto = _name(element.tokens[0].text)
@@ -264,11 +267,25 @@ def _foreign_keys(obj: NativeObject, lexer: Pattern[str]) -> list[tuple[str, lis
     """The table's foreign keys: (the referenced table, the referenced columns)."""
     tokens = _tokens(obj.sql, lexer)
     elements = None if tokens is None else _elements(tokens)
-    out = []
-    for element in elements or []:
-        words = [t.text.upper() for t in element.tokens]
-        if "REFERENCES" in words and "FOREIGN" in words:
-            at = words.index("REFERENCES") + 1
-            if at < len(words) and element.tokens[at].text.startswith("`"):
-                out.append((_name(element.tokens[at].text), _columns(element.tokens, at + 1)))
-    return out
+    found = (_foreign_key(element) for element in elements or [])
+    return [(parent, columns) for fk in found if fk is not None
+            for _, _, parent, columns in [fk] if parent is not None]
+
+
+def _foreign_key(element: _Element) -> tuple[bool, list[str], str | None, list[str]] | None:
+    """A foreign-key element of the definition: whether it is named (``CONSTRAINT c FOREIGN
+    KEY``, as SHOW CREATE TABLE writes it), its columns, the referenced table and columns;
+    ``None`` for another element."""
+    words = [t.text.upper() for t in element.tokens]
+    if "FOREIGN" not in words:
+        return None
+    at = words.index("FOREIGN")
+    named = words[0] == "CONSTRAINT" and at == 2 and words[3:4] == ["KEY"]
+    parent: str | None = None
+    referenced: list[str] = []
+    if "REFERENCES" in words:
+        ref = words.index("REFERENCES") + 1
+        if ref < len(words) and element.tokens[ref].text.startswith("`"):
+            parent = _name(element.tokens[ref].text)
+            referenced = _columns(element.tokens, ref + 1)
+    return named, _columns(element.tokens, at + 2), parent, referenced

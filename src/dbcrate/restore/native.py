@@ -18,6 +18,7 @@ a role the target lacks is a warning.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 
 from sqlalchemy.engine import Connection
@@ -68,8 +69,6 @@ def steps_mark(objects: Sequence[NativeObject], pre: Sequence[int],
     """A journal mark that names the plan's steps (a hash of their objects, in order): the
     journal's group marks are positions in the plan, so a ``--resume`` whose plan has other
     steps (another dbcrate made the first run) must not read them as its own."""
-    import hashlib
-
     def labels(positions: Sequence[int]) -> str:
         return "\x1f".join(f"{objects[i].kind} {objects[i].qualified}" for i in positions)
 

@@ -82,7 +82,7 @@ def create_and_load(ctx: Execution, task: LoadTable) -> None:
         create(conn)
         if native and journal.STARTED in plan.done.get(source.name, frozenset()):
             # resumed: the killed run loaded it apart, and may have committed rows of it
-            conn.exec_driver_sql(f"DELETE FROM {dialect.table_sql(source.name)}")
+            _empty(ctx, conn, source.name)
         rows = 0
         fresh = created or (ctx.arch.expected_size(source.entry)[1] >= FRESH_MIN_BYTES
                             and dialect.make_fresh(conn, source.name))
@@ -139,12 +139,15 @@ def _failed(ctx: Execution, task: LoadTable, exc: Exception, *, created: bool,
     result.error = f"{failure_message(exc)}; {state}"
 
 
+def _empty(ctx: Execution, conn: Connection, table: str) -> None:
+    conn.exec_driver_sql(f"DELETE FROM {ctx.dialect.table_sql(table)}")
+
+
 def _emptied(ctx: Execution, table: str) -> bool:
     """Empty a table the native schema created, whose load apart failed (its rows may have
     been committed before the step after them failed); whether that worked."""
     try:
-        ctx.runner.unit(lambda conn: conn.exec_driver_sql(
-            f"DELETE FROM {ctx.dialect.table_sql(table)}"))
+        ctx.runner.unit(lambda conn: _empty(ctx, conn, table))
     except Exception:  # (reported by the table's state: it may hold rows)
         return False
     return True
