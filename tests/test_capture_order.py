@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from tests.archive_tools import manifest_of, read_members
 from tests.conftest import Databases, engine_of, rows, run_cli, run_sql
 
+from dbcrate.dialects import pg_large
 from dbcrate.dialects.postgresql import PostgreSQL
 from dbcrate.dump.source import Snapshot
 
@@ -26,12 +27,14 @@ from dbcrate.dump.source import Snapshot
 native_capture = importlib.import_module("dbcrate.dump.native")
 
 
-@pytest.mark.parametrize(("jobs", "filtered", "tolerate"),
-                         [(1, False, False), (1, True, False), (2, False, False), (2, False, True)])
+@pytest.mark.parametrize(("jobs", "filtered", "tolerate", "reader"),
+                         [(1, False, False, "adbc"), (1, True, False, "adbc"),
+                          (2, False, False, "adbc"), (2, False, True, "adbc"),
+                          (2, False, False, "copy")])
 def test_an_alter_waiting_on_the_dump_does_not_hang_it(dbs: Databases, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch,
                                                        jobs: int, filtered: bool,
-                                                       tolerate: bool) -> None:
+                                                       tolerate: bool, reader: str) -> None:
     """Once the dump holds its locks (its leader locks every table it reads, after the
     capture), another session's ``ALTER TABLE big`` waits behind them. The dump still
     completes, with the native schema and every row: its ADBC readers and -j workers take a
@@ -40,7 +43,11 @@ def test_an_alter_waiting_on_the_dump_does_not_hang_it(dbs: Databases, tmp_path:
     src = dbs.new("postgresql")  # big: 50,000 rows, split in 5 key ranges with -j 2
     run_sql(src, "CREATE TABLE big (id integer PRIMARY KEY, v text)", "CREATE TABLE small (id int)",
             "INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, 50000) g", "ANALYZE")
-    monkeypatch.setattr(PostgreSQL, "arrow_reader_min_bytes", 0)
+    if reader == "adbc":  # the worker's lock is taken before the ADBC reader's query
+        monkeypatch.setattr(PostgreSQL, "arrow_reader_min_bytes", 0)
+    else:  # a small table's: sent with its COPY, in one message (pgcopy's ``first``)
+        monkeypatch.setattr(PostgreSQL, "arrow_reader_min_bytes", None)
+        monkeypatch.setattr(pg_large, "CHECKED_TOAST_BYTES", 1 << 40)
     altered: dict[str, Any] = {}
     real = PostgreSQL.lock_for_reading
 

@@ -353,8 +353,15 @@ def mark_side(conn: Connection) -> None:
 def lock_if_side(conn: Connection, table_sql: str) -> None:
     """Take ``table_sql``'s lock at once, or fail with 55P03, on a session :func:`mark_side`
     marked (the leader holds every lock already)."""
-    if conn.info.get(_SIDE_KEY):
-        conn.exec_driver_sql(SIDE_LOCK.format(table_sql))
+    lock = side_lock(conn, table_sql)
+    if lock is not None:
+        conn.exec_driver_sql(lock)
+
+
+def side_lock(conn: Connection, table_sql: str) -> str | None:
+    """The statement :func:`lock_if_side` would run on ``conn`` (None on the leader), for a
+    caller that sends it with its own first query (``pgcopy.copy_out_blocks``' ``first``)."""
+    return SIDE_LOCK.format(table_sql) if conn.info.get(_SIDE_KEY) else None
 
 
 def cancel_reader(conn: Connection) -> None:

@@ -218,7 +218,9 @@ class PostgreSQL(Dialect):
         raw = conn.connection.driver_connection
         assert raw is not None
         target = self.table_sql(table.name)
-        pg_arrow.lock_if_side(conn, target)
+        direct_read = self.arrow_reader_min_bytes is not None and (
+            table_bytes is None or table_bytes >= self.arrow_reader_min_bytes)
+        lock = self._side_lock(conn, target, table_bytes, direct_read)
         large = self._large_rows(raw, table, key_range, table_bytes)
         names = [f"c{i}" for i in range(len(table.columns))]
         sql = self._copy_out_sql(table, key_range, " WITH (FORMAT csv)", large)
@@ -247,19 +249,18 @@ class PostgreSQL(Dialect):
             while batches:  # none held while the one converted from it is written
                 yield pg_csv.from_csv_batch(batches.pop(0), table, schema)
 
-        def copied(copy_sql: str) -> Iterator[pa.RecordBatch]:
+        def copied(copy_sql: str, first: str | None = None) -> Iterator[pa.RecordBatch]:
             # Each COPY message is exactly one row, so blocks of whole messages are valid CSV
             # on their own; parsing bounded blocks keeps memory flat (Arrow's streaming reader
             # over a Python file object does not).
-            for handed in copy_out_blocks(raw, copy_sql, CSV_BLOCK_BYTES):
+            for handed in copy_out_blocks(raw, copy_sql, CSV_BLOCK_BYTES, first=first):
                 yield from convert(handed)
 
         direct = None
-        if self.arrow_reader_min_bytes is not None and (
-                table_bytes is None or table_bytes >= self.arrow_reader_min_bytes):
+        if direct_read:
             where = pg_large.without_rows(self.range_condition(table, key_range), large)
             direct = pg_arrow.read_batches(conn, table, target, self.quote, where)
-        yield from copied(sql) if direct is None else direct
+        yield from copied(sql, lock) if direct is None else direct
         # rows with a very large value: the rest of the row by COPY, the value in slices
         yield from pg_large.read_large_rows(raw, table, target, self.quote, large, schema,
                                             copied)
@@ -270,11 +271,11 @@ class PostgreSQL(Dialect):
         # COPY's text format, as pg_dump keeps it: what the server writes, stored as it is
         raw = conn.connection.driver_connection
         assert raw is not None
-        pg_arrow.lock_if_side(conn, self.table_sql(table.name))
+        lock = self._side_lock(conn, self.table_sql(table.name), table_bytes, False)
         large = self._large_rows(raw, table, key_range, table_bytes)
         sql = self._copy_out_sql(table, key_range, "", large)
         counts: list[int] = []
-        for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES, counts):
+        for handed in copy_out_blocks(raw, sql, CSV_BLOCK_BYTES, counts, first=lock):
             yield handed.pop(), counts.pop()
 
         def one_row(copy_sql: str) -> bytes:
@@ -284,11 +285,23 @@ class PostgreSQL(Dialect):
         yield from pg_large.copy_text_of_large_rows(raw, table, self.table_sql(table.name),
                                                     self.quote, large, one_row)
 
+    @staticmethod
+    def _side_lock(conn: Connection, target: str, table_bytes: int | None,
+                   direct_read: bool) -> str | None:
+        """A side session's lock of ``target`` (pg_arrow.SIDE_LOCK), taken now if a query
+        reads the table before its COPY (a search for large rows, the ADBC reader's); else
+        the statement, for the COPY to send first in its own message (None on the leader)."""
+        lock = pg_arrow.side_lock(conn, target)
+        if lock is not None and (direct_read or not _small(table_bytes)):
+            conn.exec_driver_sql(lock)
+            return None
+        return lock
+
     def _large_rows(self, raw: Any, table: Table, key_range: tuple[int, int] | None,
                     table_bytes: int | None) -> list[pg_large.LargeRow]:
         """The rows (in ``key_range``) holding a value to read in slices; none is looked for
         in a table whose ``table_bytes`` (heap and TOAST) cannot hold such a value."""
-        if table_bytes is not None and table_bytes < pg_large.CHECKED_TOAST_BYTES:
+        if _small(table_bytes):
             return []
         return pg_large.find_large_rows(raw, table, self.table_sql(table.name), self.quote,
                                         self.range_condition(table, key_range))
@@ -525,3 +538,9 @@ BINARY_PIECE_BYTES = 4 * 1024 * 1024
 # the sentinels are part of the archive encoding; keep the names referenced for readers
 __all__ = ["DATE_NEG_INFINITY", "DATE_POS_INFINITY", "TS_NEG_INFINITY", "TS_POS_INFINITY",
            "PostgreSQL"]
+
+
+def _small(table_bytes: int | None) -> bool:
+    """Whether a table of ``table_bytes`` (heap and TOAST) is too small to hold a value read
+    in slices (pg_large): none is looked for in it."""
+    return table_bytes is not None and table_bytes < pg_large.CHECKED_TOAST_BYTES
