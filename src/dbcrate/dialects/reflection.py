@@ -106,6 +106,12 @@ def quiet_reflection() -> Iterator[None]:
         yield
 
 
+#: from this many tables of a schema on, :class:`BulkInspector` reads the catalog facts of
+#: every table of the schema, when the dump takes them all, instead of naming each table:
+#: a filter of 2,000 names made the seven catalog queries of a 2,000-table dump 0.91 s
+#: instead of 0.55 s (SQLAlchemy binds each name; the server matches each row against the list)
+UNFILTERED_MIN_TABLES = 100
+
 #: what :class:`BulkInspector` reads for all tables at once: SQLAlchemy's ``get_multi_<kind>``
 BULK_KINDS = ("columns", "pk_constraint", "indexes", "unique_constraints", "foreign_keys",
               "check_constraints", "table_comment")
@@ -123,9 +129,10 @@ class BulkInspector:
         self._insp = insp
         self._facts: dict[tuple[str, str | None, str], Any] = {}
         for schema, names in tables.items():
+            wanted = _filter(insp, schema, names)
             for kind in BULK_KINDS:
                 try:
-                    found = getattr(insp, f"get_multi_{kind}")(schema=schema, filter_names=names)
+                    found = getattr(insp, f"get_multi_{kind}")(schema=schema, filter_names=wanted)
                 except NotImplementedError:
                     continue
                 for (_, name), value in found.items():
@@ -157,3 +164,13 @@ class BulkInspector:
 
     def get_table_comment(self, name: str, schema: str | None = None) -> Any:
         return self._get("table_comment", name, schema)
+
+
+def _filter(insp: Any, schema: str | None, names: list[str]) -> list[str] | None:
+    """The ``filter_names`` of the bulk reads of ``names`` in ``schema``: None (every table of
+    the schema) when they are many and every table of the schema is among them, else
+    ``names``. (Where an engine has no bulk queries, SQLAlchemy reads the tables one by one
+    either way: the same tables.)"""
+    if len(names) < UNFILTERED_MIN_TABLES:
+        return names
+    return None if set(names) >= set(insp.get_table_names(schema=schema)) else names
