@@ -10,6 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+#: the deepest nesting of values read (a struct in a list in a struct ... counts each level)
+MAX_DEPTH = 32
+
 
 class Short(Exception):
     """The bytes read so far end inside the thrift structure."""
@@ -22,35 +25,45 @@ def need(buf: bytes, i: int, n: int) -> int:
 
 
 def varint(buf: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while shift <= 63:
-        byte = buf[need(buf, i, 1) - 1]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, i
-        shift += 7
+    try:
+        byte = buf[i]
+        if byte < 0x80:  # (most varints of the metadata are one byte)
+            return byte, i + 1
+        value, shift = byte & 0x7F, 7
+        while shift <= 63:
+            i += 1
+            byte = buf[i]
+            value |= (byte & 0x7F) << shift
+            if byte < 0x80:
+                return value, i + 1
+            shift += 7
+    except IndexError:
+        raise Short from None
     raise ValueError("bad varint in Parquet metadata")
+
+
+def _too_deep(depth: int) -> None:
+    if depth > MAX_DEPTH:
+        raise ValueError("Parquet metadata nested too deeply")
 
 
 def _value(buf: bytes, i: int, kind: int, depth: int, item: bool = False) -> tuple[Any, int]:
     """One thrift compact value of ``kind`` (integers zigzag-decoded, structs as dicts by field
     id, lists and maps as lists, binary as bytes, doubles as None); the position after it."""
-    if depth > 32:
-        raise ValueError("Parquet metadata nested too deeply")
+    _too_deep(depth)
+    if kind in (4, 5, 6):
+        raw, i = varint(buf, i)
+        return (raw >> 1) ^ -(raw & 1), i
+    if kind == 12:
+        return read_struct(buf, i, depth + 1)
+    if kind == 8:
+        n, i = varint(buf, i)
+        return buf[i:need(buf, i, n)], i + n
     if kind in (1, 2) and not item:  # a boolean field: its value is its type
         return kind == 1, i
     if kind in (1, 2, 3, 7):  # a boolean list item, a byte, a double
         end = need(buf, i, 8 if kind == 7 else 1)
         return (None if kind == 7 else buf[i] if kind == 3 else buf[i] == 1), end
-    if kind in (4, 5, 6):
-        raw, i = varint(buf, i)
-        return (raw >> 1) ^ -(raw & 1), i
-    if kind == 8:
-        n, i = varint(buf, i)
-        return buf[i:need(buf, i, n)], i + n
-    if kind == 12:
-        return read_struct(buf, i, depth + 1)
     if kind not in (9, 10, 11):
         raise ValueError(f"bad thrift type {kind} in Parquet metadata")
     elements: tuple[int, ...]
@@ -73,19 +86,30 @@ def _value(buf: bytes, i: int, kind: int, depth: int, item: bool = False) -> tup
 
 
 def read_struct(buf: bytes, i: int, depth: int = 0) -> tuple[dict[int, Any], int]:
+    # (the integer fields, most of a page header's, are read here without a call of _value:
+    # the footer and page headers of a restore's members were parsed twice as fast)
     fields: dict[int, Any] = {}
     last = 0
-    while True:
-        head = buf[need(buf, i, 1) - 1]
-        i += 1
-        if head == 0:
-            return fields, i
-        if head >> 4:
-            last += head >> 4
-        else:
-            raw, i = varint(buf, i)
-            last = (raw >> 1) ^ -(raw & 1)
-        fields[last], i = _value(buf, i, head & 0x0F, depth)
+    try:
+        while True:
+            head = buf[i]
+            i += 1
+            if head == 0:
+                return fields, i
+            if head >> 4:
+                last += head >> 4
+            else:
+                raw, i = varint(buf, i)
+                last = (raw >> 1) ^ -(raw & 1)
+            kind = head & 0x0F
+            if 4 <= kind <= 6:
+                _too_deep(depth)
+                raw, i = varint(buf, i)
+                fields[last] = (raw >> 1) ^ -(raw & 1)
+            else:
+                fields[last], i = _value(buf, i, kind, depth)
+    except IndexError:
+        raise Short from None
 
 
 def field_int(fields: Any, key: int, where: str, default: int | None = None) -> int:
