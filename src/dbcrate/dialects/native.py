@@ -135,6 +135,13 @@ class NativeSupport:
         archive text."""
         return []
 
+    def lock_slots(self, conn: Connection) -> int | None:
+        """How many locks all sessions of the target together can hold, where one transaction
+        holds a lock per object it creates or drops until it commits (PostgreSQL's shared
+        lock table); None: no such bound. A restore runs a big pre-data in several
+        transactions by it (:mod:`dbcrate.restore.predata`)."""
+        return None
+
     def setup(self) -> tuple[str, ...]:
         """Statements run at the start of each transaction that runs archive SQL (pg_dump's
         preamble, local to the transaction)."""

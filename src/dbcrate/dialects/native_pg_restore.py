@@ -158,6 +158,14 @@ class PgNative(NativeSupport):
                  f"DROP {_LOOKUPS[objects[position].kind][1]} IF EXISTS {found[position]} "
                  "CASCADE") for position in sorted(found)]
 
+    def lock_slots(self, conn: Connection) -> int | None:
+        # the shared lock table: max_locks_per_transaction per session and prepared transaction
+        slots = conn.exec_driver_sql(
+            "SELECT current_setting('max_locks_per_transaction')::int * "
+            "(current_setting('max_connections')::int "
+            "+ current_setting('max_prepared_transactions')::int)").scalar()
+        return int(slots) if slots else None
+
     def setup(self) -> tuple[str, ...]:
         # pg_dump's preamble, local to the transaction: the objects' SQL is fully qualified.
         # One round trip (a statement list without parameters): it runs once per table

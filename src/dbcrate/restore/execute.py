@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from dbcrate.progress import Event
-from dbcrate.restore import existing, groupload, journal, native, recreate
+from dbcrate.restore import existing, groupload, journal, native, native_run, recreate
 from dbcrate.restore.plan import (
     AddForeignKey,
     BuildIndex,
@@ -115,7 +115,7 @@ def _run(ctx: Execution) -> Iterator[Event]:
         result.status, result.rows = "restored", ctx.plan.source(name).entry.rows
         result.warnings.append("committed by an earlier run (resume)")
     if ctx.plan.native is not None:
-        yield from native.prologue(ctx)
+        yield from native_run.prologue(ctx)
         yield from run_graph(ctx)
         yield from native.epilogue(ctx)
         yield from recreate.finish(ctx)

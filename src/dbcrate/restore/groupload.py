@@ -33,7 +33,7 @@ import time
 from sqlalchemy.engine import Connection
 
 from dbcrate.errors import failure_message
-from dbcrate.restore import journal, native
+from dbcrate.restore import journal, native, native_run
 from dbcrate.restore.plan import LoadTables
 from dbcrate.restore.recreate import STAYS_EMPTY, load_rows
 from dbcrate.restore.session import Execution
@@ -111,7 +111,7 @@ def _post_data(ctx: Execution, conn: Connection, task: LoadTables, restored: dic
     groups of a table whose load failed are skipped, a note per object."""
     support = ctx.dialect.native
     assert support is not None
-    native.run_setup(conn, support)
+    native_run.run_setup(conn, support)
     for name, numbers in zip(task.tables, task.steps):
         for number in numbers:
             if name in restored:
@@ -119,4 +119,4 @@ def _post_data(ctx: Execution, conn: Connection, task: LoadTables, restored: dic
             else:
                 why = f"table {name!r} failed to restore ({ctx.result(name).status})"
                 native.skip_group(ctx, number, ctx.result(name), why)
-    native.run_setup(conn, support, reset=True)
+    native_run.run_setup(conn, support, reset=True)

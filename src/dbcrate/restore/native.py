@@ -1,7 +1,8 @@
 """Recreate from the archive's native schema (same engine): plan it, schedule it, run it.
 
 The order is pg_restore's: **pre-data** (types, functions, tables without their keys,
-sequences, views) in one transaction before any row; the **rows** (the ordinary load tasks,
+sequences, views) before any row, in as few transactions as the target can lock (run by
+:mod:`dbcrate.restore.native_run`); the **rows** (the ordinary load tasks,
 which then create nothing); per table its **post-data** (primary key, indexes, constraints,
 triggers, rules, policies) once its rows are in, so that no trigger fires on a restored row and
 no index is updated row by row; each **foreign key** once both its tables are built; and last
@@ -25,10 +26,12 @@ from sqlalchemy.engine import Connection
 
 from dbcrate.dialects import Dialect, engine_family, engine_name
 from dbcrate.dialects.native import NativeSupport
-from dbcrate.errors import DatabaseError, DbcrateError, TargetConflict, UsageError, driver_message
+from dbcrate.errors import TargetConflict, UsageError, driver_message
 from dbcrate.model.native import NativeObject, NativeSchema, not_portable
 from dbcrate.options import RestoreOptions
 from dbcrate.progress import Event
+from dbcrate.restore import native_run
+from dbcrate.restore.native_run import JOURNAL_NAME, PRE_DATA, run_objects, run_setup
 from dbcrate.restore.plan import (
     LeftOut,
     LoadTable,
@@ -44,11 +47,6 @@ from dbcrate.restore.report import TableResult
 from dbcrate.restore.schedule import by_critical_path, expected_bytes, load_priority, weight
 from dbcrate.restore.session import Execution
 
-#: the journal rows of the native steps: table name "" (no table has it: a dump refuses the
-#: empty name) and these chunk numbers (below the tables' own marks)
-JOURNAL_NAME = ""
-#: the most objects whose statements go to the engine in one message (:func:`_run_objects`)
-BATCH_OBJECTS = 100
 #: a table whose data takes less than this in the archive loads with others in one
 #: transaction (:class:`LoadTables`); a bigger one in its own, which ``FREEZE`` needs (and
 #: its load is not dominated by the transaction's round trips)
@@ -56,7 +54,6 @@ SMALL_TABLE_BYTES = FRESH_MIN_BYTES
 #: the most tables, and archive bytes, one group loads
 GROUP_TABLES = 64
 GROUP_BYTES = 8 * 1024 * 1024
-PRE_DATA = -10
 AFTER = -11
 
 
@@ -164,20 +161,29 @@ def plan_native(schema: NativeSchema, dialect: Dialect, tables: Sequence[str],
     groups, after = _groups(objects, support, chosen)
     marks = done.get(JOURNAL_NAME, frozenset())
     pre_done = PRE_DATA in marks
+    size, parts_done = native_run.recorded_parts(marks)
     mark = steps_mark(objects, pre, groups, after)
-    if pre_done and mark not in marks:
+    if (pre_done or parts_done) and mark not in marks:
         raise UsageError("the restore to resume was begun by another version of dbcrate, whose "
                          "steps for the native schema differ: they cannot be matched",
                          hint="restore again without --resume, with --clean (the target's "
                          "objects of this archive are replaced)")
+    with dialect.engine.connect() as conn:
+        slots = support.lock_slots(conn)
+    if size is None:  # (a resumed run cuts the parts the first one journaled)
+        size = native_run.objects_per_transaction(slots, native_run.LOCKS_PER_CREATE)
+    kept = {p for i, part in enumerate(native_run.parts(pre, size)) if i in parts_done for p in part}
     drops: tuple[str, ...] = ()
     if not pre_done:  # (an event or a trigger may exist too)
-        drops = _drops(dialect, support, objects, options.clean, target)
+        drops = _drops(dialect, support, [o for i, o in enumerate(objects) if i not in kept],
+                       options.clean, target)
     return NativePlan(objects=tuple(objects), pre=pre, groups=groups, after=after, drops=drops,
                       left_out=tuple(left_out), no_owner=options.no_owner,
                       no_privileges=options.no_privileges, pre_done=pre_done,
                       groups_done=frozenset(i for i in range(len(groups)) if group_mark(i) in marks),
-                      steps_mark=mark)
+                      steps_mark=mark, pre_per_transaction=size, pre_parts_done=parts_done,
+                      drops_per_transaction=native_run.objects_per_transaction(
+                          slots, native_run.LOCKS_PER_DROP))
 
 
 def _left_out_because(obj: NativeObject, support: NativeSupport, unchosen: set[str],
@@ -345,54 +351,6 @@ def schedule_native(work: list[Scheduled], native: NativePlan, loads: dict[str, 
 
 
 # ------------------------------------------------------------------------------- running
-def prologue(ctx: Execution) -> Iterator[Event]:
-    """Before any row: the drops of ``--clean`` and the pre-data objects, in one transaction
-    (where the engine's DDL is transactional), journaled so that ``--resume`` skips them. A
-    table whose definition fails is a failed table; another object that fails, a warning."""
-    native, dialect = ctx.plan.native, ctx.dialect
-    assert native is not None and dialect.native is not None
-    if native.pre_done:
-        return
-    support = dialect.native
-
-    def work(conn: Connection) -> None:
-        if dialect.transactional_ddl:
-            ctx.runner.record_many(conn, [(JOURNAL_NAME, PRE_DATA, 0),
-                                          (JOURNAL_NAME, native.steps_mark, 0)])
-        run_setup(conn, support)
-        for drop in native.drops:
-            support.execute(conn, drop)
-        for position, failure in zip(native.pre, _run_objects(ctx, conn, native.pre)):
-            obj = native.objects[position]
-            if failure is None:
-                continue
-            if obj.kind in support.table_kinds and support.table_name(obj) in ctx.results:
-                result = ctx.result(support.table_name(obj))
-                result.status, result.rows = "failed", 0
-                result.error = f"its definition failed: {failure}; the table is absent"
-            else:
-                ctx.report.warnings.append(f"not restored: {obj.kind} {obj.qualified}: {failure}")
-        run_setup(conn, support, reset=True)
-        if not dialect.transactional_ddl:
-            ctx.runner.record_many(conn, [(JOURNAL_NAME, PRE_DATA, 0),
-                                          (JOURNAL_NAME, native.steps_mark, 0)])
-
-    try:
-        ctx.runner.unit(work)
-    except DbcrateError:
-        raise
-    except Exception as exc:  # a DROP of --clean, or the transaction itself
-        advice = dialect.failure_hint(exc)  # (out of shared memory: raise max_locks_...)
-        raise DatabaseError(f"the target failed while preparing the native schema: "
-                            f"{driver_message(exc)}",
-                            hint="nothing of the pre-data was kept where the engine's DDL "
-                                 "is transactional; " + (
-                                     f"the server says: {advice} (the pre-data of "
-                                     f"{len(native.pre):,} objects is one transaction)"
-                                     if advice else "see the engine's message")) from None
-    yield Event("schema", len(native.pre), len(native.pre), "Native schema (pre-data)")
-
-
 #: how a table's report names the kinds of its post-data objects
 _NOUNS = {"FK CONSTRAINT": "foreign key", "CONSTRAINT": "constraint", "INDEX": "index",
           "TRIGGER": "trigger", "RULE": "rule", "POLICY": "policy"}
@@ -452,7 +410,7 @@ def build_group(ctx: Execution, conn: Connection, number: int,
     assert native is not None
     failures: list[str] = []
     positions = native.groups[number]
-    for position, failure in zip(positions, _run_objects(ctx, conn, positions)):
+    for position, failure in zip(positions, run_objects(ctx, conn, positions)):
         if failure is not None:
             obj = native.objects[position]
             noun = _noun(obj)
@@ -473,7 +431,7 @@ def epilogue(ctx: Execution) -> Iterator[Event]:
 
     def work(conn: Connection) -> None:
         run_setup(conn, support)
-        for position, failure in zip(native.after, _run_objects(ctx, conn, native.after)):
+        for position, failure in zip(native.after, run_objects(ctx, conn, native.after)):
             if failure is not None:
                 obj = native.objects[position]
                 ctx.report.warnings.append(f"not restored: {obj.kind} {obj.qualified}: {failure}")
@@ -487,69 +445,5 @@ def epilogue(ctx: Execution) -> Iterator[Event]:
     yield Event("schema", len(native.after), len(native.after), "Native schema (after the data)")
 
 
-def run_setup(conn: Connection, support: NativeSupport, reset: bool = False) -> None:
-    """The engine's session setup for native statements (``reset``: its undoing)."""
-    for sql in support.reset() if reset else support.setup():
-        support.execute(conn, sql)
 
 
-def _run_objects(ctx: Execution, conn: Connection, positions: Sequence[int]) -> list[str | None]:
-    """:func:`_run_object` of each position, in order. Where the engine runs several
-    statements of one string (:attr:`~dbcrate.dialects.native.NativeSupport.savepoint_in_one_trip`),
-    up to :data:`BATCH_OBJECTS` objects go in one message, inside one savepoint (2,000 tables:
-    40 round trips of pre-data, not 4,000); a batch that fails is rolled back to its savepoint
-    and run again object by object, so that what failed is found, run and reported exactly
-    as without batches."""
-    native, support = ctx.plan.native, ctx.dialect.native
-    assert native is not None and support is not None
-    if not (support.savepoints and support.savepoint_in_one_trip) or len(positions) < 2:
-        return [_run_object(ctx, conn, position) for position in positions]
-    out: list[str | None] = []
-    for start in range(0, len(positions), BATCH_OBJECTS):
-        batch = positions[start:start + BATCH_OBJECTS]
-        # (the line breaks end a trailing comment of a checked statement, as in _run_object)
-        sql = "".join(f"{stmt.sql}\n;\n" for position in batch for stmt in support.statements(
-            native.objects[position], no_owner=native.no_owner,
-            no_privileges=native.no_privileges))
-        try:
-            support.execute(conn, f"SAVEPOINT dbcrate_batch;\n{sql}RELEASE SAVEPOINT dbcrate_batch")
-        except Exception:  # any driver's error: the batch is undone, then run one by one
-            support.execute(conn, "ROLLBACK TO SAVEPOINT dbcrate_batch;\n"
-                                  "RELEASE SAVEPOINT dbcrate_batch")
-            out += [_run_object(ctx, conn, position) for position in batch]
-        else:
-            out += [None] * len(batch)
-    return out
-
-
-def _run_object(ctx: Execution, conn: Connection, position: int) -> str | None:
-    """Run one checked object statement by statement; the engine's message of the first
-    statement that failed (the object's others are not run), or ``None``. An optional
-    statement (an owner, a grant) that fails is a warning, and the object goes on. Each
-    statement runs in a savepoint where the engine's DDL is transactional, so that a failure
-    leaves the transaction usable."""
-    native, support = ctx.plan.native, ctx.dialect.native
-    assert native is not None and support is not None
-    obj = native.objects[position]
-    for stmt in support.statements(obj, no_owner=native.no_owner,
-                                   no_privileges=native.no_privileges):
-        guarded, one_trip = support.savepoints, support.savepoint_in_one_trip
-        if guarded and not one_trip:
-            support.execute(conn, "SAVEPOINT dbcrate_native")
-        try:
-            # (in one trip: the line breaks end a trailing comment of the checked statement;
-            # a failure stops the string there, after the savepoint was taken)
-            support.execute(conn, f"SAVEPOINT dbcrate_native;\n{stmt.sql}\n;\n"
-                                  "RELEASE SAVEPOINT dbcrate_native" if guarded and one_trip
-                            else stmt.sql)
-        except Exception as exc:  # any driver's error (the statement runs on the raw cursor)
-            if guarded:
-                support.execute(conn, "ROLLBACK TO SAVEPOINT dbcrate_native")
-            if not stmt.optional:
-                return driver_message(exc)
-            ctx.report.warnings.append(f"{obj.kind} {obj.qualified}: its owner or grant was "
-                                       f"not restored: {driver_message(exc)}")
-        else:
-            if guarded and not one_trip:
-                support.execute(conn, "RELEASE SAVEPOINT dbcrate_native")
-    return None

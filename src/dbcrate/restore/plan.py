@@ -213,6 +213,11 @@ class NativePlan:
     #: the journal mark that names this plan's steps, kept with the pre-data's
     #: (:func:`dbcrate.restore.native.steps_mark`)
     steps_mark: int = 0
+    #: the most pre-data objects, and drops, one transaction runs (0: no bound), and the parts
+    #: of the pre-data an earlier run committed (resume; :mod:`dbcrate.restore.predata`)
+    pre_per_transaction: int = 0
+    drops_per_transaction: int = 0
+    pre_parts_done: frozenset[int] = frozenset()
 
     def label(self, position: int) -> str:
         obj = self.objects[position]
@@ -223,6 +228,8 @@ class NativePlan:
             return [self.label(i) for i in positions]
         return {"pre_data": listed(self.pre), "post_data": [listed(g) for g in self.groups],
                 "after": listed(self.after), "drops": len(self.drops),
+                "pre_data_transactions": max(1, -(-len(self.pre) // self.pre_per_transaction))
+                if self.pre_per_transaction else 1,
                 "left_out": [{"object": o.label, "reason": o.reason} for o in self.left_out],
                 "no_owner": self.no_owner, "no_privileges": self.no_privileges}
 
