@@ -1,5 +1,5 @@
 """The Thrift compact reader of the Parquet checks (:mod:`dbcrate.formats.thrift`) against a
-plain reference reader, on random bytes and on well-formed structures: the same values, the
+reference reader written apart, on random bytes and on well-formed structures: the same values, the
 same end positions, the same refusals (``Short`` for bytes that end too soon, ``ValueError``
 for malformed ones)."""
 
@@ -17,78 +17,76 @@ from dbcrate.formats import thrift
 
 
 # ------------------------------------------------------------------ the reference reader
-# (the module's first version, one call per value: simple enough to read as the protocol)
-def need(buf: bytes, i: int, n: int) -> int:
-    if n < 0 or i + n > len(buf):
-        raise thrift.Short
-    return i + n
+# (written as the protocol reads, a cursor over the bytes, independently of the module's; the
+# same refusals with the same messages: Short when the bytes end, ValueError when malformed)
+class _Cursor:
+    def __init__(self, buf: bytes) -> None:
+        self.buf, self.at = buf, 0
 
+    def take(self, count: int) -> bytes:
+        if count < 0 or self.at + count > len(self.buf):
+            raise thrift.Short
+        self.at += count
+        return self.buf[self.at - count:self.at]
 
-def varint(buf: bytes, i: int) -> tuple[int, int]:
-    value = shift = 0
-    while shift <= 63:
-        byte = buf[need(buf, i, 1) - 1]
-        i += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, i
-        shift += 7
-    raise ValueError("bad varint in Parquet metadata")
+    def unsigned(self) -> int:
+        result = 0
+        for group in range(10):  # at most 70 bits' worth of 7-bit groups
+            octet = self.take(1)[0]
+            result += (octet % 128) * 128 ** group
+            if octet < 128:
+                return result
+        raise ValueError("bad varint in Parquet metadata")
 
+    def signed(self) -> int:
+        raw = self.unsigned()
+        return -(raw + 1) // 2 if raw % 2 else raw // 2
 
-def _value(buf: bytes, i: int, kind: int, depth: int, item: bool = False) -> tuple[Any, int]:
-    """One thrift compact value of ``kind`` (integers zigzag-decoded, structs as dicts by field
-    id, lists and maps as lists, binary as bytes, doubles as None); the position after it."""
-    if depth > 32:
-        raise ValueError("Parquet metadata nested too deeply")
-    if kind in (1, 2) and not item:  # a boolean field: its value is its type
-        return kind == 1, i
-    if kind in (1, 2, 3, 7):  # a boolean list item, a byte, a double
-        end = need(buf, i, 8 if kind == 7 else 1)
-        return (None if kind == 7 else buf[i] if kind == 3 else buf[i] == 1), end
-    if kind in (4, 5, 6):
-        raw, i = varint(buf, i)
-        return (raw >> 1) ^ -(raw & 1), i
-    if kind == 8:
-        n, i = varint(buf, i)
-        return buf[i:need(buf, i, n)], i + n
-    if kind == 12:
-        return read_struct(buf, i, depth + 1)
-    if kind not in (9, 10, 11):
-        raise ValueError(f"bad thrift type {kind} in Parquet metadata")
-    elements: tuple[int, ...]
-    if kind == 11:  # map: a varint size, then one byte of key and value types
-        n, i = varint(buf, i)
-        types = buf[need(buf, i, 1) - 1] if n else 0
-        i, elements = i + (1 if n else 0), (types >> 4, types & 0x0F)
-    else:  # list, set: size (15: a varint follows) and element type in one byte
-        head = buf[need(buf, i, 1) - 1]
-        n, i, elements = head >> 4, i + 1, (head & 0x0F,)
-        if n == 15:
-            n, i = varint(buf, i)
-    need(buf, i, n)  # every element takes a byte at least: a huge count is refused here
-    out = []
-    for _ in range(n):
-        for elem in elements:
-            value, i = _value(buf, i, elem, depth + 1, item=True)
-            out.append(value)
-    return out, i
-
-
-def read_struct(buf: bytes, i: int, depth: int = 0) -> tuple[dict[int, Any], int]:
-    fields: dict[int, Any] = {}
-    last = 0
-    while True:
-        head = buf[need(buf, i, 1) - 1]
-        i += 1
-        if head == 0:
-            return fields, i
-        if head >> 4:
-            last += head >> 4
+    def value(self, kind: int, depth: int, in_list: bool) -> Any:
+        if depth > thrift.MAX_DEPTH:
+            raise ValueError("Parquet metadata nested too deeply")
+        if not in_list and kind in (1, 2):
+            return kind == 1
+        if kind == 1 or kind == 2:
+            return self.take(1)[0] == 1
+        if kind == 3:
+            return self.take(1)[0]
+        if kind == 7:
+            self.take(8)
+            return None
+        if kind in (4, 5, 6):
+            return self.signed()
+        if kind == 8:
+            return self.take(self.unsigned())
+        if kind == 12:
+            return self.struct(depth + 1)
+        if kind == 11:
+            size = self.unsigned()
+            kinds = divmod(self.take(1)[0], 16) if size else (0, 0)
+        elif kind in (9, 10):
+            size, element = divmod(self.take(1)[0], 16)
+            if size == 15:
+                size = self.unsigned()
+            kinds = (element,)
         else:
-            raw, i = varint(buf, i)
-            last = (raw >> 1) ^ -(raw & 1)
-        fields[last], i = _value(buf, i, head & 0x0F, depth)
+            raise ValueError(f"bad thrift type {kind} in Parquet metadata")
+        if self.at + size > len(self.buf):
+            raise thrift.Short
+        return [self.value(k, depth + 1, True) for _ in range(size) for k in kinds]
+
+    def struct(self, depth: int) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        field = 0
+        while (head := self.take(1)[0]) != 0:
+            field = field + head // 16 if head // 16 else self.signed()
+            found[field] = self.value(head % 16, depth, False)
+        return found
+
+
+def read_struct(buf: bytes, i: int) -> tuple[dict[int, Any], int]:
+    cursor = _Cursor(buf)
+    cursor.at = i
+    return cursor.struct(0), cursor.at
 
 
 def _outcome(reader: Any, buf: bytes) -> Any:
