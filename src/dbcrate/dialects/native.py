@@ -139,7 +139,7 @@ class NativeSupport:
         """How many locks all sessions of the target together can hold, where one transaction
         holds a lock per object it creates or drops until it commits (PostgreSQL's shared
         lock table); None: no such bound. A restore runs a big pre-data in several
-        transactions by it (:mod:`dbcrate.restore.predata`)."""
+        transactions by it (:mod:`dbcrate.restore.native_run`)."""
         return None
 
     def setup(self) -> tuple[str, ...]:

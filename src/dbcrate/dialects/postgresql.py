@@ -523,6 +523,12 @@ class PostgreSQL(Dialect):
             conn.execute(sa.text("SELECT setval(:s, :v, false)"), {"s": seq, "v": value})
 
 
+def _small(table_bytes: int | None) -> bool:
+    """Whether a table of ``table_bytes`` (heap and TOAST) is too small to hold a value read
+    in slices (pg_large): none is looked for in it."""
+    return table_bytes is not None and table_bytes < pg_large.CHECKED_TOAST_BYTES
+
+
 # the receive function of each column's type (a domain's: its base type's), by column name
 _RECEIVES_SQL = """
 SELECT a.attname, coalesce(b.typreceive, t.typreceive)::text
@@ -538,9 +544,3 @@ BINARY_PIECE_BYTES = 4 * 1024 * 1024
 # the sentinels are part of the archive encoding; keep the names referenced for readers
 __all__ = ["DATE_NEG_INFINITY", "DATE_POS_INFINITY", "TS_NEG_INFINITY", "TS_POS_INFINITY",
            "PostgreSQL"]
-
-
-def _small(table_bytes: int | None) -> bool:
-    """Whether a table of ``table_bytes`` (heap and TOAST) is too small to hold a value read
-    in slices (pg_large): none is looked for in it."""
-    return table_bytes is not None and table_bytes < pg_large.CHECKED_TOAST_BYTES

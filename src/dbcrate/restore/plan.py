@@ -214,7 +214,7 @@ class NativePlan:
     #: (:func:`dbcrate.restore.native.steps_mark`)
     steps_mark: int = 0
     #: the most pre-data objects, and drops, one transaction runs (0: no bound), and the parts
-    #: of the pre-data an earlier run committed (resume; :mod:`dbcrate.restore.predata`)
+    #: of the pre-data an earlier run committed (resume; :mod:`dbcrate.restore.native_run`)
     pre_per_transaction: int = 0
     drops_per_transaction: int = 0
     pre_parts_done: frozenset[int] = frozenset()
